@@ -1,0 +1,162 @@
+/**
+ * Opens, loads and attaches netflow's kernel programs, and owns every native
+ * handle they need. Teardown runs in reverse order through one DisposableStack.
+ *
+ * @module
+ */
+import object from "../../bpf/netflow.bpf.o" with { type: "bytes" };
+import { NetflowError, PRIVILEGE_HINT } from "../errors.ts";
+import { BpfObject, CgroupFd, LibbpfError, programStats, sumPerCpu } from "../ffi/libbpf.ts";
+import { openRingReader, type ReaderKind, type RingReader } from "../ffi/ringbuf.ts";
+
+/** Names in bpf/netflow.bpf.c that TypeScript uses; a test checks them against the object. */
+export const BPF_NAMES = {
+  programs: {
+    ingress: "netflow_ingress",
+    egress: "netflow_egress",
+    sockCreate: "netflow_sock_create",
+  },
+  maps: { events: "events", counters: "counters", owners: "owners" },
+} as const;
+
+/** Indexes of the per-CPU `counters` map (enum nf_counter). */
+const COUNTER_LOST = 0;
+const COUNTER_DNS_CUT = 1;
+
+export const DEFAULT_RING_BYTES = 4 << 20;
+
+export interface ProbeOptions {
+  /** Absolute path of the cgroup v2 directory to attach to. */
+  cgroupDir: string;
+  /** Ring buffer size in bytes: a power of two, at least one page. */
+  ringBytes?: number;
+  reader?: ReaderKind;
+}
+
+/** Kernel-side counters. */
+export interface ProbeCounters {
+  /** Records lost because the ring buffer was full. */
+  lost: number;
+  /** DNS messages cut at the kernel's copy limit. */
+  dnsCut: number;
+}
+
+/** netflow's programs, attached to one cgroup, with the reader of their ring buffer. */
+export class Probe implements Disposable {
+  readonly cgroupDir: string;
+  readonly reader: RingReader;
+  readonly #stack = new DisposableStack();
+  readonly #countersFd: number;
+  readonly #programFds: number[];
+
+  private constructor(options: ProbeOptions) {
+    this.cgroupDir = options.cgroupDir;
+    const stack = this.#stack;
+    try {
+      const obj = stack.use(new BpfObject(new Uint8Array(object)));
+      obj.resizeMap(BPF_NAMES.maps.events, options.ringBytes ?? DEFAULT_RING_BYTES);
+      loadOrExplain(obj);
+      const events = obj.map(BPF_NAMES.maps.events);
+      this.#countersFd = obj.map(BPF_NAMES.maps.counters).fd;
+      this.#programFds = Object.values(BPF_NAMES.programs).map((p) => obj.programFd(p));
+      this.reader = stack.use(openRingReader(options.reader ?? "mmap", events.fd, events.maxEntries));
+      // The cgroup fd is needed only to attach: each link holds the cgroup itself.
+      using cgroup = openCgroup(options.cgroupDir);
+      for (const program of Object.values(BPF_NAMES.programs)) {
+        stack.use(attachOrExplain(obj, program, cgroup, options.cgroupDir));
+      }
+    } catch (err) {
+      stack.dispose();
+      throw err;
+    }
+  }
+
+  /** Checks privileges, then loads and attaches; everything is released on failure. */
+  static open(options: ProbeOptions): Probe {
+    checkPrivileges();
+    return new Probe(options);
+  }
+
+  counters(): ProbeCounters {
+    return {
+      lost: Number(sumPerCpu(this.#countersFd, COUNTER_LOST)),
+      dnsCut: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_CUT)),
+    };
+  }
+
+  /** Summed run time and run count of netflow's programs (with kernel.bpf_stats_enabled=1). */
+  runStats(): { runTimeNs: bigint; runCount: bigint } {
+    let runTimeNs = 0n, runCount = 0n;
+    for (const fd of this.#programFds.slice(0, 2)) {
+      const s = programStats(fd);
+      runTimeNs += s.runTimeNs;
+      runCount += s.runCount;
+    }
+    return { runTimeNs, runCount };
+  }
+
+  /** Detaches everything and frees every handle; safe to call twice. */
+  close(): void {
+    this.#stack.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function loadOrExplain(obj: BpfObject): void {
+  try {
+    obj.load();
+  } catch (err) {
+    if (!(err instanceof LibbpfError)) throw err;
+    const denied = err.errno === 1 || err.errno === 13;
+    throw new NetflowError(
+      denied
+        ? `Cannot load BPF programs: permission denied (${PRIVILEGE_HINT})`
+        : `The kernel refused netflow's BPF programs: ${err.message} (run with --verbose for the verifier log)`,
+      { cause: err, ...(err.detail ? { detail: err.detail } : {}) },
+    );
+  }
+}
+
+function openCgroup(dir: string): CgroupFd {
+  try {
+    return new CgroupFd(dir);
+  } catch (err) {
+    const reason = err instanceof LibbpfError ? err.message.replace(/^.*failed: /, "") : err;
+    throw new NetflowError(`Cannot open cgroup "${dir}": ${reason}`, { cause: err });
+  }
+}
+
+function attachOrExplain(obj: BpfObject, program: string, cgroup: CgroupFd, dir: string) {
+  try {
+    return obj.attachCgroup(program, cgroup);
+  } catch (err) {
+    if (!(err instanceof LibbpfError)) throw err;
+    const why = err.errno === 1 || err.errno === 13
+      ? `permission denied (${PRIVILEGE_HINT}; an exclusive legacy attachment also refuses links)`
+      : err.message.replace(/^.*failed: /, "");
+    throw new NetflowError(`Cannot attach to cgroup "${dir}": ${why}`, { cause: err });
+  }
+}
+
+/** Effective capabilities: CAP_SYS_ADMIN, or CAP_BPF with CAP_NET_ADMIN. */
+export function hasBpfPrivileges(status: string): boolean {
+  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  if (hex === undefined) return true; // no way to tell: let the kernel decide
+  const caps = BigInt(`0x${hex}`);
+  const has = (bit: bigint) => (caps >> bit & 1n) === 1n;
+  const CAP_NET_ADMIN = 12n, CAP_SYS_ADMIN = 21n, CAP_BPF = 39n;
+  return has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_NET_ADMIN));
+}
+
+function checkPrivileges(): void {
+  let status = "";
+  try {
+    status = Deno.readTextFileSync("/proc/self/status");
+  } catch { /* not Linux /proc: the kernel will say */ }
+  if (!hasBpfPrivileges(status)) {
+    throw new NetflowError(`Cannot load BPF programs: permission denied (${PRIVILEGE_HINT})`);
+  }
+}

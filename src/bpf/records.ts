@@ -1,0 +1,218 @@
+/**
+ * Decodes ring buffer records. Mirrors bpf/netflow.h: the offsets below are
+ * checked against the BTF of the built object by tests/unit/records_test.ts.
+ *
+ * @module
+ */
+import { formatIPv4, formatIPv6 } from "./addr.ts";
+
+/** Byte offsets of each record's fields, by the names netflow.h gives them. */
+export const LAYOUT = {
+  nf_header: {
+    size: 24,
+    fields: { ts_ns: 0, cgroup_id: 8, kind: 16, direction: 17, family: 18, pad: 19 },
+  },
+  nf_tcp: {
+    size: 152,
+    fields: {
+      hdr: 0,
+      sock_cookie: 24,
+      bytes_acked: 32,
+      bytes_received: 40,
+      saddr: 48,
+      daddr: 64,
+      seq: 80,
+      ack_seq: 84,
+      snd_una: 88,
+      snd_nxt: 92,
+      srtt_us: 96,
+      segs_in: 100,
+      segs_out: 104,
+      total_retrans: 108,
+      pid: 112,
+      uid: 116,
+      sport: 120,
+      dport: 122,
+      payload_len: 124,
+      tcp_flags: 126,
+      sock_flags: 127,
+      sock_state: 128,
+      pad: 129,
+      comm: 136,
+    },
+  },
+  nf_dns: {
+    size: 1312,
+    fields: { hdr: 0, payload_len: 24, captured_len: 26, transport: 28, pad: 29, payload: 32 },
+  },
+} as const;
+
+export const KIND_TCP = 1;
+export const KIND_DNS = 2;
+const EGRESS = 1;
+const SOCK_TCP = 1;
+const SOCK_OWNER = 2;
+const SOCK_LISTENER = 4;
+const SOCK_LOCAL_LISTENS = 8;
+const COMM_LEN = 16;
+
+/** TCP header flag bits, as in the tcp_flags byte. */
+export const TcpFlags = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;
+
+export type Direction = "ingress" | "egress";
+
+/** The creating process, stamped into socket storage by cgroup/sock_create. */
+export interface SocketOwner {
+  readonly pid: number;
+  readonly uid: number;
+  readonly comm: string;
+}
+
+/** The kernel socket's own counters, read when a FIN or RST passes. */
+export interface TcpCounters {
+  readonly bytesAcked: bigint;
+  readonly bytesReceived: bigint;
+  readonly sndUna: number;
+  readonly sndNxt: number;
+  readonly srttUs: number;
+  readonly segsIn: number;
+  readonly segsOut: number;
+  readonly totalRetrans: number;
+}
+
+/** One TCP control packet (SYN, FIN or RST) seen on a local socket. */
+export interface TcpPacket {
+  readonly kind: "tcp";
+  /** When the kernel saw it, in ns since the Unix epoch. */
+  readonly timeNs: bigint;
+  readonly cgroupId: bigint;
+  /** egress: sent by the local socket; ingress: received by it. */
+  readonly direction: Direction;
+  readonly family: 4 | 6;
+  readonly src: string;
+  readonly dst: string;
+  readonly srcPort: number;
+  readonly dstPort: number;
+  readonly seq: number;
+  readonly ack: number;
+  readonly flags: number;
+  readonly payloadLength: number;
+  readonly cookie: bigint;
+  /** The packet belongs to a listening socket (a handshake on the server side). */
+  readonly listener: boolean;
+  /** At FIN/RST: a listening socket owns the local port (the flow is likely incoming). */
+  readonly localPortListens: boolean;
+  /** The local socket's TCP state (1 established, 2 syn-sent, ...), 0 when unknown. */
+  readonly sockState: number;
+  readonly owner: SocketOwner | null;
+  readonly counters: TcpCounters | null;
+}
+
+/** One DNS response message as the kernel copied it. */
+export interface DnsMessage {
+  readonly kind: "dns";
+  readonly timeNs: bigint;
+  readonly cgroupId: bigint;
+  readonly direction: Direction;
+  readonly transport: "udp" | "tcp";
+  /** The message's length on the wire; more than payload.length when it was cut. */
+  readonly length: number;
+  readonly payload: Uint8Array;
+}
+
+export type KernelRecord = TcpPacket | DnsMessage;
+
+const T = LAYOUT.nf_tcp.fields;
+const H = LAYOUT.nf_header.fields;
+const D = LAYOUT.nf_dns.fields;
+const utf8 = new TextDecoder();
+
+/**
+ * Turns raw records into {@link KernelRecord}s. `clockOffsetNs` converts the
+ * kernel's monotonic timestamps to Unix time. Records that are shorter than
+ * their layout or of an unknown kind return `undefined` (the caller counts them).
+ */
+export class RecordDecoder {
+  readonly #clockOffsetNs: bigint;
+
+  constructor(clockOffsetNs: bigint) {
+    this.#clockOffsetNs = clockOffsetNs;
+  }
+
+  decode(view: DataView, offset: number, length: number): KernelRecord | undefined {
+    if (length < LAYOUT.nf_header.size) return undefined;
+    const kind = view.getUint8(offset + H.kind);
+    if (kind === KIND_TCP && length >= LAYOUT.nf_tcp.size) return this.#tcp(view, offset);
+    if (kind === KIND_DNS && length >= D.payload) return this.#dns(view, offset, length);
+    return undefined;
+  }
+
+  #header(view: DataView, at: number) {
+    return {
+      timeNs: view.getBigUint64(at + H.ts_ns, true) + this.#clockOffsetNs,
+      cgroupId: view.getBigUint64(at + H.cgroup_id, true),
+      direction: view.getUint8(at + H.direction) === EGRESS ? "egress" as const : "ingress" as const,
+    };
+  }
+
+  #tcp(view: DataView, at: number): TcpPacket {
+    const bytes = new Uint8Array(view.buffer, view.byteOffset + at, LAYOUT.nf_tcp.size);
+    const family = view.getUint8(at + H.family) === 6 ? 6 : 4;
+    const addr = family === 6 ? formatIPv6 : formatIPv4;
+    const sockFlags = view.getUint8(at + T.sock_flags);
+    return {
+      kind: "tcp",
+      ...this.#header(view, at),
+      family,
+      src: addr(bytes, T.saddr),
+      dst: addr(bytes, T.daddr),
+      srcPort: view.getUint16(at + T.sport, true),
+      dstPort: view.getUint16(at + T.dport, true),
+      seq: view.getUint32(at + T.seq, true),
+      ack: view.getUint32(at + T.ack_seq, true),
+      flags: view.getUint8(at + T.tcp_flags),
+      payloadLength: view.getUint16(at + T.payload_len, true),
+      cookie: view.getBigUint64(at + T.sock_cookie, true),
+      listener: (sockFlags & SOCK_LISTENER) !== 0,
+      localPortListens: (sockFlags & SOCK_LOCAL_LISTENS) !== 0,
+      sockState: view.getUint8(at + T.sock_state),
+      owner: sockFlags & SOCK_OWNER
+        ? {
+          pid: view.getUint32(at + T.pid, true),
+          uid: view.getUint32(at + T.uid, true),
+          comm: cString(bytes.subarray(T.comm, T.comm + COMM_LEN)),
+        }
+        : null,
+      counters: sockFlags & SOCK_TCP
+        ? {
+          bytesAcked: view.getBigUint64(at + T.bytes_acked, true),
+          bytesReceived: view.getBigUint64(at + T.bytes_received, true),
+          sndUna: view.getUint32(at + T.snd_una, true),
+          sndNxt: view.getUint32(at + T.snd_nxt, true),
+          srttUs: view.getUint32(at + T.srtt_us, true),
+          segsIn: view.getUint32(at + T.segs_in, true),
+          segsOut: view.getUint32(at + T.segs_out, true),
+          totalRetrans: view.getUint32(at + T.total_retrans, true),
+        }
+        : null,
+    };
+  }
+
+  #dns(view: DataView, at: number, length: number): DnsMessage {
+    const captured = Math.min(view.getUint16(at + D.captured_len, true), length - D.payload);
+    const start = view.byteOffset + at + D.payload;
+    return {
+      kind: "dns",
+      ...this.#header(view, at),
+      transport: view.getUint8(at + D.transport) === 6 ? "tcp" : "udp",
+      length: view.getUint16(at + D.payload_len, true),
+      // A copy: the ring's memory is reused once the record is consumed.
+      payload: new Uint8Array(view.buffer.slice(start, start + Math.max(0, captured))),
+    };
+  }
+}
+
+function cString(bytes: Uint8Array): string {
+  const end = bytes.indexOf(0);
+  return utf8.decode(end < 0 ? bytes : bytes.subarray(0, end));
+}

@@ -1,0 +1,87 @@
+/**
+ * The netflow command: parse arguments, watch, write events, report on exit.
+ *
+ *   sudo netflow --format json --cgroup /system.slice
+ *
+ * @module
+ */
+import { parseCli, USAGE } from "./args.ts";
+import { NetflowError, UsageError } from "./errors.ts";
+import { setVerboseLog } from "./ffi/libbpf.ts";
+import { FlowMonitor, type MonitorStats } from "./monitor.ts";
+import { formatJson } from "./output/json.ts";
+import { formatTable, tableHeader } from "./output/table.ts";
+import denoJson from "../deno.json" with { type: "json" };
+
+const encoder = new TextEncoder();
+
+/** Writes all of `text` to stdout; false once the reader has gone (EPIPE). */
+function writeOut(text: string): boolean {
+  let bytes = encoder.encode(text);
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(Deno.stdout.writeSync(bytes));
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.BrokenPipe) return false;
+    throw err;
+  }
+}
+
+function summary(stats: MonitorStats): string {
+  return `netflow: ${stats.events} events, ${stats.lost} lost records, ` +
+    `${stats.evicted} evicted flows, ${stats.malformed} malformed records, ` +
+    `${stats.dnsResponses} DNS responses (${stats.dnsMalformed} malformed, ${stats.dnsCut} cut)`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const options = parseCli(argv);
+  if (options.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (options.version) {
+    console.log(`netflow ${denoJson.version}`);
+    return 0;
+  }
+  setVerboseLog(options.verbose);
+  using monitor = new FlowMonitor(options.monitor);
+  const stop = () => monitor.close();
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  try {
+    console.error(`netflow: watching cgroup ${monitor.cgroupDir}`);
+    const json = options.format === "json";
+    if (!json && !writeOut(`${tableHeader()}\n`)) return 0;
+    const format = json ? formatJson : formatTable;
+    for await (const batch of monitor.batches()) {
+      if (!writeOut(batch.map((e) => `${format(e)}\n`).join(""))) monitor.close();
+    }
+  } finally {
+    Deno.removeSignalListener("SIGINT", stop);
+    Deno.removeSignalListener("SIGTERM", stop);
+  }
+  console.error(summary(monitor.stats));
+  return 0;
+}
+
+if (import.meta.main) {
+  let code: number;
+  const verbose = Deno.args.includes("--verbose") || Deno.args.includes("-v");
+  try {
+    code = await main(Deno.args);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`netflow: ${err.message}\n\n${USAGE}`);
+      code = 2;
+    } else if (err instanceof NetflowError) {
+      console.error(`netflow: ${err.message}`);
+      if (verbose && err.detail) console.error(err.detail.trimEnd());
+      code = 1;
+    } else {
+      console.error(`netflow: unexpected error: ${err instanceof Error ? err.message : err}`);
+      if (verbose && err instanceof Error && err.stack) console.error(err.stack);
+      code = 1;
+    }
+  }
+  Deno.exit(code);
+}

@@ -1,0 +1,121 @@
+/**
+ * The passive DNS cache: address -> the names the host resolved to it.
+ *
+ * Each address holds up to {@link MAX_GROUPS} name chains (one per distinct
+ * query that led to it), each with its own expiry: TTL plus a grace period.
+ * The cache is bounded by address count; the least recently used address goes
+ * first, and evictions are counted.
+ *
+ * @module
+ */
+import { parseResponses } from "./parse.ts";
+
+export interface DnsCacheOptions {
+  /** Addresses kept at most (default 65536). */
+  maxEntries?: number;
+  /** Kept this long past an answer's TTL (default 5000 ms). */
+  graceMs?: number;
+}
+
+export interface DnsCacheStats {
+  /** Addresses cached now. */
+  entries: number;
+  /** DNS responses handed to the cache. */
+  responses: number;
+  /** Responses that were not valid DNS (counted, otherwise ignored). */
+  malformed: number;
+  /** Addresses dropped because the cache was full. */
+  evicted: number;
+}
+
+interface Group {
+  names: string[];
+  expiresMs: number;
+}
+
+/** Name chains kept per address; the oldest goes first. */
+export const MAX_GROUPS = 8;
+const SWEEP_EVERY_MS = 10_000;
+
+export class DnsCache {
+  readonly #entries = new Map<string, Group[]>();
+  readonly #maxEntries: number;
+  readonly #graceMs: number;
+  #responses = 0;
+  #malformed = 0;
+  #evicted = 0;
+  #lastSweepMs = 0;
+
+  constructor(options: DnsCacheOptions = {}) {
+    this.#maxEntries = Math.max(1, options.maxEntries ?? 65_536);
+    this.#graceMs = Math.max(0, options.graceMs ?? 5000);
+  }
+
+  get stats(): DnsCacheStats {
+    return {
+      entries: this.#entries.size,
+      responses: this.#responses,
+      malformed: this.#malformed,
+      evicted: this.#evicted,
+    };
+  }
+
+  /** Feeds one DNS message seen at `timeNs` (Unix ns). Invalid input is counted, never thrown. */
+  addMessage(payload: Uint8Array, timeNs: bigint, transport: "udp" | "tcp" = "udp"): void {
+    this.#responses++;
+    const nowMs = Number(timeNs / 1_000_000n);
+    let resolutions;
+    try {
+      resolutions = parseResponses(payload, transport);
+    } catch {
+      this.#malformed++;
+      return;
+    }
+    for (const r of resolutions) this.add(r.address, r.names, r.ttl, nowMs);
+    if (nowMs - this.#lastSweepMs >= SWEEP_EVERY_MS) this.purge(nowMs);
+  }
+
+  /** Records that `address` was reached through `names` (chain order) for `ttl` seconds. */
+  add(address: string, names: string[], ttl: number, nowMs: number): void {
+    const expiresMs = nowMs + ttl * 1000 + this.#graceMs;
+    const groups = this.#entries.get(address) ?? [];
+    this.#entries.delete(address); // re-inserted last: most recently used
+    const same = groups.find((g) => sameNames(g.names, names));
+    if (same) {
+      same.expiresMs = Math.max(same.expiresMs, expiresMs);
+    } else {
+      groups.push({ names, expiresMs });
+      if (groups.length > MAX_GROUPS) groups.shift();
+    }
+    this.#entries.set(address, groups);
+    while (this.#entries.size > this.#maxEntries) {
+      this.#entries.delete(this.#entries.keys().next().value!);
+      this.#evicted++;
+    }
+  }
+
+  /** The unexpired names for `address`, each once, chains in the order they were learned. */
+  names(address: string, nowMs = Date.now()): string[] {
+    const groups = this.#entries.get(address);
+    if (groups === undefined) return [];
+    const live = groups.filter((g) => g.expiresMs > nowMs);
+    this.#entries.delete(address);
+    if (live.length === 0) return [];
+    this.#entries.set(address, live);
+    return [...new Set(live.flatMap((g) => g.names))];
+  }
+
+  /** Drops every expired chain, and addresses left with none. */
+  purge(nowMs = Date.now()): void {
+    this.#lastSweepMs = nowMs;
+    for (const [address, groups] of this.#entries) {
+      const live = groups.filter((g) => g.expiresMs > nowMs);
+      if (live.length === 0) this.#entries.delete(address);
+      else if (live.length !== groups.length) this.#entries.set(address, live);
+    }
+  }
+}
+
+function sameNames(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
+}

@@ -1,0 +1,372 @@
+/**
+ * The only `Deno.dlopen` in netflow: the system libbpf (libbpf.so.1, or the
+ * path in NETFLOW_LIBBPF), plus the few libc functions netflow needs, which
+ * dlsym finds through libbpf's own dependency on libc.
+ *
+ * Every native handle is a class with a private handle, an idempotent
+ * `close()` and `[Symbol.dispose]()`. Every native return code goes through
+ * {@link check} or {@link checkPointer}, which throw a {@link LibbpfError}.
+ *
+ * @module
+ */
+import { Errno, NetflowError, PRIVILEGE_HINT } from "../errors.ts";
+
+const SYMBOLS = {
+  // struct bpf_object *bpf_object__open_mem(const void *obj_buf, size_t obj_buf_sz,
+  //                                         const struct bpf_object_open_opts *opts);
+  bpf_object__open_mem: { parameters: ["buffer", "usize", "pointer"], result: "pointer" },
+  // int bpf_object__load(struct bpf_object *obj);
+  bpf_object__load: { parameters: ["pointer"], result: "i32" },
+  // void bpf_object__close(struct bpf_object *obj);
+  bpf_object__close: { parameters: ["pointer"], result: "void" },
+  // struct bpf_program *bpf_object__find_program_by_name(const struct bpf_object *obj,
+  //                                                      const char *name);
+  bpf_object__find_program_by_name: { parameters: ["pointer", "buffer"], result: "pointer" },
+  // struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj, const char *name);
+  bpf_object__find_map_by_name: { parameters: ["pointer", "buffer"], result: "pointer" },
+  // int bpf_map__fd(const struct bpf_map *map);
+  bpf_map__fd: { parameters: ["pointer"], result: "i32" },
+  // __u32 bpf_map__max_entries(const struct bpf_map *map);
+  bpf_map__max_entries: { parameters: ["pointer"], result: "u32" },
+  // int bpf_map__set_max_entries(struct bpf_map *map, __u32 max_entries);
+  bpf_map__set_max_entries: { parameters: ["pointer", "u32"], result: "i32" },
+  // int bpf_program__fd(const struct bpf_program *prog);
+  bpf_program__fd: { parameters: ["pointer"], result: "i32" },
+  // struct bpf_link *bpf_program__attach_cgroup(const struct bpf_program *prog, int cgroup_fd);
+  bpf_program__attach_cgroup: { parameters: ["pointer", "i32"], result: "pointer" },
+  // int bpf_link__destroy(struct bpf_link *link);
+  bpf_link__destroy: { parameters: ["pointer"], result: "i32" },
+  // int bpf_map_lookup_elem(int fd, const void *key, void *value);
+  bpf_map_lookup_elem: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // int bpf_obj_get_info_by_fd(int bpf_fd, void *info, __u32 *info_len);
+  bpf_obj_get_info_by_fd: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // int libbpf_num_possible_cpus(void);
+  libbpf_num_possible_cpus: { parameters: [], result: "i32" },
+  // int libbpf_strerror(int err, char *buf, size_t size);
+  libbpf_strerror: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  // libbpf_print_fn_t libbpf_set_print(libbpf_print_fn_t fn);
+  libbpf_set_print: { parameters: ["function"], result: "pointer" },
+  // struct ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn sample_cb, void *ctx,
+  //                                      const struct ring_buffer_opts *opts);
+  ring_buffer__new: { parameters: ["i32", "function", "pointer", "pointer"], result: "pointer" },
+  // int ring_buffer__consume(struct ring_buffer *rb);
+  ring_buffer__consume: { parameters: ["pointer"], result: "i32" },
+  // void ring_buffer__free(struct ring_buffer *rb);
+  ring_buffer__free: { parameters: ["pointer"], result: "void" },
+
+  // libc, found through libbpf's dependency on it.
+  // int *__errno_location(void);
+  __errno_location: { parameters: [], result: "pointer" },
+  // int open(const char *pathname, int flags);
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  // int close(int fd);
+  close: { parameters: ["i32"], result: "i32" },
+  // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  // int munmap(void *addr, size_t length);
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  // int poll(struct pollfd *fds, nfds_t nfds, int timeout); on a worker thread: it blocks.
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  // long sysconf(int name);
+  sysconf: { parameters: ["i32"], result: "i64" },
+  // int clock_gettime(clockid_t clockid, struct timespec *tp);
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  // int vsnprintf(char *str, size_t size, const char *format, va_list ap);
+  vsnprintf: { parameters: ["buffer", "usize", "pointer", "pointer"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+export type Libbpf = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+/** The library path: NETFLOW_LIBBPF overrides the system's libbpf.so.1. */
+export function libbpfPath(): string {
+  return Deno.env.get("NETFLOW_LIBBPF") || "libbpf.so.1";
+}
+
+let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+
+/** Opens libbpf on first use, so importing netflow never needs it. */
+export function libbpf(): Libbpf {
+  if (library) return library.symbols;
+  const path = libbpfPath();
+  try {
+    library = Deno.dlopen(path, SYMBOLS);
+  } catch (err) {
+    throw new NetflowError(
+      `Cannot load libbpf "${path}": ${firstLine(err)} (install libbpf1, or set NETFLOW_LIBBPF)`,
+      { cause: err },
+    );
+  }
+  installLogger(library.symbols);
+  return library.symbols;
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "";
+}
+
+/** A failed libbpf or libc call: the operation, errno and libbpf's text for it. */
+export class LibbpfError extends NetflowError {
+  readonly op: string;
+  readonly errno: number;
+
+  constructor(op: string, errno: number, detail?: string) {
+    const denied = errno === Errno.EPERM || errno === Errno.EACCES;
+    super(
+      `${op} failed: ${strerror(errno)} (errno ${errno})${denied ? ` (${PRIVILEGE_HINT})` : ""}`,
+      detail === undefined ? undefined : { detail },
+    );
+    this.name = "LibbpfError";
+    this.op = op;
+    this.errno = errno;
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A NUL-terminated copy of `s`, for `const char *` parameters. */
+export function cString(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(encoder.encode(s).length + 1);
+  encoder.encodeInto(s, bytes);
+  return bytes;
+}
+
+function fromCString(buf: Uint8Array): string {
+  const end = buf.indexOf(0);
+  return decoder.decode(end < 0 ? buf : buf.subarray(0, end));
+}
+
+export function strerror(errno: number): string {
+  const buf = new Uint8Array(128);
+  libbpf().libbpf_strerror(errno, buf, BigInt(buf.length));
+  return fromCString(buf);
+}
+
+/** errno of the calling thread, right after a failed call. */
+export function errno(): number {
+  const p = libbpf().__errno_location();
+  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+/** Throws for a negative return code (libbpf: -errno; libc: -1 and errno). */
+export function check(op: string, rc: number, detail?: () => string): number {
+  if (rc >= 0) return rc;
+  const err = rc === -1 ? errno() || 1 : -rc;
+  throw new LibbpfError(op, err, detail?.());
+}
+
+/** Throws for a NULL return (libbpf 1.x sets errno). */
+export function checkPointer(
+  op: string,
+  ptr: Deno.PointerValue,
+  detail?: () => string,
+): Deno.PointerObject {
+  if (ptr !== null) return ptr;
+  throw new LibbpfError(op, errno() || Errno.EINVAL, detail?.());
+}
+
+// --- libbpf's log -------------------------------------------------------------
+
+/** libbpf's log lines of the current operation (the verifier log on a refused load). */
+const logLines: string[] = [];
+let verboseLog = false;
+const PRINT_FN = { parameters: ["i32", "pointer", "pointer"], result: "i32" } as const;
+// Kept for the life of the process: libbpf holds its pointer.
+let printCallback: Deno.UnsafeCallback<typeof PRINT_FN> | undefined;
+
+/** With `on`, libbpf's warnings go to stderr as they come (--verbose). */
+export function setVerboseLog(on: boolean): void {
+  verboseLog = on;
+}
+
+/** Takes the log lines collected since the last call. */
+export function takeLog(): string {
+  return logLines.splice(0).join("");
+}
+
+function installLogger(lib: Libbpf): void {
+  const buf = new Uint8Array(4096);
+  const LIBBPF_DEBUG = 2;
+  const callback = new Deno.UnsafeCallback(
+    PRINT_FN,
+    (level, fmt, ap) => {
+      // An exception here would be swallowed by the FFI layer: never throw.
+      try {
+        if (level >= LIBBPF_DEBUG && !verboseLog) return 0;
+        const n = lib.vsnprintf(buf, BigInt(buf.length), fmt, ap);
+        const line = decoder.decode(buf.subarray(0, Math.max(0, Math.min(n, buf.length - 1))));
+        if (logLines.length < 20_000) logLines.push(line);
+        if (verboseLog) Deno.stderr.writeSync(encoder.encode(`libbpf: ${line}`));
+        return n;
+      } catch {
+        return -1;
+      }
+    },
+  );
+  printCallback = callback;
+  lib.libbpf_set_print(callback.pointer);
+}
+
+// --- handles --------------------------------------------------------------------
+
+/** A cgroup directory opened for attaching (an O_RDONLY directory fd). */
+export class CgroupFd implements Disposable {
+  #fd: number;
+
+  constructor(path: string) {
+    const O_RDONLY = 0, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000;
+    this.#fd = check(`Open cgroup "${path}"`, libbpf().open(cString(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  }
+
+  get fd(): number {
+    if (this.#fd < 0) throw new Error("cgroup fd is closed");
+    return this.#fd;
+  }
+
+  close(): void {
+    if (this.#fd < 0) return;
+    libbpf().close(this.#fd);
+    this.#fd = -1;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** A BPF link: the attachment stays until close() or until the process dies. */
+export class BpfLink implements Disposable {
+  #handle: Deno.PointerObject | null;
+
+  constructor(handle: Deno.PointerObject) {
+    this.#handle = handle;
+  }
+
+  close(): void {
+    if (this.#handle === null) return;
+    libbpf().bpf_link__destroy(this.#handle);
+    this.#handle = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** A map of a loaded object: its fd and size (valid while the object is open). */
+export interface BpfMap {
+  readonly name: string;
+  readonly fd: number;
+  readonly maxEntries: number;
+}
+
+/** A BPF object opened from ELF bytes; load() hands its programs to the kernel. */
+export class BpfObject implements Disposable {
+  #handle: Deno.PointerObject | null;
+  // libbpf reads the ELF bytes until the object is loaded: keep them alive.
+  #elf: Uint8Array<ArrayBuffer> | null;
+
+  constructor(elf: Uint8Array<ArrayBuffer>) {
+    this.#elf = elf;
+    takeLog();
+    this.#handle = checkPointer(
+      "Open BPF object",
+      libbpf().bpf_object__open_mem(elf, BigInt(elf.byteLength), null),
+      takeLog,
+    );
+  }
+
+  get #live(): Deno.PointerObject {
+    if (this.#handle === null) throw new Error("BPF object is closed");
+    return this.#handle;
+  }
+
+  /** Sets a map's max_entries; only before load(). */
+  resizeMap(name: string, maxEntries: number): void {
+    check(`Resize map "${name}"`, libbpf().bpf_map__set_max_entries(this.#map(name), maxEntries));
+  }
+
+  load(): void {
+    takeLog();
+    check("Load BPF programs", libbpf().bpf_object__load(this.#live), takeLog);
+    this.#elf = null;
+  }
+
+  map(name: string): BpfMap {
+    const map = this.#map(name);
+    const fd = check(`Map "${name}"`, libbpf().bpf_map__fd(map));
+    return { name, fd, maxEntries: libbpf().bpf_map__max_entries(map) };
+  }
+
+  programFd(name: string): number {
+    return check(`Program "${name}"`, libbpf().bpf_program__fd(this.#program(name)));
+  }
+
+  attachCgroup(program: string, cgroup: CgroupFd): BpfLink {
+    const link = libbpf().bpf_program__attach_cgroup(this.#program(program), cgroup.fd);
+    return new BpfLink(checkPointer(`Attach ${program}`, link, takeLog));
+  }
+
+  #program(name: string): Deno.PointerObject {
+    return checkPointer(
+      `Find program "${name}"`,
+      libbpf().bpf_object__find_program_by_name(this.#live, cString(name)),
+    );
+  }
+
+  #map(name: string): Deno.PointerObject {
+    return checkPointer(
+      `Find map "${name}"`,
+      libbpf().bpf_object__find_map_by_name(this.#live, cString(name)),
+    );
+  }
+
+  close(): void {
+    if (this.#handle === null) return;
+    libbpf().bpf_object__close(this.#handle);
+    this.#handle = null;
+    this.#elf = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Reads every CPU's u64 slot of a per-CPU array entry and sums them. */
+export function sumPerCpu(mapFd: number, index: number): bigint {
+  const cpus = check("Count CPUs", libbpf().libbpf_num_possible_cpus());
+  const key = new Uint32Array([index]);
+  const values = new BigUint64Array(cpus);
+  check("Read counter", libbpf().bpf_map_lookup_elem(mapFd, key, values));
+  return values.reduce((a, b) => a + b, 0n);
+}
+
+/** run_time_ns and run_cnt of a program (counted while kernel.bpf_stats_enabled=1). */
+export function programStats(progFd: number): { runTimeNs: bigint; runCount: bigint } {
+  // struct bpf_prog_info (uapi, append-only): run_time_ns at offset 192, run_cnt at 200.
+  const info = new Uint8Array(208);
+  const len = new Uint32Array([info.byteLength]);
+  check("Read program info", libbpf().bpf_obj_get_info_by_fd(progFd, info, len));
+  const view = new DataView(info.buffer);
+  return { runTimeNs: view.getBigUint64(192, true), runCount: view.getBigUint64(200, true) };
+}
+
+/** CLOCK_MONOTONIC (what bpf_ktime_get_ns reads) and CLOCK_REALTIME, in ns. */
+export function clocks(): { monotonicNs: bigint; realtimeNs: bigint } {
+  const CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1;
+  const ts = new BigInt64Array(2);
+  const read = (clock: number) => {
+    check("clock_gettime", libbpf().clock_gettime(clock, ts));
+    return ts[0]! * 1_000_000_000n + ts[1]!;
+  };
+  const before = read(CLOCK_MONOTONIC);
+  const realtimeNs = read(CLOCK_REALTIME);
+  const after = read(CLOCK_MONOTONIC);
+  return { monotonicNs: (before + after) / 2n, realtimeNs };
+}
+
+export function pageSize(): number {
+  const _SC_PAGESIZE = 30;
+  return Number(libbpf().sysconf(_SC_PAGESIZE));
+}

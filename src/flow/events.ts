@@ -1,0 +1,86 @@
+/**
+ * The events netflow reports, field for field as in ARCHITECTURE.md (the
+ * names follow Tracee's net_flow_tcp_begin / net_flow_tcp_end).
+ *
+ * @module
+ */
+
+export const EVENT_BEGIN = "net_flow_tcp_begin";
+export const EVENT_END = "net_flow_tcp_end";
+/** One raw TCP control packet; for debugging, selected with --events. */
+export const EVENT_PACKET = "net_packet_tcp";
+
+export const EVENT_NAMES = [EVENT_BEGIN, EVENT_END, EVENT_PACKET] as const;
+export type EventName = typeof EVENT_NAMES[number];
+
+/** Fields every flow event has. */
+export interface FlowEventBase {
+  /** RFC 3339 UTC with microseconds: when the packet that caused the event was seen. */
+  time: string;
+  /** The same in a flow's begin and end, unique per local endpoint while netflow runs. */
+  flow_id: string;
+  /** `outgoing`: the local side sent the SYN; `incoming`: the remote side did. */
+  conn_direction: "outgoing" | "incoming";
+  src: string;
+  dst: string;
+  src_port: number;
+  dst_port: number;
+  /** Names the DNS cache holds for `src` (queried name, then its CNAME chain). */
+  src_dns: string[];
+  dst_dns: string[];
+  pid: number | null;
+  comm: string | null;
+  uid: number | null;
+  cgroup_id: number;
+  /** The local socket's cgroup, as a path under the cgroup v2 root. */
+  cgroup: string;
+  container_id: string | null;
+}
+
+/** A connection was established: `src` sent the SYN, `dst` accepted it. */
+export interface FlowBeginEvent extends FlowEventBase {
+  event: typeof EVENT_BEGIN;
+}
+
+/** A connection ended: `src` sent the first FIN, or the RST. */
+export interface FlowEndEvent extends FlowEventBase {
+  event: typeof EVENT_END;
+  closed_by: "local" | "remote";
+  reason: "fin" | "rst";
+  /** Since the begin event; null when the begin was not seen. */
+  duration_ms: number | null;
+  /** The local endpoint's view; null when the kernel gave no counters. */
+  bytes_sent: number | null;
+  bytes_received: number | null;
+  packets_sent: number | null;
+  packets_received: number | null;
+  rtt_us: number | null;
+  retransmits: number | null;
+}
+
+export type FlowEvent = FlowBeginEvent | FlowEndEvent;
+
+/** A TCP control packet as netflow saw it (--events net_packet_tcp). */
+export interface PacketEvent {
+  time: string;
+  event: typeof EVENT_PACKET;
+  direction: "ingress" | "egress";
+  src: string;
+  dst: string;
+  src_port: number;
+  dst_port: number;
+  /** Set TCP flags, e.g. "SYN|ACK". */
+  flags: string;
+  cgroup_id: number;
+  pid: number | null;
+  comm: string | null;
+}
+
+export type NetflowEvent = FlowEvent | PacketEvent;
+
+/** Formats Unix-epoch nanoseconds as RFC 3339 UTC with microseconds. */
+export function formatTime(ns: bigint): string {
+  const iso = new Date(Number(ns / 1_000_000n)).toISOString(); // ...T12:34:56.789Z
+  const micros = (ns / 1000n) % 1_000_000n;
+  return `${iso.slice(0, 19)}.${micros.toString().padStart(6, "0")}Z`;
+}

@@ -1,0 +1,318 @@
+/**
+ * The TCP flow state machine: control packets in, flow events out. Pure: no
+ * I/O, no clock but the packets' own timestamps.
+ *
+ * A flow is keyed by its local endpoint (cgroup, local and remote address and
+ * port), never by socket: on the server side the SYN, the SYN+ACK and the
+ * handshake ACK carry the listener socket. Each flow moves through
+ *
+ *   pending (SYN seen) -> open (SYN+ACK seen: begin) -> closed (first FIN/RST: end)
+ *
+ * and is then kept briefly as a tombstone so that the FIN the other way, a
+ * retransmitted FIN or a RST after the FIN produce nothing.
+ *
+ * @module
+ */
+import { type SocketOwner, type TcpPacket, TcpFlags } from "../bpf/records.ts";
+import {
+  EVENT_BEGIN,
+  EVENT_END,
+  type FlowBeginEvent,
+  type FlowEndEvent,
+  type FlowEvent,
+  formatTime,
+} from "./events.ts";
+
+/** What the flow table asks of enrichment; every member has a neutral default. */
+export interface FlowContext {
+  /** Names the DNS cache holds for an address (queried name first, then CNAMEs). */
+  names(addr: string): string[];
+  /** The cgroup path (under the v2 root) and container id of a cgroup id. */
+  cgroup(id: bigint): { path: string; containerId: string | null };
+  /** The owner of a socket whose creation netflow did not see, when it can be found. */
+  owner(local: Endpoint, remote: Endpoint, cgroupId: bigint): SocketOwner | null;
+}
+
+export interface Endpoint {
+  readonly addr: string;
+  readonly port: number;
+}
+
+export interface FlowTableOptions {
+  /** Open flows kept at most; the oldest is evicted (and counted) beyond it. */
+  maxFlows?: number;
+  /** How long a handshake may wait for its SYN+ACK. */
+  pendingTtlMs?: number;
+  /** How long an ended flow swallows late FINs and RSTs. */
+  closedTtlMs?: number;
+  /** Prefix of flow ids; unique per run by default. */
+  idPrefix?: string;
+  context?: Partial<FlowContext>;
+}
+
+export interface FlowStats {
+  /** Open flows now. */
+  open: number;
+  /** Open flows dropped because the table was full. */
+  evicted: number;
+  /** Handshakes that never completed (no SYN+ACK within the TTL) or were crowded out. */
+  abandoned: number;
+}
+
+interface Flow {
+  readonly id: string;
+  readonly direction: "outgoing" | "incoming";
+  readonly local: Endpoint;
+  readonly remote: Endpoint;
+  readonly cgroupId: bigint;
+  readonly createdNs: bigint;
+  beginNs: bigint | null;
+  localIsn: number | null;
+  remoteIsn: number | null;
+  owner: SocketOwner | null;
+  /** Names taken at begin, kept for the end event. */
+  localNames: string[] | null;
+  remoteNames: string[] | null;
+}
+
+const { FIN, SYN, RST, ACK } = TcpFlags;
+// Socket states that mean "never established": a RST there is a refusal, not an end.
+const TCP_SYN_SENT = 2, TCP_SYN_RECV = 3, TCP_LISTEN = 10, TCP_NEW_SYN_RECV = 12;
+const NOT_ESTABLISHED = new Set([TCP_SYN_SENT, TCP_SYN_RECV, TCP_LISTEN, TCP_NEW_SYN_RECV]);
+const NS_PER_MS = 1_000_000n;
+
+const DEFAULT_CONTEXT: FlowContext = {
+  names: () => [],
+  cgroup: () => ({ path: "", containerId: null }),
+  owner: () => null,
+};
+
+export class FlowTable {
+  readonly #pending = new Map<string, Flow>();
+  readonly #open = new Map<string, Flow>();
+  /** Tombstones: key -> when the flow ended. */
+  readonly #closed = new Map<string, bigint>();
+  readonly #maxFlows: number;
+  readonly #pendingTtlNs: bigint;
+  readonly #closedTtlNs: bigint;
+  readonly #idPrefix: string;
+  readonly #context: FlowContext;
+  #nextId = 1;
+  #evicted = 0;
+  #abandoned = 0;
+
+  constructor(options: FlowTableOptions = {}) {
+    this.#maxFlows = options.maxFlows ?? 131_072;
+    this.#pendingTtlNs = BigInt(options.pendingTtlMs ?? 180_000) * NS_PER_MS;
+    this.#closedTtlNs = BigInt(options.closedTtlMs ?? 60_000) * NS_PER_MS;
+    this.#idPrefix = options.idPrefix ?? Math.floor(Math.random() * 0xffffff).toString(16);
+    this.#context = { ...DEFAULT_CONTEXT, ...options.context };
+  }
+
+  get stats(): FlowStats {
+    return { open: this.#open.size, evicted: this.#evicted, abandoned: this.#abandoned };
+  }
+
+  /** Feeds one control packet; returns the event it completes, if any. */
+  onPacket(p: TcpPacket): FlowEvent | undefined {
+    this.#expire(p.timeNs);
+    const egress = p.direction === "egress";
+    const local = egress ? { addr: p.src, port: p.srcPort } : { addr: p.dst, port: p.dstPort };
+    const remote = egress ? { addr: p.dst, port: p.dstPort } : { addr: p.src, port: p.srcPort };
+    const key = `${p.cgroupId}|${local.addr}|${local.port}|${remote.addr}|${remote.port}`;
+    if (p.flags & SYN) {
+      if (p.flags & ACK) return this.#synAck(p, key, local, remote);
+      this.#syn(p, key, local, remote);
+      return undefined;
+    }
+    if (p.flags & (FIN | RST)) return this.#end(p, key, local, remote);
+    return undefined;
+  }
+
+  /** A SYN opens a handshake; a retransmitted one changes nothing. */
+  #syn(p: TcpPacket, key: string, local: Endpoint, remote: Endpoint): void {
+    if (this.#pending.has(key)) return;
+    // The endpoint is reused: whatever was there before is over.
+    this.#closed.delete(key);
+    if (this.#open.delete(key)) this.#evicted++;
+    const flow = this.#newFlow(p, local, remote, p.direction === "egress" ? "outgoing" : "incoming");
+    if (p.direction === "egress") flow.localIsn = p.seq;
+    else flow.remoteIsn = p.seq;
+    if (this.#pending.size >= this.#maxFlows) this.#dropOldest(this.#pending);
+    this.#pending.set(key, flow);
+  }
+
+  /** The SYN+ACK establishes the flow: egress means the local side accepted. */
+  #synAck(p: TcpPacket, key: string, local: Endpoint, remote: Endpoint): FlowBeginEvent | undefined {
+    if (this.#open.has(key)) return undefined; // a retransmitted SYN+ACK
+    const egress = p.direction === "egress";
+    const flow = this.#pending.get(key) ??
+      this.#newFlow(p, local, remote, egress ? "incoming" : "outgoing");
+    this.#pending.delete(key);
+    this.#closed.delete(key);
+    // The SYN+ACK acknowledges the initiator's ISN and carries the acceptor's.
+    if (egress) [flow.localIsn, flow.remoteIsn] = [p.seq, (p.ack - 1) >>> 0];
+    else [flow.remoteIsn, flow.localIsn] = [p.seq, (p.ack - 1) >>> 0];
+    flow.beginNs = p.timeNs;
+    flow.owner = p.owner ?? flow.owner;
+    if (this.#open.size >= this.#maxFlows) {
+      this.#dropOldest(this.#open);
+      this.#evicted++;
+    }
+    this.#open.set(key, flow);
+    return this.#beginEvent(flow, p);
+  }
+
+  /** The first FIN or RST ends an open flow; anything after it is a duplicate. */
+  #end(p: TcpPacket, key: string, local: Endpoint, remote: Endpoint): FlowEndEvent | undefined {
+    if (this.#closed.has(key)) return undefined;
+    // A RST (or FIN) during the handshake: refused or aborted, never a flow.
+    if (this.#pending.delete(key)) return undefined;
+    let flow = this.#open.get(key);
+    if (flow) {
+      this.#open.delete(key);
+    } else {
+      // A flow whose begin netflow did not see: it predates netflow, or was evicted.
+      if (NOT_ESTABLISHED.has(p.sockState)) return undefined;
+      flow = this.#newFlow(p, local, remote, p.localPortListens ? "incoming" : "outgoing");
+    }
+    if (this.#closed.size >= this.#maxFlows) this.#closed.delete(this.#closed.keys().next().value!);
+    this.#closed.set(key, p.timeNs);
+    return this.#endEvent(flow, p);
+  }
+
+  #newFlow(p: TcpPacket, local: Endpoint, remote: Endpoint, direction: Flow["direction"]): Flow {
+    return {
+      id: `${this.#idPrefix}-${this.#nextId++}`,
+      direction,
+      local,
+      remote,
+      cgroupId: p.cgroupId,
+      createdNs: p.timeNs,
+      beginNs: null,
+      localIsn: null,
+      remoteIsn: null,
+      owner: p.owner,
+      localNames: null,
+      remoteNames: null,
+    };
+  }
+
+  #beginEvent(flow: Flow, p: TcpPacket): FlowBeginEvent {
+    flow.localNames = this.#context.names(flow.local.addr);
+    flow.remoteNames = this.#context.names(flow.remote.addr);
+    const outgoing = flow.direction === "outgoing";
+    const [src, dst] = outgoing ? [flow.local, flow.remote] : [flow.remote, flow.local];
+    const [srcNames, dstNames] = outgoing
+      ? [flow.localNames, flow.remoteNames]
+      : [flow.remoteNames, flow.localNames];
+    return {
+      time: formatTime(p.timeNs),
+      event: EVENT_BEGIN,
+      ...this.#common(flow, src, dst, srcNames, dstNames),
+    };
+  }
+
+  #endEvent(flow: Flow, p: TcpPacket): FlowEndEvent {
+    const egress = p.direction === "egress";
+    const localNames = flow.localNames ?? this.#context.names(flow.local.addr);
+    const remoteNames = flow.remoteNames ?? this.#context.names(flow.remote.addr);
+    flow.owner = flow.owner ?? p.owner;
+    const [src, dst] = egress ? [flow.local, flow.remote] : [flow.remote, flow.local];
+    const [srcNames, dstNames] = egress ? [localNames, remoteNames] : [remoteNames, localNames];
+    return {
+      time: formatTime(p.timeNs),
+      event: EVENT_END,
+      ...this.#common(flow, src, dst, srcNames, dstNames),
+      closed_by: egress ? "local" : "remote",
+      reason: p.flags & RST ? "rst" : "fin",
+      duration_ms: flow.beginNs === null ? null : nsToMs(p.timeNs - flow.beginNs),
+      ...endCounters(flow, p),
+    };
+  }
+
+  #common(flow: Flow, src: Endpoint, dst: Endpoint, srcNames: string[], dstNames: string[]) {
+    const owner = flow.owner ?? this.#context.owner(flow.local, flow.remote, flow.cgroupId);
+    flow.owner = owner;
+    const cgroup = this.#context.cgroup(flow.cgroupId);
+    return {
+      flow_id: flow.id,
+      conn_direction: flow.direction,
+      src: src.addr,
+      dst: dst.addr,
+      src_port: src.port,
+      dst_port: dst.port,
+      src_dns: srcNames,
+      dst_dns: dstNames,
+      pid: owner?.pid ?? null,
+      comm: owner?.comm ?? null,
+      uid: owner?.uid ?? null,
+      cgroup_id: Number(flow.cgroupId),
+      cgroup: cgroup.path,
+      container_id: cgroup.containerId,
+    };
+  }
+
+  /** Drops handshakes and tombstones older than their TTL (maps are in insertion order). */
+  #expire(nowNs: bigint): void {
+    for (const [key, flow] of this.#pending) {
+      if (nowNs - flow.createdNs < this.#pendingTtlNs) break;
+      this.#pending.delete(key);
+      this.#abandoned++;
+    }
+    for (const [key, closedNs] of this.#closed) {
+      if (nowNs - closedNs < this.#closedTtlNs) break;
+      this.#closed.delete(key);
+    }
+  }
+
+  #dropOldest(map: Map<string, Flow>): void {
+    const oldest = map.keys().next();
+    if (oldest.done) return;
+    map.delete(oldest.value);
+    if (map === this.#pending) this.#abandoned++;
+  }
+}
+
+function nsToMs(ns: bigint): number {
+  return Number(ns / 1000n) / 1000;
+}
+
+/**
+ * The local endpoint's counters at the end. The socket's 64-bit counters are
+ * the base; what is in flight comes from the sequence space: bytes sent but not
+ * yet acknowledged, and the payload of the closing packet itself (the ingress
+ * hook runs before TCP counts it). Without socket counters, the sequence and
+ * acknowledgement numbers against the handshake's ISNs give 32-bit counts.
+ */
+function endCounters(flow: Flow, p: TcpPacket) {
+  const egress = p.direction === "egress";
+  const c = p.counters;
+  if (c) {
+    const inFlight = egress ? p.seq + p.payloadLength - c.sndUna : c.sndNxt - c.sndUna;
+    // The active opener's bytes_acked counts its SYN (snd_una moves past it in
+    // tcp_ack); an accepted socket is created with snd_una already past it.
+    const syn = flow.direction === "outgoing" && c.bytesAcked > 0n ? 1 : 0;
+    return {
+      bytes_sent: Number(c.bytesAcked) - syn + (inFlight >>> 0),
+      bytes_received: Number(c.bytesReceived) + (egress ? 0 : p.payloadLength),
+      packets_sent: c.segsOut,
+      packets_received: c.segsIn + (egress ? 0 : 1),
+      rtt_us: c.srttUs,
+      retransmits: c.totalRetrans,
+    };
+  }
+  const known = flow.localIsn !== null && flow.remoteIsn !== null;
+  const localEnd = egress ? p.seq + p.payloadLength : p.ack;
+  const remoteEnd = egress ? p.ack : p.seq + p.payloadLength;
+  // Without ACK the packet says nothing of the other side's sequence space.
+  const hasAck = (p.flags & ACK) !== 0;
+  return {
+    bytes_sent: known && (egress || hasAck) ? (localEnd - flow.localIsn! - 1) >>> 0 : null,
+    bytes_received: known && (!egress || hasAck) ? (remoteEnd - flow.remoteIsn! - 1) >>> 0 : null,
+    packets_sent: null,
+    packets_received: null,
+    rtt_us: null,
+    retransmits: null,
+  };
+}

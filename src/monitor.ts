@@ -1,0 +1,229 @@
+/**
+ * The pipeline, from the kernel record to the event: ring buffer -> decoder ->
+ * (DNS messages -> cache) / (TCP packets -> flow table -> events), enriched
+ * with names, owners and cgroups on the way.
+ *
+ * @module
+ */
+import { findCgroup2Mount, relativeCgroupPath, resolveCgroupDir } from "./bpf/cgroup.ts";
+import { DEFAULT_RING_BYTES, Probe } from "./bpf/loader.ts";
+import { type DnsMessage, type KernelRecord, RecordDecoder, type TcpPacket } from "./bpf/records.ts";
+import { DnsCache, type DnsCacheOptions } from "./dns/cache.ts";
+import { CgroupPaths } from "./enrich/cgroups.ts";
+import { UsageError } from "./errors.ts";
+import { clocks } from "./ffi/libbpf.ts";
+import type { ReaderKind } from "./ffi/ringbuf.ts";
+import {
+  EVENT_BEGIN,
+  EVENT_END,
+  EVENT_NAMES,
+  EVENT_PACKET,
+  type EventName,
+  formatTime,
+  type NetflowEvent,
+  type PacketEvent,
+} from "./flow/events.ts";
+import { FlowTable } from "./flow/state.ts";
+
+export interface MonitorOptions {
+  /** The cgroup v2 directory to watch, absolute or relative to the v2 root. Default: the root. */
+  cgroup?: string;
+  /** Which events to report. Default: net_flow_tcp_begin and net_flow_tcp_end. */
+  events?: readonly EventName[];
+  /** Open flows tracked at most (default 131072); beyond it the oldest is evicted and counted. */
+  maxFlows?: number;
+  /** Ring buffer size in bytes, a power of two (default 4 MiB). */
+  ringBytes?: number;
+  /** Ring buffer reader: "mmap" (default) or "callback" (libbpf's ring_buffer__consume). */
+  reader?: ReaderKind;
+  /** DNS cache size and expiry. */
+  dns?: DnsCacheOptions;
+}
+
+/** Counts for the exit summary. */
+export interface MonitorStats {
+  /** Events produced (after --events selection). */
+  events: number;
+  /** Records the kernel could not queue because the ring buffer was full. */
+  lost: number;
+  /** Records shorter than their layout, or of an unknown kind. */
+  malformed: number;
+  /** Open flows dropped because the flow table was full. */
+  evicted: number;
+  /** Open flows now. */
+  openFlows: number;
+  /** DNS responses seen, and those that could not be parsed. */
+  dnsResponses: number;
+  dnsMalformed: number;
+  /** DNS messages cut at the kernel's copy limit. */
+  dnsCut: number;
+  /** Addresses dropped from the full DNS cache. */
+  dnsEvicted: number;
+}
+
+/** Idle: one poll with this timeout; it also bounds how long a stop takes. */
+const IDLE_WAIT_MS = 200;
+/** Busy: drain, then let records gather for this long (cheaper than waking per record). */
+const BUSY_PAUSE_MS = 10;
+
+/**
+ * Watches a cgroup: attached when constructed, detached by close(), by
+ * dispose, or when a loop over it ends.
+ */
+export class FlowMonitor implements AsyncIterable<NetflowEvent>, Disposable {
+  /** The watched cgroup directory (absolute). */
+  readonly cgroupDir: string;
+  /** The watched cgroup as a path under the v2 root. */
+  readonly cgroup: string;
+  readonly #probe: Probe;
+  readonly #decoder: RecordDecoder;
+  readonly #flows: FlowTable;
+  readonly #dns: DnsCache;
+  readonly #want: ReadonlySet<EventName>;
+  readonly #onRecord: (view: DataView, offset: number, length: number) => void;
+  #batch: NetflowEvent[] = [];
+  #events = 0;
+  #malformed = 0;
+  #stopping = false;
+  #waiting = false;
+  #closed = false;
+  #final: { lost: number; dnsCut: number } | undefined;
+
+  constructor(options: MonitorOptions = {}) {
+    const want = options.events ?? [EVENT_BEGIN, EVENT_END];
+    for (const name of want) {
+      if (!EVENT_NAMES.includes(name)) throw new UsageError(`Unknown event "${name}"`);
+    }
+    this.#want = new Set(want);
+    const mount = findCgroup2Mount();
+    this.cgroupDir = resolveCgroupDir(mount, options.cgroup);
+    this.cgroup = relativeCgroupPath(mount, this.cgroupDir);
+    this.#dns = new DnsCache(options.dns);
+    const cgroups = new CgroupPaths(mount, this.cgroupDir);
+    this.#flows = new FlowTable({
+      ...(options.maxFlows === undefined ? {} : { maxFlows: options.maxFlows }),
+      context: {
+        names: (addr) => this.#dns.names(addr),
+        cgroup: (id) => cgroups.lookup(id),
+      },
+    });
+    this.#probe = Probe.open({
+      cgroupDir: this.cgroupDir,
+      ringBytes: options.ringBytes ?? DEFAULT_RING_BYTES,
+      reader: options.reader ?? "mmap",
+    });
+    const { monotonicNs, realtimeNs } = clocks();
+    this.#decoder = new RecordDecoder(realtimeNs - monotonicNs);
+    this.#onRecord = (view, offset, length) => {
+      const record = this.#decoder.decode(view, offset, length);
+      if (record === undefined) this.#malformed++;
+      else this.#dispatch(record);
+    };
+  }
+
+  get stats(): MonitorStats {
+    const kernel = this.#final ?? this.#probe.counters();
+    const flows = this.#flows.stats;
+    const dns = this.#dns.stats;
+    return {
+      events: this.#events,
+      lost: kernel.lost,
+      malformed: this.#malformed,
+      evicted: flows.evicted,
+      openFlows: flows.open,
+      dnsResponses: dns.responses,
+      dnsMalformed: dns.malformed,
+      dnsCut: kernel.dnsCut,
+      dnsEvicted: dns.evicted,
+    };
+  }
+
+  /** Events in the batches the reader drains them; ends (and detaches) after close(). */
+  async *batches(): AsyncGenerator<NetflowEvent[], void, undefined> {
+    try {
+      while (!this.#stopping) {
+        const drained = this.#drain();
+        if (this.#batch.length > 0) yield this.#take();
+        if (this.#stopping) break;
+        this.#waiting = true;
+        try {
+          if (drained > 0) await new Promise((r) => setTimeout(r, BUSY_PAUSE_MS));
+          else await this.#probe.reader.wait(IDLE_WAIT_MS);
+        } finally {
+          this.#waiting = false;
+        }
+      }
+      if (!this.#closed) {
+        this.#drain(); // what arrived before the stop
+        if (this.#batch.length > 0) yield this.#take();
+      }
+    } finally {
+      this.#teardown();
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<NetflowEvent, void, undefined> {
+    for await (const batch of this.batches()) yield* batch;
+  }
+
+  /** Stops watching: a running loop ends after its current wait (at most 200 ms). */
+  close(): void {
+    this.#stopping = true;
+    if (!this.#waiting) this.#teardown();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #teardown(): void {
+    if (this.#closed) return;
+    this.#final = this.#probe.counters();
+    this.#closed = true;
+    this.#probe.close();
+  }
+
+  #drain(): number {
+    if (this.#closed) return 0;
+    return this.#probe.reader.drain(this.#onRecord);
+  }
+
+  #take(): NetflowEvent[] {
+    const batch = this.#batch;
+    this.#batch = [];
+    this.#events += batch.length;
+    return batch;
+  }
+
+  #dispatch(record: KernelRecord): void {
+    if (record.kind === "dns") {
+      this.#onDns(record);
+      return;
+    }
+    if (this.#want.has(EVENT_PACKET)) this.#batch.push(packetEvent(record));
+    const event = this.#flows.onPacket(record);
+    if (event !== undefined && this.#want.has(event.event)) this.#batch.push(event);
+  }
+
+  #onDns(message: DnsMessage): void {
+    this.#dns.addMessage(message.payload, message.timeNs, message.transport);
+  }
+}
+
+const FLAG_NAMES = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
+
+function packetEvent(p: TcpPacket): PacketEvent {
+  return {
+    time: formatTime(p.timeNs),
+    event: EVENT_PACKET,
+    direction: p.direction,
+    src: p.src,
+    dst: p.dst,
+    src_port: p.srcPort,
+    dst_port: p.dstPort,
+    flags: FLAG_NAMES.filter((_, i) => p.flags & (1 << i)).join("|"),
+    cgroup_id: Number(p.cgroupId),
+    pid: p.owner?.pid ?? null,
+    comm: p.owner?.comm ?? null,
+  };
+}
