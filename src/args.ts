@@ -113,7 +113,9 @@ function integer(flag: string, text: string, min: number): number {
 
 function ringSize(text: string): number {
   const match = /^(\d+)([KM]?)$/i.exec(text);
-  const n = match ? Number(match[1]) * ({ "": 1, K: 1024, M: 1 << 20 }[match[2]!.toUpperCase()] ?? 1) : NaN;
+  const n = match
+    ? Number(match[1]) * ({ "": 1, K: 1024, M: 1 << 20 }[match[2]!.toUpperCase()] ?? 1)
+    : NaN;
   const MIN = 4096, MAX = 1 << 30;
   if (!(n >= MIN && n <= MAX && (n & (n - 1)) === 0)) {
     throw new UsageError(`--ring-size takes a power of two from 4K to 1024M, not "${text}"`);

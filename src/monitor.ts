@@ -7,7 +7,12 @@
  */
 import { findCgroup2Mount, relativeCgroupPath, resolveCgroupDir } from "./bpf/cgroup.ts";
 import { DEFAULT_RING_BYTES, Probe } from "./bpf/loader.ts";
-import { type DnsMessage, type KernelRecord, RecordDecoder, type TcpPacket } from "./bpf/records.ts";
+import {
+  type DnsMessage,
+  type KernelRecord,
+  RecordDecoder,
+  type TcpPacket,
+} from "./bpf/records.ts";
 import { DnsCache, type DnsCacheOptions } from "./dns/cache.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
 import { UsageError } from "./errors.ts";

@@ -59,7 +59,9 @@ export class Probe implements Disposable {
       const events = obj.map(BPF_NAMES.maps.events);
       this.#countersFd = obj.map(BPF_NAMES.maps.counters).fd;
       this.#programFds = Object.values(BPF_NAMES.programs).map((p) => obj.programFd(p));
-      this.reader = stack.use(openRingReader(options.reader ?? "mmap", events.fd, events.maxEntries));
+      this.reader = stack.use(
+        openRingReader(options.reader ?? "mmap", events.fd, events.maxEntries),
+      );
       // The cgroup fd is needed only to attach: each link holds the cgroup itself.
       using cgroup = openCgroup(options.cgroupDir);
       for (const program of Object.values(BPF_NAMES.programs)) {

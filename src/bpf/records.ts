@@ -151,7 +151,9 @@ export class RecordDecoder {
     return {
       timeNs: view.getBigUint64(at + H.ts_ns, true) + this.#clockOffsetNs,
       cgroupId: view.getBigUint64(at + H.cgroup_id, true),
-      direction: view.getUint8(at + H.direction) === EGRESS ? "egress" as const : "ingress" as const,
+      direction: view.getUint8(at + H.direction) === EGRESS
+        ? "egress" as const
+        : "ingress" as const,
     };
   }
 

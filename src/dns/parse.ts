@@ -113,4 +113,3 @@ function ipv6Bytes(text: string): Uint8Array {
   });
   return bytes;
 }
-

@@ -14,7 +14,8 @@
  * @module
  */
 
-const COMPONENT = /^(?:(?:docker|cri-containerd|crio|libpod|containerd)-)?([0-9a-f]{64})(?:\.scope)?$/;
+const COMPONENT =
+  /^(?:(?:docker|cri-containerd|crio|libpod|containerd)-)?([0-9a-f]{64})(?:\.scope)?$/;
 
 /** The container id in a cgroup path, or null when the path names none. */
 export function containerIdFromCgroup(path: string): string | null {

@@ -171,8 +171,8 @@ export function checkPointer(
 const logLines: string[] = [];
 let verboseLog = false;
 const PRINT_FN = { parameters: ["i32", "pointer", "pointer"], result: "i32" } as const;
-// Kept for the life of the process: libbpf holds its pointer.
-let printCallback: Deno.UnsafeCallback<typeof PRINT_FN> | undefined;
+// Callbacks whose pointers native code holds: kept for the life of the process.
+const liveCallbacks: Deno.UnsafeCallback<typeof PRINT_FN>[] = [];
 
 /** With `on`, libbpf's warnings go to stderr as they come (--verbose). */
 export function setVerboseLog(on: boolean): void {
@@ -203,7 +203,7 @@ function installLogger(lib: Libbpf): void {
       }
     },
   );
-  printCallback = callback;
+  liveCallbacks.push(callback);
   lib.libbpf_set_print(callback.pointer);
 }
 
@@ -215,7 +215,10 @@ export class CgroupFd implements Disposable {
 
   constructor(path: string) {
     const O_RDONLY = 0, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000;
-    this.#fd = check(`Open cgroup "${path}"`, libbpf().open(cString(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    this.#fd = check(
+      `Open cgroup "${path}"`,
+      libbpf().open(cString(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+    );
   }
 
   get fd(): number {

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { type SocketOwner, type TcpPacket, TcpFlags } from "../bpf/records.ts";
+import { type SocketOwner, TcpFlags, type TcpPacket } from "../bpf/records.ts";
 import {
   EVENT_BEGIN,
   EVENT_END,
@@ -135,7 +135,12 @@ export class FlowTable {
     // The endpoint is reused: whatever was there before is over.
     this.#closed.delete(key);
     if (this.#open.delete(key)) this.#evicted++;
-    const flow = this.#newFlow(p, local, remote, p.direction === "egress" ? "outgoing" : "incoming");
+    const flow = this.#newFlow(
+      p,
+      local,
+      remote,
+      p.direction === "egress" ? "outgoing" : "incoming",
+    );
     if (p.direction === "egress") flow.localIsn = p.seq;
     else flow.remoteIsn = p.seq;
     if (this.#pending.size >= this.#maxFlows) this.#dropOldest(this.#pending);
@@ -143,7 +148,12 @@ export class FlowTable {
   }
 
   /** The SYN+ACK establishes the flow: egress means the local side accepted. */
-  #synAck(p: TcpPacket, key: string, local: Endpoint, remote: Endpoint): FlowBeginEvent | undefined {
+  #synAck(
+    p: TcpPacket,
+    key: string,
+    local: Endpoint,
+    remote: Endpoint,
+  ): FlowBeginEvent | undefined {
     if (this.#open.has(key)) return undefined; // a retransmitted SYN+ACK
     const egress = p.direction === "egress";
     const flow = this.#pending.get(key) ??

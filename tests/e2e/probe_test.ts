@@ -1,0 +1,178 @@
+/**
+ * e2e (root): loading, attaching, the ready line, signals, errors, and the
+ * exact control packets of a real loopback connection.
+ */
+import assert from "node:assert/strict";
+import type { PacketEvent } from "../../src/flow/events.ts";
+import {
+  attachedPrograms,
+  e2eTest,
+  Netflow,
+  runNetflow,
+  TestCgroup,
+  WORKLOAD,
+} from "../helpers/e2e.ts";
+
+/** One loopback connection (client closes first) between two processes in `cg`. */
+async function loopbackConnection(cg: TestCgroup) {
+  await using server = cg.spawn("python3", WORKLOAD, "serve", "--host", "127.0.0.1");
+  const port = Number((await server.line()).split(" ")[1]);
+  await using client = cg.spawn(
+    "python3",
+    WORKLOAD,
+    "connect",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(port),
+  );
+  const { ports } = JSON.parse(await client.line());
+  await client.done();
+  await server.done();
+  return { serverPort: port, clientPort: ports[0] as number };
+}
+
+e2eTest("netflow reports each control packet of a loopback connection once per hook", async () => {
+  await using cg = new TestCgroup();
+  await using nf = await Netflow.start([
+    "--format",
+    "json",
+    "--cgroup",
+    cg.dir,
+    "--events",
+    "net_packet_tcp",
+  ]);
+  const { serverPort: s, clientPort: c } = await loopbackConnection(cg);
+  const { events, stderr, code } = await nf.stop();
+  assert.equal(code, 0, stderr);
+  const seen = (events as PacketEvent[])
+    .filter((e) => e.src_port === c || e.dst_port === c)
+    .map((e) => `${e.direction} ${e.src_port}>${e.dst_port} ${e.flags}`);
+  assert.deepEqual(seen, [
+    `egress ${c}>${s} SYN`,
+    `ingress ${c}>${s} SYN`,
+    `egress ${s}>${c} SYN|ACK`,
+    `ingress ${s}>${c} SYN|ACK`,
+    `egress ${c}>${s} FIN|ACK`,
+    `ingress ${c}>${s} FIN|ACK`,
+    `egress ${s}>${c} FIN|ACK`,
+    `ingress ${s}>${c} FIN|ACK`,
+  ]);
+  for (const e of events as PacketEvent[]) {
+    assert.equal(e.src, "127.0.0.1");
+    assert.equal(e.cgroup_id, cg.id);
+  }
+  assert.match(stderr, /^netflow: \d+ events, 0 lost records/m);
+});
+
+e2eTest("two netflow processes on one cgroup both see every packet", async () => {
+  await using cg = new TestCgroup();
+  const args = ["--format", "json", "--cgroup", cg.dir, "--events", "net_packet_tcp"];
+  await using a = await Netflow.start(args);
+  await using b = await Netflow.start(args);
+  assert.equal((await attachedPrograms(cg.dir)).length, 6);
+  const { clientPort } = await loopbackConnection(cg);
+  const ofClient = (events: unknown[]) =>
+    (events as PacketEvent[]).filter((e) => e.src_port === clientPort || e.dst_port === clientPort);
+  const [ra, rb] = [await a.stop(), await b.stop()];
+  assert.equal(ofClient(ra.events).length, 8);
+  assert.equal(ofClient(rb.events).length, 8);
+  assert.deepEqual(await attachedPrograms(cg.dir), []);
+});
+
+e2eTest("after SIGKILL no netflow program stays attached", async () => {
+  await using cg = new TestCgroup();
+  await using nf = await Netflow.start(["--cgroup", cg.dir]);
+  assert.equal((await attachedPrograms(cg.dir)).length, 3);
+  nf.proc.kill("SIGKILL");
+  await nf.proc.status;
+  // Links are released with the process's last file descriptor.
+  for (let i = 0; i < 50 && (await attachedPrograms(cg.dir)).length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.deepEqual(await attachedPrograms(cg.dir), []);
+});
+
+e2eTest("SIGINT detaches, flushes the table and prints the summary with exit 0", async () => {
+  await using cg = new TestCgroup();
+  await using nf = await Netflow.start(["--format", "table", "--cgroup", cg.dir]);
+  const { clientPort } = await loopbackConnection(cg);
+  const { stdout, stderr, code } = await nf.stop("SIGINT");
+  assert.equal(code, 0, stderr);
+  const lines = stdout.trimEnd().split("\n");
+  assert.match(lines[0]!, /^TIME +EVENT +DIR +SRC +DST +PID +COMM/);
+  // An outgoing and an incoming endpoint, each with a begin and an end line.
+  const ofClient = lines.filter((l) => l.includes(`127.0.0.1:${clientPort}`));
+  assert.deepEqual(ofClient.map((l) => l.split(/ +/).slice(1, 3).join(" ")).sort(), [
+    "begin in",
+    "begin out",
+    "end in",
+    "end out",
+  ]);
+  assert.match(stderr, /^netflow: 4 events, 0 lost records, 0 evicted flows/m);
+  assert.deepEqual(await attachedPrograms(cg.dir), []);
+});
+
+e2eTest("without CAP_BPF netflow says so in one line and exits 1", async () => {
+  await using cg = new TestCgroup();
+  const { code, stderr } = await runNetflowWithoutCaps(["--cgroup", cg.dir]);
+  assert.equal(code, 1);
+  assert.equal(
+    stderr.trim(),
+    "netflow: Cannot load BPF programs: permission denied (run as root or grant CAP_BPF and CAP_NET_ADMIN)",
+  );
+});
+
+async function runNetflowWithoutCaps(args: string[]) {
+  const out = await new Deno.Command("setpriv", {
+    args: [
+      "--bounding-set=-all",
+      "--inh-caps=-all",
+      Deno.execPath(),
+      "run",
+      "--allow-all",
+      new URL("../../src/cli.ts", import.meta.url).pathname,
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+e2eTest("a missing libbpf is one clear line and exit 1", async () => {
+  await using cg = new TestCgroup();
+  const { code, stderr } = await runNetflow(["--cgroup", cg.dir], {
+    NETFLOW_LIBBPF: "/nonexistent/libbpf.so.1",
+  });
+  assert.equal(code, 1);
+  assert.match(
+    stderr.trim(),
+    /^netflow: Cannot load libbpf "\/nonexistent\/libbpf.so.1": .*\(install libbpf1, or set NETFLOW_LIBBPF\)$/,
+  );
+  assert.equal(stderr.trim().split("\n").length, 1);
+});
+
+e2eTest("a cgroup that does not exist is one clear line and exit 1", async () => {
+  const { code, stderr } = await runNetflow(["--cgroup", "/netflow-no-such-cgroup"]);
+  assert.equal(code, 1);
+  assert.match(
+    stderr.trim(),
+    /^netflow: Cannot attach to cgroup ".*\/netflow-no-such-cgroup": no such directory$/,
+  );
+});
+
+e2eTest("bad arguments print usage and exit 2", async () => {
+  for (
+    const args of [["--format", "xml"], ["--bogus"], ["--events", "nope"], ["--max-flows", "-3"], [
+      "--ring-size",
+      "3000",
+    ]]
+  ) {
+    const { code, stderr, stdout } = await runNetflow(args);
+    assert.equal(code, 2, args.join(" "));
+    assert.match(stderr, /^netflow: .+\n\nUsage: netflow \[options\]/, args.join(" "));
+    assert.equal(stdout, "");
+  }
+});

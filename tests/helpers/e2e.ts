@@ -1,0 +1,313 @@
+/**
+ * Helpers for e2e tests: they run as root on real traffic, in a child cgroup
+ * and network namespaces each test creates and removes, even when it fails.
+ *
+ * Without root, e2e tests are skipped, unless NETFLOW_E2E=1 (CI), which turns
+ * any missing prerequisite into a failure.
+ *
+ * @module
+ */
+import { findCgroup2Mount } from "../../src/bpf/cgroup.ts";
+import type { NetflowEvent } from "../../src/flow/events.ts";
+
+export const ROOT = new URL("../../", import.meta.url).pathname;
+export const WORKLOAD = `${ROOT}tests/workloads/tcp.py`;
+const REQUIRED = Deno.env.get("NETFLOW_E2E") === "1";
+const TOOLS = ["python3", "ip", "dnsmasq", "tcpdump", "bpftool", "setpriv"];
+
+function which(tool: string): boolean {
+  try {
+    return new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/** Why e2e tests cannot run here, or undefined when they can. */
+function missing(): string | undefined {
+  if (Deno.uid() !== 0) return "e2e tests need root";
+  const absent = TOOLS.filter((t) => !which(t));
+  if (absent.length > 0) return `e2e tests need ${absent.join(", ")}`;
+  return undefined;
+}
+
+const reason = missing();
+
+/** Registers an e2e test: skipped without prerequisites, failed for that under NETFLOW_E2E=1. */
+export function e2eTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({
+    name,
+    ignore: reason !== undefined && !REQUIRED,
+    // Subprocesses and signal listeners are the test's business; it ends them itself.
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      if (reason !== undefined) throw new Error(`${reason} (NETFLOW_E2E=1 requires them)`);
+      await fn();
+    },
+  });
+}
+
+const decoder = new TextDecoder();
+let serial = 0;
+
+/** A child process with line-by-line access to its stdout. */
+export class Proc implements AsyncDisposable {
+  readonly child: Deno.ChildProcess;
+  readonly #lines: AsyncIterator<string>;
+  #stdout = "";
+  readonly stderr: Promise<string>;
+
+  constructor(cmd: string, args: string[]) {
+    this.child = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" })
+      .spawn();
+    this.#lines = lines(this.child.stdout, (s) => this.#stdout += s);
+    this.stderr = new Response(this.child.stderr).text();
+  }
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  /** The next stdout line; throws if the process ends or `timeoutMs` passes first. */
+  async line(timeoutMs = 15_000): Promise<string> {
+    const next = await withTimeout(this.#lines.next(), timeoutMs, "a line of output");
+    if (next.done) throw new Error(`process ended early: ${await this.stderr}`);
+    return next.value;
+  }
+
+  /** Waits for a successful exit. */
+  async done(timeoutMs = 60_000): Promise<void> {
+    const status = await withTimeout(this.child.status, timeoutMs, "the process to end");
+    if (!status.success) throw new Error(`exit ${status.code}: ${await this.stderr}`);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await this.child.status;
+    await this.stderr.catch(() => "");
+  }
+}
+
+async function* lines(stream: ReadableStream<Uint8Array>, raw: (s: string) => void) {
+  let buffer = "";
+  for await (const chunk of stream) {
+    const text = decoder.decode(chunk, { stream: true });
+    raw(text);
+    buffer += text;
+    let nl;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      yield buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+    }
+  }
+  if (buffer) yield buffer;
+}
+
+export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function sh(cmd: string, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")}: ${decoder.decode(out.stderr).trim()}`);
+  }
+  return decoder.decode(out.stdout);
+}
+
+/** A child cgroup of the v2 root, removed (with its processes ended) on dispose. */
+export class TestCgroup implements AsyncDisposable {
+  readonly dir: string;
+  readonly path: string;
+  readonly #procs: Proc[] = [];
+
+  constructor() {
+    const mount = findCgroup2Mount();
+    this.path = `/netflow-test-${Deno.pid}-${++serial}`;
+    this.dir = `${mount}${this.path}`;
+    Deno.mkdirSync(this.dir);
+  }
+
+  /** The cgroup id: the inode number of its directory. */
+  get id(): number {
+    return Deno.statSync(this.dir).ino!;
+  }
+
+  /** Runs a command inside this cgroup (it moves itself in, then execs). */
+  spawn(cmd: string, ...args: string[]): Proc {
+    const proc = new Proc("sh", [
+      "-c",
+      'echo $$ > "$0/cgroup.procs" && exec "$@"',
+      this.dir,
+      cmd,
+      ...args,
+    ]);
+    this.#procs.push(proc);
+    return proc;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const proc of this.#procs) await proc[Symbol.asyncDispose]();
+    for (let i = 0; i < 50; i++) {
+      try {
+        Deno.removeSync(this.dir);
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100)); // processes still exiting
+      }
+    }
+    Deno.removeSync(this.dir);
+  }
+}
+
+/** A network namespace joined to this host by a veth pair, with IPv4 and IPv6. */
+export class TestNetns implements AsyncDisposable {
+  readonly name: string;
+  readonly hostAddr4: string;
+  readonly nsAddr4: string;
+  readonly hostAddr6: string;
+  readonly nsAddr6: string;
+  readonly #procs: Proc[] = [];
+
+  private constructor(index: number) {
+    // 198.18.0.0/15 is reserved for benchmarking (RFC 2544); fd00::/8 is local.
+    const n = (Deno.pid % 200) * 4 + index; // distinct per test process and namespace
+    this.name = `nf-test-${Deno.pid}-${index}`;
+    this.hostAddr4 = `198.18.${n % 250}.1`;
+    this.nsAddr4 = `198.18.${n % 250}.2`;
+    this.hostAddr6 = `fd00:6e66:${n.toString(16)}::1`;
+    this.nsAddr6 = `fd00:6e66:${n.toString(16)}::2`;
+  }
+
+  static async create(index = 1): Promise<TestNetns> {
+    const ns = new TestNetns(index);
+    const host = `nfh${Deno.pid % 100000}x${index}`, peer = `nfp${Deno.pid % 100000}x${index}`;
+    try {
+      await sh("ip", "netns", "add", ns.name);
+      await sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer);
+      await sh("ip", "link", "set", peer, "netns", ns.name);
+      await sh("ip", "addr", "add", `${ns.hostAddr4}/24`, "dev", host);
+      await sh("ip", "-6", "addr", "add", `${ns.hostAddr6}/64`, "dev", host, "nodad");
+      await sh("ip", "link", "set", host, "up");
+      const inNs = (...a: string[]) => sh("ip", "netns", "exec", ns.name, ...a);
+      await inNs("ip", "addr", "add", `${ns.nsAddr4}/24`, "dev", peer);
+      await inNs("ip", "-6", "addr", "add", `${ns.nsAddr6}/64`, "dev", peer, "nodad");
+      await inNs("ip", "link", "set", peer, "up");
+      await inNs("ip", "link", "set", "lo", "up");
+    } catch (err) {
+      await ns[Symbol.asyncDispose]();
+      throw err;
+    }
+    return ns;
+  }
+
+  /** Runs a command inside the namespace (outside any test cgroup). */
+  spawn(cmd: string, ...args: string[]): Proc {
+    const proc = new Proc("ip", ["netns", "exec", this.name, cmd, ...args]);
+    this.#procs.push(proc);
+    return proc;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const proc of this.#procs) await proc[Symbol.asyncDispose]();
+    // Deleting the namespace deletes the veth pair with it.
+    await sh("ip", "netns", "del", this.name).catch(() => {});
+  }
+}
+
+/** A netflow CLI process watching a cgroup, started and stopped by the test. */
+export class Netflow implements AsyncDisposable {
+  readonly proc: Deno.ChildProcess;
+  readonly #stdout: Promise<string>;
+  readonly #stderrLines: AsyncIterator<string>;
+  #stderr = "";
+
+  private constructor(args: string[]) {
+    this.proc = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", `${ROOT}src/cli.ts`, ...args],
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    }).spawn();
+    this.#stdout = new Response(this.proc.stdout).text();
+    this.#stderrLines = lines(this.proc.stderr, (s) => this.#stderr += s);
+  }
+
+  /** Starts netflow and waits for its ready line. */
+  static async start(args: string[]): Promise<Netflow> {
+    const nf = new Netflow(args);
+    try {
+      const first = await withTimeout(nf.#stderrLines.next(), 60_000, "netflow's ready line");
+      if (first.done || !first.value.startsWith("netflow: watching cgroup ")) {
+        throw new Error(`netflow did not start: ${first.value ?? ""}${await nf.#rest()}`);
+      }
+    } catch (err) {
+      await nf[Symbol.asyncDispose]();
+      throw err;
+    }
+    return nf;
+  }
+
+  async #rest(): Promise<string> {
+    for (;;) {
+      const next = await this.#stderrLines.next();
+      if (next.done) return this.#stderr;
+    }
+  }
+
+  /** Signals netflow (SIGTERM), then the events it wrote (JSON Lines), its stderr and exit code. */
+  async stop(
+    signal: "SIGTERM" | "SIGINT" = "SIGTERM",
+  ): Promise<{ events: NetflowEvent[]; stdout: string; stderr: string; code: number }> {
+    await new Promise((r) => setTimeout(r, 300)); // let the last packets reach the ring
+    this.proc.kill(signal);
+    const [status, stdout] = await withTimeout(
+      Promise.all([this.proc.status, this.#stdout]),
+      30_000,
+      "netflow to stop",
+    );
+    const stderr = await this.#rest();
+    const json = stdout.startsWith("{");
+    const events = json ? stdout.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)) : [];
+    return { events, stdout, stderr, code: status.code };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.proc.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await this.proc.status;
+    await this.#stdout.catch(() => "");
+  }
+}
+
+/** Runs netflow's CLI to completion (for argument and error cases). */
+export async function runNetflow(args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", `${ROOT}src/cli.ts`, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", ...env },
+  }).output();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/** BPF programs attached to a cgroup directory, per bpftool. */
+export async function attachedPrograms(dir: string): Promise<string[]> {
+  const out = await sh("bpftool", "cgroup", "show", dir);
+  return out.split("\n").slice(1).filter((l) => l.trim() !== "");
+}
