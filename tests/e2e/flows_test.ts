@@ -1,0 +1,384 @@
+/**
+ * e2e (root): net_flow_tcp_begin / net_flow_tcp_end on real connections, with
+ * exact expectations: counts, orientation, ports, owners, counters.
+ */
+import assert from "node:assert/strict";
+import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
+import {
+  e2eTest,
+  Netflow,
+  type Proc,
+  sh,
+  TestCgroup,
+  TestNetns,
+  WORKLOAD,
+} from "../helpers/e2e.ts";
+
+type Where = { kind: "cgroup" } | { kind: "netns"; ns: TestNetns; watched: boolean };
+
+interface Run {
+  scenario?: string;
+  count?: number;
+  bytes?: number;
+  fork?: boolean;
+}
+
+/** Runs a server and a client of tests/workloads/tcp.py where told; returns ports and pids. */
+async function workload(
+  cg: TestCgroup,
+  server: { where: Where; host: string },
+  client: { where: Where; connectTo: string },
+  run: Run = {},
+) {
+  const args = [
+    "--scenario",
+    run.scenario ?? "client-close",
+    "--count",
+    String(run.count ?? 1),
+    "--bytes",
+    String(run.bytes ?? 100),
+  ];
+  const start = (where: Where, ...a: string[]): Proc => {
+    if (where.kind === "cgroup") return cg.spawn("python3", WORKLOAD, ...a);
+    if (where.watched) {
+      return cg.spawn("ip", "netns", "exec", where.ns.name, "python3", WORKLOAD, ...a);
+    }
+    return where.ns.spawn("python3", WORKLOAD, ...a);
+  };
+  const serverArgs = ["serve", "--host", server.host, ...args, ...(run.fork ? ["--fork"] : [])];
+  await using srv = start(server.where, ...serverArgs);
+  const port = Number((await srv.line()).split(" ")[1]);
+  const workerPid = run.fork ? Number((await srv.line()).split(" ")[1]) : undefined;
+  await using cli = start(
+    client.where,
+    "connect",
+    "--host",
+    client.connectTo,
+    "--port",
+    String(port),
+    ...args,
+  );
+  const out = JSON.parse(await cli.line(120_000)) as { pid: number; ports: number[] };
+  await cli.done(120_000);
+  await srv.done(120_000);
+  return {
+    serverPort: port,
+    clientPorts: out.ports,
+    serverPid: srv.pid,
+    clientPid: cli.pid,
+    workerPid,
+  };
+}
+
+const LOCAL: Where = { kind: "cgroup" };
+
+function ofPort(events: FlowEvent[], port: number): FlowEvent[] {
+  return events.filter((e) => e.src_port === port || e.dst_port === port);
+}
+
+/** "event direction src:port>dst:port closed_by reason" for compact comparisons. */
+function describe(e: FlowEvent): string {
+  const base = `${
+    e.event === "net_flow_tcp_begin" ? "begin" : "end"
+  } ${e.conn_direction} ${e.src}:${e.src_port}>${e.dst}:${e.dst_port}`;
+  return e.event === "net_flow_tcp_end" ? `${base} ${e.closed_by} ${e.reason}` : base;
+}
+
+async function watch(cg: TestCgroup, extra: string[] = []) {
+  return await Netflow.start(["--format", "json", "--cgroup", cg.dir, ...extra]);
+}
+
+async function stopped(nf: Netflow) {
+  const { events, stderr, code } = await nf.stop();
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /, 0 lost records, 0 evicted flows, 0 malformed records,/);
+  return events as FlowEvent[];
+}
+
+for (const family of [4, 6] as const) {
+  const lo = family === 4 ? "127.0.0.1" : "::1";
+
+  e2eTest(`IPv${family} loopback, client closes: an outgoing and an incoming pair`, async () => {
+    await using cg = new TestCgroup();
+    await using nf = await watch(cg);
+    const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo });
+    const events = ofPort(await stopped(nf), w.clientPorts[0]!);
+    const c = `${lo}:${w.clientPorts[0]}`, s = `${lo}:${w.serverPort}`;
+    assert.deepEqual(events.map(describe).sort(), [
+      `begin incoming ${c}>${s}`,
+      `begin outgoing ${c}>${s}`,
+      `end incoming ${c}>${s} remote fin`,
+      `end outgoing ${c}>${s} local fin`,
+    ]);
+    const out = events.filter((e) => e.conn_direction === "outgoing");
+    const inc = events.filter((e) => e.conn_direction === "incoming");
+    assert.equal(out[0]!.flow_id, out[1]!.flow_id);
+    assert.equal(inc[0]!.flow_id, inc[1]!.flow_id);
+    assert.notEqual(out[0]!.flow_id, inc[0]!.flow_id);
+    for (const e of out) assert.deepEqual([e.pid, e.comm, e.uid], [w.clientPid, "nf-client", 0]);
+    for (const e of inc) assert.deepEqual([e.pid, e.comm, e.uid], [w.serverPid, "nf-server", 0]);
+    for (const e of events) {
+      assert.deepEqual([e.cgroup_id, e.cgroup, e.container_id], [cg.id, cg.path, null]);
+    }
+    const outEnd = out[1] as FlowEndEvent, inEnd = inc[1] as FlowEndEvent;
+    // The client sent 100 bytes and read the 50-byte reply before closing.
+    assert.deepEqual([outEnd.bytes_sent, outEnd.bytes_received], [100, 50]);
+    assert.deepEqual([inEnd.bytes_sent, inEnd.bytes_received], [50, 100]);
+    assert.ok(outEnd.duration_ms! >= 0 && outEnd.rtt_us! > 0 && outEnd.packets_sent! >= 3);
+  });
+
+  e2eTest(`IPv${family} loopback, server closes: the server is src of both ends`, async () => {
+    await using cg = new TestCgroup();
+    await using nf = await watch(cg);
+    const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo }, {
+      scenario: "server-close",
+    });
+    const c = `${lo}:${w.clientPorts[0]}`, s = `${lo}:${w.serverPort}`;
+    const ends = ofPort(await stopped(nf), w.clientPorts[0]!).filter((e) =>
+      e.event === "net_flow_tcp_end"
+    );
+    assert.deepEqual(ends.map(describe).sort(), [
+      `end incoming ${s}>${c} local fin`,
+      `end outgoing ${s}>${c} remote fin`,
+    ]);
+  });
+
+  e2eTest(`IPv${family} loopback, RST close (SO_LINGER 0)`, async () => {
+    await using cg = new TestCgroup();
+    await using nf = await watch(cg);
+    const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo }, {
+      scenario: "rst",
+    });
+    const c = `${lo}:${w.clientPorts[0]}`, s = `${lo}:${w.serverPort}`;
+    const events = ofPort(await stopped(nf), w.clientPorts[0]!);
+    assert.deepEqual(events.filter((e) => e.event === "net_flow_tcp_end").map(describe).sort(), [
+      `end incoming ${c}>${s} remote rst`,
+      `end outgoing ${c}>${s} local rst`,
+    ]);
+    assert.equal(events.length, 4);
+  });
+
+  e2eTest(`IPv${family} loopback, refused connection: no flow events`, async () => {
+    await using cg = new TestCgroup();
+    await using nf = await watch(cg);
+    // A port nobody listens on: bind one, note it, close it.
+    const port = Number(
+      await sh(
+        "python3",
+        "-c",
+        `import socket;s=socket.socket(socket.AF_INET${
+          family === 6 ? "6" : ""
+        });s.bind(("${lo}",0));print(s.getsockname()[1])`,
+      ),
+    );
+    await using cli = cg.spawn(
+      "python3",
+      WORKLOAD,
+      "connect",
+      "--host",
+      lo,
+      "--port",
+      String(port),
+      "--scenario",
+      "refused",
+    );
+    const { ports } = JSON.parse(await cli.line());
+    await cli.done();
+    const events = await stopped(nf);
+    assert.deepEqual(ofPort(events, ports[0]), []);
+  });
+
+  e2eTest(`IPv${family} loopback, half close: the first FIN ends the flow`, async () => {
+    await using cg = new TestCgroup();
+    await using nf = await watch(cg);
+    const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo }, {
+      scenario: "halfclose",
+    });
+    const c = `${lo}:${w.clientPorts[0]}`, s = `${lo}:${w.serverPort}`;
+    const events = ofPort(await stopped(nf), w.clientPorts[0]!);
+    const ends = events.filter((e): e is FlowEndEvent => e.event === "net_flow_tcp_end");
+    assert.deepEqual(ends.map(describe).sort(), [
+      `end incoming ${c}>${s} remote fin`,
+      `end outgoing ${c}>${s} local fin`,
+    ]);
+    // At the client's FIN, 100 bytes had gone one way and nothing the other.
+    const out = ends.find((e) => e.conn_direction === "outgoing")!;
+    const inc = ends.find((e) => e.conn_direction === "incoming")!;
+    assert.deepEqual([out.bytes_sent, out.bytes_received, inc.bytes_sent, inc.bytes_received], [
+      100,
+      0,
+      0,
+      100,
+    ]);
+  });
+
+  e2eTest(
+    `IPv${family} loopback, 200 concurrent connections: exactly 200 pairs per endpoint`,
+    async () => {
+      await using cg = new TestCgroup();
+      await using nf = await watch(cg);
+      const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo }, {
+        count: 200,
+      });
+      const events = (await stopped(nf)).filter((e) =>
+        e.dst_port === w.serverPort || e.src_port === w.serverPort
+      );
+      const count = (event: string, dir: string) =>
+        events.filter((e) => e.event === event && e.conn_direction === dir).length;
+      assert.deepEqual(
+        [
+          count("net_flow_tcp_begin", "outgoing"),
+          count("net_flow_tcp_end", "outgoing"),
+          count("net_flow_tcp_begin", "incoming"),
+          count("net_flow_tcp_end", "incoming"),
+        ],
+        [200, 200, 200, 200],
+      );
+      assert.equal(new Set(events.map((e) => e.flow_id)).size, 400);
+      assert.deepEqual(
+        [...new Set(events.map((e) => e.src_port))].sort(),
+        [...w.clientPorts].sort(),
+      );
+    },
+  );
+
+  e2eTest(`IPv${family} loopback, a 64 MiB transfer: byte counts match exactly`, async () => {
+    await using cg = new TestCgroup();
+    await using nf = await watch(cg);
+    const bytes = 64 << 20;
+    const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo }, {
+      bytes,
+    });
+    const ends = ofPort(await stopped(nf), w.clientPorts[0]!)
+      .filter((e): e is FlowEndEvent => e.event === "net_flow_tcp_end");
+    const out = ends.find((e) => e.conn_direction === "outgoing")!;
+    const inc = ends.find((e) => e.conn_direction === "incoming")!;
+    assert.deepEqual([out.bytes_sent, out.bytes_received], [bytes, 50]);
+    assert.deepEqual([inc.bytes_sent, inc.bytes_received], [50, bytes]);
+  });
+
+  e2eTest(
+    `IPv${family} veth: a local client makes one outgoing pair, a remote client one incoming pair`,
+    async () => {
+      await using cg = new TestCgroup();
+      await using ns = await TestNetns.create(1);
+      const [hostAddr, nsAddr] = family === 4
+        ? [ns.hostAddr4, ns.nsAddr4]
+        : [ns.hostAddr6, ns.nsAddr6];
+      await using nf = await watch(cg);
+      const remote: Where = { kind: "netns", ns, watched: false };
+      const out = await workload(cg, { where: remote, host: nsAddr }, {
+        where: LOCAL,
+        connectTo: nsAddr,
+      });
+      const inc = await workload(cg, { where: LOCAL, host: hostAddr }, {
+        where: remote,
+        connectTo: hostAddr,
+      }, {
+        scenario: "server-close",
+      });
+      const events = await stopped(nf);
+      const oc = `${hostAddr}:${out.clientPorts[0]}`, os = `${nsAddr}:${out.serverPort}`;
+      assert.deepEqual(ofPort(events, out.clientPorts[0]!).map(describe), [
+        `begin outgoing ${oc}>${os}`,
+        `end outgoing ${oc}>${os} local fin`,
+      ]);
+      const ic = `${nsAddr}:${inc.clientPorts[0]}`, is = `${hostAddr}:${inc.serverPort}`;
+      const incoming = ofPort(events, inc.clientPorts[0]!);
+      assert.deepEqual(incoming.map(describe), [
+        `begin incoming ${ic}>${is}`,
+        `end incoming ${is}>${ic} local fin`,
+      ]);
+      for (const e of incoming) assert.deepEqual([e.pid, e.comm], [inc.serverPid, "nf-server"]);
+    },
+  );
+
+  e2eTest(
+    `IPv${family} between two watched network namespaces: both endpoints reported`,
+    async () => {
+      await using cg = new TestCgroup();
+      await using a = await TestNetns.create(2);
+      await using b = await TestNetns.create(3);
+      await linkNamespaces(a, b, family);
+      const [addrA, addrB] = family === 4
+        ? ["198.19.7.1", "198.19.7.2"]
+        : ["fd00:6e66:77::1", "fd00:6e66:77::2"];
+      await using nf = await watch(cg);
+      const w = await workload(
+        cg,
+        { where: { kind: "netns", ns: a, watched: true }, host: addrA },
+        { where: { kind: "netns", ns: b, watched: true }, connectTo: addrA },
+      );
+      const c = `${addrB}:${w.clientPorts[0]}`, s = `${addrA}:${w.serverPort}`;
+      assert.deepEqual(ofPort(await stopped(nf), w.clientPorts[0]!).map(describe).sort(), [
+        `begin incoming ${c}>${s}`,
+        `begin outgoing ${c}>${s}`,
+        `end incoming ${c}>${s} remote fin`,
+        `end outgoing ${c}>${s} local fin`,
+      ]);
+    },
+  );
+}
+
+/** A veth pair straight between two test namespaces (198.19.7.0/24, fd00:6e66:77::/64). */
+async function linkNamespaces(a: TestNetns, b: TestNetns, family: 4 | 6) {
+  const ea = `nfa${Deno.pid % 100000}`, eb = `nfb${Deno.pid % 100000}`;
+  await sh(
+    "ip",
+    "link",
+    "add",
+    ea,
+    "netns",
+    a.name,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    eb,
+    "netns",
+    b.name,
+  );
+  for (
+    const [ns, dev, v4, v6] of [[a, ea, "198.19.7.1", "fd00:6e66:77::1"], [
+      b,
+      eb,
+      "198.19.7.2",
+      "fd00:6e66:77::2",
+    ]] as const
+  ) {
+    if (family === 4) await sh("ip", "-n", ns.name, "addr", "add", `${v4}/24`, "dev", dev);
+    else await sh("ip", "-n", ns.name, "-6", "addr", "add", `${v6}/64`, "dev", dev, "nodad");
+    await sh("ip", "-n", ns.name, "link", "set", dev, "up");
+  }
+}
+
+e2eTest("IPv4 on a dual-stack IPv6 socket is reported as IPv4", async () => {
+  await using cg = new TestCgroup();
+  await using nf = await watch(cg);
+  // The server listens on "::" (dual stack); the client connects over IPv4.
+  const w = await workload(cg, { where: LOCAL, host: "::" }, {
+    where: LOCAL,
+    connectTo: "127.0.0.1",
+  });
+  const events = ofPort(await stopped(nf), w.clientPorts[0]!);
+  assert.equal(events.length, 4);
+  for (const e of events) assert.deepEqual([e.src, e.dst], ["127.0.0.1", "127.0.0.1"]);
+});
+
+e2eTest("a forked worker's connection is attributed to the listener's owner", async () => {
+  await using cg = new TestCgroup();
+  await using nf = await watch(cg);
+  const w = await workload(cg, { where: LOCAL, host: "127.0.0.1" }, {
+    where: LOCAL,
+    connectTo: "127.0.0.1",
+  }, {
+    fork: true,
+  });
+  const inc = ofPort(await stopped(nf), w.clientPorts[0]!).filter((e) =>
+    e.conn_direction === "incoming"
+  );
+  assert.equal(inc.length, 2);
+  // Socket storage is stamped by the process that created the listening socket.
+  for (const e of inc) assert.deepEqual([e.pid, e.comm], [w.serverPid, "nf-server"]);
+  assert.ok(w.workerPid !== undefined && w.workerPid !== w.serverPid);
+});
