@@ -15,7 +15,7 @@ tools="$root/.tools"
 # (the library netflow dlopens); the tests and benchmarks need the rest.
 packages=(
   clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev
-  iproute2 python3 dnsmasq-base iperf3 wrk tcpdump libbpf-tools procps
+  iproute2 python3 dnsmasq-base bind9-dnsutils iperf3 wrk tcpdump libbpf-tools procps util-linux
 )
 
 missing=()

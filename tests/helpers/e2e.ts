@@ -180,6 +180,7 @@ export class TestNetns implements AsyncDisposable {
   readonly hostAddr6: string;
   readonly nsAddr6: string;
   readonly #procs: Proc[] = [];
+  readonly #hostLink: string;
 
   private constructor(index: number) {
     // 198.18.0.0/15 is reserved for benchmarking (RFC 2544); fd00::/8 is local.
@@ -189,11 +190,12 @@ export class TestNetns implements AsyncDisposable {
     this.nsAddr4 = `198.18.${n % 250}.2`;
     this.hostAddr6 = `fd00:6e66:${n.toString(16)}::1`;
     this.nsAddr6 = `fd00:6e66:${n.toString(16)}::2`;
+    this.#hostLink = `nfh${Deno.pid % 100000}x${index}`;
   }
 
   static async create(index = 1): Promise<TestNetns> {
     const ns = new TestNetns(index);
-    const host = `nfh${Deno.pid % 100000}x${index}`, peer = `nfp${Deno.pid % 100000}x${index}`;
+    const host = ns.#hostLink, peer = `nfp${Deno.pid % 100000}x${index}`;
     try {
       await sh("ip", "netns", "add", ns.name);
       await sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer);
@@ -222,7 +224,8 @@ export class TestNetns implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     for (const proc of this.#procs) await proc[Symbol.asyncDispose]();
-    // Deleting the namespace deletes the veth pair with it.
+    // The namespace's own teardown of the pair is asynchronous: delete it now.
+    await sh("ip", "link", "del", this.#hostLink).catch(() => {});
     await sh("ip", "netns", "del", this.name).catch(() => {});
   }
 }
