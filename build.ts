@@ -86,6 +86,8 @@ export async function buildObject(): Promise<void> {
   await Deno.writeTextFile(stamp, `${want}\n`);
 }
 
+const BINARY = `${root}dist/netflow`;
+
 async function compileBinary(): Promise<void> {
   const denort = Deno.env.get("DENORT_BIN");
   if (denort !== undefined && !(await exists(denort))) {
@@ -95,15 +97,28 @@ async function compileBinary(): Promise<void> {
   try {
     await run(Deno.execPath(), COMPILE_ARGS);
   } catch (err) {
+    const why = (err instanceof Error ? err.message : String(err)).split("\n")
+      .find((l) => /error sending request|dns error|Connect/.test(l));
     if (denort === undefined) {
       throw new Error(
-        "deno compile needs the denort runtime and could not download it; " +
-          `set DENORT_BIN to a denort ${Deno.version.deno} binary and run again\n` +
-          (err instanceof Error ? err.message : String(err)),
+        "deno compile needs the denort runtime and could not download it" +
+          `${
+            why ? ` (${why.trim()})` : ""
+          }; set DENORT_BIN to a denort ${Deno.version.deno} binary`,
       );
     }
     throw err;
   }
+  // A DENORT_BIN that is not denort (the full deno, say) makes a binary that
+  // ignores the embedded program: check that it really is netflow.
+  const version = await run(BINARY, ["--version"]).catch((e) => String(e));
+  if (!version.startsWith("netflow ")) {
+    await Deno.remove(BINARY).catch(() => {});
+    throw new Error(
+      `dist/netflow does not run netflow: DENORT_BIN "${denort}" is not a denort ${Deno.version.deno} binary`,
+    );
+  }
+  console.error(`build: dist/netflow (${version.trim()})`);
 }
 
 if (import.meta.main) {
