@@ -21,8 +21,23 @@
 #define TCP_FLAG_FIN 0x01
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
-#define TCP_STATE_LISTEN 10
+#define TCP_FLAG_ACK 0x10
 #define DNS_PORT 53
+
+/* TCP states (include/net/tcp_states.h). */
+enum {
+	TCP_ESTABLISHED = 1,
+	TCP_FIN_WAIT1 = 4,
+	TCP_FIN_WAIT2 = 5,
+	TCP_TIME_WAIT = 6,
+	TCP_CLOSE_WAIT = 8,
+	TCP_LAST_ACK = 9,
+	TCP_LISTEN = 10,
+	TCP_CLOSING = 11,
+};
+
+/* The only .rodata variable, so TypeScript finds it at offset 0 (a test checks). */
+const volatile struct nf_config nf_config = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -206,7 +221,7 @@ static __always_inline void fill_socket(struct nf_tcp *r, struct __sk_buff *skb)
 		return;
 	sk = full;
 	r->sock_state = sk->state;
-	if (sk->state == TCP_STATE_LISTEN)
+	if (sk->state == TCP_LISTEN)
 		r->sock_flags |= NF_SOCK_LISTENER;
 	owner = bpf_sk_storage_get(&owners, sk, 0, 0);
 	if (owner) {
@@ -234,6 +249,40 @@ static __always_inline void fill_socket(struct nf_tcp *r, struct __sk_buff *skb)
 		r->sock_flags |= NF_SOCK_LOCAL_LISTENS;
 }
 
+/*
+ * The flow state machine needs the SYN+ACK (begin), the first FIN and any RST
+ * (end). A plain SYN adds nothing: the SYN+ACK carries both ISNs, and the RST
+ * answering a refused SYN arrives on a SYN_SENT socket. A FIN is the second
+ * one when the socket's state says this side already sent or received one.
+ */
+static __always_inline int needed_by_flows(struct __sk_buff *skb, __u8 direction, __u8 flags)
+{
+	struct bpf_sock *sk;
+
+	if (flags & TCP_FLAG_RST)
+		return 1;
+	if (flags & TCP_FLAG_SYN)
+		return flags & TCP_FLAG_ACK;
+	/* A FIN. */
+	sk = skb->sk;
+	if (sk)
+		sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	if (direction == NF_EGRESS)
+		return sk->state != TCP_LAST_ACK; /* we answer the remote FIN */
+	switch (sk->state) {
+	case TCP_FIN_WAIT1:
+	case TCP_FIN_WAIT2:
+	case TCP_CLOSING:
+	case TCP_TIME_WAIT:
+	case TCP_CLOSE_WAIT: /* a retransmission of the remote FIN */
+	case TCP_LAST_ACK:
+		return 0;
+	}
+	return 1;
+}
+
 static __always_inline void on_tcp(struct __sk_buff *skb, __u8 direction, struct l3 *l3)
 {
 	struct tcphdr th;
@@ -254,6 +303,8 @@ static __always_inline void on_tcp(struct __sk_buff *skb, __u8 direction, struct
 
 	/* The hot path: an ordinary segment stops here. */
 	if (!(flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST)))
+		return;
+	if (!nf_config.forward_all && !needed_by_flows(skb, direction, flags))
 		return;
 
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);

@@ -81,6 +81,13 @@ struct nf_dns {
 	__u8 payload[NF_DNS_MAX];
 };
 
+/* Static settings, written into .rodata by netflow before load. */
+struct nf_config {
+	__u8 forward_all;     /* every control packet (--events net_packet_tcp),
+	                       * not only those the flow state machine needs */
+	__u8 pad[7];
+};
+
 /* Per-CPU counters, indexes into the `counters` map. */
 enum nf_counter {
 	NF_CNT_LOST = 0,      /* bpf_ringbuf_reserve failed: a record was lost */
@@ -89,6 +96,7 @@ enum nf_counter {
 };
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");
+_Static_assert(sizeof(struct nf_config) == 8, "nf_config layout");
 _Static_assert(sizeof(struct nf_tcp) == 152, "nf_tcp layout");
 _Static_assert(sizeof(struct nf_dns) == 24 + 8 + NF_DNS_MAX, "nf_dns layout");
 

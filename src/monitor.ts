@@ -116,9 +116,10 @@ export class FlowMonitor implements AsyncIterable<NetflowEvent>, Disposable {
       cgroupDir: this.cgroupDir,
       ringBytes: options.ringBytes ?? DEFAULT_RING_BYTES,
       reader: options.reader ?? "mmap",
+      forwardAll: this.#want.has(EVENT_PACKET),
     });
     const { monotonicNs, realtimeNs } = clocks();
-    this.#decoder = new RecordDecoder(realtimeNs - monotonicNs);
+    this.#decoder = new RecordDecoder(Number((realtimeNs - monotonicNs) / 1000n));
     this.#onRecord = (view, offset, length) => {
       const record = this.#decoder.decode(view, offset, length);
       if (record === undefined) this.#malformed++;
@@ -211,7 +212,7 @@ export class FlowMonitor implements AsyncIterable<NetflowEvent>, Disposable {
   }
 
   #onDns(message: DnsMessage): void {
-    this.#dns.addMessage(message.payload, message.timeNs, message.transport);
+    this.#dns.addMessage(message.payload, message.timeUs, message.transport);
   }
 }
 
@@ -219,7 +220,7 @@ const FLAG_NAMES = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
 
 function packetEvent(p: TcpPacket): PacketEvent {
   return {
-    time: formatTime(p.timeNs),
+    time: formatTime(p.timeUs),
     event: EVENT_PACKET,
     direction: p.direction,
     src: p.src,
@@ -227,7 +228,7 @@ function packetEvent(p: TcpPacket): PacketEvent {
     src_port: p.srcPort,
     dst_port: p.dstPort,
     flags: FLAG_NAMES.filter((_, i) => p.flags & (1 << i)).join("|"),
-    cgroup_id: Number(p.cgroupId),
+    cgroup_id: p.cgroupId,
     pid: p.owner?.pid ?? null,
     comm: p.owner?.comm ?? null,
   };

@@ -8,6 +8,7 @@ import object from "../../bpf/netflow.bpf.o" with { type: "bytes" };
 import { NetflowError, PRIVILEGE_HINT } from "../errors.ts";
 import { BpfObject, CgroupFd, LibbpfError, programStats, sumPerCpu } from "../ffi/libbpf.ts";
 import { openRingReader, type ReaderKind, type RingReader } from "../ffi/ringbuf.ts";
+import { LAYOUT } from "./records.ts";
 
 /** Names in bpf/netflow.bpf.c that TypeScript uses; a test checks them against the object. */
 export const BPF_NAMES = {
@@ -17,6 +18,8 @@ export const BPF_NAMES = {
     sockCreate: "netflow_sock_create",
   },
   maps: { events: "events", counters: "counters", owners: "owners" },
+  /** The .rodata section: struct nf_config nf_config, its only variable. */
+  config: ".rodata",
 } as const;
 
 /** Indexes of the per-CPU `counters` map (enum nf_counter). */
@@ -31,6 +34,8 @@ export interface ProbeOptions {
   /** Ring buffer size in bytes: a power of two, at least one page. */
   ringBytes?: number;
   reader?: ReaderKind;
+  /** Forward every TCP control packet, not only those the flow state machine needs. */
+  forwardAll?: boolean;
 }
 
 /** Kernel-side counters. */
@@ -55,6 +60,10 @@ export class Probe implements Disposable {
     try {
       const obj = stack.use(new BpfObject(new Uint8Array(object)));
       obj.resizeMap(BPF_NAMES.maps.events, options.ringBytes ?? DEFAULT_RING_BYTES);
+      obj.setInitialValue(
+        BPF_NAMES.config,
+        encodeConfig({ forwardAll: options.forwardAll ?? false }),
+      );
       loadOrExplain(obj);
       const events = obj.map(BPF_NAMES.maps.events);
       this.#countersFd = obj.map(BPF_NAMES.maps.counters).fd;
@@ -105,6 +114,13 @@ export class Probe implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** struct nf_config, as netflow.h lays it out (LAYOUT.nf_config). */
+export function encodeConfig(config: { forwardAll: boolean }): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(LAYOUT.nf_config.size);
+  bytes[LAYOUT.nf_config.fields.forward_all] = config.forwardAll ? 1 : 0;
+  return bytes;
 }
 
 function loadOrExplain(obj: BpfObject): void {

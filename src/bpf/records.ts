@@ -41,6 +41,10 @@ export const LAYOUT = {
       comm: 136,
     },
   },
+  nf_config: {
+    size: 8,
+    fields: { forward_all: 0, pad: 1 },
+  },
   nf_dns: {
     size: 1312,
     fields: { hdr: 0, payload_len: 24, captured_len: 26, transport: 28, pad: 29, payload: 32 },
@@ -70,8 +74,8 @@ export interface SocketOwner {
 
 /** The kernel socket's own counters, read when a FIN or RST passes. */
 export interface TcpCounters {
-  readonly bytesAcked: bigint;
-  readonly bytesReceived: bigint;
+  readonly bytesAcked: number;
+  readonly bytesReceived: number;
   readonly sndUna: number;
   readonly sndNxt: number;
   readonly srttUs: number;
@@ -83,9 +87,9 @@ export interface TcpCounters {
 /** One TCP control packet (SYN, FIN or RST) seen on a local socket. */
 export interface TcpPacket {
   readonly kind: "tcp";
-  /** When the kernel saw it, in ns since the Unix epoch. */
-  readonly timeNs: bigint;
-  readonly cgroupId: bigint;
+  /** When the kernel saw it, in µs since the Unix epoch (exact in a double). */
+  readonly timeUs: number;
+  readonly cgroupId: number;
   /** egress: sent by the local socket; ingress: received by it. */
   readonly direction: Direction;
   readonly family: 4 | 6;
@@ -97,7 +101,7 @@ export interface TcpPacket {
   readonly ack: number;
   readonly flags: number;
   readonly payloadLength: number;
-  readonly cookie: bigint;
+  readonly cookie: number;
   /** The packet belongs to a listening socket (a handshake on the server side). */
   readonly listener: boolean;
   /** At FIN/RST: a listening socket owns the local port (the flow is likely incoming). */
@@ -111,8 +115,8 @@ export interface TcpPacket {
 /** One DNS response message as the kernel copied it. */
 export interface DnsMessage {
   readonly kind: "dns";
-  readonly timeNs: bigint;
-  readonly cgroupId: bigint;
+  readonly timeUs: number;
+  readonly cgroupId: number;
   readonly direction: Direction;
   readonly transport: "udp" | "tcp";
   /** The message's length on the wire; more than payload.length when it was cut. */
@@ -127,16 +131,21 @@ const H = LAYOUT.nf_header.fields;
 const D = LAYOUT.nf_dns.fields;
 const utf8 = new TextDecoder();
 
+/** A u64 field as a number: exact below 2^53, which counters and ids stay under. */
+function u64(view: DataView, at: number): number {
+  return view.getUint32(at + 4, true) * 4294967296 + view.getUint32(at, true);
+}
+
 /**
- * Turns raw records into {@link KernelRecord}s. `clockOffsetNs` converts the
+ * Turns raw records into {@link KernelRecord}s. `clockOffsetUs` converts the
  * kernel's monotonic timestamps to Unix time. Records that are shorter than
  * their layout or of an unknown kind return `undefined` (the caller counts them).
  */
 export class RecordDecoder {
-  readonly #clockOffsetNs: bigint;
+  readonly #clockOffsetUs: number;
 
-  constructor(clockOffsetNs: bigint) {
-    this.#clockOffsetNs = clockOffsetNs;
+  constructor(clockOffsetUs: number) {
+    this.#clockOffsetUs = clockOffsetUs;
   }
 
   decode(view: DataView, offset: number, length: number): KernelRecord | undefined {
@@ -147,14 +156,8 @@ export class RecordDecoder {
     return undefined;
   }
 
-  #header(view: DataView, at: number) {
-    return {
-      timeNs: view.getBigUint64(at + H.ts_ns, true) + this.#clockOffsetNs,
-      cgroupId: view.getBigUint64(at + H.cgroup_id, true),
-      direction: view.getUint8(at + H.direction) === EGRESS
-        ? "egress" as const
-        : "ingress" as const,
-    };
+  #timeUs(view: DataView, at: number): number {
+    return Math.floor(u64(view, at + H.ts_ns) / 1000) + this.#clockOffsetUs;
   }
 
   #tcp(view: DataView, at: number): TcpPacket {
@@ -164,7 +167,9 @@ export class RecordDecoder {
     const sockFlags = view.getUint8(at + T.sock_flags);
     return {
       kind: "tcp",
-      ...this.#header(view, at),
+      timeUs: this.#timeUs(view, at),
+      cgroupId: u64(view, at + H.cgroup_id),
+      direction: view.getUint8(at + H.direction) === EGRESS ? "egress" : "ingress",
       family,
       src: addr(bytes, T.saddr),
       dst: addr(bytes, T.daddr),
@@ -174,7 +179,7 @@ export class RecordDecoder {
       ack: view.getUint32(at + T.ack_seq, true),
       flags: view.getUint8(at + T.tcp_flags),
       payloadLength: view.getUint16(at + T.payload_len, true),
-      cookie: view.getBigUint64(at + T.sock_cookie, true),
+      cookie: u64(view, at + T.sock_cookie),
       listener: (sockFlags & SOCK_LISTENER) !== 0,
       localPortListens: (sockFlags & SOCK_LOCAL_LISTENS) !== 0,
       sockState: view.getUint8(at + T.sock_state),
@@ -182,13 +187,13 @@ export class RecordDecoder {
         ? {
           pid: view.getUint32(at + T.pid, true),
           uid: view.getUint32(at + T.uid, true),
-          comm: cString(bytes.subarray(T.comm, T.comm + COMM_LEN)),
+          comm: cString(bytes, T.comm, COMM_LEN),
         }
         : null,
       counters: sockFlags & SOCK_TCP
         ? {
-          bytesAcked: view.getBigUint64(at + T.bytes_acked, true),
-          bytesReceived: view.getBigUint64(at + T.bytes_received, true),
+          bytesAcked: u64(view, at + T.bytes_acked),
+          bytesReceived: u64(view, at + T.bytes_received),
           sndUna: view.getUint32(at + T.snd_una, true),
           sndNxt: view.getUint32(at + T.snd_nxt, true),
           srttUs: view.getUint32(at + T.srtt_us, true),
@@ -205,7 +210,9 @@ export class RecordDecoder {
     const start = view.byteOffset + at + D.payload;
     return {
       kind: "dns",
-      ...this.#header(view, at),
+      timeUs: this.#timeUs(view, at),
+      cgroupId: u64(view, at + H.cgroup_id),
+      direction: view.getUint8(at + H.direction) === EGRESS ? "egress" : "ingress",
       transport: view.getUint8(at + D.transport) === 6 ? "tcp" : "udp",
       length: view.getUint16(at + D.payload_len, true),
       // A copy: the ring's memory is reused once the record is consumed.
@@ -214,7 +221,17 @@ export class RecordDecoder {
   }
 }
 
-function cString(bytes: Uint8Array): string {
-  const end = bytes.indexOf(0);
-  return utf8.decode(end < 0 ? bytes : bytes.subarray(0, end));
+/** A NUL-terminated string of at most `max` bytes; ASCII without a decoder call. */
+function cString(bytes: Uint8Array, at: number, max: number): string {
+  let out = "";
+  for (let i = at; i < at + max; i++) {
+    const b = bytes[i]!;
+    if (b === 0) return out;
+    if (b >= 0x80) {
+      const end = bytes.subarray(at, at + max).indexOf(0);
+      return utf8.decode(bytes.subarray(at, end < 0 ? at + max : at + end));
+    }
+    out += String.fromCharCode(b);
+  }
+  return out;
 }

@@ -60,10 +60,10 @@ export class DnsCache {
     };
   }
 
-  /** Feeds one DNS message seen at `timeNs` (Unix ns). Invalid input is counted, never thrown. */
-  addMessage(payload: Uint8Array, timeNs: bigint, transport: "udp" | "tcp" = "udp"): void {
+  /** Feeds one DNS message seen at `timeUs` (Unix µs). Invalid input is counted, never thrown. */
+  addMessage(payload: Uint8Array, timeUs: number, transport: "udp" | "tcp" = "udp"): void {
     this.#responses++;
-    const nowMs = Number(timeNs / 1_000_000n);
+    const nowMs = timeUs / 1000;
     let resolutions;
     try {
       resolutions = parseResponses(payload, transport);

@@ -20,7 +20,7 @@ const MAX_ENTRIES = 65_536;
 export class CgroupPaths {
   readonly #mount: string;
   readonly #watched: string;
-  readonly #byId = new Map<bigint, CgroupInfo>();
+  readonly #byId = new Map<number, CgroupInfo>();
   #lastScan = -Infinity;
 
   /** `mount`: the cgroup v2 mount; `watched`: the directory netflow attached to. */
@@ -30,7 +30,7 @@ export class CgroupPaths {
   }
 
   /** The path of a cgroup id, or `{ path: "", containerId: null }` once it has gone. */
-  lookup(id: bigint): CgroupInfo {
+  lookup(id: number): CgroupInfo {
     let info = this.#byId.get(id);
     if (info) return info;
     if (performance.now() - this.#lastScan >= RESCAN_MS) {
@@ -52,7 +52,7 @@ export class CgroupPaths {
       }
       if (ino !== null) {
         const path = relativeCgroupPath(this.#mount, dir);
-        this.#byId.set(BigInt(ino), { path, containerId: containerIdFromCgroup(path) });
+        this.#byId.set(ino, { path, containerId: containerIdFromCgroup(path) });
       }
       try {
         for (const entry of Deno.readDirSync(dir)) {

@@ -30,6 +30,8 @@ const SYMBOLS = {
   bpf_map__max_entries: { parameters: ["pointer"], result: "u32" },
   // int bpf_map__set_max_entries(struct bpf_map *map, __u32 max_entries);
   bpf_map__set_max_entries: { parameters: ["pointer", "u32"], result: "i32" },
+  // int bpf_map__set_initial_value(struct bpf_map *map, const void *data, size_t size);
+  bpf_map__set_initial_value: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
   // int bpf_program__fd(const struct bpf_program *prog);
   bpf_program__fd: { parameters: ["pointer"], result: "i32" },
   // struct bpf_link *bpf_program__attach_cgroup(const struct bpf_program *prog, int cgroup_fd);
@@ -287,6 +289,14 @@ export class BpfObject implements Disposable {
   /** Sets a map's max_entries; only before load(). */
   resizeMap(name: string, maxEntries: number): void {
     check(`Resize map "${name}"`, libbpf().bpf_map__set_max_entries(this.#map(name), maxEntries));
+  }
+
+  /** Sets a global data section's initial value (e.g. ".rodata"); only before load(). */
+  setInitialValue(section: string, data: Uint8Array<ArrayBuffer>): void {
+    check(
+      `Set ${section}`,
+      libbpf().bpf_map__set_initial_value(this.#map(section), data, BigInt(data.byteLength)),
+    );
   }
 
   load(): void {

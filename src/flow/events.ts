@@ -78,9 +78,16 @@ export interface PacketEvent {
 
 export type NetflowEvent = FlowEvent | PacketEvent;
 
-/** Formats Unix-epoch nanoseconds as RFC 3339 UTC with microseconds. */
-export function formatTime(ns: bigint): string {
-  const iso = new Date(Number(ns / 1_000_000n)).toISOString(); // ...T12:34:56.789Z
-  const micros = (ns / 1000n) % 1_000_000n;
-  return `${iso.slice(0, 19)}.${micros.toString().padStart(6, "0")}Z`;
+let cachedSecond = -1;
+let cachedPrefix = "";
+
+/** Formats Unix-epoch microseconds as RFC 3339 UTC with microseconds. */
+export function formatTime(us: number): string {
+  const second = Math.floor(us / 1e6);
+  if (second !== cachedSecond) {
+    // The date part changes once a second: build it once per second.
+    cachedSecond = second;
+    cachedPrefix = new Date(second * 1000).toISOString().slice(0, 19); // 2026-11-23T12:34:56
+  }
+  return `${cachedPrefix}.${String(us - second * 1e6).padStart(6, "0")}Z`;
 }

@@ -28,9 +28,9 @@ export interface FlowContext {
   /** Names the DNS cache holds for an address (queried name first, then CNAMEs). */
   names(addr: string): string[];
   /** The cgroup path (under the v2 root) and container id of a cgroup id. */
-  cgroup(id: bigint): { path: string; containerId: string | null };
+  cgroup(id: number): { path: string; containerId: string | null };
   /** The owner of a socket whose creation netflow did not see, when it can be found. */
-  owner(local: Endpoint, remote: Endpoint, cgroupId: bigint): SocketOwner | null;
+  owner(local: Endpoint, remote: Endpoint, cgroupId: number): SocketOwner | null;
 }
 
 export interface Endpoint {
@@ -64,9 +64,10 @@ interface Flow {
   readonly direction: "outgoing" | "incoming";
   readonly local: Endpoint;
   readonly remote: Endpoint;
-  readonly cgroupId: bigint;
-  readonly createdNs: bigint;
-  beginNs: bigint | null;
+  readonly cgroupId: number;
+  /** Times in µs since the Unix epoch, from the packets. */
+  readonly createdUs: number;
+  beginUs: number | null;
   localIsn: number | null;
   remoteIsn: number | null;
   owner: SocketOwner | null;
@@ -79,7 +80,9 @@ const { FIN, SYN, RST, ACK } = TcpFlags;
 // Socket states that mean "never established": a RST there is a refusal, not an end.
 const TCP_SYN_SENT = 2, TCP_SYN_RECV = 3, TCP_LISTEN = 10, TCP_NEW_SYN_RECV = 12;
 const NOT_ESTABLISHED = new Set([TCP_SYN_SENT, TCP_SYN_RECV, TCP_LISTEN, TCP_NEW_SYN_RECV]);
-const NS_PER_MS = 1_000_000n;
+const US_PER_MS = 1000;
+/** Expired handshakes and tombstones are swept at most this often. */
+const SWEEP_EVERY_US = 1_000_000;
 
 const DEFAULT_CONTEXT: FlowContext = {
   names: () => [],
@@ -91,20 +94,21 @@ export class FlowTable {
   readonly #pending = new Map<string, Flow>();
   readonly #open = new Map<string, Flow>();
   /** Tombstones: key -> when the flow ended. */
-  readonly #closed = new Map<string, bigint>();
+  readonly #closed = new Map<string, number>();
   readonly #maxFlows: number;
-  readonly #pendingTtlNs: bigint;
-  readonly #closedTtlNs: bigint;
+  readonly #pendingTtlUs: number;
+  readonly #closedTtlUs: number;
   readonly #idPrefix: string;
   readonly #context: FlowContext;
   #nextId = 1;
+  #lastSweepUs = -Infinity;
   #evicted = 0;
   #abandoned = 0;
 
   constructor(options: FlowTableOptions = {}) {
     this.#maxFlows = options.maxFlows ?? 131_072;
-    this.#pendingTtlNs = BigInt(options.pendingTtlMs ?? 180_000) * NS_PER_MS;
-    this.#closedTtlNs = BigInt(options.closedTtlMs ?? 60_000) * NS_PER_MS;
+    this.#pendingTtlUs = (options.pendingTtlMs ?? 180_000) * US_PER_MS;
+    this.#closedTtlUs = (options.closedTtlMs ?? 60_000) * US_PER_MS;
     this.#idPrefix = options.idPrefix ?? Math.floor(Math.random() * 0xffffff).toString(16);
     this.#context = { ...DEFAULT_CONTEXT, ...options.context };
   }
@@ -115,7 +119,7 @@ export class FlowTable {
 
   /** Feeds one control packet; returns the event it completes, if any. */
   onPacket(p: TcpPacket): FlowEvent | undefined {
-    this.#expire(p.timeNs);
+    if (p.timeUs - this.#lastSweepUs >= SWEEP_EVERY_US) this.#expire(p.timeUs);
     const egress = p.direction === "egress";
     const local = egress ? { addr: p.src, port: p.srcPort } : { addr: p.dst, port: p.dstPort };
     const remote = egress ? { addr: p.dst, port: p.dstPort } : { addr: p.src, port: p.srcPort };
@@ -163,7 +167,7 @@ export class FlowTable {
     // The SYN+ACK acknowledges the initiator's ISN and carries the acceptor's.
     if (egress) [flow.localIsn, flow.remoteIsn] = [p.seq, (p.ack - 1) >>> 0];
     else [flow.remoteIsn, flow.localIsn] = [p.seq, (p.ack - 1) >>> 0];
-    flow.beginNs = p.timeNs;
+    flow.beginUs = p.timeUs;
     flow.owner = p.owner ?? flow.owner;
     if (this.#open.size >= this.#maxFlows) {
       this.#dropOldest(this.#open);
@@ -187,7 +191,7 @@ export class FlowTable {
       flow = this.#newFlow(p, local, remote, p.localPortListens ? "incoming" : "outgoing");
     }
     if (this.#closed.size >= this.#maxFlows) this.#closed.delete(this.#closed.keys().next().value!);
-    this.#closed.set(key, p.timeNs);
+    this.#closed.set(key, p.timeUs);
     return this.#endEvent(flow, p);
   }
 
@@ -198,8 +202,8 @@ export class FlowTable {
       local,
       remote,
       cgroupId: p.cgroupId,
-      createdNs: p.timeNs,
-      beginNs: null,
+      createdUs: p.timeUs,
+      beginUs: null,
       localIsn: null,
       remoteIsn: null,
       owner: p.owner,
@@ -211,67 +215,86 @@ export class FlowTable {
   #beginEvent(flow: Flow, p: TcpPacket): FlowBeginEvent {
     flow.localNames = this.#context.names(flow.local.addr);
     flow.remoteNames = this.#context.names(flow.remote.addr);
+    // In a begin event src is the initiator.
     const outgoing = flow.direction === "outgoing";
-    const [src, dst] = outgoing ? [flow.local, flow.remote] : [flow.remote, flow.local];
-    const [srcNames, dstNames] = outgoing
-      ? [flow.localNames, flow.remoteNames]
-      : [flow.remoteNames, flow.localNames];
-    return {
-      time: formatTime(p.timeNs),
-      event: EVENT_BEGIN,
-      ...this.#common(flow, src, dst, srcNames, dstNames),
-    };
-  }
-
-  #endEvent(flow: Flow, p: TcpPacket): FlowEndEvent {
-    const egress = p.direction === "egress";
-    const localNames = flow.localNames ?? this.#context.names(flow.local.addr);
-    const remoteNames = flow.remoteNames ?? this.#context.names(flow.remote.addr);
-    flow.owner = flow.owner ?? p.owner;
-    const [src, dst] = egress ? [flow.local, flow.remote] : [flow.remote, flow.local];
-    const [srcNames, dstNames] = egress ? [localNames, remoteNames] : [remoteNames, localNames];
-    return {
-      time: formatTime(p.timeNs),
-      event: EVENT_END,
-      ...this.#common(flow, src, dst, srcNames, dstNames),
-      closed_by: egress ? "local" : "remote",
-      reason: p.flags & RST ? "rst" : "fin",
-      duration_ms: flow.beginNs === null ? null : nsToMs(p.timeNs - flow.beginNs),
-      ...endCounters(flow, p),
-    };
-  }
-
-  #common(flow: Flow, src: Endpoint, dst: Endpoint, srcNames: string[], dstNames: string[]) {
-    const owner = flow.owner ?? this.#context.owner(flow.local, flow.remote, flow.cgroupId);
-    flow.owner = owner;
+    const owner = this.#owner(flow);
     const cgroup = this.#context.cgroup(flow.cgroupId);
+    const [src, dst] = outgoing ? [flow.local, flow.remote] : [flow.remote, flow.local];
     return {
+      time: formatTime(p.timeUs),
+      event: EVENT_BEGIN,
       flow_id: flow.id,
       conn_direction: flow.direction,
       src: src.addr,
       dst: dst.addr,
       src_port: src.port,
       dst_port: dst.port,
-      src_dns: srcNames,
-      dst_dns: dstNames,
+      src_dns: outgoing ? flow.localNames : flow.remoteNames,
+      dst_dns: outgoing ? flow.remoteNames : flow.localNames,
       pid: owner?.pid ?? null,
       comm: owner?.comm ?? null,
       uid: owner?.uid ?? null,
-      cgroup_id: Number(flow.cgroupId),
+      cgroup_id: flow.cgroupId,
       cgroup: cgroup.path,
       container_id: cgroup.containerId,
     };
   }
 
+  #endEvent(flow: Flow, p: TcpPacket): FlowEndEvent {
+    // In an end event src is the side that sent this FIN or RST.
+    const egress = p.direction === "egress";
+    const localNames = flow.localNames ?? this.#context.names(flow.local.addr);
+    const remoteNames = flow.remoteNames ?? this.#context.names(flow.remote.addr);
+    flow.owner ??= p.owner;
+    const owner = this.#owner(flow);
+    const cgroup = this.#context.cgroup(flow.cgroupId);
+    const [src, dst] = egress ? [flow.local, flow.remote] : [flow.remote, flow.local];
+    const counters = endCounters(flow, p);
+    return {
+      time: formatTime(p.timeUs),
+      event: EVENT_END,
+      flow_id: flow.id,
+      conn_direction: flow.direction,
+      src: src.addr,
+      dst: dst.addr,
+      src_port: src.port,
+      dst_port: dst.port,
+      src_dns: egress ? localNames : remoteNames,
+      dst_dns: egress ? remoteNames : localNames,
+      pid: owner?.pid ?? null,
+      comm: owner?.comm ?? null,
+      uid: owner?.uid ?? null,
+      cgroup_id: flow.cgroupId,
+      cgroup: cgroup.path,
+      container_id: cgroup.containerId,
+      closed_by: egress ? "local" : "remote",
+      reason: p.flags & RST ? "rst" : "fin",
+      duration_ms: flow.beginUs === null ? null : (p.timeUs - flow.beginUs) / US_PER_MS,
+      bytes_sent: counters.bytesSent,
+      bytes_received: counters.bytesReceived,
+      packets_sent: counters.packetsSent,
+      packets_received: counters.packetsReceived,
+      rtt_us: counters.rttUs,
+      retransmits: counters.retransmits,
+    };
+  }
+
+  /** The packet's owner, else what the context can find for a socket netflow did not see made. */
+  #owner(flow: Flow): SocketOwner | null {
+    flow.owner ??= this.#context.owner(flow.local, flow.remote, flow.cgroupId);
+    return flow.owner;
+  }
+
   /** Drops handshakes and tombstones older than their TTL (maps are in insertion order). */
-  #expire(nowNs: bigint): void {
+  #expire(nowUs: number): void {
+    this.#lastSweepUs = nowUs;
     for (const [key, flow] of this.#pending) {
-      if (nowNs - flow.createdNs < this.#pendingTtlNs) break;
+      if (nowUs - flow.createdUs < this.#pendingTtlUs) break;
       this.#pending.delete(key);
       this.#abandoned++;
     }
-    for (const [key, closedNs] of this.#closed) {
-      if (nowNs - closedNs < this.#closedTtlNs) break;
+    for (const [key, closedUs] of this.#closed) {
+      if (nowUs - closedUs < this.#closedTtlUs) break;
       this.#closed.delete(key);
     }
   }
@@ -284,10 +307,6 @@ export class FlowTable {
   }
 }
 
-function nsToMs(ns: bigint): number {
-  return Number(ns / 1000n) / 1000;
-}
-
 /**
  * The local endpoint's counters at the end. The socket's 64-bit counters are
  * the base; what is in flight comes from the sequence space: bytes sent but not
@@ -295,20 +314,27 @@ function nsToMs(ns: bigint): number {
  * hook runs before TCP counts it). Without socket counters, the sequence and
  * acknowledgement numbers against the handshake's ISNs give 32-bit counts.
  */
-function endCounters(flow: Flow, p: TcpPacket) {
+function endCounters(flow: Flow, p: TcpPacket): {
+  bytesSent: number | null;
+  bytesReceived: number | null;
+  packetsSent: number | null;
+  packetsReceived: number | null;
+  rttUs: number | null;
+  retransmits: number | null;
+} {
   const egress = p.direction === "egress";
   const c = p.counters;
   if (c) {
     const inFlight = egress ? p.seq + p.payloadLength - c.sndUna : c.sndNxt - c.sndUna;
     // The active opener's bytes_acked counts its SYN (snd_una moves past it in
     // tcp_ack); an accepted socket is created with snd_una already past it.
-    const syn = flow.direction === "outgoing" && c.bytesAcked > 0n ? 1 : 0;
+    const syn = flow.direction === "outgoing" && c.bytesAcked > 0 ? 1 : 0;
     return {
-      bytes_sent: Number(c.bytesAcked) - syn + (inFlight >>> 0),
-      bytes_received: Number(c.bytesReceived) + (egress ? 0 : p.payloadLength),
-      packets_sent: c.segsOut,
-      packets_received: c.segsIn + (egress ? 0 : 1),
-      rtt_us: c.srttUs,
+      bytesSent: c.bytesAcked - syn + (inFlight >>> 0),
+      bytesReceived: c.bytesReceived + (egress ? 0 : p.payloadLength),
+      packetsSent: c.segsOut,
+      packetsReceived: c.segsIn + (egress ? 0 : 1),
+      rttUs: c.srttUs,
       retransmits: c.totalRetrans,
     };
   }
@@ -318,11 +344,11 @@ function endCounters(flow: Flow, p: TcpPacket) {
   // Without ACK the packet says nothing of the other side's sequence space.
   const hasAck = (p.flags & ACK) !== 0;
   return {
-    bytes_sent: known && (egress || hasAck) ? (localEnd - flow.localIsn! - 1) >>> 0 : null,
-    bytes_received: known && (!egress || hasAck) ? (remoteEnd - flow.remoteIsn! - 1) >>> 0 : null,
-    packets_sent: null,
-    packets_received: null,
-    rtt_us: null,
+    bytesSent: known && (egress || hasAck) ? (localEnd - flow.localIsn! - 1) >>> 0 : null,
+    bytesReceived: known && (!egress || hasAck) ? (remoteEnd - flow.remoteIsn! - 1) >>> 0 : null,
+    packetsSent: null,
+    packetsReceived: null,
+    rttUs: null,
     retransmits: null,
   };
 }

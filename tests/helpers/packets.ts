@@ -32,8 +32,8 @@ export function packet(
   const egress = from.addr === opts.local.addr && from.port === opts.local.port;
   return {
     kind: "tcp",
-    timeNs: BigInt(Math.round((opts.ms ?? 0) * 1e6)) + 1_700_000_000_000_000_000n,
-    cgroupId: 42n,
+    timeUs: Math.round((opts.ms ?? 0) * 1000) + 1_700_000_000_000_000,
+    cgroupId: 42,
     direction: egress ? "egress" : "ingress",
     family: from.addr.includes(":") ? 6 : 4,
     src: from.addr,
@@ -44,15 +44,15 @@ export function packet(
     ack: opts.ack ?? 0,
     flags,
     payloadLength: opts.payload ?? 0,
-    cookie: 1n,
+    cookie: 1,
     listener: false,
     localPortListens: opts.localPortListens ?? false,
     sockState: opts.sockState ?? 1,
     owner: opts.owner ?? null,
     counters: opts.counters
       ? {
-        bytesAcked: 0n,
-        bytesReceived: 0n,
+        bytesAcked: 0,
+        bytesReceived: 0,
         sndUna: 0,
         sndNxt: 0,
         srttUs: 0,

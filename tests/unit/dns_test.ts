@@ -15,7 +15,7 @@ function response(question: string, answers: Answer[], rcode = 0): Uint8Array {
   }));
 }
 
-const NOW_NS = 1_700_000_000_000n * 1_000_000n;
+const NOW_US = 1_700_000_000_000_000;
 const NOW_MS = 1_700_000_000_000;
 
 Deno.test("parseResponses follows a two-level CNAME chain in order", () => {
@@ -71,7 +71,7 @@ Deno.test("parseResponses reads length-prefixed messages over TCP and rejects cu
 Deno.test("DnsCache gives an address the names of every query that reached it", () => {
   const cache = new DnsCache();
   for (const q of ["one.test", "two.test", "one.test"]) {
-    cache.addMessage(response(q, [{ type: "A", name: q, data: "192.0.2.5", ttl: 60 }]), NOW_NS);
+    cache.addMessage(response(q, [{ type: "A", name: q, data: "192.0.2.5", ttl: 60 }]), NOW_US);
   }
   assert.deepEqual(cache.names("192.0.2.5", NOW_MS), ["one.test", "two.test"]);
   assert.deepEqual(cache.names("192.0.2.6", NOW_MS), []);
@@ -108,8 +108,8 @@ Deno.test("DnsCache keeps a bounded number of chains per address", () => {
 
 Deno.test("DnsCache counts malformed messages and never throws", () => {
   const cache = new DnsCache();
-  cache.addMessage(new Uint8Array([1, 2, 3]), NOW_NS);
-  cache.addMessage(new Uint8Array(0), NOW_NS);
+  cache.addMessage(new Uint8Array([1, 2, 3]), NOW_US);
+  cache.addMessage(new Uint8Array(0), NOW_US);
   assert.deepEqual([cache.stats.responses, cache.stats.malformed], [2, 2]);
 });
 
@@ -153,7 +153,7 @@ Deno.test("fuzz: 50,000 random and mutated messages through parser and cache", (
       }
       if (rand(4) === 0) msg = msg.subarray(0, rand(msg.length));
     }
-    cache.addMessage(msg, NOW_NS + BigInt(i) * 1_000_000n, rand(8) === 0 ? "tcp" : "udp");
+    cache.addMessage(msg, NOW_US + i * 1000, rand(8) === 0 ? "tcp" : "udp");
   }
   const stats = cache.stats;
   assert.equal(stats.responses, 50_000);

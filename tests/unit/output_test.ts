@@ -33,8 +33,10 @@ const end: FlowEndEvent = {
 };
 
 Deno.test("formatTime gives RFC 3339 UTC with microseconds", () => {
-  assert.equal(formatTime(1_700_000_000_123_456_789n), "2023-11-14T22:13:20.123456Z");
-  assert.equal(formatTime(1_700_000_000_000_000_999n), "2023-11-14T22:13:20.000000Z");
+  assert.equal(formatTime(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
+  assert.equal(formatTime(1_700_000_000_000_009), "2023-11-14T22:13:20.000009Z");
+  assert.equal(formatTime(1_700_000_001_999_999), "2023-11-14T22:13:21.999999Z");
+  assert.equal(formatTime(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z"); // back again
 });
 
 Deno.test("sanitize strips escape sequences, control and bidi characters", () => {
@@ -52,6 +54,33 @@ Deno.test("formatTable writes one aligned, sanitized line per event", () => {
     /^12:34:56.123456 end +out +10\.0\.0\.1:40000 +\[2001:db8::2\]:443 +12 +curl +12\.5ms +120\.6K +10 +L:fin +- > evil\.test,ab\.test$/,
   );
   assert.equal(tableHeader().indexOf("EVENT"), line.indexOf("end"));
+});
+
+Deno.test("formatJson writes exactly what JSON.stringify writes", () => {
+  const {
+    closed_by: _c,
+    reason: _r,
+    duration_ms: _d,
+    bytes_sent: _bs,
+    bytes_received: _br,
+    ...rest
+  } = end;
+  const { packets_sent: _ps, packets_received: _pr, rtt_us: _rt, retransmits: _rx, ...common } =
+    rest;
+  const begin = { ...common, event: "net_flow_tcp_begin" as const };
+  const odd = {
+    ...end,
+    comm: null,
+    pid: null,
+    uid: null,
+    duration_ms: null,
+    container_id: "f".repeat(64),
+  };
+  for (
+    const e of [end, begin, odd, { ...end, src_dns: ["a.test", "\u2028\x00"], cgroup: '/we"ird\\' }]
+  ) {
+    assert.equal(formatJson(e), JSON.stringify(e));
+  }
 });
 
 Deno.test("formatJson keeps any name valid JSON on one line", () => {

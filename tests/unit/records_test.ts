@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BPF_NAMES } from "../../src/bpf/loader.ts";
+import { BPF_NAMES, encodeConfig } from "../../src/bpf/loader.ts";
 import { KIND_DNS, KIND_TCP, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
 
 const OBJECT = new URL("../../bpf/netflow.bpf.o", import.meta.url).pathname;
@@ -47,12 +47,23 @@ Deno.test("every program and map name TypeScript uses is in the object", async (
   }
 });
 
+Deno.test("nf_config is the only .rodata variable, at offset 0, as encodeConfig writes it", async () => {
+  const dump = await btfDump();
+  const section = dump.slice(dump.indexOf("DATASEC '.rodata'")).split("\n").slice(0, 3);
+  assert.match(section[0]!, /DATASEC '\.rodata' size=\d+ vlen=1$/);
+  assert.match(
+    section[1]!,
+    new RegExp(`offset=0 size=${LAYOUT.nf_config.size} \\(VAR 'nf_config'\\)`),
+  );
+  assert.deepEqual([...encodeConfig({ forwardAll: true })], [1, 0, 0, 0, 0, 0, 0, 0]);
+});
+
 const T = LAYOUT.nf_tcp.fields;
 
 function tcpRecord(): DataView {
   const view = new DataView(new ArrayBuffer(LAYOUT.nf_tcp.size + 8));
   const at = 8; // records need not start at offset 0
-  view.setBigUint64(at + 0, 5_000n, true); // ts_ns
+  view.setBigUint64(at + 0, 5_000n, true); // ts_ns: 5 µs
   view.setBigUint64(at + 8, 99n, true); // cgroup_id
   view.setUint8(at + 16, KIND_TCP);
   view.setUint8(at + 17, 1); // egress
@@ -76,11 +87,11 @@ function tcpRecord(): DataView {
 }
 
 Deno.test("RecordDecoder decodes a TCP record field by field", () => {
-  const p = new RecordDecoder(1_000n).decode(tcpRecord(), 8, LAYOUT.nf_tcp.size);
+  const p = new RecordDecoder(1).decode(tcpRecord(), 8, LAYOUT.nf_tcp.size);
   assert.ok(p?.kind === "tcp");
   assert.deepEqual(
     [
-      p.timeNs,
+      p.timeUs,
       p.cgroupId,
       p.direction,
       p.family,
@@ -91,7 +102,7 @@ Deno.test("RecordDecoder decodes a TCP record field by field", () => {
       p.seq,
       p.flags,
     ],
-    [6_000n, 99n, "egress", 6, "2001:db8::1", "192.0.2.7", 40000, 443, 0xfffffff0, 0x11],
+    [6, 99, "egress", 6, "2001:db8::1", "192.0.2.7", 40000, 443, 0xfffffff0, 0x11],
   );
   assert.deepEqual([p.payloadLength, p.sockState, p.localPortListens, p.listener], [
     12,
@@ -100,12 +111,12 @@ Deno.test("RecordDecoder decodes a TCP record field by field", () => {
     false,
   ]);
   assert.deepEqual(p.owner, { pid: 1234, uid: 1000, comm: "curl" });
-  assert.equal(p.counters?.bytesAcked, 5n << 32n);
+  assert.equal(p.counters?.bytesAcked, 5 * 2 ** 32);
   assert.equal(p.counters?.sndNxt, 77);
 });
 
 Deno.test("RecordDecoder rejects records shorter than their layout or of unknown kind", () => {
-  const decoder = new RecordDecoder(0n);
+  const decoder = new RecordDecoder(0);
   const view = tcpRecord();
   assert.equal(decoder.decode(view, 8, LAYOUT.nf_tcp.size - 1), undefined);
   assert.equal(decoder.decode(view, 8, 10), undefined);
@@ -121,10 +132,10 @@ Deno.test("RecordDecoder copies a DNS payload and never reads past the record", 
   view.setUint16(D.captured_len, 1280, true);
   view.setUint8(D.transport, 17);
   new Uint8Array(view.buffer).fill(7, D.payload);
-  const m = new RecordDecoder(0n).decode(view, 0, LAYOUT.nf_dns.size);
+  const m = new RecordDecoder(0).decode(view, 0, LAYOUT.nf_dns.size);
   assert.ok(m?.kind === "dns");
   assert.deepEqual([m.length, m.payload.length, m.transport, m.payload[0]], [3000, 1280, "udp", 7]);
   // A record cut short: the captured length claims more than there is.
-  const short = new RecordDecoder(0n).decode(view, 0, D.payload + 10);
+  const short = new RecordDecoder(0).decode(view, 0, D.payload + 10);
   assert.equal(short?.kind === "dns" && short.payload.length, 10);
 });
