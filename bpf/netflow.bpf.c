@@ -79,6 +79,22 @@ static __always_inline void count(__u32 which)
 		*n += 1;
 }
 
+/*
+ * Copies `len` (a constant) bytes at `off` from the packet: straight from the
+ * linear data when it is there (cheap), else through bpf_skb_load_bytes.
+ */
+static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (off <= 512 && data + off + len <= data_end) {
+		__builtin_memcpy(to, data + off, len);
+		return 0;
+	}
+	return bpf_skb_load_bytes(skb, off, to, len);
+}
+
 /* Where the transport header starts and which protocol it is. */
 struct l3 {
 	__u32 l4_off;
@@ -93,7 +109,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct l3 *l3)
 {
 	struct iphdr ip;
 
-	if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+	if (load(skb, 0, &ip, sizeof(ip)))
 		return -1;
 	/* Only the first fragment carries the transport header. */
 	if (ip.frag_off & bpf_htons(0x1fff))
@@ -114,7 +130,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct l3 *l3)
 	__u32 off = sizeof(ip6);
 	__u8 next;
 
-	if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+	if (load(skb, 0, &ip6, sizeof(ip6)))
 		return -1;
 	next = ip6.nexthdr;
 	/* Skip a few extension headers; give up on fragments and long chains. */
@@ -122,7 +138,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct l3 *l3)
 	for (int i = 0; i < 3; i++) {
 		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS)
 			break;
-		if (bpf_skb_load_bytes(skb, off, &opt, sizeof(opt)))
+		if (load(skb, off, &opt, sizeof(opt)))
 			return -1;
 		next = opt.nexthdr;
 		off += (opt.hdrlen + 1) * 8;
@@ -290,7 +306,7 @@ static __always_inline void on_tcp(struct __sk_buff *skb, __u8 direction, struct
 	__u8 flags;
 	__u32 payload;
 
-	if (bpf_skb_load_bytes(skb, l3->l4_off, &th, sizeof(th)))
+	if (load(skb, l3->l4_off, &th, sizeof(th)))
 		return;
 	flags = ((__u8 *)&th)[13];
 	payload = l3->l3_len - l3->l4_off - th.doff * 4;
@@ -330,7 +346,7 @@ static __always_inline void on_udp(struct __sk_buff *skb, __u8 direction, struct
 {
 	struct udphdr uh;
 
-	if (bpf_skb_load_bytes(skb, l3->l4_off, &uh, sizeof(uh)))
+	if (load(skb, l3->l4_off, &uh, sizeof(uh)))
 		return;
 	if (uh.source != bpf_htons(DNS_PORT))
 		return;

@@ -143,6 +143,8 @@ function u64(view: DataView, at: number): number {
  */
 export class RecordDecoder {
   readonly #clockOffsetUs: number;
+  /** One owner object per process, shared by its packets (and the flows that keep them). */
+  readonly #owners = new Map<number, SocketOwner>();
 
   constructor(clockOffsetUs: number) {
     this.#clockOffsetUs = clockOffsetUs;
@@ -183,13 +185,7 @@ export class RecordDecoder {
       listener: (sockFlags & SOCK_LISTENER) !== 0,
       localPortListens: (sockFlags & SOCK_LOCAL_LISTENS) !== 0,
       sockState: view.getUint8(at + T.sock_state),
-      owner: sockFlags & SOCK_OWNER
-        ? {
-          pid: view.getUint32(at + T.pid, true),
-          uid: view.getUint32(at + T.uid, true),
-          comm: cString(bytes, T.comm, COMM_LEN),
-        }
-        : null,
+      owner: sockFlags & SOCK_OWNER ? this.#owner(view, bytes, at) : null,
       counters: sockFlags & SOCK_TCP
         ? {
           bytesAcked: u64(view, at + T.bytes_acked),
@@ -203,6 +199,18 @@ export class RecordDecoder {
         }
         : null,
     };
+  }
+
+  #owner(view: DataView, bytes: Uint8Array, at: number): SocketOwner {
+    const pid = view.getUint32(at + T.pid, true);
+    const uid = view.getUint32(at + T.uid, true);
+    const comm = cString(bytes, T.comm, COMM_LEN);
+    const known = this.#owners.get(pid);
+    if (known !== undefined && known.uid === uid && known.comm === comm) return known;
+    if (this.#owners.size >= 4096) this.#owners.clear();
+    const owner = Object.freeze({ pid, uid, comm });
+    this.#owners.set(pid, owner);
+    return owner;
   }
 
   #dns(view: DataView, at: number, length: number): DnsMessage {

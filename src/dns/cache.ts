@@ -33,6 +33,9 @@ interface Group {
   expiresMs: number;
 }
 
+/** What names() returns for an address without names: one shared, frozen list. */
+const NO_NAMES: readonly string[] = Object.freeze([]);
+
 /** Name chains kept per address; the oldest goes first. */
 export const MAX_GROUPS = 8;
 const SWEEP_EVERY_MS = 10_000;
@@ -95,12 +98,12 @@ export class DnsCache {
   }
 
   /** The unexpired names for `address`, each once, chains in the order they were learned. */
-  names(address: string, nowMs = Date.now()): string[] {
+  names(address: string, nowMs = Date.now()): readonly string[] {
     const groups = this.#entries.get(address);
-    if (groups === undefined) return [];
+    if (groups === undefined) return NO_NAMES;
     const live = groups.filter((g) => g.expiresMs > nowMs);
     this.#entries.delete(address);
-    if (live.length === 0) return [];
+    if (live.length === 0) return NO_NAMES;
     this.#entries.set(address, live);
     return [...new Set(live.flatMap((g) => g.names))];
   }

@@ -26,8 +26,8 @@ export interface FlowEventBase {
   src_port: number;
   dst_port: number;
   /** Names the DNS cache holds for `src` (queried name, then its CNAME chain). */
-  src_dns: string[];
-  dst_dns: string[];
+  src_dns: readonly string[];
+  dst_dns: readonly string[];
   pid: number | null;
   comm: string | null;
   uid: number | null;

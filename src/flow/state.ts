@@ -26,7 +26,7 @@ import {
 /** What the flow table asks of enrichment; every member has a neutral default. */
 export interface FlowContext {
   /** Names the DNS cache holds for an address (queried name first, then CNAMEs). */
-  names(addr: string): string[];
+  names(addr: string): readonly string[];
   /** The cgroup path (under the v2 root) and container id of a cgroup id. */
   cgroup(id: number): { path: string; containerId: string | null };
   /** The owner of a socket whose creation netflow did not see, when it can be found. */
@@ -60,7 +60,8 @@ export interface FlowStats {
 }
 
 interface Flow {
-  readonly id: string;
+  /** Made into the flow_id string only when an event is written. */
+  readonly id: number;
   readonly direction: "outgoing" | "incoming";
   readonly local: Endpoint;
   readonly remote: Endpoint;
@@ -72,8 +73,8 @@ interface Flow {
   remoteIsn: number | null;
   owner: SocketOwner | null;
   /** Names taken at begin, kept for the end event. */
-  localNames: string[] | null;
-  remoteNames: string[] | null;
+  localNames: readonly string[] | null;
+  remoteNames: readonly string[] | null;
 }
 
 const { FIN, SYN, RST, ACK } = TcpFlags;
@@ -81,11 +82,12 @@ const { FIN, SYN, RST, ACK } = TcpFlags;
 const TCP_SYN_SENT = 2, TCP_SYN_RECV = 3, TCP_LISTEN = 10, TCP_NEW_SYN_RECV = 12;
 const NOT_ESTABLISHED = new Set([TCP_SYN_SENT, TCP_SYN_RECV, TCP_LISTEN, TCP_NEW_SYN_RECV]);
 const US_PER_MS = 1000;
+const NO_NAMES: readonly string[] = Object.freeze([]);
 /** Expired handshakes and tombstones are swept at most this often. */
 const SWEEP_EVERY_US = 1_000_000;
 
 const DEFAULT_CONTEXT: FlowContext = {
-  names: () => [],
+  names: () => NO_NAMES,
   cgroup: () => ({ path: "", containerId: null }),
   owner: () => null,
 };
@@ -197,7 +199,7 @@ export class FlowTable {
 
   #newFlow(p: TcpPacket, local: Endpoint, remote: Endpoint, direction: Flow["direction"]): Flow {
     return {
-      id: `${this.#idPrefix}-${this.#nextId++}`,
+      id: this.#nextId++,
       direction,
       local,
       remote,
@@ -223,7 +225,7 @@ export class FlowTable {
     return {
       time: formatTime(p.timeUs),
       event: EVENT_BEGIN,
-      flow_id: flow.id,
+      flow_id: `${this.#idPrefix}-${flow.id}`,
       conn_direction: flow.direction,
       src: src.addr,
       dst: dst.addr,
@@ -253,7 +255,7 @@ export class FlowTable {
     return {
       time: formatTime(p.timeUs),
       event: EVENT_END,
-      flow_id: flow.id,
+      flow_id: `${this.#idPrefix}-${flow.id}`,
       conn_direction: flow.direction,
       src: src.addr,
       dst: dst.addr,

@@ -94,8 +94,8 @@ function bytes(n: number | null): string {
   return `${v.toFixed(1)}${units[u]}`;
 }
 
-function names(src: string[], dst: string[]): string {
+function names(src: readonly string[], dst: readonly string[]): string {
   if (src.length === 0 && dst.length === 0) return "";
-  const list = (n: string[]) => n.length === 0 ? "-" : n.map(sanitize).join(",");
+  const list = (n: readonly string[]) => n.length === 0 ? "-" : n.map(sanitize).join(",");
   return `${list(src)} > ${list(dst)}`;
 }
