@@ -3,8 +3,9 @@
 """Holds TCP connections open, to measure netflow's memory with many open flows.
 
   hold.py serve PORT           accept on PORT and hold every connection
-  hold.py connect N PORT SRC   open N connections from address SRC to PORT and
-                               hold them until stdin closes
+  hold.py connect N PORT SRC RATE   open N connections from address SRC to
+                                    PORT, at most RATE a second, and hold them
+                                    until stdin closes
 
 Prints "listening" / "open N" when ready. One process holds at most what the
 RLIMIT_NOFILE allows (20,000 on our machines, which withhold
@@ -13,6 +14,7 @@ CAP_SYS_RESOURCE): the benchmark runs several pairs.
 import resource
 import socket
 import sys
+import time
 
 
 def raise_nofile():
@@ -33,10 +35,14 @@ def serve(port):
         held.append(conn)
 
 
-def connect(n, port, src):
+def connect(n, port, src, rate):
     raise_nofile()
     socks = []
-    for _ in range(n):
+    start = time.monotonic()
+    for i in range(n):
+        ahead = i / rate - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
         s = socket.socket()
         s.bind((src, 0))
         s.connect(("127.0.0.1", port))
@@ -51,4 +57,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve(int(sys.argv[2]))
     else:
-        connect(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+        connect(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5]))

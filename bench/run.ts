@@ -15,16 +15,22 @@
  *
  * @module
  */
+import { RUNTIME_V8_FLAGS } from "../build.ts";
 import { findCgroup2Mount } from "../src/bpf/cgroup.ts";
 
 const QUICK = Deno.args.includes("--quick");
+/** `--only storm|bulk|held`: one workload, for work on one target (nothing is written). */
+const ONLY = Deno.args[Deno.args.indexOf("--only") + 1];
+const want = (name: string) => !Deno.args.includes("--only") || ONLY === name;
 const ROOT = new URL("../", import.meta.url).pathname;
 const HTTP_PORT = 8080;
 const IPERF_PORT = 5201;
 /** Pairs of processes holding the open connections (each below a 20,000-fd limit). */
 const HOLD_PAIRS = 8;
+/** Connections opened per second while building up the held flows. */
+const HOLD_RATE = 5000;
 const STORM = QUICK ? { levels: [4, 64], seconds: 4 } : { levels: [1, 4, 16, 64], seconds: 10 };
-const IPERF = QUICK ? { rounds: 2, seconds: 3 } : { rounds: 3, seconds: 5 };
+const IPERF = QUICK ? { rounds: 2, seconds: 3 } : { rounds: 5, seconds: 5 };
 const HELD_FLOWS = 100_000;
 const CLK_TCK = 100;
 
@@ -183,6 +189,7 @@ class Netflow {
       Deno.execPath(),
       "run",
       "--allow-all",
+      RUNTIME_V8_FLAGS,
       `${ROOT}src/cli.ts`,
       "--format",
       "json",
@@ -426,20 +433,22 @@ async function held(n: number) {
   for (const server of servers) await waitForLine(server.stdout, /^listening/);
   const nf = await Netflow.start("held");
   const rssBefore = peakRssMiB(nf.pid);
-  const clients = ports.map((port, i) =>
-    spawn("python3", [
+  // One client after another, paced: the target is memory with many open flows,
+  // not a burst that starves netflow of CPU (that is the storm's business).
+  const clients: Deno.ChildProcess[] = [];
+  for (const [i, port] of ports.entries()) {
+    const args = [
       `${ROOT}bench/hold.py`,
       "connect",
       String(n / HOLD_PAIRS),
       String(port),
       `127.0.1.${i + 1}`,
-    ], {
-      watched: true,
-      stdout: "piped",
-      stdin: "piped",
-    })
-  );
-  for (const client of clients) await waitForLine(client.stdout, /^open \d+/, 300_000);
+      String(HOLD_RATE),
+    ];
+    const client = spawn("python3", args, { watched: true, stdout: "piped", stdin: "piped" });
+    clients.push(client);
+    await waitForLine(client.stdout, /^open \d+/, 300_000);
+  }
   await sleep(2000);
   const rssOpen = peakRssMiB(nf.pid);
   const open = ports.map((p) => nf.count(p).begin).reduce((a, b) => a + b);
@@ -534,6 +543,13 @@ async function main() {
   let report = "";
   try {
     const t0 = performance.now();
+    if (Deno.args.includes("--only")) {
+      if (want("storm")) console.log(await storm(STORM.levels, STORM.seconds));
+      if (want("bulk")) console.log(await bulk(IPERF.rounds, IPERF.seconds));
+      if (want("held")) console.log(await held(HELD_FLOWS));
+      console.log(lost);
+      return;
+    }
     const { rows, totals } = await storm(STORM.levels, STORM.seconds);
     const iperf = await bulk(IPERF.rounds, IPERF.seconds);
     const hold = await held(HELD_FLOWS);
@@ -543,6 +559,7 @@ async function main() {
     await cleanup();
     Deno.removeSync(OUT_DIR, { recursive: true });
   }
+  if (report === "") return;
   console.log(report);
   if (!QUICK) Deno.writeTextFileSync(`${ROOT}bench/RESULTS.md`, report);
   else console.error("(--quick: bench/RESULTS.md left as it was)");

@@ -23,7 +23,7 @@ Options:
       --dns-max-entries N    addresses in the DNS cache at most (default: 65536)
       --dns-grace SECONDS    keep DNS answers this long past their TTL (default: 5)
       --ring-size BYTES      ring buffer size, a power of two; K and M suffixes
-                             allowed (default: 4M)
+                             allowed (default: 16M, about 100,000 records)
       --reader KIND          ring buffer reader: mmap (default) or callback
   -v, --verbose              libbpf's log and error details on stderr
   -h, --help                 this help

@@ -37,7 +37,7 @@ export interface MonitorOptions {
   events?: readonly EventName[];
   /** Open flows tracked at most (default 131072); beyond it the oldest is evicted and counted. */
   maxFlows?: number;
-  /** Ring buffer size in bytes, a power of two (default 4 MiB). */
+  /** Ring buffer size in bytes, a power of two (default 16 MiB, about 100,000 records). */
   ringBytes?: number;
   /** Ring buffer reader: "mmap" (default) or "callback" (libbpf's ring_buffer__consume). */
   reader?: ReaderKind;

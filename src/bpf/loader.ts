@@ -26,7 +26,7 @@ export const BPF_NAMES = {
 const COUNTER_LOST = 0;
 const COUNTER_DNS_CUT = 1;
 
-export const DEFAULT_RING_BYTES = 4 << 20;
+export const DEFAULT_RING_BYTES = 16 << 20;
 
 export interface ProbeOptions {
   /** Absolute path of the cgroup v2 directory to attach to. */

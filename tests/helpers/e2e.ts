@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { RUNTIME_V8_FLAGS } from "../../build.ts";
 import { findCgroup2Mount } from "../../src/bpf/cgroup.ts";
 import type { NetflowEvent } from "../../src/flow/events.ts";
 
@@ -239,7 +240,7 @@ export class Netflow implements AsyncDisposable {
 
   private constructor(args: string[]) {
     this.proc = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", `${ROOT}src/cli.ts`, ...args],
+      args: ["run", "--allow-all", RUNTIME_V8_FLAGS, `${ROOT}src/cli.ts`, ...args],
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
