@@ -214,15 +214,24 @@ class Netflow {
     return summary;
   }
 
-  /** Counts of events to or from `port` in its output so far. */
+  /** Counts of events to or from `port` in its output so far (read in chunks: it gets large). */
   count(port: number): { begin: number; end: number } {
-    let begin = 0, end = 0;
+    let begin = 0, end = 0, rest = "";
     const needle = [`"src_port":${port},`, `"dst_port":${port},`];
-    for (const line of Deno.readTextFileSync(this.file).split("\n")) {
-      if (!needle.some((n) => line.includes(n))) continue;
+    const tally = (line: string) => {
+      if (!needle.some((n) => line.includes(n))) return;
       if (line.includes('"event":"net_flow_tcp_begin"')) begin++;
       else if (line.includes('"event":"net_flow_tcp_end"')) end++;
+    };
+    using file = Deno.openSync(this.file);
+    const buf = new Uint8Array(1 << 20);
+    const text = new TextDecoder();
+    for (let n; (n = file.readSync(buf)) !== null;) {
+      const lines = (rest + text.decode(buf.subarray(0, n), { stream: true })).split("\n");
+      rest = lines.pop()!;
+      for (const line of lines) tally(line);
     }
+    tally(rest);
     return { begin, end };
   }
 }

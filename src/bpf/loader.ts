@@ -6,7 +6,14 @@
  */
 import object from "../../bpf/netflow.bpf.o" with { type: "bytes" };
 import { NetflowError, PRIVILEGE_HINT } from "../errors.ts";
-import { BpfObject, CgroupFd, LibbpfError, programStats, sumPerCpu } from "../ffi/libbpf.ts";
+import {
+  BpfObject,
+  CgroupFd,
+  LibbpfError,
+  programStats,
+  strerror,
+  sumPerCpu,
+} from "../ffi/libbpf.ts";
 import { openRingReader, type ReaderKind, type RingReader } from "../ffi/ringbuf.ts";
 import { LAYOUT } from "./records.ts";
 
@@ -127,15 +134,23 @@ function loadOrExplain(obj: BpfObject): void {
   try {
     obj.load();
   } catch (err) {
-    if (!(err instanceof LibbpfError)) throw err;
-    const denied = err.errno === 1 || err.errno === 13;
-    throw new NetflowError(
-      denied
-        ? `Cannot load BPF programs: permission denied (${PRIVILEGE_HINT})`
-        : `The kernel refused netflow's BPF programs: ${err.message} (run with --verbose for the verifier log)`,
-      { cause: err, ...(err.detail ? { detail: err.detail } : {}) },
-    );
+    throw err instanceof LibbpfError ? explainLoadFailure(err) : err;
   }
+}
+
+/** The user's one line for a refused load; the verifier log goes in `detail` (--verbose). */
+export function explainLoadFailure(err: LibbpfError): NetflowError {
+  // The verifier refuses with EACCES (or EINVAL) and writes a load log; a
+  // missing capability is EPERM with no log.
+  const verifier = /BEGIN PROG LOAD LOG|processed \d+ insns/.test(err.detail ?? "");
+  const denied = !verifier && (err.errno === 1 || err.errno === 13);
+  return new NetflowError(
+    denied
+      ? `Cannot load BPF programs: permission denied (${PRIVILEGE_HINT})`
+      : `The kernel refused netflow's BPF programs: ${strerror(err.errno)} (errno ${err.errno}) ` +
+        "(run with --verbose for the verifier log)",
+    { cause: err, ...(err.detail ? { detail: err.detail } : {}) },
+  );
 }
 
 function openCgroup(dir: string): CgroupFd {

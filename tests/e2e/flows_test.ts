@@ -257,41 +257,87 @@ for (const family of [4, 6] as const) {
     assert.deepEqual([inc.bytes_sent, inc.bytes_received], [50, bytes]);
   });
 
-  e2eTest(
-    `IPv${family} veth: a local client makes one outgoing pair, a remote client one incoming pair`,
-    async () => {
-      await using cg = new TestCgroup();
-      await using ns = await TestNetns.create(1);
-      const [hostAddr, nsAddr] = family === 4
-        ? [ns.hostAddr4, ns.nsAddr4]
-        : [ns.hostAddr6, ns.nsAddr6];
-      await using nf = await watch(cg);
-      const remote: Where = { kind: "netns", ns, watched: false };
-      const out = await workload(cg, { where: remote, host: nsAddr }, {
-        where: LOCAL,
-        connectTo: nsAddr,
-      });
-      const inc = await workload(cg, { where: LOCAL, host: hostAddr }, {
-        where: remote,
-        connectTo: hostAddr,
-      }, {
-        scenario: "server-close",
-      });
-      const events = await stopped(nf);
-      const oc = `${hostAddr}:${out.clientPorts[0]}`, os = `${nsAddr}:${out.serverPort}`;
-      assert.deepEqual(ofPort(events, out.clientPorts[0]!).map(describe), [
-        `begin outgoing ${oc}>${os}`,
-        `end outgoing ${oc}>${os} local fin`,
-      ]);
-      const ic = `${nsAddr}:${inc.clientPorts[0]}`, is = `${hostAddr}:${inc.serverPort}`;
-      const incoming = ofPort(events, inc.clientPorts[0]!);
-      assert.deepEqual(incoming.map(describe), [
-        `begin incoming ${ic}>${is}`,
-        `end incoming ${is}>${ic} local fin`,
-      ]);
-      for (const e of incoming) assert.deepEqual([e.pid, e.comm], [inc.serverPid, "nf-server"]);
-    },
-  );
+  // Over veth each connection has one watched endpoint: the local client's
+  // (outgoing) or the local server's (incoming).
+  for (const direction of ["outgoing", "incoming"] as const) {
+    for (const scenario of ["client-close", "server-close", "rst", "halfclose"]) {
+      e2eTest(
+        `IPv${family} veth, ${direction}, ${scenario}: one begin and one exact end`,
+        async () => {
+          await using cg = new TestCgroup();
+          await using ns = await TestNetns.create(1);
+          await using nf = await watch(cg);
+          const { w, local, client, server } = await vethWorkload(cg, ns, family, direction, {
+            scenario,
+          });
+          const events = ofPort(await stopped(nf), w.clientPorts[0]!);
+          const closer = scenario === "server-close" ? server : client;
+          const other = closer === server ? client : server;
+          const reason = scenario === "rst" ? "rst" : "fin";
+          assert.deepEqual(events.map(describe), [
+            `begin ${direction} ${client}>${server}`,
+            `end ${direction} ${closer}>${other} ${
+              closer === local ? "local" : "remote"
+            } ${reason}`,
+          ]);
+          const end = events[1] as FlowEndEvent;
+          // The client sends 100 bytes; the server replies 50 (after the client's FIN in a half close).
+          const [sent, received] = direction === "outgoing"
+            ? [100, scenario === "halfclose" ? 0 : 50]
+            : [scenario === "halfclose" ? 0 : 50, 100];
+          assert.deepEqual([end.bytes_sent, end.bytes_received], [sent, received]);
+          const [pid, comm] = direction === "outgoing"
+            ? [w.clientPid, "nf-client"]
+            : [w.serverPid, "nf-server"];
+          for (const e of events) assert.deepEqual([e.pid, e.comm], [pid, comm]);
+        },
+      );
+    }
+
+    e2eTest(
+      `IPv${family} veth, ${direction}, 200 concurrent connections and a 16 MiB transfer`,
+      async () => {
+        await using cg = new TestCgroup();
+        await using ns = await TestNetns.create(1);
+        await using nf = await watch(cg);
+        const many = await vethWorkload(cg, ns, family, direction, { count: 200 });
+        const bytes = 16 << 20;
+        const big = await vethWorkload(cg, ns, family, direction, { bytes });
+        const events = await stopped(nf);
+        const ofMany = events.filter((e) => many.w.clientPorts.includes(e.src_port));
+        const count = (name: string) => ofMany.filter((e) => e.event === name).length;
+        assert.deepEqual([count("net_flow_tcp_begin"), count("net_flow_tcp_end")], [200, 200]);
+        assert.ok(ofMany.every((e) => e.conn_direction === direction));
+        const end = ofPort(events, big.w.clientPorts[0]!)
+          .find((e): e is FlowEndEvent => e.event === "net_flow_tcp_end")!;
+        assert.deepEqual(
+          [end.bytes_sent, end.bytes_received],
+          direction === "outgoing" ? [bytes, 50] : [50, bytes],
+        );
+      },
+    );
+  }
+
+  e2eTest(`IPv${family} veth, outgoing, refused: no flow events`, async () => {
+    await using cg = new TestCgroup();
+    await using ns = await TestNetns.create(1);
+    await using nf = await watch(cg);
+    const nsAddr = family === 4 ? ns.nsAddr4 : ns.nsAddr6;
+    await using cli = cg.spawn(
+      "python3",
+      WORKLOAD,
+      "connect",
+      "--host",
+      nsAddr,
+      "--port",
+      "9",
+      "--scenario",
+      "refused",
+    );
+    const { ports } = JSON.parse(await cli.line());
+    await cli.done();
+    assert.deepEqual(ofPort(await stopped(nf), ports[0]), []);
+  });
 
   e2eTest(
     `IPv${family} between two watched network namespaces: both endpoints reported`,
@@ -318,6 +364,31 @@ for (const family of [4, 6] as const) {
       ]);
     },
   );
+}
+
+/** A connection over veth: the local side in the cgroup, the other in the namespace. */
+async function vethWorkload(
+  cg: TestCgroup,
+  ns: TestNetns,
+  family: 4 | 6,
+  direction: "outgoing" | "incoming",
+  run: Run,
+) {
+  const [hostAddr, nsAddr] = family === 4 ? [ns.hostAddr4, ns.nsAddr4] : [ns.hostAddr6, ns.nsAddr6];
+  const remote: Where = { kind: "netns", ns, watched: false };
+  const w = direction === "outgoing"
+    ? await workload(cg, { where: remote, host: nsAddr }, { where: LOCAL, connectTo: nsAddr }, run)
+    : await workload(
+      cg,
+      { where: LOCAL, host: hostAddr },
+      { where: remote, connectTo: hostAddr },
+      run,
+    );
+  const [clientAddr, serverAddr] = direction === "outgoing"
+    ? [hostAddr, nsAddr]
+    : [nsAddr, hostAddr];
+  const client = `${clientAddr}:${w.clientPorts[0]}`, server = `${serverAddr}:${w.serverPort}`;
+  return { w, client, server, local: direction === "outgoing" ? client : server };
 }
 
 /** A veth pair straight between two test namespaces (198.19.7.0/24, fd00:6e66:77::/64). */

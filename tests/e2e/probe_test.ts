@@ -3,12 +3,15 @@
  * exact control packets of a real loopback connection.
  */
 import assert from "node:assert/strict";
+import { explainLoadFailure } from "../../src/bpf/loader.ts";
+import { BpfObject, LibbpfError } from "../../src/ffi/libbpf.ts";
 import type { PacketEvent } from "../../src/flow/events.ts";
 import {
   attachedPrograms,
   e2eTest,
   Netflow,
   runNetflow,
+  sh,
   TestCgroup,
   WORKLOAD,
 } from "../helpers/e2e.ts";
@@ -176,3 +179,43 @@ e2eTest("bad arguments print usage and exit 2", async () => {
     assert.equal(stdout, "");
   }
 });
+
+e2eTest(
+  "a program the kernel refuses is one line, with the verifier log kept for --verbose",
+  async () => {
+    const dir = Deno.makeTempDirSync();
+    try {
+      const source = new URL("../fixtures/refused.bpf.c", import.meta.url).pathname;
+      await sh(
+        "clang",
+        "-target",
+        "bpf",
+        "-O2",
+        "-g",
+        "-I/usr/include/x86_64-linux-gnu",
+        "-c",
+        source,
+        "-o",
+        `${dir}/refused.o`,
+      );
+      using obj = new BpfObject(Deno.readFileSync(`${dir}/refused.o`));
+      let failure: unknown;
+      try {
+        obj.load();
+      } catch (err) {
+        failure = err;
+      }
+      assert.ok(failure instanceof LibbpfError, `expected a LibbpfError, got ${failure}`);
+      const explained = explainLoadFailure(failure);
+      assert.match(
+        explained.message,
+        /^The kernel refused netflow's BPF programs: Permission denied \(errno 13\) \(run with --verbose for the verifier log\)$/,
+      );
+      assert.equal(explained.message.split("\n").length, 1);
+      // The verifier's own words, for --verbose.
+      assert.match(explained.detail ?? "", /invalid access to packet|R\d+ invalid mem access/);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
