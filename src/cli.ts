@@ -30,7 +30,8 @@ function writeOut(text: string): boolean {
 function summary(stats: MonitorStats): string {
   return `netflow: ${stats.events} events, ${stats.lost} lost records, ` +
     `${stats.evicted} evicted flows, ${stats.malformed} malformed records, ` +
-    `${stats.dnsResponses} DNS responses (${stats.dnsMalformed} malformed, ${stats.dnsCut} cut)`;
+    `${stats.dnsResponses} DNS responses (${stats.dnsMalformed} malformed, ${stats.dnsCut} cut, ` +
+    `${stats.dnsEvicted} evicted from the cache)`;
 }
 
 async function main(argv: string[]): Promise<number> {

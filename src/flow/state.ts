@@ -20,6 +20,7 @@ import {
   type FlowBeginEvent,
   type FlowEndEvent,
   type FlowEvent,
+  type FlowEventBase,
   formatTime,
 } from "./events.ts";
 
@@ -218,66 +219,57 @@ export class FlowTable {
     flow.localNames = this.#context.names(flow.local.addr);
     flow.remoteNames = this.#context.names(flow.remote.addr);
     // In a begin event src is the initiator.
-    const outgoing = flow.direction === "outgoing";
-    const owner = this.#owner(flow);
-    const cgroup = this.#context.cgroup(flow.cgroupId);
-    const [src, dst] = outgoing ? [flow.local, flow.remote] : [flow.remote, flow.local];
-    return {
-      time: formatTime(p.timeUs),
-      event: EVENT_BEGIN,
-      flow_id: `${this.#idPrefix}-${flow.id}`,
-      conn_direction: flow.direction,
-      src: src.addr,
-      dst: dst.addr,
-      src_port: src.port,
-      dst_port: dst.port,
-      src_dns: outgoing ? flow.localNames : flow.remoteNames,
-      dst_dns: outgoing ? flow.remoteNames : flow.localNames,
-      pid: owner?.pid ?? null,
-      comm: owner?.comm ?? null,
-      uid: owner?.uid ?? null,
-      cgroup_id: flow.cgroupId,
-      cgroup: cgroup.path,
-      container_id: cgroup.containerId,
-    };
+    return this.#event(flow, p, EVENT_BEGIN, flow.direction === "outgoing");
   }
 
   #endEvent(flow: Flow, p: TcpPacket): FlowEndEvent {
+    flow.localNames ??= this.#context.names(flow.local.addr);
+    flow.remoteNames ??= this.#context.names(flow.remote.addr);
+    flow.owner ??= p.owner;
     // In an end event src is the side that sent this FIN or RST.
     const egress = p.direction === "egress";
-    const localNames = flow.localNames ?? this.#context.names(flow.local.addr);
-    const remoteNames = flow.remoteNames ?? this.#context.names(flow.remote.addr);
-    flow.owner ??= p.owner;
+    const end = this.#event(flow, p, EVENT_END, egress) as unknown as FlowEndEvent;
+    const counters = endCounters(flow, p);
+    end.closed_by = egress ? "local" : "remote";
+    end.reason = p.flags & RST ? "rst" : "fin";
+    end.duration_ms = flow.beginUs === null ? null : (p.timeUs - flow.beginUs) / US_PER_MS;
+    end.bytes_sent = counters.bytesSent;
+    end.bytes_received = counters.bytesReceived;
+    end.packets_sent = counters.packetsSent;
+    end.packets_received = counters.packetsReceived;
+    end.rtt_us = counters.rttUs;
+    end.retransmits = counters.retransmits;
+    return end;
+  }
+
+  /** The fields every flow event has; `localIsSrc` orients it. */
+  #event<E extends typeof EVENT_BEGIN | typeof EVENT_END>(
+    flow: Flow,
+    p: TcpPacket,
+    event: E,
+    localIsSrc: boolean,
+  ): FlowEventBase & { event: E } {
     const owner = this.#owner(flow);
     const cgroup = this.#context.cgroup(flow.cgroupId);
-    const [src, dst] = egress ? [flow.local, flow.remote] : [flow.remote, flow.local];
-    const counters = endCounters(flow, p);
+    const [src, dst] = localIsSrc ? [flow.local, flow.remote] : [flow.remote, flow.local];
+    const localNames = flow.localNames ?? NO_NAMES, remoteNames = flow.remoteNames ?? NO_NAMES;
     return {
       time: formatTime(p.timeUs),
-      event: EVENT_END,
+      event,
       flow_id: `${this.#idPrefix}-${flow.id}`,
       conn_direction: flow.direction,
       src: src.addr,
       dst: dst.addr,
       src_port: src.port,
       dst_port: dst.port,
-      src_dns: egress ? localNames : remoteNames,
-      dst_dns: egress ? remoteNames : localNames,
+      src_dns: localIsSrc ? localNames : remoteNames,
+      dst_dns: localIsSrc ? remoteNames : localNames,
       pid: owner?.pid ?? null,
       comm: owner?.comm ?? null,
       uid: owner?.uid ?? null,
       cgroup_id: flow.cgroupId,
       cgroup: cgroup.path,
       container_id: cgroup.containerId,
-      closed_by: egress ? "local" : "remote",
-      reason: p.flags & RST ? "rst" : "fin",
-      duration_ms: flow.beginUs === null ? null : (p.timeUs - flow.beginUs) / US_PER_MS,
-      bytes_sent: counters.bytesSent,
-      bytes_received: counters.bytesReceived,
-      packets_sent: counters.packetsSent,
-      packets_received: counters.packetsReceived,
-      rtt_us: counters.rttUs,
-      retransmits: counters.retransmits,
     };
   }
 

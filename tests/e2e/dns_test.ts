@@ -7,12 +7,13 @@ import assert from "node:assert/strict";
 import type { FlowEvent } from "../../src/flow/events.ts";
 import {
   e2eTest,
+  LOCAL,
   Netflow,
   type Proc,
   sh,
   TestCgroup,
   TestNetns,
-  WORKLOAD,
+  workload,
 } from "../helpers/e2e.ts";
 
 const ZONE = "netflow.test";
@@ -47,6 +48,7 @@ async function startDnsmasq(ns: TestNetns, where: (cmd: string, ...a: string[]) 
     "--user=root",
     "--bind-interfaces",
     `--listen-address=${ns.nsAddr4}`,
+    `--listen-address=${ns.nsAddr6}`,
     "--local-ttl=300",
     `--host-record=end.${ZONE},${z.chain},300`,
     `--cname=mid.${ZONE},end.${ZONE},300`,
@@ -75,23 +77,11 @@ async function startDnsmasq(ns: TestNetns, where: (cmd: string, ...a: string[]) 
   throw new Error("dnsmasq did not answer");
 }
 
-/** One TCP connection from the cgroup to `addr` (a server in the namespace). */
+/** One TCP connection from the cgroup to `addr` (a server in the namespace); the client's port. */
 async function connect(cg: TestCgroup, ns: TestNetns, addr: string): Promise<number> {
-  await using server = ns.spawn("python3", WORKLOAD, "serve", "--host", addr);
-  const port = Number((await server.line()).split(" ")[1]);
-  await using client = cg.spawn(
-    "python3",
-    WORKLOAD,
-    "connect",
-    "--host",
-    addr,
-    "--port",
-    String(port),
-  );
-  const { ports } = JSON.parse(await client.line());
-  await client.done();
-  await server.done();
-  return ports[0];
+  const remote = { kind: "netns" as const, ns, watched: false };
+  const w = await workload(cg, { where: remote, host: addr }, { where: LOCAL, connectTo: addr });
+  return w.clientPorts[0]!;
 }
 
 async function dig(cg: TestCgroup, server: string, name: string, type: string, ...opts: string[]) {
@@ -124,7 +114,7 @@ e2eTest(
     assert.equal(await dig(cg, dns, `www.${ZONE}`, "A"), `mid.${ZONE}.`); // dig prints the chain first
     await dig(cg, dns, `one.${ZONE}`, "A");
     await dig(cg, dns, `two.${ZONE}`, "A");
-    await dig(cg, dns, `v6.${ZONE}`, "AAAA");
+    await dig(cg, ns.nsAddr6, `v6.${ZONE}`, "AAAA"); // the answer travels over IPv6
     await dig(cg, dns, `tcp.${ZONE}`, "A", "+tcp");
 
     const chainPort = await connect(cg, ns, z.chain);
@@ -153,7 +143,7 @@ e2eTest(
     expect(tcpPort, [`tcp.${ZONE}`]);
     expect(shortPort, [`short.${ZONE}`]);
     expect(expiredPort, []);
-    assert.match(stderr, /(\d+) DNS responses \(0 malformed, 0 cut\)/);
+    assert.match(stderr, /(\d+) DNS responses \(0 malformed, 0 cut, 0 evicted from the cache\)/);
     assert.ok(Number(/(\d+) DNS responses/.exec(stderr)![1]) >= 6);
   },
 );

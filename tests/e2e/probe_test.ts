@@ -9,30 +9,19 @@ import type { PacketEvent } from "../../src/flow/events.ts";
 import {
   attachedPrograms,
   e2eTest,
+  LOCAL,
   Netflow,
   runNetflow,
   sh,
   TestCgroup,
-  WORKLOAD,
+  workload,
 } from "../helpers/e2e.ts";
 
 /** One loopback connection (client closes first) between two processes in `cg`. */
 async function loopbackConnection(cg: TestCgroup) {
-  await using server = cg.spawn("python3", WORKLOAD, "serve", "--host", "127.0.0.1");
-  const port = Number((await server.line()).split(" ")[1]);
-  await using client = cg.spawn(
-    "python3",
-    WORKLOAD,
-    "connect",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    String(port),
-  );
-  const { ports } = JSON.parse(await client.line());
-  await client.done();
-  await server.done();
-  return { serverPort: port, clientPort: ports[0] as number };
+  const lo = "127.0.0.1";
+  const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo });
+  return { serverPort: w.serverPort, clientPort: w.clientPorts[0]! };
 }
 
 e2eTest("netflow reports each control packet of a loopback connection once per hook", async () => {

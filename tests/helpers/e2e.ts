@@ -315,3 +315,63 @@ export async function attachedPrograms(dir: string): Promise<string[]> {
   const out = await sh("bpftool", "cgroup", "show", dir);
   return out.split("\n").slice(1).filter((l) => l.trim() !== "");
 }
+
+/** Where a workload process runs: in the test cgroup, or in a namespace (watched or not). */
+export type Where = { kind: "cgroup" } | { kind: "netns"; ns: TestNetns; watched: boolean };
+
+/** The scenario tests/workloads/tcp.py plays. */
+export interface Run {
+  scenario?: string;
+  count?: number;
+  bytes?: number;
+  fork?: boolean;
+}
+
+/** Runs a server and a client of tests/workloads/tcp.py where told; returns ports and pids. */
+export async function workload(
+  cg: TestCgroup,
+  server: { where: Where; host: string },
+  client: { where: Where; connectTo: string },
+  run: Run = {},
+) {
+  const args = [
+    "--scenario",
+    run.scenario ?? "client-close",
+    "--count",
+    String(run.count ?? 1),
+    "--bytes",
+    String(run.bytes ?? 100),
+  ];
+  const start = (where: Where, ...a: string[]): Proc => {
+    if (where.kind === "cgroup") return cg.spawn("python3", WORKLOAD, ...a);
+    if (where.watched) {
+      return cg.spawn("ip", "netns", "exec", where.ns.name, "python3", WORKLOAD, ...a);
+    }
+    return where.ns.spawn("python3", WORKLOAD, ...a);
+  };
+  const serverArgs = ["serve", "--host", server.host, ...args, ...(run.fork ? ["--fork"] : [])];
+  await using srv = start(server.where, ...serverArgs);
+  const port = Number((await srv.line()).split(" ")[1]);
+  const workerPid = run.fork ? Number((await srv.line()).split(" ")[1]) : undefined;
+  await using cli = start(
+    client.where,
+    "connect",
+    "--host",
+    client.connectTo,
+    "--port",
+    String(port),
+    ...args,
+  );
+  const out = JSON.parse(await cli.line(120_000)) as { pid: number; ports: number[] };
+  await cli.done(120_000);
+  await srv.done(120_000);
+  return {
+    serverPort: port,
+    clientPorts: out.ports,
+    serverPid: srv.pid,
+    clientPid: cli.pid,
+    workerPid,
+  };
+}
+
+export const LOCAL: Where = { kind: "cgroup" };
