@@ -569,6 +569,8 @@ async function main() {
     Deno.removeSync(OUT_DIR, { recursive: true });
   }
   if (report === "") return;
+  // The hand-written findings travel with every fresh run.
+  report += `\n${Deno.readTextFileSync(`${ROOT}bench/NOTES.md`)}`;
   console.log(report);
   if (!QUICK) Deno.writeTextFileSync(`${ROOT}bench/RESULTS.md`, report);
   else console.error("(--quick: bench/RESULTS.md left as it was)");
