@@ -70,6 +70,7 @@ struct {
  * 1.1 refuses a ring buffer map that declares a value type). Never written. */
 const struct nf_tcp *nf_tcp_record __attribute__((unused));
 const struct nf_dns *nf_dns_record __attribute__((unused));
+const struct nf_holder *nf_holder_record __attribute__((unused));
 
 static __always_inline void count(__u32 which)
 {
@@ -400,6 +401,99 @@ int netflow_sock_create(struct bpf_sock *sk)
 		bpf_get_current_comm(owner->comm, sizeof(owner->comm));
 	}
 	return ALLOW;
+}
+
+/*
+ * Who holds which TCP socket: for sockets made before netflow started, and for
+ * servers whose workers accept on a listener their parent created. Minimal
+ * kernel types, relocated against the running kernel's BTF (CO-RE).
+ */
+struct sock_common___nf {
+	unsigned short skc_family;
+	volatile unsigned char skc_state;
+	__u16 skc_num;
+	__be16 skc_dport;
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	struct in6_addr skc_v6_daddr; /* the uapi struct, same as the kernel's */
+	struct in6_addr skc_v6_rcv_saddr;
+} __attribute__((preserve_access_index));
+
+struct sock___nf {
+	struct sock_common___nf __sk_common;
+	__u16 sk_protocol;
+} __attribute__((preserve_access_index));
+
+struct socket___nf {
+	struct sock___nf *sk;
+} __attribute__((preserve_access_index));
+
+struct kuid___nf {
+	__u32 val;
+} __attribute__((preserve_access_index));
+
+struct cred___nf {
+	struct kuid___nf uid;
+} __attribute__((preserve_access_index));
+
+struct task_struct___nf {
+	int pid;
+	int tgid;
+	const struct cred___nf *cred;
+	char comm[16];
+} __attribute__((preserve_access_index));
+
+struct bpf_iter_meta___nf {
+	struct seq_file *seq;
+} __attribute__((preserve_access_index));
+
+struct bpf_iter__task_file___nf {
+	struct bpf_iter_meta___nf *meta;
+	struct task_struct___nf *task;
+	__u32 fd;
+	struct file *file;
+} __attribute__((preserve_access_index));
+
+#define AF_INET 2
+#define AF_INET6 10
+
+SEC("iter/task_file")
+int netflow_holders(struct bpf_iter__task_file___nf *ctx)
+{
+	struct task_struct___nf *task = ctx->task;
+	struct file *file = ctx->file;
+	struct socket___nf *sock;
+	struct sock___nf *sk;
+	struct nf_holder h = {};
+
+	if (!task || !file || task->pid != task->tgid) /* threads share the fd table */
+		return 0;
+	sock = (struct socket___nf *)bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = sock->sk;
+	if (!sk || sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	h.cookie = bpf_get_socket_cookie(sk);
+	h.pid = task->tgid;
+	h.uid = task->cred->uid.val;
+	bpf_probe_read_kernel(h.comm, sizeof(h.comm), task->comm);
+	h.state = sk->__sk_common.skc_state;
+	h.sport = sk->__sk_common.skc_num;
+	h.dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (sk->__sk_common.skc_family == AF_INET) {
+		h.family = 4;
+		__builtin_memcpy(h.saddr, (void *)&sk->__sk_common.skc_rcv_saddr, 4);
+		__builtin_memcpy(h.daddr, (void *)&sk->__sk_common.skc_daddr, 4);
+	} else if (sk->__sk_common.skc_family == AF_INET6) {
+		h.family = 6;
+		bpf_probe_read_kernel(h.saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_probe_read_kernel(h.daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	} else {
+		return 0;
+	}
+	bpf_seq_write((struct seq_file *)ctx->meta->seq, &h, sizeof(h));
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

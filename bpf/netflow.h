@@ -81,6 +81,21 @@ struct nf_dns {
 	__u8 payload[NF_DNS_MAX];
 };
 
+/* One TCP socket a process holds, written by the task_file iterator. */
+struct nf_holder {
+	__u64 cookie;         /* the socket's cookie, as cgroup_skb sees it */
+	__u8 saddr[16];       /* local address (IPv4 in the first 4 bytes) */
+	__u8 daddr[16];
+	__u32 pid;            /* the holding process (tgid) */
+	__u32 uid;
+	__u16 sport;          /* local port, host order */
+	__u16 dport;
+	__u8 family;          /* 4 or 6 */
+	__u8 state;           /* TCP state: 10 is LISTEN */
+	__u8 pad[2];
+	char comm[NF_COMM_LEN];
+};
+
 /* Static settings, written into .rodata by netflow before load. */
 struct nf_config {
 	__u8 forward_all;     /* every control packet (--events net_packet_tcp),
@@ -97,6 +112,7 @@ enum nf_counter {
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");
 _Static_assert(sizeof(struct nf_config) == 8, "nf_config layout");
+_Static_assert(sizeof(struct nf_holder) == 72, "nf_holder layout");
 _Static_assert(sizeof(struct nf_tcp) == 152, "nf_tcp layout");
 _Static_assert(sizeof(struct nf_dns) == 24 + 8 + NF_DNS_MAX, "nf_dns layout");
 

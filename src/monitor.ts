@@ -15,6 +15,7 @@ import {
 } from "./bpf/records.ts";
 import { DnsCache, type DnsCacheOptions } from "./dns/cache.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
+import { SocketHolders } from "./enrich/holders.ts";
 import { UsageError } from "./errors.ts";
 import { clocks } from "./ffi/libbpf.ts";
 import type { ReaderKind } from "./ffi/ringbuf.ts";
@@ -105,11 +106,13 @@ export class FlowMonitor implements AsyncIterable<NetflowEvent>, Disposable {
     this.cgroup = relativeCgroupPath(mount, this.cgroupDir);
     this.#dns = new DnsCache(options.dns);
     const cgroups = new CgroupPaths(mount, this.cgroupDir);
+    const holders = new SocketHolders(() => this.#probe.holders());
     this.#flows = new FlowTable({
       ...(options.maxFlows === undefined ? {} : { maxFlows: options.maxFlows }),
       context: {
         names: (addr) => this.#dns.names(addr),
         cgroup: (id) => cgroups.lookup(id),
+        owner: (query) => holders.owner(query),
       },
     });
     this.#probe = Probe.open({
@@ -118,6 +121,8 @@ export class FlowMonitor implements AsyncIterable<NetflowEvent>, Disposable {
       reader: options.reader ?? "mmap",
       forwardAll: this.#want.has(EVENT_PACKET),
     });
+    // Who holds the sockets that already exist (they have no socket storage).
+    holders.refresh();
     const { monotonicNs, realtimeNs } = clocks();
     this.#decoder = new RecordDecoder(Number((realtimeNs - monotonicNs) / 1000n));
     this.#onRecord = (view, offset, length) => {

@@ -7,6 +7,7 @@
 import object from "../../bpf/netflow.bpf.o" with { type: "bytes" };
 import { NetflowError, PRIVILEGE_HINT } from "../errors.ts";
 import {
+  type BpfLink,
   BpfObject,
   CgroupFd,
   LibbpfError,
@@ -15,7 +16,7 @@ import {
   sumPerCpu,
 } from "../ffi/libbpf.ts";
 import { openRingReader, type ReaderKind, type RingReader } from "../ffi/ringbuf.ts";
-import { LAYOUT } from "./records.ts";
+import { decodeHolders, LAYOUT, type SocketHolder } from "./records.ts";
 
 /** Names in bpf/netflow.bpf.c that TypeScript uses; a test checks them against the object. */
 export const BPF_NAMES = {
@@ -24,6 +25,8 @@ export const BPF_NAMES = {
     egress: "netflow_egress",
     sockCreate: "netflow_sock_create",
   },
+  /** Not attached to the cgroup: run on demand. */
+  iterators: { holders: "netflow_holders" },
   maps: { events: "events", counters: "counters", owners: "owners" },
   /** The .rodata section: struct nf_config nf_config, its only variable. */
   config: ".rodata",
@@ -60,24 +63,20 @@ export class Probe implements Disposable {
   readonly #stack = new DisposableStack();
   readonly #countersFd: number;
   readonly #programFds: number[];
+  readonly #holders: BpfLink;
 
   private constructor(options: ProbeOptions) {
     this.cgroupDir = options.cgroupDir;
     const stack = this.#stack;
     try {
-      const obj = stack.use(new BpfObject(new Uint8Array(object)));
-      obj.resizeMap(BPF_NAMES.maps.events, options.ringBytes ?? DEFAULT_RING_BYTES);
-      obj.setInitialValue(
-        BPF_NAMES.config,
-        encodeConfig({ forwardAll: options.forwardAll ?? false }),
-      );
-      loadOrExplain(obj);
+      const obj = stack.use(loadObject(options));
       const events = obj.map(BPF_NAMES.maps.events);
       this.#countersFd = obj.map(BPF_NAMES.maps.counters).fd;
       this.#programFds = Object.values(BPF_NAMES.programs).map((p) => obj.programFd(p));
       this.reader = stack.use(
         openRingReader(options.reader ?? "mmap", events.fd, events.maxEntries),
       );
+      this.#holders = stack.use(obj.attachIterator(BPF_NAMES.iterators.holders));
       // The cgroup fd is needed only to attach: each link holds the cgroup itself.
       using cgroup = openCgroup(options.cgroupDir);
       for (const program of Object.values(BPF_NAMES.programs)) {
@@ -100,6 +99,11 @@ export class Probe implements Disposable {
       lost: Number(sumPerCpu(this.#countersFd, COUNTER_LOST)),
       dnsCut: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_CUT)),
     };
+  }
+
+  /** Every TCP socket some process holds now, with the process (a task_file iterator run). */
+  holders(): SocketHolder[] {
+    return decodeHolders(this.#holders.readIterator());
   }
 
   /** Summed run time and run count of netflow's programs (with kernel.bpf_stats_enabled=1). */
@@ -130,10 +134,19 @@ export function encodeConfig(config: { forwardAll: boolean }): Uint8Array<ArrayB
   return bytes;
 }
 
-function loadOrExplain(obj: BpfObject): void {
+/** Opens, configures and loads the object; a refusal becomes one clear line. */
+function loadObject(options: ProbeOptions): BpfObject {
+  const obj = new BpfObject(new Uint8Array(object));
   try {
+    obj.resizeMap(BPF_NAMES.maps.events, options.ringBytes ?? DEFAULT_RING_BYTES);
+    obj.setInitialValue(
+      BPF_NAMES.config,
+      encodeConfig({ forwardAll: options.forwardAll ?? false }),
+    );
     obj.load();
+    return obj;
   } catch (err) {
+    obj.close();
     throw err instanceof LibbpfError ? explainLoadFailure(err) : err;
   }
 }

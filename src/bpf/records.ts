@@ -41,6 +41,22 @@ export const LAYOUT = {
       comm: 136,
     },
   },
+  nf_holder: {
+    size: 72,
+    fields: {
+      cookie: 0,
+      saddr: 8,
+      daddr: 24,
+      pid: 40,
+      uid: 44,
+      sport: 48,
+      dport: 50,
+      family: 52,
+      state: 53,
+      pad: 54,
+      comm: 56,
+    },
+  },
   nf_config: {
     size: 8,
     fields: { forward_all: 0, pad: 1 },
@@ -228,6 +244,36 @@ export class RecordDecoder {
     };
   }
 }
+
+/** A process holding a TCP socket, from the task_file iterator. */
+export interface SocketHolder {
+  readonly cookie: number;
+  readonly localPort: number;
+  readonly listening: boolean;
+  readonly owner: SocketOwner;
+}
+
+/** Decodes the task_file iterator's output (back-to-back nf_holder records). */
+export function decodeHolders(bytes: Uint8Array): SocketHolder[] {
+  const F = LAYOUT.nf_holder.fields, size = LAYOUT.nf_holder.size;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: SocketHolder[] = [];
+  for (let at = 0; at + size <= bytes.length; at += size) {
+    out.push({
+      cookie: u64(view, at + F.cookie),
+      localPort: view.getUint16(at + F.sport, true),
+      listening: view.getUint8(at + F.state) === TCP_LISTEN,
+      owner: {
+        pid: view.getUint32(at + F.pid, true),
+        uid: view.getUint32(at + F.uid, true),
+        comm: cString(bytes, at + F.comm, COMM_LEN),
+      },
+    });
+  }
+  return out;
+}
+
+const TCP_LISTEN = 10;
 
 /** A NUL-terminated string of at most `max` bytes; ASCII without a decoder call. */
 function cString(bytes: Uint8Array, at: number, max: number): string {

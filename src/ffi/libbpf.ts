@@ -36,6 +36,13 @@ const SYMBOLS = {
   bpf_program__fd: { parameters: ["pointer"], result: "i32" },
   // struct bpf_link *bpf_program__attach_cgroup(const struct bpf_program *prog, int cgroup_fd);
   bpf_program__attach_cgroup: { parameters: ["pointer", "i32"], result: "pointer" },
+  // struct bpf_link *bpf_program__attach_iter(const struct bpf_program *prog,
+  //                                           const struct bpf_iter_attach_opts *opts);
+  bpf_program__attach_iter: { parameters: ["pointer", "pointer"], result: "pointer" },
+  // int bpf_link__fd(const struct bpf_link *link);
+  bpf_link__fd: { parameters: ["pointer"], result: "i32" },
+  // int bpf_iter_create(int link_fd);
+  bpf_iter_create: { parameters: ["i32"], result: "i32" },
   // int bpf_link__destroy(struct bpf_link *link);
   bpf_link__destroy: { parameters: ["pointer"], result: "i32" },
   // int bpf_map_lookup_elem(int fd, const void *key, void *value);
@@ -61,6 +68,8 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   // int open(const char *pathname, int flags);
   open: { parameters: ["buffer", "i32"], result: "i32" },
+  // ssize_t read(int fd, void *buf, size_t count);
+  read: { parameters: ["i32", "buffer", "usize"], result: "i64" },
   // int close(int fd);
   close: { parameters: ["i32"], result: "i32" },
   // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);
@@ -247,6 +256,41 @@ export class BpfLink implements Disposable {
     this.#handle = handle;
   }
 
+  /** Runs an iterator link once and returns everything it wrote. */
+  readIterator(): Uint8Array {
+    if (this.#handle === null) throw new Error("BPF link is closed");
+    const lib = libbpf();
+    const fd = check(
+      "Create iterator",
+      lib.bpf_iter_create(check("Link fd", lib.bpf_link__fd(this.#handle))),
+    );
+    try {
+      const chunks: Uint8Array[] = [];
+      let total = 0;
+      for (;;) {
+        const buf = new Uint8Array(64 * 1024);
+        const n = Number(lib.read(fd, buf, BigInt(buf.length)));
+        if (n === 0) break;
+        if (n < 0) {
+          const err = errno();
+          if (err === Errno.EAGAIN || err === Errno.EINTR) continue;
+          check("Read iterator", -err);
+        }
+        chunks.push(buf.subarray(0, n));
+        total += n;
+      }
+      const out = new Uint8Array(total);
+      let at = 0;
+      for (const c of chunks) {
+        out.set(c, at);
+        at += c.length;
+      }
+      return out;
+    } finally {
+      lib.close(fd);
+    }
+  }
+
   close(): void {
     if (this.#handle === null) return;
     libbpf().bpf_link__destroy(this.#handle);
@@ -313,6 +357,12 @@ export class BpfObject implements Disposable {
 
   programFd(name: string): number {
     return check(`Program "${name}"`, libbpf().bpf_program__fd(this.#program(name)));
+  }
+
+  /** Attaches an iterator program (run it with BpfLink.readIterator). */
+  attachIterator(program: string): BpfLink {
+    const link = libbpf().bpf_program__attach_iter(this.#program(program), null);
+    return new BpfLink(checkPointer(`Attach ${program}`, link, takeLog));
   }
 
   attachCgroup(program: string, cgroup: CgroupFd): BpfLink {

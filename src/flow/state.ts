@@ -24,14 +24,24 @@ import {
   formatTime,
 } from "./events.ts";
 
+/** What the flow table knows about a flow when it asks for its owner. */
+export interface OwnerQuery {
+  /** The cookie of the socket the packet came through. */
+  cookie: number;
+  direction: "outgoing" | "incoming";
+  localPort: number;
+  /** The creator stamped into socket storage (a listener's, for accepted sockets), if any. */
+  creator: SocketOwner | null;
+}
+
 /** What the flow table asks of enrichment; every member has a neutral default. */
 export interface FlowContext {
   /** Names the DNS cache holds for an address (queried name first, then CNAMEs). */
   names(addr: string): readonly string[];
   /** The cgroup path (under the v2 root) and container id of a cgroup id. */
   cgroup(id: number): { path: string; containerId: string | null };
-  /** The owner of a socket whose creation netflow did not see, when it can be found. */
-  owner(local: Endpoint, remote: Endpoint, cgroupId: number): SocketOwner | null;
+  /** The flow's owner, given what the packets said (`creator`); by default the creator. */
+  owner(query: OwnerQuery): SocketOwner | null;
 }
 
 export interface Endpoint {
@@ -73,6 +83,10 @@ interface Flow {
   localIsn: number | null;
   remoteIsn: number | null;
   owner: SocketOwner | null;
+  /** The owner has been asked of the context (once per flow). */
+  ownerResolved: boolean;
+  /** The cookie of the socket that made the flow (for the context's owner lookup). */
+  readonly cookie: number;
   /** Names taken at begin, kept for the end event. */
   localNames: readonly string[] | null;
   remoteNames: readonly string[] | null;
@@ -90,7 +104,7 @@ const SWEEP_EVERY_US = 1_000_000;
 const DEFAULT_CONTEXT: FlowContext = {
   names: () => NO_NAMES,
   cgroup: () => ({ path: "", containerId: null }),
-  owner: () => null,
+  owner: (q) => q.creator,
 };
 
 export class FlowTable {
@@ -210,6 +224,8 @@ export class FlowTable {
       localIsn: null,
       remoteIsn: null,
       owner: p.owner,
+      ownerResolved: false,
+      cookie: p.cookie,
       localNames: null,
       remoteNames: null,
     };
@@ -273,9 +289,17 @@ export class FlowTable {
     };
   }
 
-  /** The packet's owner, else what the context can find for a socket netflow did not see made. */
+  /** Asks the context once per flow, with what the packets said. */
   #owner(flow: Flow): SocketOwner | null {
-    flow.owner ??= this.#context.owner(flow.local, flow.remote, flow.cgroupId);
+    if (!flow.ownerResolved) {
+      flow.ownerResolved = true;
+      flow.owner = this.#context.owner({
+        cookie: flow.cookie,
+        direction: flow.direction,
+        localPort: flow.local.port,
+        creator: flow.owner,
+      });
+    }
     return flow.owner;
   }
 

@@ -381,20 +381,82 @@ e2eTest("IPv4 on a dual-stack IPv6 socket is reported as IPv4", async () => {
   for (const e of events) assert.deepEqual([e.src, e.dst], ["127.0.0.1", "127.0.0.1"]);
 });
 
-e2eTest("a forked worker's connection is attributed to the listener's owner", async () => {
+e2eTest("a worker forked after listen owns its incoming flows", async () => {
   await using cg = new TestCgroup();
   await using nf = await watch(cg);
-  const w = await workload(cg, { where: LOCAL, host: "127.0.0.1" }, {
-    where: LOCAL,
-    connectTo: "127.0.0.1",
-  }, {
-    fork: true,
-  });
-  const inc = ofPort(await stopped(nf), w.clientPorts[0]!).filter((e) =>
-    e.conn_direction === "incoming"
+  const lo = "127.0.0.1";
+  const exit = `${Deno.makeTempDirSync()}/exit`;
+  // The parent creates the listener, forks a worker, and closes its own copy.
+  await using server = cg.spawn(
+    "python3",
+    WORKLOAD,
+    "serve",
+    "--host",
+    lo,
+    "--fork",
+    "--wait",
+    exit,
   );
+  const port = Number((await server.line()).split(" ")[1]);
+  const workerPid = Number((await server.line()).split(" ")[1]);
+  await using client = cg.spawn(
+    "python3",
+    WORKLOAD,
+    "connect",
+    "--host",
+    lo,
+    "--port",
+    String(port),
+  );
+  const { ports } = JSON.parse(await client.line());
+  await client.done();
+  // Stop netflow while the worker is up, as a real worker would be.
+  const events = await stopped(nf);
+  Deno.writeTextFileSync(exit, "");
+  await server.done();
+  const inc = ofPort(events, ports[0]).filter((e) => e.conn_direction === "incoming");
   assert.equal(inc.length, 2);
-  // Socket storage is stamped by the process that created the listening socket.
-  for (const e of inc) assert.deepEqual([e.pid, e.comm], [w.serverPid, "nf-server"]);
-  assert.ok(w.workerPid !== undefined && w.workerPid !== w.serverPid);
+  assert.notEqual(workerPid, server.pid);
+  for (const e of inc) assert.deepEqual([e.pid, e.comm, e.uid], [workerPid, "nf-worker", 0]);
+});
+
+e2eTest("a connection older than netflow ends with its owners found from the system", async () => {
+  await using cg = new TestCgroup();
+  const lo = "127.0.0.1";
+  const go = `${Deno.makeTempDirSync()}/close-now`;
+  await using server = cg.spawn("python3", WORKLOAD, "serve", "--host", lo);
+  const port = Number((await server.line()).split(" ")[1]);
+  await using client = cg.spawn(
+    "python3",
+    WORKLOAD,
+    "connect",
+    "--host",
+    lo,
+    "--port",
+    String(port),
+    "--wait",
+    go,
+  );
+  const { ports } = JSON.parse(await client.line());
+  // Both sockets exist before netflow: no socket storage, no handshake seen.
+  await using nf = await watch(cg);
+  Deno.writeTextFileSync(go, "");
+  await client.done();
+  await server.done();
+  const c = `${lo}:${ports[0]}`, s = `${lo}:${port}`;
+  const events = ofPort(await stopped(nf), ports[0]) as FlowEndEvent[];
+  assert.deepEqual(events.map(describe).sort(), [
+    `end incoming ${c}>${s} remote fin`,
+    `end outgoing ${c}>${s} local fin`,
+  ]);
+  for (const e of events) {
+    assert.equal(e.duration_ms, null);
+    const [pid, comm] = e.conn_direction === "outgoing"
+      ? [client.pid, "nf-client"]
+      : [server.pid, "nf-server"];
+    assert.deepEqual([e.pid, e.comm, e.uid], [pid, comm, 0]);
+    // Bytes from the socket's own counters: 100 out, 50 back, before the close.
+  }
+  const out = events.find((e) => e.conn_direction === "outgoing")!;
+  assert.deepEqual([out.bytes_sent, out.bytes_received], [100, 50]);
 });

@@ -16,6 +16,10 @@ itself (comm) nf-server, nf-worker or nf-client. Scenarios:
   halfclose     client sends and shuts down writing, server replies afterwards
   refused       the client connects to a port nobody listens on
   silent        the client connects to a port whose SYNs are never answered
+
+With --wait FILE the client prints its JSON line once its connections are
+open and the exchange done, then closes them only when FILE exists; a forked
+worker (--fork) stays up after serving until FILE exists.
 """
 import argparse
 import ctypes
@@ -25,6 +29,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 
 REPLY = 50
 
@@ -86,12 +91,16 @@ def serve(args):
         pid = os.fork()
         if pid == 0:
             set_comm("nf-worker")
-            print(f"worker {os.getpid()}", flush=True)
             for _ in range(args.count):
                 conn, _ = srv.accept()
                 serve_one(conn, args.scenario, args.bytes)
+            # Like a real worker, stay up (until --wait's file exists).
+            while args.wait and not os.path.exists(args.wait):
+                time.sleep(0.05)
             os._exit(0)
+        # The parent lets go of the listener before anyone connects.
         srv.close()
+        print(f"worker {pid}", flush=True)
         os.waitpid(pid, 0)
         return
     threads = []
@@ -123,6 +132,17 @@ def connect(args):
     socks = [socket.create_connection((args.host, args.port)) for _ in range(args.count)]
     ports = [s.getsockname()[1] for s in socks]
     payload = b"q" * args.bytes
+    if args.wait:
+        # Exchange, report, and hold the connections until told to close.
+        for s in socks:
+            s.sendall(payload)
+            recv_exact(s, REPLY)
+        print(json.dumps({"pid": os.getpid(), "ports": ports}), flush=True)
+        while not os.path.exists(args.wait):
+            time.sleep(0.05)
+        for s in socks:
+            s.close()
+        return
     for s in socks:
         s.sendall(payload)
         if args.scenario == "halfclose":
@@ -148,6 +168,7 @@ def main():
     p.add_argument("--bytes", type=int, default=100)
     p.add_argument("--fork", action="store_true")
     p.add_argument("--timeout", type=float, default=2.0)
+    p.add_argument("--wait", default="")
     args = p.parse_args()
     serve(args) if args.mode == "serve" else connect(args)
 
