@@ -460,3 +460,43 @@ e2eTest("a connection older than netflow ends with its owners found from the sys
   const out = events.find((e) => e.conn_direction === "outgoing")!;
   assert.deepEqual([out.bytes_sent, out.bytes_received], [100, 50]);
 });
+
+e2eTest("a client running as another user carries its uid", async () => {
+  await using cg = new TestCgroup();
+  await using nf = await watch(cg);
+  const lo = "127.0.0.1";
+  await using server = cg.spawn("python3", WORKLOAD, "serve", "--host", lo);
+  const port = Number((await server.line()).split(" ")[1]);
+  // nobody may not read the checkout (CI clones anywhere): a readable copy.
+  const dir = Deno.makeTempDirSync();
+  Deno.chmodSync(dir, 0o755);
+  const script = `${dir}/tcp.py`;
+  Deno.copyFileSync(WORKLOAD, script);
+  Deno.chmodSync(script, 0o644);
+  // setpriv drops to nobody after the wrapper has moved into the cgroup.
+  await using client = cg.spawn(
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "/usr/bin/python3",
+    script,
+    "connect",
+    "--host",
+    lo,
+    "--port",
+    String(port),
+  );
+  const { ports, pid } = JSON.parse(await client.line());
+  await client.done();
+  await server.done();
+  const events = ofPort(await stopped(nf), ports[0]);
+  const out = events.filter((e) => e.conn_direction === "outgoing");
+  const inc = events.filter((e) => e.conn_direction === "incoming");
+  assert.deepEqual([out.length, inc.length], [2, 2]);
+  for (const e of out) {
+    assert.deepEqual([e.pid, e.comm, e.uid, e.cgroup], [pid, "nf-client", 65534, cg.path]);
+  }
+  for (const e of inc) assert.deepEqual([e.pid, e.comm, e.uid], [server.pid, "nf-server", 0]);
+  Deno.removeSync(dir, { recursive: true });
+});
