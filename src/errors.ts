@@ -33,7 +33,6 @@ export const Errno = {
   EINTR: 4,
   EAGAIN: 11,
   EACCES: 13,
-  EBUSY: 16,
   EINVAL: 22,
 } as const;
 

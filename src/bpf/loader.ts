@@ -11,7 +11,6 @@ import {
   BpfObject,
   CgroupFd,
   LibbpfError,
-  programStats,
   strerror,
   sumPerCpu,
 } from "../ffi/libbpf.ts";
@@ -62,7 +61,6 @@ export class Probe implements Disposable {
   readonly reader: RingReader;
   readonly #stack = new DisposableStack();
   readonly #countersFd: number;
-  readonly #programFds: number[];
   readonly #holders: BpfLink;
 
   private constructor(options: ProbeOptions) {
@@ -72,7 +70,6 @@ export class Probe implements Disposable {
       const obj = stack.use(loadObject(options));
       const events = obj.map(BPF_NAMES.maps.events);
       this.#countersFd = obj.map(BPF_NAMES.maps.counters).fd;
-      this.#programFds = Object.values(BPF_NAMES.programs).map((p) => obj.programFd(p));
       this.reader = stack.use(
         openRingReader(options.reader ?? "mmap", events.fd, events.maxEntries),
       );
@@ -104,17 +101,6 @@ export class Probe implements Disposable {
   /** Every TCP socket some process holds now, with the process (a task_file iterator run). */
   holders(): SocketHolder[] {
     return decodeHolders(this.#holders.readIterator());
-  }
-
-  /** Summed run time and run count of netflow's programs (with kernel.bpf_stats_enabled=1). */
-  runStats(): { runTimeNs: bigint; runCount: bigint } {
-    let runTimeNs = 0n, runCount = 0n;
-    for (const fd of this.#programFds.slice(0, 2)) {
-      const s = programStats(fd);
-      runTimeNs += s.runTimeNs;
-      runCount += s.runCount;
-    }
-    return { runTimeNs, runCount };
   }
 
   /** Detaches everything and frees every handle; safe to call twice. */

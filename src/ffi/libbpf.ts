@@ -32,8 +32,6 @@ const SYMBOLS = {
   bpf_map__set_max_entries: { parameters: ["pointer", "u32"], result: "i32" },
   // int bpf_map__set_initial_value(struct bpf_map *map, const void *data, size_t size);
   bpf_map__set_initial_value: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
-  // int bpf_program__fd(const struct bpf_program *prog);
-  bpf_program__fd: { parameters: ["pointer"], result: "i32" },
   // struct bpf_link *bpf_program__attach_cgroup(const struct bpf_program *prog, int cgroup_fd);
   bpf_program__attach_cgroup: { parameters: ["pointer", "i32"], result: "pointer" },
   // struct bpf_link *bpf_program__attach_iter(const struct bpf_program *prog,
@@ -47,8 +45,6 @@ const SYMBOLS = {
   bpf_link__destroy: { parameters: ["pointer"], result: "i32" },
   // int bpf_map_lookup_elem(int fd, const void *key, void *value);
   bpf_map_lookup_elem: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  // int bpf_obj_get_info_by_fd(int bpf_fd, void *info, __u32 *info_len);
-  bpf_obj_get_info_by_fd: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   // int libbpf_num_possible_cpus(void);
   libbpf_num_possible_cpus: { parameters: [], result: "i32" },
   // int libbpf_strerror(int err, char *buf, size_t size);
@@ -355,10 +351,6 @@ export class BpfObject implements Disposable {
     return { name, fd, maxEntries: libbpf().bpf_map__max_entries(map) };
   }
 
-  programFd(name: string): number {
-    return check(`Program "${name}"`, libbpf().bpf_program__fd(this.#program(name)));
-  }
-
   /** Attaches an iterator program (run it with BpfLink.readIterator). */
   attachIterator(program: string): BpfLink {
     const link = libbpf().bpf_program__attach_iter(this.#program(program), null);
@@ -403,16 +395,6 @@ export function sumPerCpu(mapFd: number, index: number): bigint {
   const values = new BigUint64Array(cpus);
   check("Read counter", libbpf().bpf_map_lookup_elem(mapFd, key, values));
   return values.reduce((a, b) => a + b, 0n);
-}
-
-/** run_time_ns and run_cnt of a program (counted while kernel.bpf_stats_enabled=1). */
-export function programStats(progFd: number): { runTimeNs: bigint; runCount: bigint } {
-  // struct bpf_prog_info (uapi, append-only): run_time_ns at offset 192, run_cnt at 200.
-  const info = new Uint8Array(208);
-  const len = new Uint32Array([info.byteLength]);
-  check("Read program info", libbpf().bpf_obj_get_info_by_fd(progFd, info, len));
-  const view = new DataView(info.buffer);
-  return { runTimeNs: view.getBigUint64(192, true), runCount: view.getBigUint64(200, true) };
 }
 
 /** CLOCK_MONOTONIC (what bpf_ktime_get_ns reads) and CLOCK_REALTIME, in ns. */

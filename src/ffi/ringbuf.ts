@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { check, libbpf } from "./libbpf.ts";
+import { check, libbpf, pageSize } from "./libbpf.ts";
 
 /** Gets one record: `length` bytes at `offset` in `view`, valid only during the call. */
 export type RecordHandler = (view: DataView, offset: number, length: number) => void;
@@ -51,11 +51,6 @@ class Readable {
       this.#inFlight = undefined;
     }
   }
-
-  /** Waits for a poll still in flight, so its buffer is not used after close. */
-  settled(): Promise<unknown> {
-    return this.#inFlight ?? Promise.resolve();
-  }
 }
 
 const BUSY_BIT = 1 << 31;
@@ -77,7 +72,7 @@ export class MmapRingReader implements RingReader {
   constructor(mapFd: number, size: number) {
     const lib = libbpf();
     const PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1;
-    this.#page = Number(lib.sysconf(30 /* _SC_PAGESIZE */));
+    this.#page = pageSize();
     this.#size = size;
     this.#consumer = mapped(
       "Map ring consumer page",
