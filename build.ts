@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 const root = new URL(".", import.meta.url).pathname;
 const source = `${root}bpf/netflow.bpf.c`;
 const header = `${root}bpf/netflow.h`;
+const dnsHeader = `${root}bpf/dns.bpf.h`;
 const object = `${root}bpf/netflow.bpf.o`;
 const stamp = `${object}.stamp`;
 const CLANG_ARGS = [
@@ -63,7 +64,7 @@ async function run(cmd: string, args: string[], env?: Record<string, string>): P
 /** The stamp: a hash of everything the object depends on. */
 async function inputsHash(): Promise<string> {
   const hash = createHash("sha256");
-  for (const file of [source, header]) hash.update(await Deno.readFile(file));
+  for (const file of [source, header, dnsHeader]) hash.update(await Deno.readFile(file));
   hash.update(CLANG_ARGS.join(" "));
   hash.update(await run("clang", ["--version"]));
   return hash.digest("hex");

@@ -22,7 +22,6 @@
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
 #define TCP_FLAG_ACK 0x10
-#define DNS_PORT 53
 
 /* TCP states (include/net/tcp_states.h). */
 enum {
@@ -164,34 +163,8 @@ static __always_inline void header(struct nf_header *h, struct __sk_buff *skb, _
 	__builtin_memset(h->pad, 0, sizeof(h->pad));
 }
 
-/* Forward a DNS message (payload at `off`, `len` bytes). Rare: at most one per
- * response packet, so the copy is not on the hot path. */
-static __always_inline void emit_dns(struct __sk_buff *skb, __u8 direction, struct l3 *l3,
-				     __u32 off, __u32 len)
-{
-	struct nf_dns *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	__u64 copy = len;
-
-	if (!r) {
-		count(NF_CNT_LOST);
-		return;
-	}
-	header(&r->hdr, skb, NF_KIND_DNS, direction, l3->family);
-	if (copy > NF_DNS_MAX) {
-		copy = NF_DNS_MAX;
-		count(NF_CNT_DNS_CUT);
-	}
-	r->payload_len = len;
-	r->transport = l3->proto;
-	__builtin_memset(r->pad, 0, sizeof(r->pad));
-	/* The verifier wants a length it can prove is in 1..NF_DNS_MAX; the
-	 * barrier stops clang from folding this check into the one above. */
-	barrier_var(copy);
-	if (copy < 1 || copy > NF_DNS_MAX || bpf_skb_load_bytes(skb, off, r->payload, copy))
-		copy = 0;
-	r->captured_len = copy;
-	bpf_ringbuf_submit(r, 0);
-}
+/* DNS responses: the passive DNS cache's input (bpf/dns.bpf.h). */
+#include "dns.bpf.h"
 
 /* Does a listening socket own the local port? Tells incoming from outgoing for
  * a flow whose handshake netflow did not see. A tuple with a zero remote
@@ -314,9 +287,7 @@ static __always_inline void on_tcp(struct __sk_buff *skb, __u8 direction, struct
 	if (payload > 0xffff)
 		payload = 0;
 
-	/* DNS over TCP: segments from port 53 with payload. */
-	if (th.source == bpf_htons(DNS_PORT) && payload > 0)
-		emit_dns(skb, direction, l3, l3->l4_off + th.doff * 4, payload);
+	dns_on_tcp(skb, direction, l3, &th, payload);
 
 	/* The hot path: an ordinary segment stops here. */
 	if (!(flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST)))
@@ -343,17 +314,6 @@ static __always_inline void on_tcp(struct __sk_buff *skb, __u8 direction, struct
 	bpf_ringbuf_submit(r, 0);
 }
 
-static __always_inline void on_udp(struct __sk_buff *skb, __u8 direction, struct l3 *l3)
-{
-	struct udphdr uh;
-
-	if (load(skb, l3->l4_off, &uh, sizeof(uh)))
-		return;
-	if (uh.source != bpf_htons(DNS_PORT))
-		return;
-	emit_dns(skb, direction, l3, l3->l4_off + sizeof(uh), bpf_ntohs(uh.len) - sizeof(uh));
-}
-
 static __always_inline void on_packet(struct __sk_buff *skb, __u8 direction)
 {
 	struct l3 l3;
@@ -370,7 +330,7 @@ static __always_inline void on_packet(struct __sk_buff *skb, __u8 direction)
 	if (l3.proto == IPPROTO_TCP)
 		on_tcp(skb, direction, &l3);
 	else if (l3.proto == IPPROTO_UDP)
-		on_udp(skb, direction, &l3);
+		dns_on_udp(skb, direction, &l3);
 }
 
 SEC("cgroup_skb/ingress")
