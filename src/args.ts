@@ -1,124 +1,136 @@
 /**
- * Command-line arguments, parsed with Node's built-in util.parseArgs.
+ * netflow's command line: one table of options (adding an option is one entry
+ * here, plus where its value goes in {@link parseCli}), parsed by src/argv.ts,
+ * with the value rules the library shares (src/options.ts).
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { UsageError } from "./errors.ts";
+import { flag, optionsHelp, parseArgv, repeatable, single } from "./argv.ts";
 import { EVENT_BEGIN, EVENT_END, EVENT_NAMES, type EventName } from "./flow/events.ts";
 import type { MonitorOptions } from "./monitor.ts";
+import {
+  cgroupPath,
+  eventList,
+  oneOf,
+  positiveSeconds,
+  readerKind,
+  ringSize,
+  shortEventName,
+  wholeNumber,
+} from "./options.ts";
+
+export const FORMATS = ["table", "json"] as const;
+export type Format = typeof FORMATS[number];
+
+/** Every option netflow takes, in the order `--help` lists them. */
+export const OPTIONS = {
+  format: single({
+    short: "f",
+    metavar: "FORMAT",
+    help: "table (default) or json (JSON Lines)",
+    parse: (text, name): Format => oneOf(name, text, FORMATS),
+  }),
+  cgroup: single({
+    short: "c",
+    metavar: "PATH",
+    help: "cgroup v2 directory to watch: a path under the v2 root\n" +
+      "(/system.slice) or inside the v2 mount (default: the root,\n" +
+      "i.e. the whole host)",
+    parse: (text, name) => cgroupPath(name, text),
+  }),
+  events: repeatable({
+    short: "e",
+    metavar: "LIST",
+    help: `comma-separated: ${EVENT_NAMES.map(shortEventName).join(", ")} (or the full names,\n` +
+      `e.g. ${EVENT_BEGIN}); default: ${shortEventName(EVENT_BEGIN)},${shortEventName(EVENT_END)}`,
+    parse: (text, name) => eventList(name, text),
+  }),
+  count: single({
+    short: "n",
+    metavar: "N",
+    help: "exit after N events",
+    parse: (text, name) => wholeNumber(name, text, 1),
+  }),
+  duration: single({
+    short: "d",
+    metavar: "SECONDS",
+    help: "exit after SECONDS (decimals allowed)",
+    parse: (text, name) => positiveSeconds(name, text),
+  }),
+  "max-flows": single({
+    metavar: "N",
+    help: "open flows tracked at most (default: 131072)",
+    parse: (text, name) => wholeNumber(name, text, 1),
+  }),
+  "dns-max-entries": single({
+    metavar: "N",
+    help: "addresses in the DNS cache at most (default: 65536)",
+    parse: (text, name) => wholeNumber(name, text, 1),
+  }),
+  "dns-grace": single({
+    metavar: "SECONDS",
+    help: "keep DNS answers this long past their TTL (default: 5)",
+    parse: (text, name) => wholeNumber(name, text, 0),
+  }),
+  "ring-size": single({
+    metavar: "BYTES",
+    help: "ring buffer size, a power of two from 4K to 1G; K, M, G\n" +
+      "suffixes, B or iB optional (default: 16M, ~100,000 records)",
+    parse: (text, name) => ringSize(name, text),
+  }),
+  reader: single({
+    metavar: "KIND",
+    help: "ring buffer reader: mmap (default) or callback",
+    parse: (text, name) => readerKind(name, text),
+  }),
+  verbose: flag("v", "libbpf's log, and error details (the verifier log)"),
+  help: flag("h", "this help"),
+  version: flag("V", "the version"),
+};
+
+/** The line printed under a usage error. */
+export const SHORT_USAGE = "Usage: netflow [options] (netflow --help lists them)";
 
 export const USAGE = `Usage: netflow [options]
 
 Reports net_flow_tcp_begin when a TCP connection is established and
 net_flow_tcp_end when it ends, for every socket in a cgroup v2 subtree.
+Needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON.
 
 Options:
-  -f, --format FORMAT        table (default) or json (JSON Lines)
-  -c, --cgroup PATH          cgroup v2 directory to watch, absolute or under the
-                             v2 root (default: the root, i.e. the whole host)
-  -e, --events LIST          comma-separated: ${EVENT_NAMES.join(", ")}
-                             (default: ${EVENT_BEGIN},${EVENT_END})
-      --max-flows N          open flows tracked at most (default: 131072)
-      --dns-max-entries N    addresses in the DNS cache at most (default: 65536)
-      --dns-grace SECONDS    keep DNS answers this long past their TTL (default: 5)
-      --ring-size BYTES      ring buffer size, a power of two; K and M suffixes
-                             allowed (default: 16M, about 100,000 records)
-      --reader KIND          ring buffer reader: mmap (default) or callback
-  -v, --verbose              libbpf's log and error details on stderr
-  -h, --help                 this help
-  -V, --version              the version`;
+${optionsHelp(OPTIONS)}`;
 
 export interface CliOptions {
-  format: "table" | "json";
+  format: Format;
   verbose: boolean;
   help: boolean;
   version: boolean;
-  monitor: MonitorOptions;
+  /** Stop after this many events. */
+  count: number | undefined;
+  /** Stop after this many milliseconds. */
+  durationMs: number | undefined;
+  monitor: MonitorOptions<EventName>;
 }
 
-export function parseCli(argv: string[]): CliOptions {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        format: { type: "string", short: "f", default: "table" },
-        cgroup: { type: "string", short: "c" },
-        events: { type: "string", short: "e" },
-        "max-flows": { type: "string" },
-        "dns-max-entries": { type: "string" },
-        "dns-grace": { type: "string" },
-        "ring-size": { type: "string" },
-        reader: { type: "string", default: "mmap" },
-        verbose: { type: "boolean", short: "v", default: false },
-        help: { type: "boolean", short: "h", default: false },
-        version: { type: "boolean", short: "V", default: false },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message.split("\n")[0]! : String(err));
-  }
-  const format = values.format;
-  if (format !== "table" && format !== "json") {
-    throw new UsageError(`Unknown format "${format}" (use table or json)`);
-  }
-  const reader = values.reader;
-  if (reader !== "mmap" && reader !== "callback") {
-    throw new UsageError(`Unknown reader "${reader}" (use mmap or callback)`);
-  }
-  const monitor: MonitorOptions = { reader };
-  if (values.cgroup !== undefined) monitor.cgroup = values.cgroup;
-  if (values.events !== undefined) monitor.events = parseEvents(values.events);
-  if (values["max-flows"] !== undefined) {
-    monitor.maxFlows = integer("--max-flows", values["max-flows"], 1);
-  }
-  if (values["ring-size"] !== undefined) monitor.ringBytes = ringSize(values["ring-size"]);
+export function parseCli(argv: readonly string[]): CliOptions {
+  const o = parseArgv(argv, OPTIONS);
+  const monitor: MonitorOptions<EventName> = { reader: o.reader ?? "mmap" };
+  if (o.cgroup !== undefined) monitor.cgroup = o.cgroup;
+  if (o.events.length > 0) monitor.events = [...new Set(o.events.flat())];
+  if (o["max-flows"] !== undefined) monitor.maxFlows = o["max-flows"];
+  if (o["ring-size"] !== undefined) monitor.ringBytes = o["ring-size"];
   const dns: NonNullable<MonitorOptions["dns"]> = {};
-  if (values["dns-max-entries"] !== undefined) {
-    dns.maxEntries = integer("--dns-max-entries", values["dns-max-entries"], 1);
-  }
-  if (values["dns-grace"] !== undefined) {
-    dns.graceMs = integer("--dns-grace", values["dns-grace"], 0) * 1000;
-  }
+  if (o["dns-max-entries"] !== undefined) dns.maxEntries = o["dns-max-entries"];
+  if (o["dns-grace"] !== undefined) dns.graceMs = o["dns-grace"] * 1000;
   monitor.dns = dns;
+  const format = o.format ?? "table";
   return {
     format,
-    verbose: values.verbose,
-    help: values.help,
-    version: values.version,
+    verbose: o.verbose,
+    help: o.help,
+    version: o.version,
+    count: o.count,
+    durationMs: o.duration,
     monitor,
   };
-}
-
-function parseEvents(list: string): EventName[] {
-  const names = list.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  if (names.length === 0) throw new UsageError("--events needs at least one event name");
-  for (const name of names) {
-    if (!(EVENT_NAMES as readonly string[]).includes(name)) {
-      throw new UsageError(`Unknown event "${name}" (known: ${EVENT_NAMES.join(", ")})`);
-    }
-  }
-  return names as EventName[];
-}
-
-function integer(flag: string, text: string, min: number): number {
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < min) {
-    throw new UsageError(`${flag} takes a whole number of at least ${min}, not "${text}"`);
-  }
-  return Number(text);
-}
-
-function ringSize(text: string): number {
-  const match = /^(\d+)([KM]?)$/i.exec(text);
-  const n = match
-    ? Number(match[1]) * ({ "": 1, K: 1024, M: 1 << 20 }[match[2]!.toUpperCase()] ?? 1)
-    : NaN;
-  const MIN = 4096, MAX = 1 << 30;
-  if (!(n >= MIN && n <= MAX && (n & (n - 1)) === 0)) {
-    throw new UsageError(`--ring-size takes a power of two from 4K to 1024M, not "${text}"`);
-  }
-  return n;
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseCli, USAGE } from "./args.ts";
+import { parseCli, SHORT_USAGE, USAGE } from "./args.ts";
 import { NetflowError, UsageError } from "./errors.ts";
 import { setVerboseLog } from "./ffi/libbpf.ts";
 import { FlowMonitor, type MonitorStats } from "./monitor.ts";
@@ -27,8 +27,8 @@ function writeOut(text: string): boolean {
   }
 }
 
-function summary(stats: MonitorStats): string {
-  return `netflow: ${stats.events} events, ${stats.lost} lost records, ` +
+function summary(events: number, stats: MonitorStats): string {
+  return `netflow: ${events} events, ${stats.lost} lost records, ` +
     `${stats.evicted} evicted flows, ${stats.malformed} malformed records, ` +
     `${stats.dnsResponses} DNS responses (${stats.dnsMalformed} malformed, ${stats.dnsCut} cut, ` +
     `${stats.dnsEvicted} evicted from the cache)`;
@@ -49,19 +49,28 @@ async function main(argv: string[]): Promise<number> {
   const stop = () => monitor.close();
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
+  // --duration: stop by itself; --count: after that many events written.
+  const timer = options.durationMs === undefined ? undefined : setTimeout(stop, options.durationMs);
+  let left = options.count ?? Infinity;
+  let written = 0;
   try {
     console.error(`netflow: watching cgroup ${monitor.cgroupDir}`);
     const json = options.format === "json";
     if (!json && !writeOut(`${tableHeader()}\n`)) return 0;
     const format = json ? formatJson : formatTable;
-    for await (const batch of monitor.batches()) {
+    for await (let batch of monitor.batches()) {
+      if (batch.length > left) batch = batch.slice(0, left);
+      left -= batch.length;
       if (!writeOut(batch.map((e) => `${format(e)}\n`).join(""))) monitor.close();
+      else written += batch.length;
+      if (left === 0) break; // --count reached: ends the loop, which detaches
     }
   } finally {
+    clearTimeout(timer);
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
   }
-  console.error(summary(monitor.stats));
+  console.error(summary(written, monitor.stats));
   return 0;
 }
 
@@ -72,7 +81,7 @@ if (import.meta.main) {
     code = await main(Deno.args);
   } catch (err) {
     if (err instanceof UsageError) {
-      console.error(`netflow: ${err.message}\n\n${USAGE}`);
+      console.error(`netflow: ${err.message}\n${SHORT_USAGE}`);
       code = 2;
     } else if (err instanceof NetflowError) {
       console.error(`netflow: ${err.message}`);

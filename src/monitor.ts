@@ -16,13 +16,11 @@ import {
 import { DnsCache, type DnsCacheOptions } from "./dns/cache.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
 import { SocketHolders } from "./enrich/holders.ts";
-import { UsageError } from "./errors.ts";
 import { clocks } from "./ffi/libbpf.ts";
 import type { ReaderKind } from "./ffi/ringbuf.ts";
 import {
   EVENT_BEGIN,
   EVENT_END,
-  EVENT_NAMES,
   EVENT_PACKET,
   type EventName,
   formatTime,
@@ -30,19 +28,47 @@ import {
   type PacketEvent,
 } from "./flow/events.ts";
 import { FlowTable } from "./flow/state.ts";
+import { checkMonitorOptions } from "./options.ts";
 
-export interface MonitorOptions {
-  /** The cgroup v2 directory to watch, absolute or relative to the v2 root. Default: the root. */
+/** The events a monitor reports when `events` is not given. */
+export type DefaultEventName = typeof EVENT_BEGIN | typeof EVENT_END;
+
+/** The event type of the named events: `EventOf<"net_flow_tcp_end">` is FlowEndEvent. */
+export type EventOf<E extends EventName> = Extract<NetflowEvent, { event: E }>;
+
+/**
+ * What a {@link FlowMonitor} watches and how. Every value is checked when the
+ * monitor is constructed, with the command line's rules and words: a bad one
+ * throws `UsageError`.
+ */
+export interface MonitorOptions<E extends EventName = EventName> {
+  /**
+   * The cgroup v2 directory to watch: a path under the v2 root
+   * (`/system.slice`, `a/b`), or an absolute path inside the v2 mount;
+   * `..` is resolved but may not leave the root. Default: the root, the whole
+   * host. Empty or whitespace-only text is refused (omit it instead).
+   */
   cgroup?: string;
-  /** Which events to report. Default: net_flow_tcp_begin and net_flow_tcp_end. */
-  events?: readonly EventName[];
-  /** Open flows tracked at most (default 131072); beyond it the oldest is evicted and counted. */
+  /**
+   * Which events to report, by full (`net_flow_tcp_end`) or short (`end`)
+   * name; at least one. Default: `net_flow_tcp_begin` and `net_flow_tcp_end`.
+   * The monitor's iterator yields exactly these event types.
+   */
+  events?: readonly E[];
+  /**
+   * Open flows tracked at most, a whole number of at least 1 (default
+   * 131072); beyond it the oldest is evicted and counted in `stats.evicted`.
+   */
   maxFlows?: number;
-  /** Ring buffer size in bytes, a power of two (default 16 MiB, about 100,000 records). */
+  /**
+   * Ring buffer size in bytes: a power of two from 4096 to 2^30 (default
+   * 16 MiB, about 100,000 records). Records that do not fit are counted in
+   * `stats.lost`.
+   */
   ringBytes?: number;
   /** Ring buffer reader: "mmap" (default) or "callback" (libbpf's ring_buffer__consume). */
   reader?: ReaderKind;
-  /** DNS cache size and expiry. */
+  /** DNS cache size (`maxEntries`, at least 1) and expiry (`graceMs`, at least 0). */
   dns?: DnsCacheOptions;
 }
 
@@ -76,7 +102,8 @@ const BUSY_PAUSE_MS = 10;
  * Watches a cgroup: attached when constructed, detached by close(), by
  * dispose, or when a loop over it ends.
  */
-export class FlowMonitor implements AsyncIterable<NetflowEvent>, Disposable {
+export class FlowMonitor<const E extends EventName = DefaultEventName>
+  implements AsyncIterable<EventOf<E>>, Disposable {
   /** The watched cgroup directory (absolute). */
   readonly cgroupDir: string;
   /** The watched cgroup as a path under the v2 root. */
@@ -95,11 +122,17 @@ export class FlowMonitor implements AsyncIterable<NetflowEvent>, Disposable {
   #closed = false;
   #final: { lost: number; dnsCut: number } | undefined;
 
-  constructor(options: MonitorOptions = {}) {
-    const want = options.events ?? [EVENT_BEGIN, EVENT_END];
-    for (const name of want) {
-      if (!EVENT_NAMES.includes(name)) throw new UsageError(`Unknown event "${name}"`);
-    }
+  /**
+   * Loads netflow's programs and attaches them to the cgroup.
+   *
+   * @throws {UsageError} an option is not valid (same words as the command line).
+   * @throws {NetflowError} the programs cannot be loaded or attached: no
+   *   privileges, no cgroup v2, no such cgroup, libbpf missing, the verifier
+   *   refused them (its log in `detail`).
+   */
+  constructor(options: MonitorOptions<E> = {}) {
+    options = checkMonitorOptions(options);
+    const want: readonly EventName[] = options.events ?? [EVENT_BEGIN, EVENT_END];
     this.#want = new Set(want);
     const mount = findCgroup2Mount();
     this.cgroupDir = resolveCgroupDir(mount, options.cgroup);
@@ -150,7 +183,7 @@ export class FlowMonitor implements AsyncIterable<NetflowEvent>, Disposable {
   }
 
   /** Events in the batches the reader drains them; ends (and detaches) after close(). */
-  async *batches(): AsyncGenerator<NetflowEvent[], void, undefined> {
+  async *batches(): AsyncGenerator<EventOf<E>[], void, undefined> {
     try {
       while (!this.#stopping) {
         const drained = this.#drain();
@@ -173,7 +206,7 @@ export class FlowMonitor implements AsyncIterable<NetflowEvent>, Disposable {
     }
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<NetflowEvent, void, undefined> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<EventOf<E>, void, undefined> {
     for await (const batch of this.batches()) yield* batch;
   }
 
@@ -199,8 +232,9 @@ export class FlowMonitor implements AsyncIterable<NetflowEvent>, Disposable {
     return this.#probe.reader.drain(this.#onRecord);
   }
 
-  #take(): NetflowEvent[] {
-    const batch = this.#batch;
+  #take(): EventOf<E>[] {
+    // Only events in #want are batched, and E is what #want was made of.
+    const batch = this.#batch as EventOf<E>[];
     this.#batch = [];
     this.#events += batch.length;
     return batch;

@@ -1,62 +1,145 @@
 import assert from "node:assert/strict";
-import { parseCli } from "../../src/args.ts";
+import { OPTIONS, parseCli, USAGE } from "../../src/args.ts";
+import { parseArgv, repeatable, single } from "../../src/argv.ts";
 import { UsageError } from "../../src/errors.ts";
+import { FlowMonitor } from "../../src/monitor.ts";
+import { checkMonitorOptions, ringSize } from "../../src/options.ts";
+import { BAD } from "../helpers/bad_args.ts";
 
 Deno.test("parseCli defaults to the table format and begin/end events", () => {
   const o = parseCli([]);
   assert.equal(o.format, "table");
   assert.equal(o.monitor.events, undefined);
   assert.equal(o.monitor.reader, "mmap");
+  assert.equal(o.count, undefined);
+  assert.equal(o.durationMs, undefined);
 });
 
-Deno.test("parseCli reads every option", () => {
+Deno.test("parseCli reads every option, in each spelling", () => {
   const o = parseCli([
     "--format",
     "json",
-    "--cgroup",
-    "/a",
-    "--events",
-    "net_flow_tcp_end, net_packet_tcp",
+    "-c/a/./b/../c/",
+    "--events=end, packet",
+    "-e",
+    "net_flow_tcp_end,begin",
     "--max-flows",
     "10",
-    "--dns-max-entries",
-    "5",
+    "--dns-max-entries=5",
     "--dns-grace",
     "0",
     "--ring-size",
-    "64K",
+    "64KiB",
     "--reader",
     "callback",
-    "-v",
+    "-n",
+    "3",
+    "--duration",
+    "1.5",
+    "-vV",
   ]);
   assert.deepEqual(o.monitor, {
     reader: "callback",
-    cgroup: "/a",
-    events: ["net_flow_tcp_end", "net_packet_tcp"],
+    cgroup: "/a/c",
+    events: ["net_flow_tcp_end", "net_packet_tcp", "net_flow_tcp_begin"],
     maxFlows: 10,
     ringBytes: 65536,
     dns: { maxEntries: 5, graceMs: 0 },
   });
+  assert.equal(o.format, "json");
+  assert.equal(o.count, 3);
+  assert.equal(o.durationMs, 1500);
   assert.equal(o.verbose, true);
+  assert.equal(o.version, true);
 });
 
-Deno.test("parseCli rejects bad values with a UsageError that names them", () => {
-  const bad: [string[], RegExp][] = [
-    [["--format", "xml"], /Unknown format "xml"/],
-    [["--events", "x"], /Unknown event "x"/],
-    [["--events", ","], /at least one event/],
-    [["--max-flows", "0"], /--max-flows takes a whole number of at least 1, not "0"/],
-    [["--max-flows", "1e3"], /not "1e3"/],
-    [["--ring-size", "3000"], /power of two/],
-    [["--reader", "x"], /Unknown reader/],
-    [["--nope"], /nope/],
-    [["positional"], /positional/],
-  ];
-  for (const [args, message] of bad) {
+Deno.test("ring sizes take K, M and G with or without B or iB", () => {
+  for (
+    const [text, bytes] of [
+      ["4096", 4096],
+      ["4K", 4096],
+      ["16M", 16 << 20],
+      ["16MB", 16 << 20],
+      [
+        "16MiB",
+        16 << 20,
+      ],
+      ["16m", 16 << 20],
+      ["1G", 1 << 30],
+      ["1GiB", 1 << 30],
+      ["8192B", 8192],
+    ] as const
+  ) {
+    assert.equal(ringSize("--ring-size", text), bytes, text);
+  }
+});
+
+Deno.test("parseCli refuses each bad argument with one line that names it", () => {
+  for (const [args, message] of BAD) {
     assert.throws(
       () => parseCli(args),
-      (e: unknown) => e instanceof UsageError && message.test(e.message),
-      args.join(" "),
+      (e: unknown) => e instanceof UsageError && e.message === message,
+      `${args.join(" ")}: expected ${message}`,
     );
   }
+});
+
+Deno.test("the parser takes negative numbers as values and ends options at --", () => {
+  const table = {
+    n: single({ metavar: "N", help: "", parse: (t) => Number(t) }),
+    list: repeatable({ short: "l", metavar: "X", help: "", parse: (t) => t }),
+  };
+  assert.deepEqual(parseArgv(["--n", "-3", "-l", "a", "-lb", "--list=-"], table), {
+    n: -3,
+    list: ["a", "b", "-"],
+  });
+  assert.deepEqual(parseArgv(["--"], table), { n: undefined, list: [] });
+});
+
+Deno.test("usage lists every option of the table", () => {
+  for (const name of Object.keys(OPTIONS)) assert.match(USAGE, new RegExp(`--${name}\\b`));
+  assert.match(USAGE, /CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON/);
+});
+
+/** Each bad library option and the line it throws: the command line's words. */
+const BAD_LIBRARY: [Record<string, unknown>, string][] = [
+  [{ maxFlows: 0 }, "maxFlows takes a whole number of at least 1, not 0"],
+  [{ maxFlows: -1 }, "maxFlows takes a whole number of at least 1, not -1"],
+  [{ maxFlows: 1.5 }, "maxFlows takes a whole number of at least 1, not 1.5"],
+  [
+    { ringBytes: 3000 },
+    "ringBytes takes a power of two from 4K to 1G bytes (K, M, G suffixes; B or iB optional), not 3000",
+  ],
+  [{ dns: { maxEntries: -5 } }, "dns.maxEntries takes a whole number of at least 1, not -5"],
+  [{ dns: { graceMs: -1 } }, "dns.graceMs takes a whole number of at least 0, not -1"],
+  [{ reader: "bogus" }, 'reader takes mmap or callback, not "bogus"'],
+  [{ events: [] }, "events needs at least one event name"],
+  [
+    { events: ["nope"] },
+    'Unknown event "nope" in events (known: begin, end, packet, or the full names net_flow_tcp_begin, net_flow_tcp_end, net_packet_tcp)',
+  ],
+  [{ cgroup: "" }, "cgroup needs a non-empty value (omit it to watch the whole host)"],
+  [{ cgroup: " " }, "cgroup needs a non-empty value (omit it to watch the whole host)"],
+  [{ cgroup: "../x" }, 'cgroup "../x" leads above the cgroup v2 root'],
+];
+
+Deno.test("FlowMonitor refuses bad options with the command line's words, before loading", () => {
+  for (const [options, message] of BAD_LIBRARY) {
+    assert.throws(
+      () => new FlowMonitor(options as never),
+      (e: unknown) => e instanceof UsageError && e.message === message,
+      `${JSON.stringify(options)}: expected ${message}`,
+    );
+  }
+});
+
+Deno.test("the library normalizes what it accepts like the command line", () => {
+  assert.deepEqual(
+    checkMonitorOptions({
+      cgroup: "a//b/./",
+      events: ["end", "net_flow_tcp_end"] as never,
+      ringBytes: 4096,
+    }),
+    { cgroup: "a/b", events: ["net_flow_tcp_end"], ringBytes: 4096 },
+  );
 });

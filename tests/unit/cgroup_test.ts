@@ -5,7 +5,7 @@ import {
   relativeCgroupPath,
   resolveCgroupDir,
 } from "../../src/bpf/cgroup.ts";
-import { NetflowError } from "../../src/errors.ts";
+import { NetflowError, UsageError } from "../../src/errors.ts";
 
 const HYBRID = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
@@ -59,5 +59,33 @@ Deno.test("resolveCgroupDir takes absolute paths and paths under the mount", () 
     assert.equal(relativeCgroupPath(mount, mount), "/");
   } finally {
     Deno.removeSync(mount, { recursive: true });
+  }
+});
+
+Deno.test("resolveCgroupDir names cgroup v1 and other directories outside the v2 mount", () => {
+  const mount = Deno.makeTempDirSync();
+  const v1 = Deno.makeTempDirSync();
+  const other = Deno.makeTempDirSync();
+  const info = `1 0 0:1 / / rw - ext4 /dev/vda rw
+2 1 0:2 / ${v1} rw - cgroup cgroup rw,name=systemd
+3 1 0:3 / ${mount} rw - cgroup2 cgroup2 rw
+`;
+  try {
+    assert.throws(
+      () => resolveCgroupDir(mount, v1, info),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        e.message ===
+          `Cgroup "${v1}" is on cgroup v1; netflow watches cgroup v2 only (its mount here is "${mount}")`,
+    );
+    assert.throws(
+      () => resolveCgroupDir(mount, other, info),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        e.message ===
+          `"${other}" is not a cgroup: give a path under the cgroup v2 mount "${mount}", or relative to it`,
+    );
+  } finally {
+    for (const d of [mount, v1, other]) Deno.removeSync(d, { recursive: true });
   }
 });
