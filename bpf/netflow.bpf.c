@@ -1,8 +1,16 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * netflow's kernel side: a cgroup_skb pair that forwards TCP control packets
- * (SYN, FIN, RST) and DNS responses to a ring buffer, and a cgroup/sock_create
- * program that stamps the creating process into socket storage.
+ * netflow's kernel side. The socket is the authority on what a flow is:
+ *
+ *   - a sock_ops program sees every TCP socket of the cgroup reach ESTABLISHED
+ *     (begin) and follows its own state changes to the end (first FIN either
+ *     way, an accepted RST, a timeout), once per socket (socket storage);
+ *   - a tcp iterator snapshots the sockets established before netflow started
+ *     and turns on their state callbacks;
+ *   - cgroup/sock_create stamps the creating process into socket storage;
+ *   - the cgroup_skb pair copies DNS responses (dns.bpf.h) and, only for the
+ *     net_packet_tcp debug view, TCP control packets;
+ *   - a task_file iterator says which process holds which socket.
  *
  * Every program returns 1: netflow observes, it never drops a packet.
  */
@@ -26,14 +34,22 @@
 /* TCP states (include/net/tcp_states.h). */
 enum {
 	TCP_ESTABLISHED = 1,
+	TCP_SYN_SENT = 2,
+	TCP_SYN_RECV = 3,
 	TCP_FIN_WAIT1 = 4,
-	TCP_FIN_WAIT2 = 5,
-	TCP_TIME_WAIT = 6,
+	TCP_CLOSE = 7,
 	TCP_CLOSE_WAIT = 8,
-	TCP_LAST_ACK = 9,
 	TCP_LISTEN = 10,
-	TCP_CLOSING = 11,
 };
+
+#define SOCK_STREAM 1
+#define SOL_TCP 6
+#define EPIPE 32
+#define ECONNABORTED 103
+#define ECONNRESET 104
+#ifndef TCP_BPF_SOCK_OPS_CB_FLAGS
+#define TCP_BPF_SOCK_OPS_CB_FLAGS 1008 /* bpf_setsockopt: a socket's sock_ops callbacks (6.12) */
+#endif
 
 /* The only .rodata variable, so TypeScript finds it at offset 0 (a test checks). */
 const volatile struct nf_config nf_config = {};
@@ -65,9 +81,42 @@ struct {
 	__type(value, struct nf_owner);
 } owners SEC(".maps");
 
+/* nf_sock.state */
+enum {
+	NF_ST_CONNECTED = 1, /* connect() was called on it (TCP_CONNECT_CB) */
+	NF_ST_BEGUN = 2,     /* its begin was written */
+	NF_ST_ENDED = 4,     /* its end was written: nothing more, ever */
+};
+
+/* netflow's state for one TCP socket: a socket begins and ends once. */
+struct nf_sock {
+	__u64 begin_ns;
+	__u8 state;     /* NF_ST_* */
+	__u8 flags;     /* NF_FLOW_* carried by its records */
+	__u8 pad[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct nf_sock);
+} socks SEC(".maps");
+
+/* The start snapshot marks only sockets of these cgroups (the watched
+ * subtree, filled by netflow before it runs the iterator), unless
+ * nf_config.snapshot_all says the whole host is watched. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} snapshot_cgroups SEC(".maps");
+
 /* The ring's records, named so their layout is in this object's BTF (libbpf
  * 1.1 refuses a ring buffer map that declares a value type). Never written. */
-const struct nf_tcp *nf_tcp_record __attribute__((unused));
+const struct nf_flow *nf_flow_record __attribute__((unused));
+const struct nf_packet *nf_packet_record __attribute__((unused));
 const struct nf_dns *nf_dns_record __attribute__((unused));
 const struct nf_holder *nf_holder_record __attribute__((unused));
 
@@ -166,134 +215,17 @@ static __always_inline void header(struct nf_header *h, struct __sk_buff *skb, _
 /* DNS responses: the passive DNS cache's input (bpf/dns.bpf.h). */
 #include "dns.bpf.h"
 
-/* Does a listening socket own the local port? Tells incoming from outgoing for
- * a flow whose handshake netflow did not see. A tuple with a zero remote
- * matches no connection, so the lookup falls through to the listeners. */
-static __always_inline int local_port_listens(struct __sk_buff *skb, struct nf_tcp *r)
-{
-	struct bpf_sock_tuple t = {};
-	struct bpf_sock *sk;
-	__u32 size;
-	int egress = r->hdr.direction == NF_EGRESS;
-	__u8 *local = egress ? r->saddr : r->daddr;
-	__u16 port = egress ? r->sport : r->dport;
-
-	if (r->hdr.family == 4) {
-		__builtin_memcpy(&t.ipv4.daddr, local, 4);
-		t.ipv4.dport = bpf_htons(port);
-		size = sizeof(t.ipv4);
-	} else {
-		__builtin_memcpy(t.ipv6.daddr, local, 16);
-		t.ipv6.dport = bpf_htons(port);
-		size = sizeof(t.ipv6);
-	}
-	sk = bpf_sk_lookup_tcp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
-	if (!sk)
-		return 0;
-	bpf_sk_release(sk);
-	return 1;
-}
-
-static __always_inline void fill_socket(struct nf_tcp *r, struct __sk_buff *skb)
-{
-	struct bpf_sock *sk = skb->sk, *full;
-	struct bpf_tcp_sock *tp;
-	struct nf_owner *owner;
-
-	r->sock_cookie = bpf_get_socket_cookie(skb);
-	if (!sk)
-		return;
-	/* A SYN+ACK carries a request socket: its listener holds the owner. */
-	full = bpf_sk_fullsock(sk);
-	if (!full)
-		full = bpf_get_listener_sock(sk);
-	if (!full)
-		return;
-	sk = full;
-	r->sock_state = sk->state;
-	if (sk->state == TCP_LISTEN)
-		r->sock_flags |= NF_SOCK_LISTENER;
-	owner = bpf_sk_storage_get(&owners, sk, 0, 0);
-	if (owner) {
-		r->pid = owner->pid;
-		r->uid = owner->uid;
-		__builtin_memcpy(r->comm, owner->comm, NF_COMM_LEN);
-		r->sock_flags |= NF_SOCK_OWNER;
-	}
-	/* Counters matter only when a connection ends. */
-	if (!(r->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)))
-		return;
-	tp = bpf_tcp_sock(sk);
-	if (!tp)
-		return;
-	r->bytes_acked = tp->bytes_acked;
-	r->bytes_received = tp->bytes_received;
-	r->snd_una = tp->snd_una;
-	r->snd_nxt = tp->snd_nxt;
-	r->srtt_us = tp->srtt_us >> 3;
-	r->segs_in = tp->segs_in;
-	r->segs_out = tp->segs_out;
-	r->total_retrans = tp->total_retrans;
-	r->sock_flags |= NF_SOCK_TCP;
-	if (local_port_listens(skb, r))
-		r->sock_flags |= NF_SOCK_LOCAL_LISTENS;
-}
-
 /*
- * The flow state machine needs the SYN+ACK (begin), the first FIN and any RST
- * (end). A plain SYN adds nothing: the SYN+ACK carries both ISNs, and the RST
- * answering a refused SYN arrives on a SYN_SENT socket. A FIN is the second
- * one when the socket's state says this side already sent or received one.
+ * The net_packet_tcp debug view: every TCP control packet, with what the
+ * packet's socket says when it is a full TCP stream socket (a raw socket or
+ * the kernel's reset socket is none). Flows never depend on it.
  */
-static __always_inline int needed_by_flows(struct __sk_buff *skb, __u8 direction, __u8 flags)
+static __always_inline void emit_packet(struct __sk_buff *skb, __u8 direction, struct l3 *l3,
+					struct tcphdr *th, __u8 flags)
 {
-	struct bpf_sock *sk;
-
-	if (flags & TCP_FLAG_RST)
-		return 1;
-	if (flags & TCP_FLAG_SYN)
-		return flags & TCP_FLAG_ACK;
-	/* A FIN. */
-	sk = skb->sk;
-	if (sk)
-		sk = bpf_sk_fullsock(sk);
-	if (!sk)
-		return 1;
-	if (direction == NF_EGRESS)
-		return sk->state != TCP_LAST_ACK; /* we answer the remote FIN */
-	switch (sk->state) {
-	case TCP_FIN_WAIT1:
-	case TCP_FIN_WAIT2:
-	case TCP_CLOSING:
-	case TCP_TIME_WAIT:
-	case TCP_CLOSE_WAIT: /* a retransmission of the remote FIN */
-	case TCP_LAST_ACK:
-		return 0;
-	}
-	return 1;
-}
-
-static __always_inline void on_tcp(struct __sk_buff *skb, __u8 direction, struct l3 *l3)
-{
-	struct tcphdr th;
-	struct nf_tcp *r;
-	__u8 flags;
-	__u32 payload;
-
-	if (load(skb, l3->l4_off, &th, sizeof(th)))
-		return;
-	flags = ((__u8 *)&th)[13];
-	payload = l3->l3_len - l3->l4_off - th.doff * 4;
-	if (payload > 0xffff)
-		payload = 0;
-
-	dns_on_tcp(skb, direction, l3, &th, payload);
-
-	/* The hot path: an ordinary segment stops here. */
-	if (!(flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST)))
-		return;
-	if (!nf_config.forward_all && !needed_by_flows(skb, direction, flags))
-		return;
+	struct bpf_sock *sk = skb->sk, *full = 0;
+	struct nf_owner *owner;
+	struct nf_packet *r;
 
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
@@ -301,17 +233,55 @@ static __always_inline void on_tcp(struct __sk_buff *skb, __u8 direction, struct
 		return;
 	}
 	__builtin_memset(r, 0, sizeof(*r));
-	header(&r->hdr, skb, NF_KIND_TCP, direction, l3->family);
+	header(&r->hdr, skb, NF_KIND_PACKET, direction, l3->family);
 	__builtin_memcpy(r->saddr, l3->saddr, 16);
 	__builtin_memcpy(r->daddr, l3->daddr, 16);
-	r->sport = bpf_ntohs(th.source);
-	r->dport = bpf_ntohs(th.dest);
-	r->seq = bpf_ntohl(th.seq);
-	r->ack_seq = bpf_ntohl(th.ack_seq);
-	r->payload_len = payload;
+	r->sport = bpf_ntohs(th->source);
+	r->dport = bpf_ntohs(th->dest);
+	r->seq = bpf_ntohl(th->seq);
+	r->ack_seq = bpf_ntohl(th->ack_seq);
 	r->tcp_flags = flags;
-	fill_socket(r, skb);
+	if (sk) {
+		full = bpf_sk_fullsock(sk);
+		/* A SYN+ACK carries a request socket: its listener is the full socket. */
+		if (!full)
+			full = bpf_get_listener_sock(sk);
+	}
+	if (full && full->type == SOCK_STREAM && full->protocol == IPPROTO_TCP) {
+		r->sock_cookie = bpf_get_socket_cookie(skb);
+		r->sock_state = full->state;
+		owner = bpf_sk_storage_get(&owners, full, 0, 0);
+		if (owner) {
+			r->pid = owner->pid;
+			r->uid = owner->uid;
+			__builtin_memcpy(r->comm, owner->comm, NF_COMM_LEN);
+			r->sock_flags |= NF_SOCK_OWNER;
+		}
+	}
 	bpf_ringbuf_submit(r, 0);
+}
+
+static __always_inline void on_tcp(struct __sk_buff *skb, __u8 direction, struct l3 *l3)
+{
+	struct tcphdr th;
+	__u8 flags;
+	__u32 payload;
+
+	if (load(skb, l3->l4_off, &th, sizeof(th)))
+		return;
+	/* The payload from the skb's length, never the IP length field (0 or a
+	 * jumbogram for GSO packets over 64 KiB). */
+	payload = skb->len - l3->l4_off - th.doff * 4;
+	if (payload > skb->len)
+		payload = 0;
+	dns_on_tcp(skb, direction, l3, &th, payload);
+
+	/* The hot path: flows come from sock_ops, so an ordinary segment stops here. */
+	if (!nf_config.forward_all)
+		return;
+	flags = ((__u8 *)&th)[13];
+	if (flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST))
+		emit_packet(skb, direction, l3, &th, flags);
 }
 
 static __always_inline void on_packet(struct __sk_buff *skb, __u8 direction)
@@ -347,27 +317,55 @@ int netflow_egress(struct __sk_buff *skb)
 	return ALLOW;
 }
 
+static __always_inline void stamp_current(struct nf_owner *owner)
+{
+	owner->pid = bpf_get_current_pid_tgid() >> 32;
+	owner->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(owner->comm, sizeof(owner->comm));
+}
+
 SEC("cgroup/sock_create")
 int netflow_sock_create(struct bpf_sock *sk)
 {
 	struct nf_owner *owner;
 
-	if (sk->protocol != IPPROTO_TCP)
+	if (sk->protocol != IPPROTO_TCP || sk->type != SOCK_STREAM)
 		return ALLOW;
 	owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (owner) {
-		owner->pid = bpf_get_current_pid_tgid() >> 32;
-		owner->uid = (__u32)bpf_get_current_uid_gid();
-		bpf_get_current_comm(owner->comm, sizeof(owner->comm));
-	}
+	if (owner)
+		stamp_current(owner);
 	return ALLOW;
 }
 
 /*
- * Who holds which TCP socket: for sockets made before netflow started, and for
- * servers whose workers accept on a listener their parent created. Minimal
- * kernel types, relocated against the running kernel's BTF (CO-RE).
+ * Minimal kernel types, relocated against the running kernel's BTF (CO-RE):
+ * the socket fields the records need, read through the BTF pointers that
+ * bpf_skc_to_tcp_sock() and the iterators give.
  */
+struct ns_common___nf {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct net___nf {
+	struct ns_common___nf ns;
+} __attribute__((preserve_access_index));
+
+typedef struct {
+	struct net___nf *net;
+} possible_net_t___nf;
+
+struct kernfs_node___nf {
+	__u64 id;
+} __attribute__((preserve_access_index));
+
+struct cgroup___nf {
+	struct kernfs_node___nf *kn;
+} __attribute__((preserve_access_index));
+
+struct sock_cgroup_data___nf {
+	struct cgroup___nf *cgroup;
+} __attribute__((preserve_access_index));
+
 struct sock_common___nf {
 	unsigned short skc_family;
 	volatile unsigned char skc_state;
@@ -375,15 +373,289 @@ struct sock_common___nf {
 	__be16 skc_dport;
 	__be32 skc_daddr;
 	__be32 skc_rcv_saddr;
+	possible_net_t___nf skc_net;
 	struct in6_addr skc_v6_daddr; /* the uapi struct, same as the kernel's */
 	struct in6_addr skc_v6_rcv_saddr;
 } __attribute__((preserve_access_index));
 
 struct sock___nf {
 	struct sock_common___nf __sk_common;
+	__u16 sk_type;
 	__u16 sk_protocol;
+	int sk_err;
+	struct sock_cgroup_data___nf sk_cgrp_data;
 } __attribute__((preserve_access_index));
 
+struct tcp_sock___nf {
+	__u64 bytes_received;
+	__u64 bytes_acked;
+	__u32 segs_in;
+	__u32 segs_out;
+	__u32 srtt_us;
+	__u32 total_retrans;
+	__u32 snd_una;
+	__u32 write_seq;
+} __attribute__((preserve_access_index));
+
+#define AF_INET 2
+#define AF_INET6 10
+
+/* Addresses, ports, namespace and cgroup of a TCP socket; 0 when it is not IP. */
+static __always_inline int fill_endpoints(struct nf_flow *r, struct sock___nf *sk)
+{
+	struct sock_common___nf *c = &sk->__sk_common;
+	struct cgroup___nf *cg;
+
+	if (c->skc_family == AF_INET) {
+		r->hdr.family = 4;
+		__builtin_memcpy(r->laddr, (void *)&c->skc_rcv_saddr, 4);
+		__builtin_memcpy(r->raddr, (void *)&c->skc_daddr, 4);
+	} else if (c->skc_family == AF_INET6) {
+		r->hdr.family = 6;
+		__builtin_memcpy(r->laddr, (void *)&c->skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(r->raddr, (void *)&c->skc_v6_daddr, 16);
+	} else {
+		return 0;
+	}
+	r->lport = c->skc_num;
+	r->rport = bpf_ntohs(c->skc_dport);
+	r->netns = c->skc_net.net->ns.inum;
+	cg = sk->sk_cgrp_data.cgroup;
+	if (cg)
+		r->hdr.cgroup_id = cg->kn->id;
+	return 1;
+}
+
+/* Everything a flow record says about a socket, at this moment. */
+static __always_inline int fill_flow(struct nf_flow *r, struct tcp_sock___nf *tp,
+				     struct nf_sock *st, __u8 kind, __u64 cookie)
+{
+	struct sock___nf *sk = (struct sock___nf *)tp;
+	struct nf_owner *owner;
+
+	__builtin_memset(r, 0, sizeof(*r));
+	if (!fill_endpoints(r, sk))
+		return 0;
+	r->hdr.ts_ns = bpf_ktime_get_ns();
+	r->hdr.kind = kind;
+	r->cookie = cookie;
+	r->bytes_acked = tp->bytes_acked;
+	r->bytes_received = tp->bytes_received;
+	r->snd_una = tp->snd_una;
+	r->write_seq = tp->write_seq;
+	r->srtt_us = tp->srtt_us >> 3;
+	r->segs_in = tp->segs_in;
+	r->segs_out = tp->segs_out;
+	r->total_retrans = tp->total_retrans;
+	r->sk_err = sk->sk_err;
+	r->new_state = sk->__sk_common.skc_state;
+	if (st) {
+		r->begin_ns = st->begin_ns;
+		r->flags = st->flags;
+	}
+	owner = bpf_sk_storage_get(&owners, tp, 0, 0);
+	if (owner) {
+		r->pid = owner->pid;
+		r->uid = owner->uid;
+		__builtin_memcpy(r->comm, owner->comm, NF_COMM_LEN);
+		r->flags |= NF_FLOW_OWNER;
+	}
+	return 1;
+}
+
+static __always_inline void emit_flow(struct bpf_sock_ops *skops, struct tcp_sock___nf *tp,
+				      struct nf_sock *st, __u8 kind, __u8 end, __u8 old_state,
+				      __u8 new_state)
+{
+	struct nf_flow *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+
+	if (!r) {
+		count(NF_CNT_LOST);
+		return;
+	}
+	/* In sock_ops the cookie helper takes the context. */
+	if (!fill_flow(r, tp, st, kind, bpf_get_socket_cookie(skops))) {
+		bpf_ringbuf_discard(r, 0);
+		return;
+	}
+	r->end = end;
+	r->old_state = old_state;
+	r->new_state = new_state;
+	bpf_ringbuf_submit(r, 0);
+}
+
+/* connect(), in the calling process: it is the active opener, and the owner
+ * is whoever connects (a socket may have been created by a parent). */
+static __always_inline void on_connect(struct bpf_sock_ops *skops, struct bpf_sock *sk)
+{
+	struct nf_sock *st = bpf_sk_storage_get(&socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	struct nf_owner *owner;
+
+	if (!st) {
+		count(NF_CNT_UNTRACKED);
+		return;
+	}
+	st->state |= NF_ST_CONNECTED;
+	owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (owner)
+		stamp_current(owner);
+}
+
+/* The socket is ESTABLISHED: the handshake's last packet was processed (the
+ * SYN+ACK on the client, the final ACK, cookie or not, on the server). */
+static __always_inline void on_established(struct bpf_sock_ops *skops, struct bpf_sock *sk,
+					   struct tcp_sock___nf *tp)
+{
+	struct nf_sock *st = bpf_sk_storage_get(&socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (!st) {
+		count(NF_CNT_UNTRACKED);
+		return;
+	}
+	if (st->state & NF_ST_BEGUN)
+		return;
+	st->state |= NF_ST_BEGUN;
+	st->begin_ns = bpf_ktime_get_ns();
+	/* A simultaneous open reaches ESTABLISHED through SYN_RECV (the passive
+	 * callback): connect() says who initiated. */
+	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB || (st->state & NF_ST_CONNECTED))
+		st->flags |= NF_FLOW_OUTGOING | NF_FLOW_SYN_ACKED;
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	emit_flow(skops, tp, st, NF_KIND_BEGIN, NF_END_NONE, 0, TCP_ESTABLISHED);
+}
+
+/*
+ * A state change of an established socket: the first that leaves the open
+ * states ends the flow. Segments the kernel rejects (out of window, RFC 5961)
+ * change no state, so they end nothing; retransmitted FINs change none either.
+ */
+static __always_inline void on_state(struct bpf_sock_ops *skops, struct bpf_sock *sk,
+				     struct tcp_sock___nf *tp, __u32 old, __u32 new)
+{
+	struct nf_sock *st = bpf_sk_storage_get(&socks, sk, 0, 0);
+	__u8 end;
+	int err;
+
+	if (!st || !(st->state & NF_ST_BEGUN) || (st->state & NF_ST_ENDED))
+		return;
+	if (new == TCP_FIN_WAIT1) {
+		end = NF_END_LOCAL_FIN;
+	} else if (new == TCP_CLOSE_WAIT) {
+		end = NF_END_REMOTE_FIN;
+	} else if (new == TCP_CLOSE) {
+		/* tcp_reset() and tcp_write_err() set sk_err before tcp_done();
+		 * the application's abort (close with unread data, SO_LINGER 0)
+		 * sets none before the state change. */
+		err = ((struct sock___nf *)tp)->sk_err;
+		if (err == ECONNRESET || err == EPIPE)
+			end = NF_END_REMOTE_RST;
+		else if (err == 0 || err == ECONNABORTED)
+			end = NF_END_LOCAL_RST;
+		else
+			end = NF_END_TIMEOUT;
+	} else {
+		return;
+	}
+	st->state |= NF_ST_ENDED;
+	emit_flow(skops, tp, st, NF_KIND_END, end, old, new);
+}
+
+SEC("sockops")
+int netflow_sockops(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct tcp_sock___nf *tp;
+
+	if (!sk)
+		return ALLOW;
+	if (skops->op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
+		on_connect(skops, sk);
+		return ALLOW;
+	}
+	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && skops->op != BPF_SOCK_OPS_STATE_CB)
+		return ALLOW;
+	tp = (struct tcp_sock___nf *)bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return ALLOW;
+	if (skops->op == BPF_SOCK_OPS_STATE_CB)
+		on_state(skops, sk, tp, skops->args[0], skops->args[1]);
+	else
+		on_established(skops, sk, tp);
+	return ALLOW;
+}
+
+struct bpf_iter_meta___nf {
+	struct seq_file *seq;
+} __attribute__((preserve_access_index));
+
+struct bpf_iter__tcp___nf {
+	struct bpf_iter_meta___nf *meta;
+	struct sock_common *sk_common;
+} __attribute__((preserve_access_index));
+
+/*
+ * The start snapshot: every listening socket (so netflow can orient the
+ * others), and every established socket of the watched cgroups that netflow
+ * has not seen begin. Those are marked begun and get their state callbacks
+ * turned on, so they end like any other. The iterator holds the socket's
+ * lock, so no state change slips between the check and the mark.
+ */
+SEC("iter/tcp")
+int netflow_snapshot(struct bpf_iter__tcp___nf *ctx)
+{
+	struct tcp_sock___nf *tp;
+	struct sock___nf *sk;
+	struct nf_sock *st;
+	struct nf_flow r;
+	__u64 cgroup;
+	int cb = BPF_SOCK_OPS_STATE_CB_FLAG;
+	__u8 state;
+
+	struct sock_common *skc = ctx->sk_common;
+
+	if (!skc)
+		return 0;
+	tp = (struct tcp_sock___nf *)bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0; /* TIME_WAIT and request sockets */
+	sk = (struct sock___nf *)tp;
+	if (sk->sk_type != SOCK_STREAM || sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	state = sk->__sk_common.skc_state;
+	if (state == TCP_LISTEN) {
+		if (fill_flow(&r, tp, 0, NF_KIND_LISTEN, bpf_get_socket_cookie(tp)))
+			bpf_seq_write((struct seq_file *)ctx->meta->seq, &r, sizeof(r));
+		return 0;
+	}
+	if (state != TCP_ESTABLISHED)
+		return 0;
+	if (!fill_flow(&r, tp, 0, NF_KIND_BEGIN, bpf_get_socket_cookie(tp)))
+		return 0;
+	cgroup = r.hdr.cgroup_id;
+	if (!nf_config.snapshot_all && !bpf_map_lookup_elem(&snapshot_cgroups, &cgroup))
+		return 0;
+	st = bpf_sk_storage_get(&socks, tp, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
+		count(NF_CNT_UNTRACKED);
+		return 0;
+	}
+	if (st->state & NF_ST_BEGUN)
+		return 0; /* established after netflow attached: sock_ops has it */
+	st->state |= NF_ST_BEGUN;
+	st->begin_ns = r.hdr.ts_ns;
+	st->flags |= NF_FLOW_PREEXISTING;
+	r.begin_ns = st->begin_ns;
+	r.flags |= st->flags;
+	bpf_setsockopt(tp, SOL_TCP, TCP_BPF_SOCK_OPS_CB_FLAGS, &cb, sizeof(cb));
+	bpf_seq_write((struct seq_file *)ctx->meta->seq, &r, sizeof(r));
+	return 0;
+}
+
+/*
+ * Who holds which TCP socket: for sockets made before netflow started, and for
+ * servers whose workers accept on a listener their parent created.
+ */
 struct socket___nf {
 	struct sock___nf *sk;
 } __attribute__((preserve_access_index));
@@ -403,19 +675,12 @@ struct task_struct___nf {
 	char comm[16];
 } __attribute__((preserve_access_index));
 
-struct bpf_iter_meta___nf {
-	struct seq_file *seq;
-} __attribute__((preserve_access_index));
-
 struct bpf_iter__task_file___nf {
 	struct bpf_iter_meta___nf *meta;
 	struct task_struct___nf *task;
 	__u32 fd;
 	struct file *file;
 } __attribute__((preserve_access_index));
-
-#define AF_INET 2
-#define AF_INET6 10
 
 SEC("iter/task_file")
 int netflow_holders(struct bpf_iter__task_file___nf *ctx)
@@ -432,7 +697,7 @@ int netflow_holders(struct bpf_iter__task_file___nf *ctx)
 	if (!sock)
 		return 0;
 	sk = sock->sk;
-	if (!sk || sk->sk_protocol != IPPROTO_TCP)
+	if (!sk || sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
 		return 0;
 	h.cookie = bpf_get_socket_cookie(sk);
 	h.pid = task->tgid;

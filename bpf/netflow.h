@@ -15,59 +15,100 @@
 
 /* nf_header.kind */
 enum nf_kind {
-	NF_KIND_TCP = 1,
-	NF_KIND_DNS = 2,
+	NF_KIND_PACKET = 1, /* struct nf_packet: a TCP control packet (net_packet_tcp only) */
+	NF_KIND_DNS = 2,    /* struct nf_dns */
+	NF_KIND_BEGIN = 3,  /* struct nf_flow: a socket reached ESTABLISHED */
+	NF_KIND_END = 4,    /* struct nf_flow: an established socket ended (first FIN, RST, timeout) */
+	NF_KIND_LISTEN = 5, /* struct nf_flow: a listening socket (the start snapshot only) */
 };
 
-/* nf_header.direction */
+/* nf_header.direction (packets and DNS) */
 enum nf_direction {
 	NF_INGRESS = 0,
 	NF_EGRESS = 1,
 };
 
-/* nf_tcp.sock_flags */
+/* nf_packet.sock_flags */
 enum nf_sock_flags {
-	NF_SOCK_TCP = 1,      /* the tcp counters below were read from the socket */
 	NF_SOCK_OWNER = 2,    /* pid/uid/comm come from netflow's socket storage */
-	NF_SOCK_LISTENER = 4, /* the packet's socket is a listener (SYN, handshake) */
-	NF_SOCK_LOCAL_LISTENS = 8, /* at FIN/RST: a listener owns the local port */
+};
+
+/* nf_flow.flags */
+enum nf_flow_flags {
+	NF_FLOW_OUTGOING = 1,    /* the local socket called connect() (sent the SYN) */
+	NF_FLOW_PREEXISTING = 2, /* established before netflow started (found by the snapshot) */
+	NF_FLOW_OWNER = 4,       /* pid/uid/comm are set */
+	NF_FLOW_SYN_ACKED = 8,   /* bytes_acked counts this side's SYN (the active opener) */
+};
+
+/* nf_flow.end: how an established socket ended, read from its own state change */
+enum nf_end {
+	NF_END_NONE = 0,       /* begin and listen records */
+	NF_END_LOCAL_FIN = 1,  /* ESTABLISHED -> FIN_WAIT1: this side sent the first FIN */
+	NF_END_REMOTE_FIN = 2, /* ESTABLISHED -> CLOSE_WAIT: the peer sent the first FIN */
+	NF_END_LOCAL_RST = 3,  /* -> CLOSE by this side's abort (close with unread data, SO_LINGER 0) */
+	NF_END_REMOTE_RST = 4, /* -> CLOSE on a RST the kernel accepted */
+	NF_END_TIMEOUT = 5,    /* -> CLOSE because the kernel gave up (retransmission, keepalive) */
 };
 
 /* Opens every record; `kind` says which record follows. */
 struct nf_header {
-	__u64 ts_ns;     /* bpf_ktime_get_ns() when the packet was seen */
-	__u64 cgroup_id; /* cgroup v2 id of the packet's local socket */
+	__u64 ts_ns;     /* bpf_ktime_get_ns() when the kernel saw it */
+	__u64 cgroup_id; /* cgroup v2 id of the local socket */
 	__u8 kind;       /* enum nf_kind */
-	__u8 direction;  /* enum nf_direction */
-	__u8 family;     /* 4 or 6: the packet's IP version */
+	__u8 direction;  /* enum nf_direction (packets and DNS) */
+	__u8 family;     /* 4 or 6 */
 	__u8 pad[5];
 };
 
-/* One TCP control packet (SYN, FIN or RST set), seen on a local socket. */
-struct nf_tcp {
+/*
+ * One TCP socket event, from the sock_ops program (begin, end) or the tcp
+ * iterator (the start snapshot). Addresses are local/remote, not src/dst.
+ * The counters are the socket's own, read at that moment.
+ */
+struct nf_flow {
 	struct nf_header hdr;
-	__u64 sock_cookie;
-	__u64 bytes_acked;    /* tcp_sock counters, valid with NF_SOCK_TCP */
+	__u64 cookie;         /* socket cookie: the socket's identity */
+	__u64 begin_ns;       /* when the socket reached ESTABLISHED (or was snapshotted) */
+	__u64 bytes_acked;    /* tcp_sock counters (64-bit) */
 	__u64 bytes_received;
+	__u8 laddr[16];       /* network order; IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+	__u32 netns;          /* network namespace inode */
+	__u32 snd_una;        /* sequence space, host order */
+	__u32 write_seq;      /* next byte the application's writes go to */
+	__u32 srtt_us;        /* smoothed RTT in us */
+	__u32 segs_in;
+	__u32 segs_out;
+	__u32 total_retrans;
+	__u32 sk_err;         /* the socket's pending error at the end (ECONNRESET, ETIMEDOUT...) */
+	__u32 pid;            /* valid with NF_FLOW_OWNER */
+	__u32 uid;
+	__u16 lport;          /* host order */
+	__u16 rport;
+	__u8 flags;           /* enum nf_flow_flags */
+	__u8 end;             /* enum nf_end */
+	__u8 old_state;       /* the state change that ended it (TCP_*), or the socket's state */
+	__u8 new_state;
+	char comm[NF_COMM_LEN];
+};
+
+/* One TCP control packet (SYN, FIN or RST set): the net_packet_tcp debug view. */
+struct nf_packet {
+	struct nf_header hdr;
+	__u64 sock_cookie;    /* 0 when the packet has no full TCP socket */
 	__u8 saddr[16];       /* network order; IPv4 in the first 4 bytes */
 	__u8 daddr[16];
 	__u32 seq;            /* host order */
 	__u32 ack_seq;
-	__u32 snd_una;
-	__u32 snd_nxt;
-	__u32 srtt_us;        /* smoothed RTT in us (the kernel keeps it << 3) */
-	__u32 segs_in;
-	__u32 segs_out;
-	__u32 total_retrans;
 	__u32 pid;            /* valid with NF_SOCK_OWNER */
 	__u32 uid;
 	__u16 sport;          /* host order */
 	__u16 dport;
-	__u16 payload_len;    /* TCP payload bytes in this packet */
 	__u8 tcp_flags;       /* FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 */
 	__u8 sock_flags;      /* enum nf_sock_flags */
-	__u8 sock_state;      /* the socket's TCP state (TCP_ESTABLISHED = 1, ...) */
-	__u8 pad[7];
+	__u8 sock_state;      /* the full socket's TCP state, 0 when none */
+	__u8 pad[1];
 	char comm[NF_COMM_LEN];
 };
 
@@ -98,22 +139,25 @@ struct nf_holder {
 
 /* Static settings, written into .rodata by netflow before load. */
 struct nf_config {
-	__u8 forward_all;     /* every control packet (--events net_packet_tcp),
-	                       * not only those the flow state machine needs */
-	__u8 pad[7];
+	__u8 forward_all;     /* copy every TCP control packet (--events net_packet_tcp);
+	                       * flows never depend on it */
+	__u8 snapshot_all;    /* the start snapshot takes every cgroup's sockets */
+	__u8 pad[6];
 };
 
 /* Per-CPU counters, indexes into the `counters` map. */
 enum nf_counter {
 	NF_CNT_LOST = 0,      /* bpf_ringbuf_reserve failed: a record was lost */
 	NF_CNT_DNS_CUT = 1,   /* a DNS message longer than NF_DNS_MAX was cut */
-	NF_CNT_MAX = 2,
+	NF_CNT_UNTRACKED = 2, /* no socket storage could be had: a socket netflow cannot follow */
+	NF_CNT_MAX = 3,
 };
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");
 _Static_assert(sizeof(struct nf_config) == 8, "nf_config layout");
 _Static_assert(sizeof(struct nf_holder) == 72, "nf_holder layout");
-_Static_assert(sizeof(struct nf_tcp) == 152, "nf_tcp layout");
+_Static_assert(sizeof(struct nf_flow) == 152, "nf_flow layout");
+_Static_assert(sizeof(struct nf_packet) == 104, "nf_packet layout");
 _Static_assert(sizeof(struct nf_dns) == 24 + 8 + NF_DNS_MAX, "nf_dns layout");
 
 #endif /* NETFLOW_H */

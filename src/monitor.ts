@@ -13,6 +13,7 @@ import {
   RecordDecoder,
   type TcpPacket,
 } from "./bpf/records.ts";
+import type { FlowEvent } from "./flow/events.ts";
 import { DnsCache, type DnsCacheOptions } from "./dns/cache.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
 import { SocketHolders } from "./enrich/holders.ts";
@@ -84,6 +85,8 @@ export interface MonitorStats {
   evicted: number;
   /** Open flows now. */
   openFlows: number;
+  /** Sockets the kernel could not follow (no socket storage could be had). */
+  untracked: number;
   /** DNS responses seen, and those that could not be parsed. */
   dnsResponses: number;
   dnsMalformed: number;
@@ -120,7 +123,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #stopping = false;
   #waiting = false;
   #closed = false;
-  #final: { lost: number; dnsCut: number } | undefined;
+  #final: { lost: number; dnsCut: number; untracked: number } | undefined;
 
   /**
    * Loads netflow's programs and attaches them to the cgroup.
@@ -143,7 +146,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.#flows = new FlowTable({
       ...(options.maxFlows === undefined ? {} : { maxFlows: options.maxFlows }),
       context: {
-        names: (addr) => this.#dns.names(addr),
+        names: (addr, _netns) => this.#dns.names(addr),
         cgroup: (id) => cgroups.lookup(id),
         owner: (query) => holders.owner(query),
       },
@@ -153,11 +156,17 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       ringBytes: options.ringBytes ?? DEFAULT_RING_BYTES,
       reader: options.reader ?? "mmap",
       forwardAll: this.#want.has(EVENT_PACKET),
+      snapshotAll: this.cgroupDir === mount,
     });
-    // Who holds the sockets that already exist (they have no socket storage).
-    holders.refresh();
     const { monotonicNs, realtimeNs } = clocks();
     this.#decoder = new RecordDecoder(Number((realtimeNs - monotonicNs) / 1000n));
+    // Who holds the sockets that already exist (they have no socket storage),
+    // then the connections open now: begins with preexisting: true.
+    holders.refresh();
+    const snapshot = this.#decoder.snapshot(
+      this.#probe.snapshot(this.cgroupDir === mount ? [] : cgroups.ids()),
+    );
+    this.#push(this.#flows.onSnapshot(snapshot));
     this.#onRecord = (view, offset, length) => {
       const record = this.#decoder.decode(view, offset, length);
       if (record === undefined) this.#malformed++;
@@ -175,6 +184,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       malformed: this.#malformed,
       evicted: flows.evicted,
       openFlows: flows.open,
+      untracked: kernel.untracked,
       dnsResponses: dns.responses,
       dnsMalformed: dns.malformed,
       dnsCut: kernel.dnsCut,
@@ -245,9 +255,16 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       this.#onDns(record);
       return;
     }
-    if (this.#want.has(EVENT_PACKET)) this.#batch.push(packetEvent(record));
-    const event = this.#flows.onPacket(record);
+    if (record.kind === "packet") {
+      if (this.#want.has(EVENT_PACKET)) this.#batch.push(packetEvent(record));
+      return;
+    }
+    const event = this.#flows.onRecord(record);
     if (event !== undefined && this.#want.has(event.event)) this.#batch.push(event);
+  }
+
+  #push(events: readonly FlowEvent[]): void {
+    for (const event of events) if (this.#want.has(event.event)) this.#batch.push(event);
   }
 
   #onDns(message: DnsMessage): void {

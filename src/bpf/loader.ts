@@ -13,6 +13,7 @@ import {
   LibbpfError,
   strerror,
   sumPerCpu,
+  updateMap,
 } from "../ffi/libbpf.ts";
 import { openRingReader, type ReaderKind, type RingReader } from "../ffi/ringbuf.ts";
 import { decodeHolders, LAYOUT, type SocketHolder } from "./records.ts";
@@ -23,10 +24,17 @@ export const BPF_NAMES = {
     ingress: "netflow_ingress",
     egress: "netflow_egress",
     sockCreate: "netflow_sock_create",
+    sockops: "netflow_sockops",
   },
   /** Not attached to the cgroup: run on demand. */
-  iterators: { holders: "netflow_holders" },
-  maps: { events: "events", counters: "counters", owners: "owners" },
+  iterators: { holders: "netflow_holders", snapshot: "netflow_snapshot" },
+  maps: {
+    events: "events",
+    counters: "counters",
+    owners: "owners",
+    socks: "socks",
+    snapshotCgroups: "snapshot_cgroups",
+  },
   /** The .rodata section: struct nf_config nf_config, its only variable. */
   config: ".rodata",
 } as const;
@@ -34,6 +42,7 @@ export const BPF_NAMES = {
 /** Indexes of the per-CPU `counters` map (enum nf_counter). */
 const COUNTER_LOST = 0;
 const COUNTER_DNS_CUT = 1;
+const COUNTER_UNTRACKED = 2;
 
 export const DEFAULT_RING_BYTES = 16 << 20;
 
@@ -43,8 +52,10 @@ export interface ProbeOptions {
   /** Ring buffer size in bytes: a power of two, at least one page. */
   ringBytes?: number;
   reader?: ReaderKind;
-  /** Forward every TCP control packet, not only those the flow state machine needs. */
+  /** Copy every TCP control packet to the ring (the net_packet_tcp debug view). */
   forwardAll?: boolean;
+  /** The start snapshot takes every cgroup's sockets (the root is watched). */
+  snapshotAll?: boolean;
 }
 
 /** Kernel-side counters. */
@@ -53,6 +64,8 @@ export interface ProbeCounters {
   lost: number;
   /** DNS messages cut at the kernel's copy limit. */
   dnsCut: number;
+  /** Sockets netflow could not follow (no socket storage could be had). */
+  untracked: number;
 }
 
 /** netflow's programs, attached to one cgroup, with the reader of their ring buffer. */
@@ -62,6 +75,8 @@ export class Probe implements Disposable {
   readonly #stack = new DisposableStack();
   readonly #countersFd: number;
   readonly #holders: BpfLink;
+  readonly #snapshot: BpfLink;
+  readonly #snapshotCgroupsFd: number;
 
   private constructor(options: ProbeOptions) {
     this.cgroupDir = options.cgroupDir;
@@ -74,6 +89,8 @@ export class Probe implements Disposable {
         openRingReader(options.reader ?? "mmap", events.fd, events.maxEntries),
       );
       this.#holders = stack.use(obj.attachIterator(BPF_NAMES.iterators.holders));
+      this.#snapshot = stack.use(obj.attachIterator(BPF_NAMES.iterators.snapshot));
+      this.#snapshotCgroupsFd = obj.map(BPF_NAMES.maps.snapshotCgroups).fd;
       // The cgroup fd is needed only to attach: each link holds the cgroup itself.
       using cgroup = openCgroup(options.cgroupDir);
       for (const program of Object.values(BPF_NAMES.programs)) {
@@ -95,7 +112,25 @@ export class Probe implements Disposable {
     return {
       lost: Number(sumPerCpu(this.#countersFd, COUNTER_LOST)),
       dnsCut: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_CUT)),
+      untracked: Number(sumPerCpu(this.#countersFd, COUNTER_UNTRACKED)),
     };
+  }
+
+  /**
+   * The start snapshot (a tcp iterator run): the listening sockets, and the
+   * established sockets of `cgroupIds` (ignored when snapshotAll) that no
+   * program has seen begin, which are marked begun and get their state
+   * callbacks from now on. Back-to-back nf_flow records. Run it once, after
+   * the programs are attached, so no connection falls between the two.
+   */
+  snapshot(cgroupIds: Iterable<number>): Uint8Array {
+    const key = new Uint8Array(8), one = new Uint8Array([1]);
+    const view = new DataView(key.buffer);
+    for (const id of cgroupIds) {
+      view.setBigUint64(0, BigInt(id), true);
+      updateMap(this.#snapshotCgroupsFd, key, one);
+    }
+    return this.#snapshot.readIterator();
   }
 
   /** Every TCP socket some process holds now, with the process (a task_file iterator run). */
@@ -114,9 +149,12 @@ export class Probe implements Disposable {
 }
 
 /** struct nf_config, as netflow.h lays it out (LAYOUT.nf_config). */
-export function encodeConfig(config: { forwardAll: boolean }): Uint8Array<ArrayBuffer> {
+export function encodeConfig(
+  config: { forwardAll: boolean; snapshotAll: boolean },
+): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(LAYOUT.nf_config.size);
   bytes[LAYOUT.nf_config.fields.forward_all] = config.forwardAll ? 1 : 0;
+  bytes[LAYOUT.nf_config.fields.snapshot_all] = config.snapshotAll ? 1 : 0;
   return bytes;
 }
 
@@ -127,7 +165,10 @@ function loadObject(options: ProbeOptions): BpfObject {
     obj.resizeMap(BPF_NAMES.maps.events, options.ringBytes ?? DEFAULT_RING_BYTES);
     obj.setInitialValue(
       BPF_NAMES.config,
-      encodeConfig({ forwardAll: options.forwardAll ?? false }),
+      encodeConfig({
+        forwardAll: options.forwardAll ?? false,
+        snapshotAll: options.snapshotAll ?? false,
+      }),
     );
     obj.load();
     return obj;

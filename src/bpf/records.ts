@@ -12,33 +12,53 @@ export const LAYOUT = {
     size: 24,
     fields: { ts_ns: 0, cgroup_id: 8, kind: 16, direction: 17, family: 18, pad: 19 },
   },
-  nf_tcp: {
+  nf_flow: {
     size: 152,
     fields: {
       hdr: 0,
-      sock_cookie: 24,
-      bytes_acked: 32,
-      bytes_received: 40,
-      saddr: 48,
-      daddr: 64,
-      seq: 80,
-      ack_seq: 84,
-      snd_una: 88,
-      snd_nxt: 92,
-      srtt_us: 96,
-      segs_in: 100,
-      segs_out: 104,
-      total_retrans: 108,
-      pid: 112,
-      uid: 116,
-      sport: 120,
-      dport: 122,
-      payload_len: 124,
-      tcp_flags: 126,
-      sock_flags: 127,
-      sock_state: 128,
-      pad: 129,
+      cookie: 24,
+      begin_ns: 32,
+      bytes_acked: 40,
+      bytes_received: 48,
+      laddr: 56,
+      raddr: 72,
+      netns: 88,
+      snd_una: 92,
+      write_seq: 96,
+      srtt_us: 100,
+      segs_in: 104,
+      segs_out: 108,
+      total_retrans: 112,
+      sk_err: 116,
+      pid: 120,
+      uid: 124,
+      lport: 128,
+      rport: 130,
+      flags: 132,
+      end: 133,
+      old_state: 134,
+      new_state: 135,
       comm: 136,
+    },
+  },
+  nf_packet: {
+    size: 104,
+    fields: {
+      hdr: 0,
+      sock_cookie: 24,
+      saddr: 32,
+      daddr: 48,
+      seq: 64,
+      ack_seq: 68,
+      pid: 72,
+      uid: 76,
+      sport: 80,
+      dport: 82,
+      tcp_flags: 84,
+      sock_flags: 85,
+      sock_state: 86,
+      pad: 87,
+      comm: 88,
     },
   },
   nf_holder: {
@@ -59,7 +79,7 @@ export const LAYOUT = {
   },
   nf_config: {
     size: 8,
-    fields: { forward_all: 0, pad: 1 },
+    fields: { forward_all: 0, snapshot_all: 1, pad: 2 },
   },
   nf_dns: {
     size: 1312,
@@ -67,13 +87,17 @@ export const LAYOUT = {
   },
 } as const;
 
-export const KIND_TCP = 1;
+export const KIND_PACKET = 1;
 export const KIND_DNS = 2;
+export const KIND_BEGIN = 3;
+export const KIND_END = 4;
+export const KIND_LISTEN = 5;
 const EGRESS = 1;
-const SOCK_TCP = 1;
 const SOCK_OWNER = 2;
-const SOCK_LISTENER = 4;
-const SOCK_LOCAL_LISTENS = 8;
+const FLOW_OUTGOING = 1;
+const FLOW_PREEXISTING = 2;
+const FLOW_OWNER = 4;
+const FLOW_SYN_ACKED = 8;
 const COMM_LEN = 16;
 
 /** TCP header flag bits, as in the tcp_flags byte. */
@@ -81,32 +105,77 @@ export const TcpFlags = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 
 
 export type Direction = "ingress" | "egress";
 
-/** The creating process, stamped into socket storage by cgroup/sock_create. */
+/** A process, as socket storage or the task_file iterator name it. */
 export interface SocketOwner {
   readonly pid: number;
   readonly uid: number;
   readonly comm: string;
 }
 
-/** The kernel socket's own counters, read when a FIN or RST passes. */
-export interface TcpCounters {
+/** How an established socket ended (enum nf_end), from its own state change. */
+export type EndHow = "local-fin" | "remote-fin" | "local-rst" | "remote-rst" | "timeout";
+const END_HOW: readonly (EndHow | null)[] = [
+  null,
+  "local-fin",
+  "remote-fin",
+  "local-rst",
+  "remote-rst",
+  "timeout",
+];
+
+/** The socket's own counters at the moment of the record. */
+export interface SocketCounters {
+  /** tcp_sock.bytes_acked: sequence space acknowledged by the peer (64-bit). */
   readonly bytesAcked: number;
+  /** tcp_sock.bytes_received: sequence space received in order (64-bit). */
   readonly bytesReceived: number;
   readonly sndUna: number;
-  readonly sndNxt: number;
+  readonly writeSeq: number;
   readonly srttUs: number;
   readonly segsIn: number;
   readonly segsOut: number;
   readonly totalRetrans: number;
 }
 
-/** One TCP control packet (SYN, FIN or RST) seen on a local socket. */
+/**
+ * One TCP socket event from the kernel: it reached ESTABLISHED (`begin`), it
+ * ended (`end`), or, in the start snapshot, it listens (`listen`).
+ */
+export interface FlowRecord {
+  readonly kind: "begin" | "end" | "listen";
+  /** When the kernel saw it, in µs since the Unix epoch. */
+  readonly timeUs: number;
+  /** When the socket reached ESTABLISHED (or was snapshotted), µs since the epoch; null if unknown. */
+  readonly beginUs: number | null;
+  readonly cgroupId: number;
+  readonly netns: number;
+  readonly cookie: number;
+  readonly family: 4 | 6;
+  readonly localAddr: string;
+  readonly localPort: number;
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  /** The local socket called connect(). */
+  readonly outgoing: boolean;
+  /** Established before netflow started (found by the start snapshot). */
+  readonly preexisting: boolean;
+  /** bytes_acked counts this side's SYN (the active opener's). */
+  readonly synAcked: boolean;
+  /** How it ended (end records). */
+  readonly end: EndHow | null;
+  readonly oldState: number;
+  readonly newState: number;
+  readonly skErr: number;
+  readonly owner: SocketOwner | null;
+  readonly counters: SocketCounters;
+}
+
+/** One TCP control packet (SYN, FIN or RST): the net_packet_tcp debug view. */
 export interface TcpPacket {
-  readonly kind: "tcp";
-  /** When the kernel saw it, in µs since the Unix epoch (exact in a double). */
+  readonly kind: "packet";
   readonly timeUs: number;
   readonly cgroupId: number;
-  /** egress: sent by the local socket; ingress: received by it. */
+  /** egress: sent by this host; ingress: received by it. */
   readonly direction: Direction;
   readonly family: 4 | 6;
   readonly src: string;
@@ -116,16 +185,11 @@ export interface TcpPacket {
   readonly seq: number;
   readonly ack: number;
   readonly flags: number;
-  readonly payloadLength: number;
+  /** The packet's full TCP socket's cookie, 0 when it has none (raw, reset or no socket). */
   readonly cookie: number;
-  /** The packet belongs to a listening socket (a handshake on the server side). */
-  readonly listener: boolean;
-  /** At FIN/RST: a listening socket owns the local port (the flow is likely incoming). */
-  readonly localPortListens: boolean;
-  /** The local socket's TCP state (1 established, 2 syn-sent, ...), 0 when unknown. */
+  /** That socket's TCP state, 0 when none. */
   readonly sockState: number;
   readonly owner: SocketOwner | null;
-  readonly counters: TcpCounters | null;
 }
 
 /** One DNS response message as the kernel copied it. */
@@ -140,9 +204,10 @@ export interface DnsMessage {
   readonly payload: Uint8Array;
 }
 
-export type KernelRecord = TcpPacket | DnsMessage;
+export type KernelRecord = FlowRecord | TcpPacket | DnsMessage;
 
-const T = LAYOUT.nf_tcp.fields;
+const F = LAYOUT.nf_flow.fields;
+const P = LAYOUT.nf_packet.fields;
 const H = LAYOUT.nf_header.fields;
 const D = LAYOUT.nf_dns.fields;
 const utf8 = new TextDecoder();
@@ -169,64 +234,116 @@ export class RecordDecoder {
   decode(view: DataView, offset: number, length: number): KernelRecord | undefined {
     if (length < LAYOUT.nf_header.size) return undefined;
     const kind = view.getUint8(offset + H.kind);
-    if (kind === KIND_TCP && length >= LAYOUT.nf_tcp.size) return this.#tcp(view, offset);
+    if (kind >= KIND_BEGIN && kind <= KIND_LISTEN) {
+      return length >= LAYOUT.nf_flow.size ? this.flow(view, offset) : undefined;
+    }
+    if (kind === KIND_PACKET && length >= LAYOUT.nf_packet.size) return this.#packet(view, offset);
     if (kind === KIND_DNS && length >= D.payload) return this.#dns(view, offset, length);
     return undefined;
   }
 
   #timeUs(view: DataView, at: number): number {
-    return Math.floor(u64(view, at + H.ts_ns) / 1000) + this.#clockOffsetUs;
+    return this.#usFromNs(u64(view, at + H.ts_ns));
   }
 
-  #tcp(view: DataView, at: number): TcpPacket {
-    const bytes = new Uint8Array(view.buffer, view.byteOffset + at, LAYOUT.nf_tcp.size);
+  #usFromNs(ns: number): number {
+    return Math.floor(ns / 1000) + this.#clockOffsetUs;
+  }
+
+  /** One nf_flow record (ring buffer or tcp iterator); the caller checked its length. */
+  flow(view: DataView, at: number): FlowRecord | undefined {
+    const kind = view.getUint8(at + H.kind);
+    if (kind < KIND_BEGIN || kind > KIND_LISTEN) return undefined;
+    const bytes = new Uint8Array(view.buffer, view.byteOffset + at, LAYOUT.nf_flow.size);
     const family = view.getUint8(at + H.family) === 6 ? 6 : 4;
     const addr = family === 6 ? formatIPv6 : formatIPv4;
-    const sockFlags = view.getUint8(at + T.sock_flags);
+    const flags = view.getUint8(at + F.flags);
+    const beginNs = u64(view, at + F.begin_ns);
     return {
-      kind: "tcp",
+      kind: kind === KIND_BEGIN ? "begin" : kind === KIND_END ? "end" : "listen",
+      timeUs: this.#timeUs(view, at),
+      beginUs: beginNs === 0 ? null : this.#usFromNs(beginNs),
+      cgroupId: u64(view, at + H.cgroup_id),
+      netns: view.getUint32(at + F.netns, true),
+      cookie: u64(view, at + F.cookie),
+      family,
+      localAddr: addr(bytes, F.laddr),
+      localPort: view.getUint16(at + F.lport, true),
+      remoteAddr: addr(bytes, F.raddr),
+      remotePort: view.getUint16(at + F.rport, true),
+      outgoing: (flags & FLOW_OUTGOING) !== 0,
+      preexisting: (flags & FLOW_PREEXISTING) !== 0,
+      synAcked: (flags & FLOW_SYN_ACKED) !== 0,
+      end: END_HOW[view.getUint8(at + F.end)] ?? null,
+      oldState: view.getUint8(at + F.old_state),
+      newState: view.getUint8(at + F.new_state),
+      skErr: view.getUint32(at + F.sk_err, true),
+      owner: flags & FLOW_OWNER ? this.#owner(view, bytes, at, F.pid, F.uid, F.comm) : null,
+      counters: {
+        bytesAcked: u64(view, at + F.bytes_acked),
+        bytesReceived: u64(view, at + F.bytes_received),
+        sndUna: view.getUint32(at + F.snd_una, true),
+        writeSeq: view.getUint32(at + F.write_seq, true),
+        srttUs: view.getUint32(at + F.srtt_us, true),
+        segsIn: view.getUint32(at + F.segs_in, true),
+        segsOut: view.getUint32(at + F.segs_out, true),
+        totalRetrans: view.getUint32(at + F.total_retrans, true),
+      },
+    };
+  }
+
+  #packet(view: DataView, at: number): TcpPacket {
+    const bytes = new Uint8Array(view.buffer, view.byteOffset + at, LAYOUT.nf_packet.size);
+    const family = view.getUint8(at + H.family) === 6 ? 6 : 4;
+    const addr = family === 6 ? formatIPv6 : formatIPv4;
+    const sockFlags = view.getUint8(at + P.sock_flags);
+    return {
+      kind: "packet",
       timeUs: this.#timeUs(view, at),
       cgroupId: u64(view, at + H.cgroup_id),
       direction: view.getUint8(at + H.direction) === EGRESS ? "egress" : "ingress",
       family,
-      src: addr(bytes, T.saddr),
-      dst: addr(bytes, T.daddr),
-      srcPort: view.getUint16(at + T.sport, true),
-      dstPort: view.getUint16(at + T.dport, true),
-      seq: view.getUint32(at + T.seq, true),
-      ack: view.getUint32(at + T.ack_seq, true),
-      flags: view.getUint8(at + T.tcp_flags),
-      payloadLength: view.getUint16(at + T.payload_len, true),
-      cookie: u64(view, at + T.sock_cookie),
-      listener: (sockFlags & SOCK_LISTENER) !== 0,
-      localPortListens: (sockFlags & SOCK_LOCAL_LISTENS) !== 0,
-      sockState: view.getUint8(at + T.sock_state),
-      owner: sockFlags & SOCK_OWNER ? this.#owner(view, bytes, at) : null,
-      counters: sockFlags & SOCK_TCP
-        ? {
-          bytesAcked: u64(view, at + T.bytes_acked),
-          bytesReceived: u64(view, at + T.bytes_received),
-          sndUna: view.getUint32(at + T.snd_una, true),
-          sndNxt: view.getUint32(at + T.snd_nxt, true),
-          srttUs: view.getUint32(at + T.srtt_us, true),
-          segsIn: view.getUint32(at + T.segs_in, true),
-          segsOut: view.getUint32(at + T.segs_out, true),
-          totalRetrans: view.getUint32(at + T.total_retrans, true),
-        }
-        : null,
+      src: addr(bytes, P.saddr),
+      dst: addr(bytes, P.daddr),
+      srcPort: view.getUint16(at + P.sport, true),
+      dstPort: view.getUint16(at + P.dport, true),
+      seq: view.getUint32(at + P.seq, true),
+      ack: view.getUint32(at + P.ack_seq, true),
+      flags: view.getUint8(at + P.tcp_flags),
+      cookie: u64(view, at + P.sock_cookie),
+      sockState: view.getUint8(at + P.sock_state),
+      owner: sockFlags & SOCK_OWNER ? this.#owner(view, bytes, at, P.pid, P.uid, P.comm) : null,
     };
   }
 
-  #owner(view: DataView, bytes: Uint8Array, at: number): SocketOwner {
-    const pid = view.getUint32(at + T.pid, true);
-    const uid = view.getUint32(at + T.uid, true);
-    const comm = cString(bytes, T.comm, COMM_LEN);
+  #owner(
+    view: DataView,
+    bytes: Uint8Array,
+    at: number,
+    pidAt: number,
+    uidAt: number,
+    commAt: number,
+  ): SocketOwner {
+    const pid = view.getUint32(at + pidAt, true);
+    const uid = view.getUint32(at + uidAt, true);
+    const comm = cString(bytes, commAt, COMM_LEN);
     const known = this.#owners.get(pid);
     if (known !== undefined && known.uid === uid && known.comm === comm) return known;
     if (this.#owners.size >= 4096) this.#owners.clear();
     const owner = Object.freeze({ pid, uid, comm });
     this.#owners.set(pid, owner);
     return owner;
+  }
+
+  /** Decodes the tcp iterator's output: back-to-back nf_flow records. */
+  snapshot(bytes: Uint8Array): FlowRecord[] {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const out: FlowRecord[] = [];
+    for (let at = 0; at + LAYOUT.nf_flow.size <= bytes.length; at += LAYOUT.nf_flow.size) {
+      const record = this.flow(view, at);
+      if (record !== undefined) out.push(record);
+    }
+    return out;
   }
 
   #dns(view: DataView, at: number, length: number): DnsMessage {

@@ -40,6 +40,12 @@ export class CgroupPaths {
     return info ?? { path: "", containerId: null };
   }
 
+  /** Every cgroup id of the watched subtree now (a fresh walk). */
+  ids(): number[] {
+    this.#scan();
+    return [...this.#byId.keys()];
+  }
+
   #scan(): void {
     this.#lastScan = performance.now();
     if (this.#byId.size > MAX_ENTRIES) this.#byId.clear();

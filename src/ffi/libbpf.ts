@@ -45,6 +45,8 @@ const SYMBOLS = {
   bpf_link__destroy: { parameters: ["pointer"], result: "i32" },
   // int bpf_map_lookup_elem(int fd, const void *key, void *value);
   bpf_map_lookup_elem: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags);
+  bpf_map_update_elem: { parameters: ["i32", "buffer", "buffer", "u64"], result: "i32" },
   // int libbpf_num_possible_cpus(void);
   libbpf_num_possible_cpus: { parameters: [], result: "i32" },
   // int libbpf_strerror(int err, char *buf, size_t size);
@@ -395,6 +397,15 @@ export function sumPerCpu(mapFd: number, index: number): bigint {
   const values = new BigUint64Array(cpus);
   check("Read counter", libbpf().bpf_map_lookup_elem(mapFd, key, values));
   return values.reduce((a, b) => a + b, 0n);
+}
+
+/** Writes one map entry (key and value laid out as the map declares them). */
+export function updateMap(
+  mapFd: number,
+  key: Uint8Array<ArrayBuffer>,
+  value: Uint8Array<ArrayBuffer>,
+): void {
+  check("Update map", libbpf().bpf_map_update_elem(mapFd, key, value, 0n));
 }
 
 /** CLOCK_MONOTONIC (what bpf_ktime_get_ns reads) and CLOCK_REALTIME, in ns. */

@@ -35,6 +35,10 @@ export interface FlowEventBase {
   /** The local socket's cgroup, as a path under the cgroup v2 root. */
   cgroup: string;
   container_id: string | null;
+  /** The local socket's network namespace (its inode, as `stat -L /proc/PID/ns/net` shows it). */
+  netns: number;
+  /** The connection was established before netflow started (found by the start snapshot). */
+  preexisting: boolean;
 }
 
 /** A connection was established: `src` sent the SYN, `dst` accepted it. */
@@ -42,14 +46,20 @@ export interface FlowBeginEvent extends FlowEventBase {
   event: typeof EVENT_BEGIN;
 }
 
-/** A connection ended: `src` sent the first FIN, or the RST. */
+/** A connection ended: `src` sent the first FIN or the RST (for a timeout, the local side). */
 export interface FlowEndEvent extends FlowEventBase {
   event: typeof EVENT_END;
   closed_by: "local" | "remote";
-  reason: "fin" | "rst";
+  /** fin, rst, or timeout: the kernel gave up on the connection (no FIN or RST on the wire). */
+  reason: "fin" | "rst" | "timeout";
   /** Since the begin event; null when the begin was not seen. */
   duration_ms: number | null;
-  /** The local endpoint's view; null when the kernel gave no counters. */
+  /**
+   * The local endpoint's view, from the socket at the end: payload bytes sent
+   * (at a FIN: acknowledged plus still queued; after a RST or timeout:
+   * acknowledged) and received in order; segments out and in. Null only when
+   * a value could not be carried exactly.
+   */
   bytes_sent: number | null;
   bytes_received: number | null;
   packets_sent: number | null;

@@ -1,19 +1,20 @@
 /**
- * The TCP flow state machine: control packets in, flow events out. Pure: no
- * I/O, no clock but the packets' own timestamps.
+ * The TCP flow state machine: the kernel's socket records in, flow events out.
+ * Pure: no I/O, no clock but the records' own timestamps.
  *
- * A flow is keyed by its local endpoint (cgroup, local and remote address and
- * port), never by socket: on the server side the SYN, the SYN+ACK and the
- * handshake ACK carry the listener socket. Each flow moves through
+ * The kernel decides what a flow is (bpf/netflow.bpf.c): a begin record when
+ * a TCP socket reaches ESTABLISHED, one end record when it leaves the open
+ * states, each written once per socket. This table pairs them by socket
+ * identity (network namespace and socket cookie, so a reused 4-tuple is a new
+ * flow), orients and enriches the events, and stays correct when records are
+ * duplicated, lost or evicted:
  *
- *   pending (SYN seen) -> open (SYN+ACK seen: begin) -> closed (first FIN/RST: end)
- *
- * and is then kept briefly as a tombstone so that the FIN the other way, a
- * retransmitted FIN or a RST after the FIN produce nothing.
+ *   begin -> open -> end (the flow is forgotten, its key kept briefly so a
+ *   duplicate record ends nothing twice)
  *
  * @module
  */
-import { type SocketOwner, TcpFlags, type TcpPacket } from "../bpf/records.ts";
+import type { FlowRecord, SocketCounters, SocketOwner } from "../bpf/records.ts";
 import {
   EVENT_BEGIN,
   EVENT_END,
@@ -26,21 +27,22 @@ import {
 
 /** What the flow table knows about a flow when it asks for its owner. */
 export interface OwnerQuery {
-  /** The cookie of the socket the packet came through. */
+  /** The socket's cookie. */
   cookie: number;
+  netns: number;
   direction: "outgoing" | "incoming";
   localPort: number;
-  /** The creator stamped into socket storage (a listener's, for accepted sockets), if any. */
+  /** The owner stamped into socket storage (the creator, or who called connect), if any. */
   creator: SocketOwner | null;
 }
 
 /** What the flow table asks of enrichment; every member has a neutral default. */
 export interface FlowContext {
-  /** Names the DNS cache holds for an address (queried name first, then CNAMEs). */
-  names(addr: string): readonly string[];
+  /** Names the DNS cache of network namespace `netns` holds for an address. */
+  names(addr: string, netns: number): readonly string[];
   /** The cgroup path (under the v2 root) and container id of a cgroup id. */
   cgroup(id: number): { path: string; containerId: string | null };
-  /** The flow's owner, given what the packets said (`creator`); by default the creator. */
+  /** The flow's owner, given what the kernel said (`creator`); by default the creator. */
   owner(query: OwnerQuery): SocketOwner | null;
 }
 
@@ -52,10 +54,6 @@ export interface Endpoint {
 export interface FlowTableOptions {
   /** Open flows kept at most; the oldest is evicted (and counted) beyond it. */
   maxFlows?: number;
-  /** How long a handshake may wait for its SYN+ACK. */
-  pendingTtlMs?: number;
-  /** How long an ended flow swallows late FINs and RSTs. */
-  closedTtlMs?: number;
   /** Prefix of flow ids; unique per run by default. */
   idPrefix?: string;
   context?: Partial<FlowContext>;
@@ -66,8 +64,8 @@ export interface FlowStats {
   open: number;
   /** Open flows dropped because the table was full. */
   evicted: number;
-  /** Handshakes that never completed (no SYN+ACK within the TTL) or were crowded out. */
-  abandoned: number;
+  /** Records that repeated a begin or an end already reported (ignored). */
+  duplicates: number;
 }
 
 interface Flow {
@@ -77,29 +75,30 @@ interface Flow {
   readonly local: Endpoint;
   readonly remote: Endpoint;
   readonly cgroupId: number;
-  /** Times in µs since the Unix epoch, from the packets. */
-  readonly createdUs: number;
-  beginUs: number | null;
-  localIsn: number | null;
-  remoteIsn: number | null;
+  readonly netns: number;
+  readonly cookie: number;
+  readonly preexisting: boolean;
+  /** When netflow reported the begin (µs since the epoch); null when it did not. */
+  readonly beginUs: number | null;
   owner: SocketOwner | null;
   /** The owner has been asked of the context (once per flow). */
   ownerResolved: boolean;
-  /** The cookie of the socket that made the flow (for the context's owner lookup). */
-  readonly cookie: number;
   /** Names taken at begin, kept for the end event. */
   localNames: readonly string[] | null;
   remoteNames: readonly string[] | null;
 }
 
-const { FIN, SYN, RST, ACK } = TcpFlags;
-// Socket states that mean "never established": a RST there is a refusal, not an end.
-const TCP_SYN_SENT = 2, TCP_SYN_RECV = 3, TCP_LISTEN = 10, TCP_NEW_SYN_RECV = 12;
-const NOT_ESTABLISHED = new Set([TCP_SYN_SENT, TCP_SYN_RECV, TCP_LISTEN, TCP_NEW_SYN_RECV]);
+/** A listening socket, from the start snapshot: it orients the flows found beside it. */
+export interface Listener {
+  readonly netns: number;
+  readonly addr: string;
+  readonly port: number;
+}
+
 const US_PER_MS = 1000;
 const NO_NAMES: readonly string[] = Object.freeze([]);
-/** Expired handshakes and tombstones are swept at most this often. */
-const SWEEP_EVERY_US = 1_000_000;
+/** Counters are numbers in JSON: anything at or above 2^53 would not stay exact. */
+const MAX_EXACT = Number.MAX_SAFE_INTEGER;
 
 const DEFAULT_CONTEXT: FlowContext = {
   names: () => NO_NAMES,
@@ -108,160 +107,135 @@ const DEFAULT_CONTEXT: FlowContext = {
 };
 
 export class FlowTable {
-  readonly #pending = new Map<string, Flow>();
   readonly #open = new Map<string, Flow>();
-  /** Tombstones: key -> when the flow ended. */
-  readonly #closed = new Map<string, number>();
+  /** Keys of flows that ended recently, oldest first: a repeated end is ignored. */
+  readonly #ended = new Set<string>();
   readonly #maxFlows: number;
-  readonly #pendingTtlUs: number;
-  readonly #closedTtlUs: number;
   readonly #idPrefix: string;
   readonly #context: FlowContext;
   #nextId = 1;
-  #lastSweepUs = -Infinity;
   #evicted = 0;
-  #abandoned = 0;
+  #duplicates = 0;
 
   constructor(options: FlowTableOptions = {}) {
     this.#maxFlows = options.maxFlows ?? 131_072;
-    this.#pendingTtlUs = (options.pendingTtlMs ?? 180_000) * US_PER_MS;
-    this.#closedTtlUs = (options.closedTtlMs ?? 60_000) * US_PER_MS;
     this.#idPrefix = options.idPrefix ?? Math.floor(Math.random() * 0xffffff).toString(16);
     this.#context = { ...DEFAULT_CONTEXT, ...options.context };
   }
 
   get stats(): FlowStats {
-    return { open: this.#open.size, evicted: this.#evicted, abandoned: this.#abandoned };
+    return { open: this.#open.size, evicted: this.#evicted, duplicates: this.#duplicates };
   }
 
-  /** Feeds one control packet; returns the event it completes, if any. */
-  onPacket(p: TcpPacket): FlowEvent | undefined {
-    if (p.timeUs - this.#lastSweepUs >= SWEEP_EVERY_US) this.#expire(p.timeUs);
-    const egress = p.direction === "egress";
-    const local = egress ? { addr: p.src, port: p.srcPort } : { addr: p.dst, port: p.dstPort };
-    const remote = egress ? { addr: p.dst, port: p.dstPort } : { addr: p.src, port: p.srcPort };
-    const key = `${p.cgroupId}|${local.addr}|${local.port}|${remote.addr}|${remote.port}`;
-    if (p.flags & SYN) {
-      if (p.flags & ACK) return this.#synAck(p, key, local, remote);
-      this.#syn(p, key, local, remote);
-      return undefined;
-    }
-    if (p.flags & (FIN | RST)) return this.#end(p, key, local, remote);
+  /** Feeds one kernel record; returns the event it makes, if any. */
+  onRecord(r: FlowRecord): FlowEvent | undefined {
+    if (r.kind === "begin") return this.#begin(r, r.outgoing ? "outgoing" : "incoming");
+    if (r.kind === "end") return this.#end(r);
     return undefined;
   }
 
-  /** A SYN opens a handshake; a retransmitted one changes nothing. */
-  #syn(p: TcpPacket, key: string, local: Endpoint, remote: Endpoint): void {
-    if (this.#pending.has(key)) return;
-    // The endpoint is reused: whatever was there before is over.
-    this.#closed.delete(key);
-    if (this.#open.delete(key)) this.#evicted++;
-    const flow = this.#newFlow(
-      p,
-      local,
-      remote,
-      p.direction === "egress" ? "outgoing" : "incoming",
-    );
-    if (p.direction === "egress") flow.localIsn = p.seq;
-    else flow.remoteIsn = p.seq;
-    if (this.#pending.size >= this.#maxFlows) this.#dropOldest(this.#pending);
-    this.#pending.set(key, flow);
+  /**
+   * The start snapshot: begin events for the sockets established before
+   * netflow started. Who sent the SYN is not recorded for them: a socket
+   * whose local address and port a listener of its namespace serves was
+   * accepted (incoming), any other connected out.
+   */
+  onSnapshot(records: readonly FlowRecord[]): FlowBeginEvent[] {
+    const listeners = new Set<string>();
+    for (const r of records) {
+      if (r.kind === "listen") listeners.add(`${r.netns}|${r.localAddr}|${r.localPort}`);
+    }
+    const wildcard = (r: FlowRecord) => (r.family === 4 ? "0.0.0.0" : "::");
+    const listens = (r: FlowRecord) =>
+      listeners.has(`${r.netns}|${r.localAddr}|${r.localPort}`) ||
+      listeners.has(`${r.netns}|${wildcard(r)}|${r.localPort}`) ||
+      // A dual-stack listener on [::] also accepts IPv4.
+      listeners.has(`${r.netns}|::|${r.localPort}`);
+    const out: FlowBeginEvent[] = [];
+    for (const r of records) {
+      if (r.kind !== "begin") continue;
+      const direction = r.outgoing ? "outgoing" : listens(r) ? "incoming" : "outgoing";
+      const event = this.#begin(r, direction);
+      if (event !== undefined) out.push(event);
+    }
+    return out;
   }
 
-  /** The SYN+ACK establishes the flow: egress means the local side accepted. */
-  #synAck(
-    p: TcpPacket,
-    key: string,
-    local: Endpoint,
-    remote: Endpoint,
-  ): FlowBeginEvent | undefined {
-    if (this.#open.has(key)) return undefined; // a retransmitted SYN+ACK
-    const egress = p.direction === "egress";
-    const flow = this.#pending.get(key) ??
-      this.#newFlow(p, local, remote, egress ? "incoming" : "outgoing");
-    this.#pending.delete(key);
-    this.#closed.delete(key);
-    // The SYN+ACK acknowledges the initiator's ISN and carries the acceptor's.
-    if (egress) [flow.localIsn, flow.remoteIsn] = [p.seq, (p.ack - 1) >>> 0];
-    else [flow.remoteIsn, flow.localIsn] = [p.seq, (p.ack - 1) >>> 0];
-    flow.beginUs = p.timeUs;
-    flow.owner = p.owner ?? flow.owner;
+  #begin(r: FlowRecord, direction: Flow["direction"]): FlowBeginEvent | undefined {
+    const key = flowKey(r);
+    if (this.#open.has(key) || this.#ended.has(key)) {
+      this.#duplicates++;
+      return undefined;
+    }
+    const flow = this.#newFlow(r, direction, r.timeUs);
     if (this.#open.size >= this.#maxFlows) {
-      this.#dropOldest(this.#open);
-      this.#evicted++;
+      const oldest = this.#open.keys().next();
+      if (!oldest.done) {
+        this.#open.delete(oldest.value);
+        this.#evicted++;
+      }
     }
     this.#open.set(key, flow);
-    return this.#beginEvent(flow, p);
+    flow.localNames = this.#context.names(flow.local.addr, flow.netns);
+    flow.remoteNames = this.#context.names(flow.remote.addr, flow.netns);
+    // In a begin event src is the initiator.
+    return this.#event(flow, r, EVENT_BEGIN, direction === "outgoing");
   }
 
-  /** The first FIN or RST ends an open flow; anything after it is a duplicate. */
-  #end(p: TcpPacket, key: string, local: Endpoint, remote: Endpoint): FlowEndEvent | undefined {
-    if (this.#closed.has(key)) return undefined;
-    // A RST (or FIN) during the handshake: refused or aborted, never a flow.
-    if (this.#pending.delete(key)) return undefined;
-    let flow = this.#open.get(key);
-    if (flow) {
-      this.#open.delete(key);
-    } else {
-      // A flow whose begin netflow did not see: it predates netflow, or was evicted.
-      if (NOT_ESTABLISHED.has(p.sockState)) return undefined;
-      flow = this.#newFlow(p, local, remote, p.localPortListens ? "incoming" : "outgoing");
+  #end(r: FlowRecord): FlowEndEvent | undefined {
+    const key = flowKey(r);
+    if (this.#ended.has(key)) {
+      this.#duplicates++;
+      return undefined;
     }
-    if (this.#closed.size >= this.#maxFlows) this.#closed.delete(this.#closed.keys().next().value!);
-    this.#closed.set(key, p.timeUs);
-    return this.#endEvent(flow, p);
+    // Not open: its begin record was lost or evicted; the kernel still knows how it ended.
+    const flow = this.#open.get(key) ??
+      this.#newFlow(r, r.outgoing ? "outgoing" : "incoming", null);
+    this.#open.delete(key);
+    this.#ended.add(key);
+    if (this.#ended.size > this.#maxFlows) this.#ended.delete(this.#ended.values().next().value!);
+    flow.localNames ??= this.#context.names(flow.local.addr, flow.netns);
+    flow.remoteNames ??= this.#context.names(flow.remote.addr, flow.netns);
+    if (flow.owner === null) flow.owner = r.owner;
+    const how = r.end ?? "local-rst";
+    const local = how === "local-fin" || how === "local-rst" || how === "timeout";
+    // In an end event src is the side that terminated the connection.
+    const end = this.#event(flow, r, EVENT_END, local) as unknown as FlowEndEvent;
+    const c = endCounters(r, flow.direction === "outgoing");
+    end.closed_by = local ? "local" : "remote";
+    end.reason = how === "timeout" ? "timeout" : how.endsWith("fin") ? "fin" : "rst";
+    end.duration_ms = flow.beginUs === null ? null : (r.timeUs - flow.beginUs) / US_PER_MS;
+    end.bytes_sent = c.bytesSent;
+    end.bytes_received = c.bytesReceived;
+    end.packets_sent = c.packetsSent;
+    end.packets_received = c.packetsReceived;
+    end.rtt_us = c.rttUs;
+    end.retransmits = c.retransmits;
+    return end;
   }
 
-  #newFlow(p: TcpPacket, local: Endpoint, remote: Endpoint, direction: Flow["direction"]): Flow {
+  #newFlow(r: FlowRecord, direction: Flow["direction"], beginUs: number | null): Flow {
     return {
       id: this.#nextId++,
       direction,
-      local,
-      remote,
-      cgroupId: p.cgroupId,
-      createdUs: p.timeUs,
-      beginUs: null,
-      localIsn: null,
-      remoteIsn: null,
-      owner: p.owner,
+      local: { addr: r.localAddr, port: r.localPort },
+      remote: { addr: r.remoteAddr, port: r.remotePort },
+      cgroupId: r.cgroupId,
+      netns: r.netns,
+      cookie: r.cookie,
+      preexisting: r.preexisting,
+      beginUs,
+      owner: r.owner,
       ownerResolved: false,
-      cookie: p.cookie,
       localNames: null,
       remoteNames: null,
     };
   }
 
-  #beginEvent(flow: Flow, p: TcpPacket): FlowBeginEvent {
-    flow.localNames = this.#context.names(flow.local.addr);
-    flow.remoteNames = this.#context.names(flow.remote.addr);
-    // In a begin event src is the initiator.
-    return this.#event(flow, p, EVENT_BEGIN, flow.direction === "outgoing");
-  }
-
-  #endEvent(flow: Flow, p: TcpPacket): FlowEndEvent {
-    flow.localNames ??= this.#context.names(flow.local.addr);
-    flow.remoteNames ??= this.#context.names(flow.remote.addr);
-    flow.owner ??= p.owner;
-    // In an end event src is the side that sent this FIN or RST.
-    const egress = p.direction === "egress";
-    const end = this.#event(flow, p, EVENT_END, egress) as unknown as FlowEndEvent;
-    const counters = endCounters(flow, p);
-    end.closed_by = egress ? "local" : "remote";
-    end.reason = p.flags & RST ? "rst" : "fin";
-    end.duration_ms = flow.beginUs === null ? null : (p.timeUs - flow.beginUs) / US_PER_MS;
-    end.bytes_sent = counters.bytesSent;
-    end.bytes_received = counters.bytesReceived;
-    end.packets_sent = counters.packetsSent;
-    end.packets_received = counters.packetsReceived;
-    end.rtt_us = counters.rttUs;
-    end.retransmits = counters.retransmits;
-    return end;
-  }
-
   /** The fields every flow event has; `localIsSrc` orients it. */
   #event<E extends typeof EVENT_BEGIN | typeof EVENT_END>(
     flow: Flow,
-    p: TcpPacket,
+    r: FlowRecord,
     event: E,
     localIsSrc: boolean,
   ): FlowEventBase & { event: E } {
@@ -270,7 +244,7 @@ export class FlowTable {
     const [src, dst] = localIsSrc ? [flow.local, flow.remote] : [flow.remote, flow.local];
     const localNames = flow.localNames ?? NO_NAMES, remoteNames = flow.remoteNames ?? NO_NAMES;
     return {
-      time: formatTime(p.timeUs),
+      time: formatTime(r.timeUs),
       event,
       flow_id: `${this.#idPrefix}-${flow.id}`,
       conn_direction: flow.direction,
@@ -286,15 +260,18 @@ export class FlowTable {
       cgroup_id: flow.cgroupId,
       cgroup: cgroup.path,
       container_id: cgroup.containerId,
+      netns: flow.netns,
+      preexisting: flow.preexisting,
     };
   }
 
-  /** Asks the context once per flow, with what the packets said. */
+  /** Asks the context once per flow, with what the kernel said. */
   #owner(flow: Flow): SocketOwner | null {
     if (!flow.ownerResolved) {
       flow.ownerResolved = true;
       flow.owner = this.#context.owner({
         cookie: flow.cookie,
+        netns: flow.netns,
         direction: flow.direction,
         localPort: flow.local.port,
         creator: flow.owner,
@@ -302,37 +279,30 @@ export class FlowTable {
     }
     return flow.owner;
   }
+}
 
-  /** Drops handshakes and tombstones older than their TTL (maps are in insertion order). */
-  #expire(nowUs: number): void {
-    this.#lastSweepUs = nowUs;
-    for (const [key, flow] of this.#pending) {
-      if (nowUs - flow.createdUs < this.#pendingTtlUs) break;
-      this.#pending.delete(key);
-      this.#abandoned++;
-    }
-    for (const [key, closedUs] of this.#closed) {
-      if (nowUs - closedUs < this.#closedTtlUs) break;
-      this.#closed.delete(key);
-    }
-  }
+function flowKey(r: FlowRecord): string {
+  return `${r.netns}|${r.cookie}`;
+}
 
-  #dropOldest(map: Map<string, Flow>): void {
-    const oldest = map.keys().next();
-    if (oldest.done) return;
-    map.delete(oldest.value);
-    if (map === this.#pending) this.#abandoned++;
-  }
+/** A counter as JSON can carry it exactly, or null. */
+function exact(n: number): number | null {
+  return Number.isSafeInteger(n) && n >= 0 && n <= MAX_EXACT ? n : null;
 }
 
 /**
- * The local endpoint's counters at the end. The socket's 64-bit counters are
- * the base; what is in flight comes from the sequence space: bytes sent but not
- * yet acknowledged, and the payload of the closing packet itself (the ingress
- * hook runs before TCP counts it). Without socket counters, the sequence and
- * acknowledgement numbers against the handshake's ISNs give 32-bit counts.
+ * The local endpoint's counters at the end, from the socket itself at the
+ * state change that ended it:
+ *
+ * - bytes_sent: payload the application handed to TCP up to the end. At the
+ *   first FIN (either side) that is everything acknowledged plus what is still
+ *   queued (write_seq - snd_una), all of which TCP will deliver before its FIN;
+ *   after a reset or a timeout, only what the peer acknowledged. The active
+ *   opener's bytes_acked counts its SYN: removed.
+ * - bytes_received: payload received in order; at the peer's FIN the kernel
+ *   has already counted the FIN's sequence number: removed.
  */
-function endCounters(flow: Flow, p: TcpPacket): {
+export function endCounters(r: FlowRecord, outgoing = r.synAcked): {
   bytesSent: number | null;
   bytesReceived: number | null;
   packetsSent: number | null;
@@ -340,33 +310,18 @@ function endCounters(flow: Flow, p: TcpPacket): {
   rttUs: number | null;
   retransmits: number | null;
 } {
-  const egress = p.direction === "egress";
-  const c = p.counters;
-  if (c) {
-    const inFlight = egress ? p.seq + p.payloadLength - c.sndUna : c.sndNxt - c.sndUna;
-    // The active opener's bytes_acked counts its SYN (snd_una moves past it in
-    // tcp_ack); an accepted socket is created with snd_una already past it.
-    const syn = flow.direction === "outgoing" && c.bytesAcked > 0 ? 1 : 0;
-    return {
-      bytesSent: c.bytesAcked - syn + (inFlight >>> 0),
-      bytesReceived: c.bytesReceived + (egress ? 0 : p.payloadLength),
-      packetsSent: c.segsOut,
-      packetsReceived: c.segsIn + (egress ? 0 : 1),
-      rttUs: c.srttUs,
-      retransmits: c.totalRetrans,
-    };
-  }
-  const known = flow.localIsn !== null && flow.remoteIsn !== null;
-  const localEnd = egress ? p.seq + p.payloadLength : p.ack;
-  const remoteEnd = egress ? p.ack : p.seq + p.payloadLength;
-  // Without ACK the packet says nothing of the other side's sequence space.
-  const hasAck = (p.flags & ACK) !== 0;
+  const c: SocketCounters = r.counters;
+  // The kernel flags the SYN when it saw connect(); the snapshot's outgoing flows had one too.
+  const syn = (r.synAcked || outgoing) && c.bytesAcked > 0 ? 1 : 0;
+  const atFin = r.end === "local-fin" || r.end === "remote-fin";
+  const queued = atFin ? (c.writeSeq - c.sndUna) >>> 0 : 0;
+  const fin = r.end === "remote-fin" && c.bytesReceived > 0 ? 1 : 0;
   return {
-    bytesSent: known && (egress || hasAck) ? (localEnd - flow.localIsn! - 1) >>> 0 : null,
-    bytesReceived: known && (!egress || hasAck) ? (remoteEnd - flow.remoteIsn! - 1) >>> 0 : null,
-    packetsSent: null,
-    packetsReceived: null,
-    rttUs: null,
-    retransmits: null,
+    bytesSent: exact(c.bytesAcked - syn + queued),
+    bytesReceived: exact(c.bytesReceived - fin),
+    packetsSent: exact(c.segsOut),
+    packetsReceived: exact(c.segsIn),
+    rttUs: exact(c.srttUs),
+    retransmits: exact(c.totalRetrans),
   };
 }

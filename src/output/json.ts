@@ -39,7 +39,7 @@ function flowJson(e: FlowEvent): string {
     `"pid":${num(e.pid)},"comm":${strOrNull(e.comm)},"uid":${num(e.uid)},` +
     `"cgroup_id":${e.cgroup_id},"cgroup":${quote(e.cgroup)},"container_id":${
       strOrNull(e.container_id)
-    }`;
+    },"netns":${e.netns},"preexisting":${e.preexisting}`;
   if (e.event === "net_flow_tcp_begin") return `${head}}`;
   return `${head},"closed_by":"${e.closed_by}","reason":"${e.reason}",` +
     `"duration_ms":${num(e.duration_ms)},"bytes_sent":${num(e.bytes_sent)},` +

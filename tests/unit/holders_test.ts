@@ -23,7 +23,7 @@ Deno.test("SocketHolders gives an incoming flow to the worker holding a listener
   const { h } = holders([[listen(80, worker)]]);
   h.refresh();
   assert.deepEqual(
-    h.owner({ cookie: 1, direction: "incoming", localPort: 80, creator: parent }),
+    h.owner({ cookie: 1, netns: 1, direction: "incoming", localPort: 80, creator: parent }),
     worker,
   );
 });
@@ -32,11 +32,11 @@ Deno.test("SocketHolders keeps the creator while it still holds the listener", (
   const { h } = holders([[listen(80, parent), listen(80, worker)]]);
   h.refresh();
   assert.deepEqual(
-    h.owner({ cookie: 1, direction: "incoming", localPort: 80, creator: parent }),
+    h.owner({ cookie: 1, netns: 1, direction: "incoming", localPort: 80, creator: parent }),
     parent,
   );
   assert.deepEqual(
-    h.owner({ cookie: 1, direction: "outgoing", localPort: 5000, creator: client }),
+    h.owner({ cookie: 1, netns: 1, direction: "outgoing", localPort: 5000, creator: client }),
     client,
   );
 });
@@ -45,11 +45,11 @@ Deno.test("SocketHolders finds the holder of a socket older than netflow by its 
   const { h } = holders([[{ cookie: 42, localPort: 5000, listening: false, owner: client }]]);
   h.refresh();
   assert.deepEqual(
-    h.owner({ cookie: 42, direction: "outgoing", localPort: 5000, creator: null }),
+    h.owner({ cookie: 42, netns: 1, direction: "outgoing", localPort: 5000, creator: null }),
     client,
   );
   assert.equal(
-    h.owner({ cookie: 43, direction: "outgoing", localPort: 5001, creator: null }),
+    h.owner({ cookie: 43, netns: 1, direction: "outgoing", localPort: 5001, creator: null }),
     null,
   );
 });
@@ -60,20 +60,20 @@ Deno.test("SocketHolders refreshes once for a port it does not know, then once a
   tick(10);
   // A port the snapshot does not know: look again at once.
   assert.deepEqual(
-    h.owner({ cookie: 1, direction: "incoming", localPort: 8080, creator: parent }),
+    h.owner({ cookie: 1, netns: 1, direction: "incoming", localPort: 8080, creator: parent }),
     parent,
   );
   assert.equal(reads(), 2);
   tick(500);
   // Still unknown, but that port was looked for half a second ago: no read.
   assert.deepEqual(
-    h.owner({ cookie: 1, direction: "incoming", localPort: 8080, creator: parent }),
+    h.owner({ cookie: 1, netns: 1, direction: "incoming", localPort: 8080, creator: parent }),
     parent,
   );
   assert.equal(reads(), 2);
   tick(600);
   assert.deepEqual(
-    h.owner({ cookie: 1, direction: "incoming", localPort: 8080, creator: parent }),
+    h.owner({ cookie: 1, netns: 1, direction: "incoming", localPort: 8080, creator: parent }),
     worker,
   );
   assert.equal(reads(), 3);

@@ -21,6 +21,8 @@ const end: FlowEndEvent = {
   cgroup_id: 1,
   cgroup: "/",
   container_id: null,
+  netns: 4026531840,
+  preexisting: false,
   closed_by: "local",
   reason: "fin",
   duration_ms: 12.5,

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { BPF_NAMES, encodeConfig } from "../../src/bpf/loader.ts";
-import { KIND_DNS, KIND_TCP, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
+import {
+  KIND_DNS,
+  KIND_END,
+  KIND_LISTEN,
+  KIND_PACKET,
+  LAYOUT,
+  RecordDecoder,
+} from "../../src/bpf/records.ts";
 
 const OBJECT = new URL("../../bpf/netflow.bpf.o", import.meta.url).pathname;
 
@@ -38,7 +45,9 @@ Deno.test("records.ts offsets match the BTF of the built object", async () => {
 
 Deno.test("every program and map name TypeScript uses is in the object", async () => {
   const dump = await btfDump();
-  for (const program of Object.values(BPF_NAMES.programs)) {
+  for (
+    const program of [...Object.values(BPF_NAMES.programs), ...Object.values(BPF_NAMES.iterators)]
+  ) {
     assert.match(dump, new RegExp(`FUNC '${program}' type_id=\\d+ linkage=global`), program);
   }
   const maps = dump.slice(dump.indexOf("DATASEC '.maps'"));
@@ -55,73 +64,122 @@ Deno.test("nf_config is the only .rodata variable, at offset 0, as encodeConfig 
     section[1]!,
     new RegExp(`offset=0 size=${LAYOUT.nf_config.size} \\(VAR 'nf_config'\\)`),
   );
-  assert.deepEqual([...encodeConfig({ forwardAll: true })], [1, 0, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual([...encodeConfig({ forwardAll: true, snapshotAll: false })], [
+    1,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+  ]);
+  assert.deepEqual([...encodeConfig({ forwardAll: false, snapshotAll: true })].slice(0, 2), [
+    0,
+    1,
+  ]);
 });
 
-const T = LAYOUT.nf_tcp.fields;
+const F = LAYOUT.nf_flow.fields;
 
-function tcpRecord(): DataView {
-  const view = new DataView(new ArrayBuffer(LAYOUT.nf_tcp.size + 8));
+function flowRecord(): DataView {
+  const view = new DataView(new ArrayBuffer(LAYOUT.nf_flow.size + 8));
   const at = 8; // records need not start at offset 0
   view.setBigUint64(at + 0, 5_000n, true); // ts_ns: 5 µs
   view.setBigUint64(at + 8, 99n, true); // cgroup_id
-  view.setUint8(at + 16, KIND_TCP);
-  view.setUint8(at + 17, 1); // egress
+  view.setUint8(at + 16, KIND_END);
   view.setUint8(at + 18, 6);
   const bytes = new Uint8Array(view.buffer);
-  bytes.set([0x20, 0x01, 0x0d, 0xb8, ...Array(11).fill(0), 1], at + T.saddr);
-  bytes.set([...Array(10).fill(0), 0xff, 0xff, 192, 0, 2, 7], at + T.daddr);
-  view.setUint32(at + T.seq, 0xfffffff0, true);
-  view.setUint16(at + T.sport, 40000, true);
-  view.setUint16(at + T.dport, 443, true);
-  view.setUint16(at + T.payload_len, 12, true);
-  view.setUint8(at + T.tcp_flags, 0x11);
-  view.setUint8(at + T.sock_flags, 1 | 2 | 8);
-  view.setUint8(at + T.sock_state, 1);
-  view.setBigUint64(at + T.bytes_acked, 5n << 32n, true);
-  view.setUint32(at + T.snd_nxt, 77, true);
-  view.setUint32(at + T.pid, 1234, true);
-  view.setUint32(at + T.uid, 1000, true);
-  bytes.set(new TextEncoder().encode("curl"), at + T.comm);
+  bytes.set([0x20, 0x01, 0x0d, 0xb8, ...Array(11).fill(0), 1], at + F.laddr);
+  bytes.set([...Array(10).fill(0), 0xff, 0xff, 192, 0, 2, 7], at + F.raddr);
+  view.setBigUint64(at + F.cookie, 12345n, true);
+  view.setBigUint64(at + F.begin_ns, 2_000n, true);
+  view.setBigUint64(at + F.bytes_acked, 5n << 32n, true);
+  view.setBigUint64(at + F.bytes_received, 51n, true);
+  view.setUint32(at + F.netns, 4026531840, true);
+  view.setUint32(at + F.snd_una, 0xfffffff0, true);
+  view.setUint32(at + F.write_seq, 0x10, true);
+  view.setUint32(at + F.srtt_us, 52, true);
+  view.setUint32(at + F.segs_in, 3, true);
+  view.setUint32(at + F.segs_out, 7, true);
+  view.setUint32(at + F.total_retrans, 1, true);
+  view.setUint32(at + F.sk_err, 104, true);
+  view.setUint16(at + F.lport, 40000, true);
+  view.setUint16(at + F.rport, 443, true);
+  view.setUint8(at + F.flags, 1 | 4 | 8); // outgoing, owner, SYN acked
+  view.setUint8(at + F.end, 2); // remote FIN
+  view.setUint8(at + F.old_state, 1);
+  view.setUint8(at + F.new_state, 8);
+  view.setUint32(at + F.pid, 1234, true);
+  view.setUint32(at + F.uid, 1000, true);
+  bytes.set(new TextEncoder().encode("curl"), at + F.comm);
   return view;
 }
 
-Deno.test("RecordDecoder decodes a TCP record field by field", () => {
-  const p = new RecordDecoder(1).decode(tcpRecord(), 8, LAYOUT.nf_tcp.size);
-  assert.ok(p?.kind === "tcp");
+Deno.test("RecordDecoder decodes a flow record field by field", () => {
+  const r = new RecordDecoder(1).decode(flowRecord(), 8, LAYOUT.nf_flow.size);
+  assert.ok(r?.kind === "end");
   assert.deepEqual(
-    [
-      p.timeUs,
-      p.cgroupId,
-      p.direction,
-      p.family,
-      p.src,
-      p.dst,
-      p.srcPort,
-      p.dstPort,
-      p.seq,
-      p.flags,
-    ],
-    [6, 99, "egress", 6, "2001:db8::1", "192.0.2.7", 40000, 443, 0xfffffff0, 0x11],
+    [r.timeUs, r.beginUs, r.cgroupId, r.netns, r.cookie, r.family],
+    [6, 3, 99, 4026531840, 12345, 6],
   );
-  assert.deepEqual([p.payloadLength, p.sockState, p.localPortListens, p.listener], [
-    12,
-    1,
-    true,
-    false,
-  ]);
-  assert.deepEqual(p.owner, { pid: 1234, uid: 1000, comm: "curl" });
-  assert.equal(p.counters?.bytesAcked, 5 * 2 ** 32);
-  assert.equal(p.counters?.sndNxt, 77);
+  assert.deepEqual(
+    [r.localAddr, r.localPort, r.remoteAddr, r.remotePort],
+    ["2001:db8::1", 40000, "192.0.2.7", 443],
+  );
+  assert.deepEqual(
+    [r.outgoing, r.preexisting, r.synAcked, r.end, r.oldState, r.newState, r.skErr],
+    [true, false, true, "remote-fin", 1, 8, 104],
+  );
+  assert.deepEqual(r.owner, { pid: 1234, uid: 1000, comm: "curl" });
+  assert.deepEqual(r.counters, {
+    bytesAcked: 5 * 2 ** 32,
+    bytesReceived: 51,
+    sndUna: 0xfffffff0,
+    writeSeq: 0x10,
+    srttUs: 52,
+    segsIn: 3,
+    segsOut: 7,
+    totalRetrans: 1,
+  });
+});
+
+Deno.test("RecordDecoder decodes a packet record, with no socket when it had none", () => {
+  const P = LAYOUT.nf_packet.fields;
+  const view = new DataView(new ArrayBuffer(LAYOUT.nf_packet.size));
+  view.setUint8(16, KIND_PACKET);
+  view.setUint8(17, 1); // egress
+  view.setUint8(18, 4);
+  new Uint8Array(view.buffer).set([10, 0, 0, 1], P.saddr);
+  new Uint8Array(view.buffer).set([10, 0, 0, 2], P.daddr);
+  view.setUint16(P.sport, 80, true);
+  view.setUint16(P.dport, 40000, true);
+  view.setUint8(P.tcp_flags, 0x14);
+  const p = new RecordDecoder(0).decode(view, 0, LAYOUT.nf_packet.size);
+  assert.ok(p?.kind === "packet");
+  assert.deepEqual(
+    [p.direction, p.src, p.srcPort, p.dst, p.dstPort, p.flags, p.cookie, p.sockState, p.owner],
+    ["egress", "10.0.0.1", 80, "10.0.0.2", 40000, 0x14, 0, 0, null],
+  );
 });
 
 Deno.test("RecordDecoder rejects records shorter than their layout or of unknown kind", () => {
   const decoder = new RecordDecoder(0);
-  const view = tcpRecord();
-  assert.equal(decoder.decode(view, 8, LAYOUT.nf_tcp.size - 1), undefined);
+  const view = flowRecord();
+  assert.equal(decoder.decode(view, 8, LAYOUT.nf_flow.size - 1), undefined);
   assert.equal(decoder.decode(view, 8, 10), undefined);
   view.setUint8(8 + 16, 9);
-  assert.equal(decoder.decode(view, 8, LAYOUT.nf_tcp.size), undefined);
+  assert.equal(decoder.decode(view, 8, LAYOUT.nf_flow.size), undefined);
+});
+
+Deno.test("RecordDecoder reads the snapshot's back-to-back records and ignores a torn tail", () => {
+  const one = new Uint8Array(flowRecord().buffer, 8, LAYOUT.nf_flow.size);
+  const bytes = new Uint8Array(LAYOUT.nf_flow.size * 2 + 10);
+  bytes.set(one, 0);
+  bytes.set(one, LAYOUT.nf_flow.size);
+  bytes[LAYOUT.nf_flow.size + 16] = KIND_LISTEN;
+  const records = new RecordDecoder(0).snapshot(bytes);
+  assert.deepEqual(records.map((r) => r.kind), ["end", "listen"]);
 });
 
 Deno.test("RecordDecoder copies a DNS payload and never reads past the record", () => {

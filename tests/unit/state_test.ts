@@ -1,300 +1,255 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
+import type { EndHow, FlowRecord } from "../../src/bpf/records.ts";
 import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
-import { FlowTable } from "../../src/flow/state.ts";
-import { ACK, FIN, packet, RST, type Side, SYN } from "../helpers/packets.ts";
+import { endCounters, FlowTable } from "../../src/flow/state.ts";
+import { connection, record, type Side } from "../helpers/records.ts";
 
 const client: Side = { addr: "10.0.0.1", port: 40000 };
 const server: Side = { addr: "10.0.0.2", port: 80 };
 
-function run(table: FlowTable, packets: Parameters<FlowTable["onPacket"]>[0][]): FlowEvent[] {
-  return packets.map((p) => table.onPacket(p)).filter((e) => e !== undefined);
+function run(table: FlowTable, records: FlowRecord[]): FlowEvent[] {
+  return records.map((r) => table.onRecord(r)).filter((e) => e !== undefined);
 }
 
-/** The handshake and the client's FIN, seen from `local`'s hooks. */
-function connection(local: Side, opts: { closer?: Side; reason?: number } = {}) {
-  const closer = opts.closer ?? client;
-  const other = closer === client ? server : client;
-  return [
-    packet(client, server, SYN, { local, ms: 0, seq: 1000 }),
-    packet(server, client, SYN | ACK, { local, ms: 1, seq: 5000, ack: 1001 }),
-    packet(closer, other, opts.reason ?? FIN | ACK, { local, ms: 10 }),
-  ];
+function describe(e: FlowEvent): string {
+  const base = `${
+    e.event.slice(9)
+  } ${e.conn_direction} ${e.src}:${e.src_port}>${e.dst}:${e.dst_port}`;
+  return e.event === "net_flow_tcp_end" ? `${base} ${e.closed_by} ${e.reason}` : base;
 }
 
 Deno.test("FlowTable reports an outgoing flow with the client as src at begin and end", () => {
-  const events = run(new FlowTable({ idPrefix: "t" }), connection(client));
-  assert.equal(events.length, 2);
-  const [begin, end] = events as [FlowEvent, FlowEndEvent];
-  assert.equal(begin.event, "net_flow_tcp_begin");
-  assert.equal(begin.conn_direction, "outgoing");
-  assert.deepEqual([begin.src, begin.src_port, begin.dst, begin.dst_port], [
-    "10.0.0.1",
-    40000,
-    "10.0.0.2",
-    80,
-  ]);
-  assert.equal(end.event, "net_flow_tcp_end");
-  assert.equal(end.flow_id, begin.flow_id);
-  assert.deepEqual([end.src, end.dst, end.closed_by, end.reason], [
-    "10.0.0.1",
-    "10.0.0.2",
-    "local",
-    "fin",
-  ]);
-  assert.equal(end.duration_ms, 9);
-});
-
-Deno.test("FlowTable reports an incoming flow on the server's hooks", () => {
-  const [begin, end] = run(new FlowTable(), connection(server)) as [FlowEvent, FlowEndEvent];
-  assert.equal(begin.conn_direction, "incoming");
-  assert.deepEqual([begin.src, begin.dst], ["10.0.0.1", "10.0.0.2"]);
-  assert.deepEqual([end.src, end.dst, end.closed_by], ["10.0.0.1", "10.0.0.2", "remote"]);
-});
-
-Deno.test("FlowTable closes a flow on RST from the remote side", () => {
-  const [, end] = run(new FlowTable(), connection(client, { closer: server, reason: RST })) as [
-    FlowEvent,
-    FlowEndEvent,
-  ];
-  assert.deepEqual([end.src, end.dst, end.closed_by, end.reason], [
-    "10.0.0.2",
-    "10.0.0.1",
-    "remote",
-    "rst",
-  ]);
-});
-
-Deno.test("FlowTable gives a loopback connection an outgoing and an incoming pair", () => {
-  const table = new FlowTable();
-  // Every packet passes the sender's egress and the receiver's ingress.
-  const both = (from: Side, to: Side, flags: number, ms: number) => [
-    packet(from, to, flags, { local: from, ms }),
-    packet(from, to, flags, { local: to, ms }),
-  ];
-  const events = run(table, [
-    ...both(client, server, SYN, 0),
-    ...both(server, client, SYN | ACK, 1),
-    ...both(client, server, FIN | ACK, 5),
-    ...both(server, client, FIN | ACK, 6),
-  ]);
-  assert.deepEqual(
-    events.map((e) => `${e.event} ${e.conn_direction} ${e.src_port}>${e.dst_port}`),
-    [
-      "net_flow_tcp_begin incoming 40000>80",
-      "net_flow_tcp_begin outgoing 40000>80",
-      "net_flow_tcp_end outgoing 40000>80",
-      "net_flow_tcp_end incoming 40000>80",
-    ],
+  const events = run(
+    new FlowTable({ idPrefix: "t" }),
+    connection(client, server, { outgoing: true }),
   );
-});
-
-Deno.test("FlowTable ignores retransmitted SYNs and SYN+ACKs", () => {
-  const events = run(new FlowTable(), [
-    packet(client, server, SYN, { local: client, ms: 0 }),
-    packet(client, server, SYN, { local: client, ms: 1000 }),
-    packet(server, client, SYN | ACK, { local: client, ms: 1001 }),
-    packet(server, client, SYN | ACK, { local: client, ms: 1002 }),
-    packet(client, server, FIN | ACK, { local: client, ms: 2000 }),
+  assert.deepEqual(events.map(describe), [
+    "tcp_begin outgoing 10.0.0.1:40000>10.0.0.2:80",
+    "tcp_end outgoing 10.0.0.1:40000>10.0.0.2:80 local fin",
   ]);
-  assert.deepEqual(events.map((e) => e.event), ["net_flow_tcp_begin", "net_flow_tcp_end"]);
-  assert.equal((events[1] as FlowEndEvent).duration_ms, 999);
+  const [begin, end] = events as [FlowEvent, FlowEndEvent];
+  assert.equal(end.flow_id, begin.flow_id);
+  assert.equal(begin.flow_id, "t-1");
+  assert.equal(end.duration_ms, 10);
+  assert.deepEqual([begin.netns, begin.preexisting], [4026531840, false]);
 });
 
-Deno.test("FlowTable ends a flow once: duplicate FINs, FINs both ways and RST after FIN", () => {
-  const events = run(new FlowTable(), [
-    ...connection(client),
-    packet(client, server, FIN | ACK, { local: client, ms: 11 }),
-    packet(server, client, FIN | ACK, { local: client, ms: 12 }),
-    packet(server, client, RST, { local: client, ms: 13 }),
-    packet(client, server, RST, { local: client, ms: 14 }),
-  ]);
-  assert.deepEqual(events.map((e) => e.event), ["net_flow_tcp_begin", "net_flow_tcp_end"]);
+Deno.test("FlowTable orients ends by who terminated: remote FIN, RSTs both ways, timeout", () => {
+  const cases: [EndHow, string][] = [
+    ["remote-fin", "10.0.0.2:80>10.0.0.1:40000 remote fin"],
+    ["local-rst", "10.0.0.1:40000>10.0.0.2:80 local rst"],
+    ["remote-rst", "10.0.0.2:80>10.0.0.1:40000 remote rst"],
+    ["timeout", "10.0.0.1:40000>10.0.0.2:80 local timeout"],
+  ];
+  for (const [end, want] of cases) {
+    const [, e] = run(new FlowTable(), connection(client, server, { outgoing: true, end }));
+    assert.equal(describe(e!), `tcp_end outgoing ${want}`, end);
+  }
 });
 
-Deno.test("FlowTable reports nothing for a refused connection or an unanswered SYN", () => {
-  const table = new FlowTable({ pendingTtlMs: 1000 });
-  const silent: Side = { addr: "10.0.0.3", port: 81 };
+Deno.test("FlowTable gives an incoming flow the remote initiator as src of the begin", () => {
+  const [begin, end] = run(new FlowTable(), connection(server, client, { end: "remote-fin" }));
+  assert.equal(describe(begin!), "tcp_begin incoming 10.0.0.1:40000>10.0.0.2:80");
+  assert.equal(describe(end!), "tcp_end incoming 10.0.0.1:40000>10.0.0.2:80 remote fin");
+});
+
+Deno.test("FlowTable keeps two sockets apart: same 4-tuple in two namespaces, and a reused one", () => {
+  const table = new FlowTable();
   const events = run(table, [
-    packet(client, server, SYN, { local: client, ms: 0 }),
-    packet(server, client, RST | ACK, { local: client, ms: 1, sockState: 2 }),
-    packet(client, silent, SYN, { local: client, ms: 2 }),
-    packet(client, silent, SYN, { local: client, ms: 500 }),
-    // Much later, an unrelated packet sweeps the abandoned handshake.
-    packet({ addr: "10.0.0.9", port: 1 }, { addr: "10.0.0.8", port: 2 }, FIN, {
-      local: client,
-      ms: 5000,
-      sockState: 10,
-    }),
+    ...connection(client, server, { outgoing: true, cookie: 7, netns: 1 }),
+    ...connection(client, server, { outgoing: true, cookie: 7, netns: 2 }),
+    // The same 4-tuple again after close: a new socket, a new flow.
+    ...connection(client, server, { outgoing: true, cookie: 8, netns: 1 }),
   ]);
-  assert.deepEqual(events, []);
-  assert.equal(table.stats.abandoned, 1);
-  assert.equal(table.stats.open, 0);
+  assert.equal(events.length, 6);
+  assert.equal(new Set(events.map((e) => e.flow_id)).size, 3);
 });
 
-Deno.test("FlowTable ignores a RST for an unknown socket that never got established", () => {
-  const events = run(new FlowTable(), [
-    packet(server, client, RST | ACK, { local: client, sockState: 2 }),
-  ]);
-  assert.deepEqual(events, []);
-});
-
-Deno.test("FlowTable reports an end whose begin it did not see, inferring the direction", () => {
-  const table = new FlowTable();
-  const [outgoing] = run(table, [packet(client, server, FIN | ACK, { local: client, ms: 5 })]);
-  assert.equal(outgoing?.event, "net_flow_tcp_end");
-  assert.equal(outgoing?.conn_direction, "outgoing");
-  assert.equal((outgoing as FlowEndEvent).duration_ms, null);
-  const [incoming] = run(table, [
-    packet(client, server, FIN | ACK, { local: server, ms: 6, localPortListens: true }),
-  ]);
-  assert.equal(incoming?.conn_direction, "incoming");
-  assert.deepEqual([incoming?.src, incoming?.dst, (incoming as FlowEndEvent).closed_by], [
-    "10.0.0.1",
-    "10.0.0.2",
-    "remote",
-  ]);
-});
-
-Deno.test("FlowTable handles a half close: the first FIN ends the flow", () => {
-  const events = run(new FlowTable(), [
-    packet(client, server, SYN, { local: server }),
-    packet(server, client, SYN | ACK, { local: server, ms: 1 }),
-    packet(client, server, FIN | ACK, { local: server, ms: 2 }), // client shuts down writing
-    packet(server, client, FIN | ACK, { local: server, ms: 30 }), // server replies, then closes
-  ]);
+Deno.test("FlowTable ignores a repeated begin or end of the same socket", () => {
+  const [begin, end] = connection(client, server, { outgoing: true });
+  const events = run(new FlowTable(), [begin, begin, end, end, begin]);
   assert.deepEqual(events.map((e) => e.event), ["net_flow_tcp_begin", "net_flow_tcp_end"]);
-  assert.equal((events[1] as FlowEndEvent).closed_by, "remote");
 });
 
-Deno.test("FlowTable starts a new flow when an endpoint is reused after an end", () => {
-  const table = new FlowTable();
-  const first = run(table, connection(client));
-  const second = run(table, connection(client));
-  assert.equal(first.length, 2);
-  assert.equal(second.length, 2);
-  assert.notEqual(first[0]!.flow_id, second[0]!.flow_id);
-});
-
-Deno.test("FlowTable handles IPv6 endpoints", () => {
-  const c6: Side = { addr: "2001:db8::1", port: 40000 };
-  const s6: Side = { addr: "2001:db8::2", port: 443 };
-  const events = run(new FlowTable(), [
-    packet(c6, s6, SYN, { local: c6 }),
-    packet(s6, c6, SYN | ACK, { local: c6, ms: 1 }),
-    packet(s6, c6, FIN | ACK, { local: c6, ms: 2 }),
-  ]);
-  assert.deepEqual(events.map((e) => [e.src, e.dst]), [["2001:db8::1", "2001:db8::2"], [
-    "2001:db8::2",
-    "2001:db8::1",
-  ]]);
+Deno.test("FlowTable still ends a flow whose begin record was lost, with a null duration", () => {
+  const [, end] = connection(client, server, { outgoing: true });
+  const [e] = run(new FlowTable(), [end]) as [FlowEndEvent];
+  assert.equal(describe(e), "tcp_end outgoing 10.0.0.1:40000>10.0.0.2:80 local fin");
+  assert.equal(e.duration_ms, null);
 });
 
 Deno.test("FlowTable evicts the oldest open flow when full, and counts it", () => {
   const table = new FlowTable({ maxFlows: 2 });
-  for (let i = 0; i < 3; i++) {
-    const c = { addr: "10.0.0.1", port: 50000 + i };
-    run(table, [
-      packet(c, server, SYN, { local: c, ms: i }),
-      packet(server, c, SYN | ACK, { local: c, ms: i }),
-    ]);
+  for (const cookie of [1, 2, 3]) {
+    table.onRecord(record("begin", client, server, { cookie, outgoing: true }));
   }
-  assert.deepEqual(table.stats, { open: 2, evicted: 1, abandoned: 0 });
+  assert.deepEqual(table.stats, { open: 2, evicted: 1, duplicates: 0 });
   // The evicted flow's end is still reported, without a duration.
-  const c0 = { addr: "10.0.0.1", port: 50000 };
-  const [end] = run(table, [packet(c0, server, FIN | ACK, { local: c0, ms: 9 })]);
+  const end = table.onRecord(record("end", client, server, { cookie: 1, outgoing: true }));
   assert.equal((end as FlowEndEvent).duration_ms, null);
 });
 
-Deno.test("FlowTable takes counters from the socket, with bytes in flight and the SYN removed", () => {
+Deno.test("FlowTable orients the start snapshot by the listeners of the same namespace", () => {
   const table = new FlowTable();
-  run(table, connection(client).slice(0, 2));
-  // Outgoing, local FIN: 1001 acked (1000 + the SYN), 200 more sent with the FIN.
-  const [end] = run(table, [
-    packet(client, server, FIN | ACK | 0x08, {
-      local: client,
-      seq: 3001,
-      payload: 200,
-      counters: {
-        bytesAcked: 1001,
-        bytesReceived: 77,
-        sndUna: 2001,
-        segsIn: 4,
-        segsOut: 6,
-        srttUs: 120,
-        totalRetrans: 1,
-      },
-    }),
-  ]) as [FlowEndEvent];
-  assert.deepEqual(
-    [
-      end.bytes_sent,
-      end.bytes_received,
-      end.packets_sent,
-      end.packets_received,
-      end.rtt_us,
-      end.retransmits,
-    ],
-    [1000 + 1000 + 200, 77, 6, 4, 120, 1],
-  );
-});
-
-Deno.test("FlowTable counts the payload of a remote FIN that the socket has not yet counted", () => {
-  const table = new FlowTable();
-  run(table, connection(server).slice(0, 2));
-  const [end] = run(table, [
-    packet(client, server, FIN | ACK, {
-      local: server,
-      payload: 10,
-      counters: { bytesAcked: 50, bytesReceived: 100, sndUna: 7000, sndNxt: 7020, segsIn: 3 },
-    }),
-  ]) as [FlowEndEvent];
-  assert.deepEqual([end.bytes_sent, end.bytes_received, end.packets_received], [70, 110, 4]);
-});
-
-Deno.test("FlowTable falls back to sequence numbers when the socket gave no counters", () => {
-  const table = new FlowTable();
-  run(table, connection(client).slice(0, 2)); // client ISN 1000, server ISN 5000
-  const [end] = run(table, [
-    packet(client, server, FIN | ACK, { local: client, seq: 1001 + 300, ack: 5001 + 40 }),
-  ]) as [
-    FlowEndEvent,
-  ];
-  assert.deepEqual([end.bytes_sent, end.bytes_received, end.packets_sent], [300, 40, null]);
-});
-
-Deno.test("FlowTable keeps the names a flow had at begin for its end", () => {
-  const names = new Map([["10.0.0.2", ["www.example.test"]]]);
-  const table = new FlowTable({ context: { names: (a) => names.get(a) ?? [] } });
-  const [begin] = run(table, connection(client).slice(0, 2));
-  names.clear(); // the DNS answer expired while the flow was open
-  const [end] = run(table, [packet(server, client, FIN | ACK, { local: client, ms: 99 })]);
-  assert.deepEqual([begin?.src_dns, begin?.dst_dns], [[], ["www.example.test"]]);
-  // The server closed: it is src now, and keeps its names.
-  assert.deepEqual([end?.src_dns, end?.dst_dns], [["www.example.test"], []]);
-});
-
-Deno.test("FlowTable carries the owner and cgroup from the context", () => {
-  const owner = { pid: 7, uid: 1000, comm: "curl" };
-  const table = new FlowTable({
-    context: {
-      cgroup: () => ({
-        path: "/a/docker-" + "f".repeat(64) + ".scope",
-        containerId: "f".repeat(64),
-      }),
-    },
-  });
-  const events = run(table, [
-    packet(client, server, SYN, { local: client, owner }),
-    packet(server, client, SYN | ACK, { local: client, ms: 1 }),
-    packet(client, server, FIN | ACK, { local: client, ms: 2 }),
+  const events = table.onSnapshot([
+    record("begin", server, client, { cookie: 1, preexisting: true }),
+    record("listen", { addr: "0.0.0.0", port: 80 }, { addr: "0.0.0.0", port: 0 }, { cookie: 2 }),
+    record("begin", client, server, { cookie: 3, preexisting: true }),
+    // Port 80 in another namespace has no listener: outgoing.
+    record("begin", server, client, { cookie: 4, preexisting: true, netns: 9 }),
   ]);
-  for (const e of events) {
-    assert.deepEqual([e.pid, e.uid, e.comm, e.cgroup_id, e.container_id], [
-      7,
-      1000,
-      "curl",
-      42,
-      "f".repeat(64),
-    ]);
-  }
+  assert.deepEqual(events.map((e) => `${describe(e)} ${e.preexisting}`), [
+    "tcp_begin incoming 10.0.0.1:40000>10.0.0.2:80 true",
+    "tcp_begin outgoing 10.0.0.1:40000>10.0.0.2:80 true",
+    "tcp_begin outgoing 10.0.0.2:80>10.0.0.1:40000 true",
+  ]);
+});
+
+Deno.test("endCounters: at a FIN queued bytes count, the SYN and the peer's FIN do not", () => {
+  const at = (end: EndHow, outgoing: boolean) =>
+    endCounters(
+      record("end", client, server, {
+        end,
+        outgoing,
+        counters: {
+          bytesAcked: 1001,
+          bytesReceived: 51,
+          sndUna: 0xfffffff0,
+          writeSeq: 0x10,
+          segsIn: 3,
+          segsOut: 4,
+        },
+      }),
+    );
+  // 1001 acknowledged (with the SYN) and 0x20 still queued across the 2^32 wrap.
+  assert.deepEqual(
+    [at("local-fin", true).bytesSent, at("local-fin", true).bytesReceived],
+    [1032, 51],
+  );
+  assert.deepEqual([at("remote-fin", false).bytesSent, at("remote-fin", false).bytesReceived], [
+    1033,
+    50,
+  ]);
+  // After a reset only what the peer acknowledged was sent.
+  assert.equal(at("remote-rst", true).bytesSent, 1000);
+  assert.deepEqual([at("timeout", true).packetsSent, at("timeout", true).packetsReceived], [4, 3]);
+});
+
+Deno.test("endCounters never gives a number JSON cannot carry exactly", () => {
+  const c = endCounters(
+    record("end", client, server, { counters: { bytesAcked: 2 ** 64, bytesReceived: -1 } }),
+  );
+  assert.deepEqual([c.bytesSent, c.bytesReceived], [null, null]);
+});
+
+// Properties over generated record streams: what the kernel writes per socket
+// (a begin, then an end), duplicated, reordered across sockets, and lost. Each
+// socket has its own cookie (the kernel's are unique) and local port 20000+i,
+// so an event leads back to its socket; addresses and remote ports collide.
+const LOCAL_BASE = 20000;
+const socket = fc.record({
+  netns: fc.constantFrom(1, 2),
+  addr: fc.constantFrom("10.0.0.1", "fd00::1", "::ffff:10.0.0.3"),
+  remote: fc.record({
+    addr: fc.constantFrom("10.0.0.2", "fd00::2"),
+    port: fc.integer({ min: 1, max: 10000 }),
+  }),
+  outgoing: fc.boolean(),
+  end: fc.constantFrom<EndHow>("local-fin", "remote-fin", "local-rst", "remote-rst", "timeout"),
+  counters: fc.record({
+    bytesAcked: fc.oneof(fc.nat(), fc.constant(2 ** 60), fc.constant(2 ** 64)),
+    bytesReceived: fc.nat(),
+    sndUna: fc.nat({ max: 0xffffffff }),
+    writeSeq: fc.nat({ max: 0xffffffff }),
+  }),
+  lose: fc.boolean(),
+  dup: fc.boolean(),
+  loseEnd: fc.boolean(),
+});
+type Generated = { sockets: { outgoing: boolean; end: EndHow }[]; records: FlowRecord[] };
+const stream: fc.Arbitrary<Generated> = fc.array(socket, { maxLength: 60 }).chain((socks) => {
+  const records: FlowRecord[] = [];
+  socks.forEach((s, i) => {
+    const local = { addr: s.addr, port: LOCAL_BASE + i };
+    const [begin, end] = connection(local, s.remote, { ...s, cookie: i + 1, endMs: 10 + i });
+    const counted = { ...end, counters: { ...end.counters, ...s.counters } };
+    if (!s.lose) records.push(begin);
+    if (s.dup) records.push(begin);
+    if (!s.loseEnd) records.push(counted);
+    if (s.dup && !s.loseEnd) records.push(counted);
+  });
+  // Records of different sockets interleave in any order; a socket's own stay in order.
+  return fc.shuffledSubarray(records, { minLength: records.length, maxLength: records.length })
+    .map((shuffled) => {
+      const order = new Map<FlowRecord, number>(records.map((r, i) => [r, i]));
+      const bySocket = new Map<number, FlowRecord[]>();
+      for (const r of [...records].sort((a, b) => order.get(a)! - order.get(b)!)) {
+        bySocket.set(r.cookie, [...(bySocket.get(r.cookie) ?? []), r]);
+      }
+      const next = new Map<number, number>();
+      const out = shuffled.map((r) => {
+        const k = next.get(r.cookie) ?? 0;
+        next.set(r.cookie, k + 1);
+        return bySocket.get(r.cookie)![k]!;
+      });
+      return { sockets: socks, records: out };
+    });
+});
+
+Deno.test("property: at most one begin and one end per socket, whatever the records do", () => {
+  fc.assert(fc.property(stream, ({ records }) => {
+    const events = run(new FlowTable({ maxFlows: 16 }), records);
+    const seen = new Map<string, string[]>();
+    for (const e of events) seen.set(e.flow_id, [...(seen.get(e.flow_id) ?? []), e.event]);
+    const perSocket = new Map<number, number>();
+    for (const e of events) {
+      const port = Math.max(e.src_port, e.dst_port);
+      perSocket.set(port, (perSocket.get(port) ?? 0) + (e.event === "net_flow_tcp_end" ? 1 : 0));
+    }
+    for (const n of perSocket.values()) assert.ok(n <= 1);
+    for (const list of seen.values()) {
+      assert.ok(list.length <= 2);
+      if (list.length === 2) assert.deepEqual(list, ["net_flow_tcp_begin", "net_flow_tcp_end"]);
+    }
+  }));
+});
+
+Deno.test("property: an end has a duration only when its begin was reported", () => {
+  fc.assert(fc.property(stream, ({ records }) => {
+    const events = run(new FlowTable(), records);
+    const begun = new Set(
+      events.filter((e) => e.event === "net_flow_tcp_begin").map((e) => e.flow_id),
+    );
+    for (const e of events) {
+      if (e.event !== "net_flow_tcp_end") continue;
+      assert.equal(e.duration_ms !== null, begun.has(e.flow_id));
+      if (e.duration_ms !== null) assert.ok(e.duration_ms >= 0);
+    }
+  }));
+});
+
+Deno.test("property: every number in every event is exact in JSON, counters never negative", () => {
+  fc.assert(fc.property(stream, ({ records }) => {
+    for (const e of run(new FlowTable(), records)) {
+      for (const [k, v] of Object.entries(e)) {
+        if (typeof v !== "number") continue;
+        if (k !== "duration_ms") assert.ok(Number.isSafeInteger(v), `${k}=${v}`);
+        assert.ok(v >= 0, `${k}=${v}`);
+      }
+    }
+  }));
+});
+
+Deno.test("property: src is the initiator in a begin and the terminator in an end", () => {
+  fc.assert(fc.property(stream, ({ sockets, records }) => {
+    for (const e of run(new FlowTable(), records)) {
+      const localPort = Math.max(e.src_port, e.dst_port);
+      const s = sockets[localPort - LOCAL_BASE]!;
+      const localIsSrc = e.src_port === localPort;
+      assert.equal(e.conn_direction, s.outgoing ? "outgoing" : "incoming");
+      if (e.event === "net_flow_tcp_begin") assert.equal(localIsSrc, s.outgoing);
+      else assert.equal(localIsSrc, !s.end.startsWith("remote"));
+    }
+  }));
 });
