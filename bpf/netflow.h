@@ -112,13 +112,25 @@ struct nf_packet {
 	char comm[NF_COMM_LEN];
 };
 
-/* One DNS response (source port 53, UDP or TCP), payload cut at NF_DNS_MAX. */
+/*
+ * One DNS answer that matched a query of the same network namespace (see
+ * bpf/dns.bpf.h), on its own ring (`dns_events`). Variable length: the ring
+ * holds offsetof(payload) + captured_len bytes of it.
+ */
 struct nf_dns {
 	struct nf_header hdr;
-	__u16 payload_len;    /* the message's full length in this packet */
+	__u64 question;       /* FNV-1a 64 of the query's question (lowercased name, type, class) */
+	__u8 saddr[16];       /* the packet's, network order; IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+	__u32 netns;          /* inode of the socket's network namespace */
+	__u32 stream_off;     /* TCP: offset of this segment in the answer stream (0: its start) */
+	__u16 sport;          /* host order */
+	__u16 dport;
+	__u16 payload_len;    /* UDP: the message's length; TCP: this segment's payload */
 	__u16 captured_len;   /* bytes copied into payload (<= NF_DNS_MAX) */
+	__u16 query_id;       /* the query's transaction id */
 	__u8 transport;       /* IPPROTO_UDP (17) or IPPROTO_TCP (6) */
-	__u8 pad[3];
+	__u8 pad[5];
 	__u8 payload[NF_DNS_MAX];
 };
 
@@ -150,7 +162,12 @@ enum nf_counter {
 	NF_CNT_LOST = 0,      /* bpf_ringbuf_reserve failed: a record was lost */
 	NF_CNT_DNS_CUT = 1,   /* a DNS message longer than NF_DNS_MAX was cut */
 	NF_CNT_UNTRACKED = 2, /* no socket storage could be had: a socket netflow cannot follow */
-	NF_CNT_MAX = 3,
+	NF_CNT_DNS_LOST = 3,  /* the dns_events ring was full: a DNS answer was lost */
+	NF_CNT_DNS_UNMATCHED = 4, /* an answer that matched no recorded query (dropped) */
+	NF_CNT_DNS_QUERIES = 5,   /* queries recorded (new entries in dns_queries) */
+	NF_CNT_DNS_ANSWERED = 6,  /* entries removed by their answer, or found stale */
+	NF_CNT_DNS_STREAMS = 7,   /* TCP streams that carried a recorded query */
+	NF_CNT_MAX = 8,
 };
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");
@@ -158,6 +175,6 @@ _Static_assert(sizeof(struct nf_config) == 8, "nf_config layout");
 _Static_assert(sizeof(struct nf_holder) == 72, "nf_holder layout");
 _Static_assert(sizeof(struct nf_flow) == 152, "nf_flow layout");
 _Static_assert(sizeof(struct nf_packet) == 104, "nf_packet layout");
-_Static_assert(sizeof(struct nf_dns) == 24 + 8 + NF_DNS_MAX, "nf_dns layout");
+_Static_assert(sizeof(struct nf_dns) == 88 + NF_DNS_MAX, "nf_dns layout");
 
 #endif /* NETFLOW_H */

@@ -31,7 +31,8 @@ function summary(events: number, stats: MonitorStats): string {
   return `netflow: ${events} events, ${stats.lost} lost records, ` +
     `${stats.evicted} evicted flows, ${stats.malformed} malformed records, ` +
     `${stats.dnsResponses} DNS responses (${stats.dnsMalformed} malformed, ${stats.dnsCut} cut, ` +
-    `${stats.dnsEvicted} evicted from the cache)`;
+    `${stats.dnsEvicted} evicted from the cache), ${stats.dnsLost} lost DNS records, ` +
+    `${stats.dnsUnmatched} unmatched DNS answers, ${stats.dnsQueriesEvicted} evicted DNS queries`;
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -6,15 +6,10 @@
  * @module
  */
 import { findCgroup2Mount, relativeCgroupPath, resolveCgroupDir } from "./bpf/cgroup.ts";
-import { DEFAULT_RING_BYTES, Probe } from "./bpf/loader.ts";
-import {
-  type DnsMessage,
-  type KernelRecord,
-  RecordDecoder,
-  type TcpPacket,
-} from "./bpf/records.ts";
+import { DEFAULT_RING_BYTES, Probe, type ProbeCounters } from "./bpf/loader.ts";
+import { type KernelRecord, RecordDecoder, type TcpPacket } from "./bpf/records.ts";
 import type { FlowEvent } from "./flow/events.ts";
-import { DnsCache, type DnsCacheOptions } from "./dns/cache.ts";
+import { DnsNames, type DnsNamesOptions } from "./dns/names.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
 import { SocketHolders } from "./enrich/holders.ts";
 import { clocks } from "./ffi/libbpf.ts";
@@ -70,7 +65,7 @@ export interface MonitorOptions<E extends EventName = EventName> {
   /** Ring buffer reader: "mmap" (default) or "callback" (libbpf's ring_buffer__consume). */
   reader?: ReaderKind;
   /** DNS cache size (`maxEntries`, at least 1) and expiry (`graceMs`, at least 0). */
-  dns?: DnsCacheOptions;
+  dns?: DnsNamesOptions;
 }
 
 /** Counts for the exit summary. */
@@ -87,13 +82,19 @@ export interface MonitorStats {
   openFlows: number;
   /** Sockets the kernel could not follow (no socket storage could be had). */
   untracked: number;
-  /** DNS responses seen, and those that could not be parsed. */
+  /** DNS answers read (each matched a query of its namespace), and those that were not valid. */
   dnsResponses: number;
   dnsMalformed: number;
-  /** DNS messages cut at the kernel's copy limit. */
+  /** DNS answers read only in part (longer than the kernel copies, or a TCP stream with a hole). */
   dnsCut: number;
-  /** Addresses dropped from the full DNS cache. */
+  /** Addresses dropped from full DNS caches (one cache per network namespace). */
   dnsEvicted: number;
+  /** DNS records lost because DNS's own ring was full (never costs a TCP record). */
+  dnsLost: number;
+  /** DNS answers that matched no query of their namespace, dropped in the kernel. */
+  dnsUnmatched: number;
+  /** Recorded queries pushed out of the kernel's bounded query map before their answer. */
+  dnsQueriesEvicted: number;
 }
 
 /** Idle: one poll with this timeout; it also bounds how long a stop takes. */
@@ -114,7 +115,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   readonly #probe: Probe;
   readonly #decoder: RecordDecoder;
   readonly #flows: FlowTable;
-  readonly #dns: DnsCache;
+  readonly #dns: DnsNames;
+  readonly #onDnsRecord: (view: DataView, offset: number, length: number) => void;
   readonly #want: ReadonlySet<EventName>;
   readonly #onRecord: (view: DataView, offset: number, length: number) => void;
   #batch: NetflowEvent[] = [];
@@ -123,7 +125,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #stopping = false;
   #waiting = false;
   #closed = false;
-  #final: { lost: number; dnsCut: number; untracked: number } | undefined;
+  #final: (ProbeCounters & { dnsPending: number }) | undefined;
 
   /**
    * Loads netflow's programs and attaches them to the cgroup.
@@ -140,13 +142,13 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     const mount = findCgroup2Mount();
     this.cgroupDir = resolveCgroupDir(mount, options.cgroup);
     this.cgroup = relativeCgroupPath(mount, this.cgroupDir);
-    this.#dns = new DnsCache(options.dns);
+    this.#dns = new DnsNames(options.dns);
     const cgroups = new CgroupPaths(mount, this.cgroupDir);
     const holders = new SocketHolders(() => this.#probe.holders());
     this.#flows = new FlowTable({
       ...(options.maxFlows === undefined ? {} : { maxFlows: options.maxFlows }),
       context: {
-        names: (addr, _netns) => this.#dns.names(addr),
+        names: (addr, netns) => this.#dns.names(netns, addr),
         cgroup: (id) => cgroups.lookup(id),
         owner: (query) => holders.owner(query),
       },
@@ -158,8 +160,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       forwardAll: this.#want.has(EVENT_PACKET),
       snapshotAll: this.cgroupDir === mount,
     });
-    const { monotonicNs, realtimeNs } = clocks();
-    this.#decoder = new RecordDecoder(Number((realtimeNs - monotonicNs) / 1000n));
+    this.#decoder = new RecordDecoder(clockOffsetUs());
     // Who holds the sockets that already exist (they have no socket storage),
     // then the connections open now: begins with preexisting: true.
     holders.refresh();
@@ -172,12 +173,26 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       if (record === undefined) this.#malformed++;
       else this.#dispatch(record);
     };
+    this.#onDnsRecord = (view, offset, length) => {
+      const record = this.#decoder.decode(view, offset, length);
+      if (record?.kind === "dns") this.#dns.onMessage(record);
+      else this.#malformed++;
+    };
+  }
+
+  /** The unexpired names network namespace `netns` (its inode) resolved to `address`. */
+  dnsNames(netns: number, address: string): readonly string[] {
+    return this.#dns.names(netns, address);
   }
 
   get stats(): MonitorStats {
-    const kernel = this.#final ?? this.#probe.counters();
+    const kernel = this.#final ?? { ...this.#probe.counters(), dnsPending: 0 };
     const flows = this.#flows.stats;
     const dns = this.#dns.stats;
+    // Entries leave the LRU query map by their answer or by eviction; what stays is pending.
+    const queriesEvicted = this.#final === undefined
+      ? 0
+      : Math.max(0, kernel.dnsQueries - kernel.dnsAnswered - kernel.dnsPending);
     return {
       events: this.#events,
       lost: kernel.lost,
@@ -187,8 +202,11 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       untracked: kernel.untracked,
       dnsResponses: dns.responses,
       dnsMalformed: dns.malformed,
-      dnsCut: kernel.dnsCut,
+      dnsCut: dns.cut,
       dnsEvicted: dns.evicted,
+      dnsLost: kernel.dnsLost,
+      dnsUnmatched: kernel.dnsUnmatched,
+      dnsQueriesEvicted: queriesEvicted,
     };
   }
 
@@ -232,14 +250,18 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
 
   #teardown(): void {
     if (this.#closed) return;
-    this.#final = this.#probe.counters();
+    this.#final = { ...this.#probe.counters(), dnsPending: this.#probe.pendingDnsQueries() };
     this.#closed = true;
     this.#probe.close();
   }
 
   #drain(): number {
     if (this.#closed) return 0;
-    return this.#probe.reader.drain(this.#onRecord);
+    // Re-read at every drain: the wall clock may have stepped, or the host slept.
+    this.#decoder.clockOffsetUs = clockOffsetUs();
+    // DNS first: the names are in the caches before the flows that need them.
+    return this.#probe.dnsReader.drain(this.#onDnsRecord) +
+      this.#probe.reader.drain(this.#onRecord);
   }
 
   #take(): EventOf<E>[] {
@@ -252,7 +274,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
 
   #dispatch(record: KernelRecord): void {
     if (record.kind === "dns") {
-      this.#onDns(record);
+      this.#malformed++; // DNS has its own ring
       return;
     }
     if (record.kind === "packet") {
@@ -266,10 +288,12 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #push(events: readonly FlowEvent[]): void {
     for (const event of events) if (this.#want.has(event.event)) this.#batch.push(event);
   }
+}
 
-  #onDns(message: DnsMessage): void {
-    this.#dns.addMessage(message.payload, message.timeUs, message.transport);
-  }
+/** Realtime minus monotonic (what the kernel's timestamps count), in µs. */
+function clockOffsetUs(): number {
+  const { monotonicNs, realtimeNs } = clocks();
+  return Number((realtimeNs - monotonicNs) / 1000n);
 }
 
 const FLAG_NAMES = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];

@@ -10,6 +10,7 @@ import {
   type BpfLink,
   BpfObject,
   CgroupFd,
+  countMapKeys,
   LibbpfError,
   strerror,
   sumPerCpu,
@@ -34,6 +35,8 @@ export const BPF_NAMES = {
     owners: "owners",
     socks: "socks",
     snapshotCgroups: "snapshot_cgroups",
+    dnsEvents: "dns_events",
+    dnsQueries: "dns_queries",
   },
   /** The .rodata section: struct nf_config nf_config, its only variable. */
   config: ".rodata",
@@ -43,6 +46,12 @@ export const BPF_NAMES = {
 const COUNTER_LOST = 0;
 const COUNTER_DNS_CUT = 1;
 const COUNTER_UNTRACKED = 2;
+const COUNTER_DNS_LOST = 3;
+const COUNTER_DNS_UNMATCHED = 4;
+const COUNTER_DNS_QUERIES = 5;
+const COUNTER_DNS_ANSWERED = 6;
+/** sizeof(struct dns_key) in bpf/dns.bpf.h. */
+const DNS_KEY_SIZE = 44;
 
 export const DEFAULT_RING_BYTES = 16 << 20;
 
@@ -66,14 +75,24 @@ export interface ProbeCounters {
   dnsCut: number;
   /** Sockets netflow could not follow (no socket storage could be had). */
   untracked: number;
+  /** DNS answers lost because the dns_events ring was full. */
+  dnsLost: number;
+  /** DNS answers that matched no recorded query of their namespace (dropped in the kernel). */
+  dnsUnmatched: number;
+  /** Queries recorded, and those that left the map through their answer (or stale). */
+  dnsQueries: number;
+  dnsAnswered: number;
 }
 
 /** netflow's programs, attached to one cgroup, with the reader of their ring buffer. */
 export class Probe implements Disposable {
   readonly cgroupDir: string;
   readonly reader: RingReader;
+  /** The reader of `dns_events`, DNS's own ring (DNS never costs a TCP record). */
+  readonly dnsReader: RingReader;
   readonly #stack = new DisposableStack();
   readonly #countersFd: number;
+  readonly #dnsQueriesFd: number;
   readonly #holders: BpfLink;
   readonly #snapshot: BpfLink;
   readonly #snapshotCgroupsFd: number;
@@ -88,6 +107,11 @@ export class Probe implements Disposable {
       this.reader = stack.use(
         openRingReader(options.reader ?? "mmap", events.fd, events.maxEntries),
       );
+      const dnsEvents = obj.map(BPF_NAMES.maps.dnsEvents);
+      this.dnsReader = stack.use(
+        openRingReader(options.reader ?? "mmap", dnsEvents.fd, dnsEvents.maxEntries),
+      );
+      this.#dnsQueriesFd = obj.map(BPF_NAMES.maps.dnsQueries).fd;
       this.#holders = stack.use(obj.attachIterator(BPF_NAMES.iterators.holders));
       this.#snapshot = stack.use(obj.attachIterator(BPF_NAMES.iterators.snapshot));
       this.#snapshotCgroupsFd = obj.map(BPF_NAMES.maps.snapshotCgroups).fd;
@@ -113,7 +137,16 @@ export class Probe implements Disposable {
       lost: Number(sumPerCpu(this.#countersFd, COUNTER_LOST)),
       dnsCut: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_CUT)),
       untracked: Number(sumPerCpu(this.#countersFd, COUNTER_UNTRACKED)),
+      dnsLost: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_LOST)),
+      dnsUnmatched: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_UNMATCHED)),
+      dnsQueries: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_QUERIES)),
+      dnsAnswered: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_ANSWERED)),
     };
+  }
+
+  /** Queries recorded now and not yet answered (a walk over the map's keys). */
+  pendingDnsQueries(): number {
+    return countMapKeys(this.#dnsQueriesFd, DNS_KEY_SIZE);
   }
 
   /**

@@ -82,8 +82,23 @@ export const LAYOUT = {
     fields: { forward_all: 0, snapshot_all: 1, pad: 2 },
   },
   nf_dns: {
-    size: 1312,
-    fields: { hdr: 0, payload_len: 24, captured_len: 26, transport: 28, pad: 29, payload: 32 },
+    size: 1368,
+    fields: {
+      hdr: 0,
+      question: 24,
+      saddr: 32,
+      daddr: 48,
+      netns: 64,
+      stream_off: 68,
+      sport: 72,
+      dport: 74,
+      payload_len: 76,
+      captured_len: 78,
+      query_id: 80,
+      transport: 82,
+      pad: 83,
+      payload: 88,
+    },
   },
 } as const;
 
@@ -192,14 +207,29 @@ export interface TcpPacket {
   readonly owner: SocketOwner | null;
 }
 
-/** One DNS response message as the kernel copied it. */
+/**
+ * One DNS answer the kernel matched to a query of the same network namespace
+ * (UDP: the whole message; TCP: one segment of the answer's stream).
+ */
 export interface DnsMessage {
   readonly kind: "dns";
   readonly timeUs: number;
   readonly cgroupId: number;
   readonly direction: Direction;
   readonly transport: "udp" | "tcp";
-  /** The message's length on the wire; more than payload.length when it was cut. */
+  /** Inode of the network namespace that asked (as `stat -L /proc/PID/ns/net` prints). */
+  readonly netns: number;
+  /** The packet's addresses and ports: src is the server. */
+  readonly src: string;
+  readonly dst: string;
+  readonly srcPort: number;
+  readonly dstPort: number;
+  /** The query's transaction id, and the hash of its question (see src/dns/parse.ts). */
+  readonly queryId: number;
+  readonly question: bigint;
+  /** TCP: where this segment starts in the answer stream (0: its 2-byte length). */
+  readonly streamOffset: number;
+  /** UDP: the message's length on the wire; TCP: the segment's. More than payload.length when cut. */
   readonly length: number;
   readonly payload: Uint8Array;
 }
@@ -223,12 +253,13 @@ function u64(view: DataView, at: number): number {
  * their layout or of an unknown kind return `undefined` (the caller counts them).
  */
 export class RecordDecoder {
-  readonly #clockOffsetUs: number;
+  /** Realtime minus monotonic, re-read by the monitor (clock steps, suspend). */
+  clockOffsetUs: number;
   /** One owner object per process, shared by its packets (and the flows that keep them). */
   readonly #owners = new Map<number, SocketOwner>();
 
   constructor(clockOffsetUs: number) {
-    this.#clockOffsetUs = clockOffsetUs;
+    this.clockOffsetUs = clockOffsetUs;
   }
 
   decode(view: DataView, offset: number, length: number): KernelRecord | undefined {
@@ -247,7 +278,7 @@ export class RecordDecoder {
   }
 
   #usFromNs(ns: number): number {
-    return Math.floor(ns / 1000) + this.#clockOffsetUs;
+    return Math.floor(ns / 1000) + this.clockOffsetUs;
   }
 
   /** One nf_flow record (ring buffer or tcp iterator); the caller checked its length. */
@@ -349,12 +380,22 @@ export class RecordDecoder {
   #dns(view: DataView, at: number, length: number): DnsMessage {
     const captured = Math.min(view.getUint16(at + D.captured_len, true), length - D.payload);
     const start = view.byteOffset + at + D.payload;
+    const bytes = new Uint8Array(view.buffer, view.byteOffset + at, D.payload);
+    const addr = view.getUint8(at + H.family) === 6 ? formatIPv6 : formatIPv4;
     return {
       kind: "dns",
       timeUs: this.#timeUs(view, at),
       cgroupId: u64(view, at + H.cgroup_id),
       direction: view.getUint8(at + H.direction) === EGRESS ? "egress" : "ingress",
       transport: view.getUint8(at + D.transport) === 6 ? "tcp" : "udp",
+      netns: view.getUint32(at + D.netns, true),
+      src: addr(bytes, D.saddr),
+      dst: addr(bytes, D.daddr),
+      srcPort: view.getUint16(at + D.sport, true),
+      dstPort: view.getUint16(at + D.dport, true),
+      queryId: view.getUint16(at + D.query_id, true),
+      question: view.getBigUint64(at + D.question, true),
+      streamOffset: view.getUint32(at + D.stream_off, true),
       length: view.getUint16(at + D.payload_len, true),
       // A copy: the ring's memory is reused once the record is consumed.
       payload: new Uint8Array(view.buffer.slice(start, start + Math.max(0, captured))),

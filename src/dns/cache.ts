@@ -1,5 +1,6 @@
 /**
- * The passive DNS cache: address -> the names the host resolved to it.
+ * One network namespace's passive DNS cache: address -> the names that
+ * namespace resolved to it (src/dns/names.ts keeps one per namespace).
  *
  * Each address holds up to {@link MAX_GROUPS} name chains (one per distinct
  * query that led to it), each with its own expiry: TTL plus a grace period.
@@ -8,22 +9,23 @@
  *
  * @module
  */
-import { parseResponses } from "./parse.ts";
+import { boottimeMs } from "../ffi/libbpf.ts";
 
 export interface DnsCacheOptions {
   /** Addresses kept at most (default 65536). */
   maxEntries?: number;
   /** Kept this long past an answer's TTL (default 5000 ms). */
   graceMs?: number;
+  /**
+   * The clock expiry uses, in ms. Default: CLOCK_BOOTTIME, which neither steps
+   * with the wall clock nor stops during suspend.
+   */
+  now?: () => number;
 }
 
 export interface DnsCacheStats {
   /** Addresses cached now. */
   entries: number;
-  /** DNS responses handed to the cache. */
-  responses: number;
-  /** Responses that were not valid DNS (counted, otherwise ignored). */
-  malformed: number;
   /** Addresses dropped because the cache was full. */
   evicted: number;
 }
@@ -44,42 +46,22 @@ export class DnsCache {
   readonly #entries = new Map<string, Group[]>();
   readonly #maxEntries: number;
   readonly #graceMs: number;
-  #responses = 0;
-  #malformed = 0;
+  readonly #now: () => number;
   #evicted = 0;
   #lastSweepMs = 0;
 
   constructor(options: DnsCacheOptions = {}) {
     this.#maxEntries = Math.max(1, options.maxEntries ?? 65_536);
     this.#graceMs = Math.max(0, options.graceMs ?? 5000);
+    this.#now = options.now ?? boottimeMs;
   }
 
   get stats(): DnsCacheStats {
-    return {
-      entries: this.#entries.size,
-      responses: this.#responses,
-      malformed: this.#malformed,
-      evicted: this.#evicted,
-    };
-  }
-
-  /** Feeds one DNS message seen at `timeUs` (Unix µs). Invalid input is counted, never thrown. */
-  addMessage(payload: Uint8Array, timeUs: number, transport: "udp" | "tcp" = "udp"): void {
-    this.#responses++;
-    const nowMs = timeUs / 1000;
-    let resolutions;
-    try {
-      resolutions = parseResponses(payload, transport);
-    } catch {
-      this.#malformed++;
-      return;
-    }
-    for (const r of resolutions) this.add(r.address, r.names, r.ttl, nowMs);
-    if (nowMs - this.#lastSweepMs >= SWEEP_EVERY_MS) this.purge(nowMs);
+    return { entries: this.#entries.size, evicted: this.#evicted };
   }
 
   /** Records that `address` was reached through `names` (chain order) for `ttl` seconds. */
-  add(address: string, names: string[], ttl: number, nowMs: number): void {
+  add(address: string, names: string[], ttl: number, nowMs = this.#now()): void {
     const expiresMs = nowMs + ttl * 1000 + this.#graceMs;
     const groups = this.#entries.get(address) ?? [];
     this.#entries.delete(address); // re-inserted last: most recently used
@@ -95,10 +77,11 @@ export class DnsCache {
       this.#entries.delete(this.#entries.keys().next().value!);
       this.#evicted++;
     }
+    if (nowMs - this.#lastSweepMs >= SWEEP_EVERY_MS) this.purge(nowMs);
   }
 
   /** The unexpired names for `address`, each once, chains in the order they were learned. */
-  names(address: string, nowMs = Date.now()): readonly string[] {
+  names(address: string, nowMs = this.#now()): readonly string[] {
     const groups = this.#entries.get(address);
     if (groups === undefined) return NO_NAMES;
     const live = groups.filter((g) => g.expiresMs > nowMs);
@@ -109,7 +92,7 @@ export class DnsCache {
   }
 
   /** Drops every expired chain, and addresses left with none. */
-  purge(nowMs = Date.now()): void {
+  purge(nowMs = this.#now()): void {
     this.#lastSweepMs = nowMs;
     for (const [address, groups] of this.#entries) {
       const live = groups.filter((g) => g.expiresMs > nowMs);

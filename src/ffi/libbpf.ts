@@ -47,6 +47,8 @@ const SYMBOLS = {
   bpf_map_lookup_elem: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   // int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags);
   bpf_map_update_elem: { parameters: ["i32", "buffer", "buffer", "u64"], result: "i32" },
+  // int bpf_map_get_next_key(int fd, const void *key, void *next_key);
+  bpf_map_get_next_key: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   // int libbpf_num_possible_cpus(void);
   libbpf_num_possible_cpus: { parameters: [], result: "i32" },
   // int libbpf_strerror(int err, char *buf, size_t size);
@@ -406,6 +408,28 @@ export function updateMap(
   value: Uint8Array<ArrayBuffer>,
 ): void {
   check("Update map", libbpf().bpf_map_update_elem(mapFd, key, value, 0n));
+}
+
+/** How many keys a hash map holds now: a walk with bpf_map_get_next_key (ENOENT ends it). */
+export function countMapKeys(mapFd: number, keySize: number, limit = 1 << 20): number {
+  const lib = libbpf();
+  let key: Uint8Array<ArrayBuffer> | null = null;
+  let next = new Uint8Array(keySize);
+  let n = 0;
+  // A NULL key asks for the first one.
+  while (n < limit && lib.bpf_map_get_next_key(mapFd, key, next) === 0) {
+    n++;
+    [key, next] = [next, key ?? new Uint8Array(keySize)];
+  }
+  return n;
+}
+
+/** CLOCK_BOOTTIME in ms: monotonic, and it counts suspend (DNS TTLs expire while asleep). */
+export function boottimeMs(): number {
+  const CLOCK_BOOTTIME = 7;
+  const ts = new BigInt64Array(2);
+  check("clock_gettime", libbpf().clock_gettime(CLOCK_BOOTTIME, ts));
+  return Number(ts[0]!) * 1000 + Number(ts[1]!) / 1e6;
 }
 
 /** CLOCK_MONOTONIC (what bpf_ktime_get_ns reads) and CLOCK_REALTIME, in ns. */

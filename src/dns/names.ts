@@ -1,0 +1,254 @@
+/**
+ * The names each network namespace resolved: the kernel's matched DNS answers
+ * in, `names(netns, address)` out.
+ *
+ * - One {@link DnsCache} per network namespace (a bounded map of bounded
+ *   caches, evictions counted), so one container cannot name another's
+ *   addresses.
+ * - DNS over TCP arrives as the segments of one answer stream (the kernel
+ *   copies only streams that carried a recorded query); they are reassembled
+ *   here per namespace and 4-tuple, in a bounded buffer, and the message is
+ *   read only if its transaction id and question are the query's. A stream
+ *   with a hole (a segment longer than the kernel copies) gives the records
+ *   before the hole and counts as cut; nothing is ever read across a hole.
+ *
+ * @module
+ */
+import type { DnsMessage } from "../bpf/records.ts";
+import { DnsCache, type DnsCacheOptions } from "./cache.ts";
+import { type Answer, parseAnswer } from "./parse.ts";
+import { boottimeMs } from "../ffi/libbpf.ts";
+
+export interface DnsNamesOptions extends DnsCacheOptions {
+  /** Network namespaces with a cache at most (default 64); the least recently used goes first. */
+  maxNamespaces?: number;
+}
+
+export interface DnsNamesStats {
+  /** Namespaces with a cache now, and the addresses all of them hold. */
+  namespaces: number;
+  entries: number;
+  /** DNS answers handed over (a TCP answer counts once, when complete or cut). */
+  responses: number;
+  /** Answers that were not valid DNS, or (TCP) not the query's id and question. */
+  malformed: number;
+  /** Answers read only in part: cut by the kernel's copy, or a TCP stream with a hole. */
+  cut: number;
+  /** Addresses dropped from full caches, and with the caches of evicted namespaces. */
+  evicted: number;
+  /** TCP answer streams dropped unfinished (too many at once, or idle too long). */
+  streamsDropped: number;
+}
+
+/** One TCP answer being reassembled. */
+interface Stream {
+  netns: number;
+  queryId: number;
+  question: bigint;
+  /** 2 + the message length, once known. */
+  total: number;
+  data: Uint8Array;
+  /** Bytes from 0 that are present. */
+  contiguous: number;
+  /** Segments that arrived past `contiguous` (reordered), by offset. */
+  pending: Map<number, Uint8Array>;
+  cut: boolean;
+  startedMs: number;
+}
+
+const MAX_STREAMS = 256;
+const STREAM_IDLE_MS = 10_000;
+
+export class DnsNames {
+  readonly #caches = new Map<number, DnsCache>();
+  readonly #streams = new Map<string, Stream>();
+  readonly #options: DnsNamesOptions;
+  readonly #maxNamespaces: number;
+  readonly #now: () => number;
+  #responses = 0;
+  #malformed = 0;
+  #cut = 0;
+  #evictedWithNamespace = 0;
+  #evictedCaches = 0;
+  #streamsDropped = 0;
+
+  constructor(options: DnsNamesOptions = {}) {
+    this.#options = options;
+    this.#maxNamespaces = Math.max(1, options.maxNamespaces ?? 64);
+    this.#now = options.now ?? boottimeMs;
+  }
+
+  get stats(): DnsNamesStats {
+    let entries = 0, evicted = this.#evictedWithNamespace + this.#evictedCaches;
+    for (const cache of this.#caches.values()) {
+      entries += cache.stats.entries;
+      evicted += cache.stats.evicted;
+    }
+    return {
+      namespaces: this.#caches.size,
+      entries,
+      responses: this.#responses,
+      malformed: this.#malformed,
+      cut: this.#cut,
+      evicted,
+      streamsDropped: this.#streamsDropped,
+    };
+  }
+
+  /** The unexpired names `netns` resolved to `address` (queried name first, then CNAMEs). */
+  names(netns: number, address: string): readonly string[] {
+    const cache = this.#caches.get(netns);
+    return cache === undefined ? NO_NAMES : cache.names(address);
+  }
+
+  /** Feeds one matched answer (UDP) or answer segment (TCP) from the kernel. Never throws. */
+  onMessage(m: DnsMessage): void {
+    if (m.transport === "udp") {
+      this.#answer(m.netns, m.payload, m.length, m.length > m.payload.length);
+    } else {
+      this.#segment(m);
+    }
+  }
+
+  /** One whole (or cut) message; `expect` for TCP, whose id and question the kernel did not see. */
+  #answer(
+    netns: number,
+    message: Uint8Array,
+    wireLength: number,
+    cut: boolean,
+    expect?: { queryId: number; question: bigint },
+  ): void {
+    this.#responses++;
+    if (cut) this.#cut++;
+    let answer: Answer;
+    try {
+      answer = parseAnswer(message, wireLength);
+    } catch {
+      this.#malformed++;
+      return;
+    }
+    if (expect && (answer.id !== expect.queryId || answer.question !== expect.question)) {
+      this.#malformed++;
+      return;
+    }
+    if (answer.resolutions.length === 0) return;
+    const cache = this.#cache(netns);
+    const nowMs = this.#now();
+    for (const r of answer.resolutions) cache.add(r.address, r.names, r.ttl, nowMs);
+  }
+
+  #cache(netns: number): DnsCache {
+    let cache = this.#caches.get(netns);
+    if (cache !== undefined) {
+      this.#caches.delete(netns); // re-inserted last: most recently used
+    } else {
+      cache = new DnsCache(this.#options);
+      while (this.#caches.size >= this.#maxNamespaces) {
+        const [oldest, old] = this.#caches.entries().next().value!;
+        this.#evictedWithNamespace += old.stats.entries;
+        this.#evictedCaches += old.stats.evicted;
+        this.#caches.delete(oldest);
+      }
+    }
+    this.#caches.set(netns, cache);
+    return cache;
+  }
+
+  #segment(m: DnsMessage): void {
+    const key = `${m.netns} ${m.src} ${m.srcPort} ${m.dst} ${m.dstPort}`;
+    const nowMs = this.#now();
+    let stream = this.#streams.get(key);
+    if (m.streamOffset === 0) {
+      if (stream !== undefined) this.#drop(key); // a new answer on the same connection
+      stream = {
+        netns: m.netns,
+        queryId: m.queryId,
+        question: m.question,
+        total: 0,
+        data: new Uint8Array(0),
+        contiguous: 0,
+        pending: new Map(),
+        cut: false,
+        startedMs: nowMs,
+      };
+      this.#expire(nowMs);
+      this.#streams.set(key, stream);
+    }
+    if (stream === undefined) return; // its start was not seen: never read it
+    const bytes = m.payload;
+    if (m.length > bytes.length) stream.cut = true; // a hole after these bytes
+    if (m.streamOffset > stream.contiguous) {
+      if (stream.pending.size < 64) stream.pending.set(m.streamOffset, bytes);
+      else stream.cut = true;
+      return;
+    }
+    this.#append(stream, m.streamOffset, bytes);
+    for (let next; (next = stream.pending.get(stream.contiguous)) !== undefined;) {
+      stream.pending.delete(stream.contiguous);
+      this.#append(stream, stream.contiguous, next);
+    }
+    this.#settle(key, stream);
+  }
+
+  #append(stream: Stream, offset: number, bytes: Uint8Array): void {
+    const end = offset + bytes.length;
+    if (end <= stream.contiguous) return; // a retransmission
+    if (stream.total === 0) {
+      // Until the 2-byte length is in, the bytes so far are all there is.
+      const prefix = concat(stream.data, bytes, offset);
+      if (prefix.length < 2) {
+        stream.data = prefix;
+        stream.contiguous = prefix.length;
+        return;
+      }
+      stream.total = 2 + ((prefix[0]! << 8) | prefix[1]!);
+      stream.data = new Uint8Array(stream.total);
+      stream.contiguous = Math.min(prefix.length, stream.total);
+      stream.data.set(prefix.subarray(0, stream.contiguous));
+      return;
+    }
+    const from = stream.contiguous - offset;
+    const room = stream.total - stream.contiguous;
+    const take = bytes.subarray(from, from + room);
+    stream.data.set(take, stream.contiguous);
+    stream.contiguous += take.length;
+  }
+
+  /** A complete answer is read; a cut one is read up to its hole. */
+  #settle(key: string, stream: Stream): void {
+    const complete = stream.total > 0 && stream.contiguous >= stream.total;
+    if (!complete && !stream.cut) return;
+    this.#streams.delete(key);
+    if (stream.total === 0) {
+      this.#responses++;
+      this.#cut++;
+      this.#malformed++;
+      return;
+    }
+    const message = stream.data.subarray(2, complete ? stream.total : stream.contiguous);
+    this.#answer(stream.netns, message, stream.total - 2, !complete, stream);
+  }
+
+  #drop(key: string): void {
+    this.#streams.delete(key);
+    this.#streamsDropped++;
+  }
+
+  /** Streams idle too long go; so does the oldest when there are too many. */
+  #expire(nowMs: number): void {
+    for (const [key, s] of this.#streams) {
+      if (nowMs - s.startedMs < STREAM_IDLE_MS && this.#streams.size < MAX_STREAMS) break;
+      this.#drop(key);
+    }
+  }
+}
+
+const NO_NAMES: readonly string[] = Object.freeze([]);
+
+/** `head` followed by `bytes` placed at `offset` (offset <= head.length). */
+function concat(head: Uint8Array, bytes: Uint8Array, offset: number): Uint8Array {
+  const out = new Uint8Array(offset + bytes.length);
+  out.set(head.subarray(0, offset));
+  out.set(bytes, offset);
+  return out;
+}
