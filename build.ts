@@ -1,37 +1,48 @@
 /**
- * Builds netflow's kernel object, and with `--compile` the single executable.
+ * Builds netflow's kernel object into a committed TypeScript module, and with
+ * `--compile` the single executable.
  *
- *   deno task build     bpf/netflow.bpf.c -> bpf/netflow.bpf.o (skipped when unchanged)
- *   deno task compile   dist/netflow, with the object embedded (needs denort: DENORT_BIN)
+ *   deno task build            bpf/*.c, bpf/*.h -> src/bpf/object.generated.ts
+ *                              (skipped when the recorded input hash is current)
+ *   deno run -A build.ts --check   fails when the module is stale (deno task check runs it)
+ *   deno task compile          dist/netflow (needs denort: DENORT_BIN)
+ *
+ * The object is committed as a module (as bpf2go commits its objects) so that
+ * `mod.ts` works by path or URL with plain `deno run`: no clang, no raw-import
+ * flag, no import map at run time.
  *
  * @module
  */
 import { createHash } from "node:crypto";
 
 const root = new URL(".", import.meta.url).pathname;
-const source = `${root}bpf/netflow.bpf.c`;
-const header = `${root}bpf/netflow.h`;
-const dnsHeader = `${root}bpf/dns.bpf.h`;
-const object = `${root}bpf/netflow.bpf.o`;
-const stamp = `${object}.stamp`;
-const CLANG_ARGS = [
+/** Where the generated module lives, relative to the root. */
+export const MODULE = "src/bpf/object.generated.ts";
+const SOURCE = "bpf/netflow.bpf.c";
+/** What to tell whoever finds the module stale. */
+const REBUILD = `run \`deno task build\` (or ./task build) and commit ${MODULE}`;
+// Relative paths from the root and a prefix map keep the checkout's location
+// out of the object, so any clone builds the same bytes.
+const CLANG_FLAGS = [
   "-target",
   "bpf",
   "-O2",
   "-g",
   "-Wall",
   "-Werror",
+  "-fdebug-prefix-map=ROOT=.",
   // Debian keeps <asm/types.h> under the multiarch include directory.
   "-I/usr/include/x86_64-linux-gnu",
   "-c",
-  source,
-  "-o",
-  object,
+  SOURCE,
 ];
+/** DWARF goes (libbpf does not read it), BTF stays: as libbpf-bootstrap and bpf2go do. */
+const STRIP_FLAGS = ["-g"];
+
 /**
- * V8 flags netflow runs with (deno.json's start task repeats them). A 4 MiB
- * young generation keeps memory with 100,000 open flows under 150 MB and
- * costs no CPU per flow (bench/RESULTS.md).
+ * V8 flags netflow runs with (deno.json's start task and ./netflow repeat them).
+ * A 4 MiB young generation keeps memory with 100,000 open flows under 150 MB
+ * and costs no CPU per flow (bench/RESULTS.md).
  */
 export const RUNTIME_V8_FLAGS = "--v8-flags=--max-semi-space-size=4";
 
@@ -46,10 +57,14 @@ const COMPILE_ARGS = [
   `${root}src/cli.ts`,
 ];
 
-async function run(cmd: string, args: string[], env?: Record<string, string>): Promise<string> {
+async function run(
+  cmd: string,
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<string> {
   let out: Deno.CommandOutput;
   try {
-    out = await new Deno.Command(cmd, { args, ...(env ? { env } : {}) }).output();
+    out = await new Deno.Command(cmd, { args, ...options }).output();
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
       throw new Error(`"${cmd}" is not installed (run scripts/setup.sh, or apt-get install clang)`);
@@ -61,22 +76,164 @@ async function run(cmd: string, args: string[], env?: Record<string, string>): P
   return new TextDecoder().decode(out.stdout) + text;
 }
 
-/** The stamp: a hash of everything the object depends on. */
-async function inputsHash(): Promise<string> {
+/** The object's inputs: every .c and .h file in bpf/, sorted. */
+async function inputFiles(): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(`${root}bpf`)) {
+    if (entry.isFile && /\.[ch]$/.test(entry.name)) names.push(`bpf/${entry.name}`);
+  }
+  return names.sort();
+}
+
+/**
+ * sha256 over the input files (names and contents) and the compiler flags.
+ * The compiler's version is left out, so that an unchanged tree is not stale
+ * on a machine with another clang; --check rebuilds to compare the bytes.
+ */
+export async function inputsHash(files: string[]): Promise<string> {
   const hash = createHash("sha256");
-  for (const file of [source, header, dnsHeader]) hash.update(await Deno.readFile(file));
-  hash.update(CLANG_ARGS.join(" "));
-  hash.update(await run("clang", ["--version"]));
+  for (const file of files) {
+    const data = await Deno.readFile(`${root}${file}`);
+    hash.update(`${file}\0${data.length}\0`).update(data);
+  }
+  hash.update([...CLANG_FLAGS, "|", ...STRIP_FLAGS].join(" "));
   return hash.digest("hex");
 }
 
-async function readText(path: string): Promise<string | undefined> {
+async function clangVersion(): Promise<string> {
+  return (await run("clang", ["--version"])).split("\n")[0]!.trim();
+}
+
+/** Compiles and strips the object in a temporary directory; returns its bytes. */
+async function compileObject(): Promise<Uint8Array> {
+  const dir = await Deno.makeTempDir({ prefix: "netflow-build-" });
   try {
-    return await Deno.readTextFile(path);
+    const flags = CLANG_FLAGS.map((f) => f.replace("=ROOT=", `=${root.replace(/\/$/, "")}=`));
+    await run("clang", [...flags, "-o", `${dir}/full.o`], { cwd: root });
+    await run("llvm-strip", [...STRIP_FLAGS, `${dir}/full.o`, "-o", `${dir}/netflow.bpf.o`]);
+    return await Deno.readFile(`${dir}/netflow.bpf.o`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function sha256(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** What the committed module records about itself. */
+interface Recorded {
+  inputs: string;
+  object: string;
+  clang: string;
+  /** sha256 of the bytes the module really holds. */
+  bytes: string;
+}
+
+async function recorded(): Promise<Recorded | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`${root}${MODULE}`);
   } catch {
     return undefined;
   }
+  const value = (name: string) => new RegExp(`^  ${name}: "([^"]*)",$`, "m").exec(text)?.[1];
+  const inputs = value("inputsSha256"), object = value("objectSha256"), clang = value("clang");
+  const base64 = /fromBase64\(`([^`]*)`\)/.exec(text)?.[1];
+  if ([inputs, object, clang, base64].includes(undefined)) return undefined;
+  let bytes: string;
+  try {
+    bytes = sha256(Uint8Array.fromBase64(base64!));
+  } catch {
+    return undefined;
+  }
+  return { inputs: inputs!, object: object!, clang: clang!, bytes };
 }
+
+function moduleText(files: string[], inputs: string, clang: string, object: Uint8Array): string {
+  // fromBase64 skips ASCII whitespace, so the literal can be wrapped.
+  const base64 = btoa(Array.from(object, (b) => String.fromCharCode(b)).join(""));
+  const lines = base64.match(/.{1,96}/g) ?? [];
+  return `// Code generated by build.ts (deno task build); DO NOT EDIT.
+// Inputs: ${files.join(" ")} (sha256 of their names, contents and the
+// compiler flags below: OBJECT_BUILD.inputsSha256), compiled with
+//   clang ${CLANG_FLAGS.join(" ")}
+//   llvm-strip ${STRIP_FLAGS.join(" ")}
+// \`deno task check\` fails when the inputs no longer match the hash.
+
+/** Where BPF_OBJECT comes from: build.ts --check compares these with the tree. */
+export const OBJECT_BUILD = {
+  /** sha256 of the inputs (file names, contents, compiler flags). */
+  inputsSha256: "${inputs}",
+  /** sha256 of the object's bytes. */
+  objectSha256: "${sha256(object)}",
+  /** The compiler that built it (a rebuild with the same one gives the same bytes). */
+  clang: "${clang}",
+} as const;
+
+/** netflow's kernel programs: a BPF ELF object, ${object.length} bytes, BTF kept, DWARF stripped. */
+export const BPF_OBJECT: Uint8Array = Uint8Array.fromBase64(\`
+${lines.join("\n")}
+\`);
+`;
+}
+
+/** Regenerates the module when its inputs changed (or always, with force). */
+export async function buildObject(force = false): Promise<void> {
+  const files = await inputFiles();
+  const inputs = await inputsHash(files);
+  if (!force && (await recorded())?.inputs === inputs) return;
+  console.error(`build: clang -target bpf ${SOURCE} -> ${MODULE}`);
+  const object = await compileObject();
+  await Deno.writeTextFile(
+    `${root}${MODULE}`,
+    moduleText(files, inputs, await clangVersion(), object),
+  );
+}
+
+/**
+ * Fails when the module is stale (its inputs changed without a rebuild);
+ * where this machine's clang is the one recorded, also when a rebuild does not
+ * give the same bytes (a hand edit, or other system headers).
+ */
+export async function checkObject(): Promise<void> {
+  const files = await inputFiles();
+  const have = await recorded();
+  if (have === undefined) throw new Error(`${MODULE} is missing or malformed: ${REBUILD}`);
+  if (have.inputs !== await inputsHash(files)) {
+    throw new Error(`${MODULE} is stale (bpf/ changed since it was generated): ${REBUILD}`);
+  }
+  if (have.bytes !== have.object) {
+    throw new Error(
+      `${MODULE} holds bytes other than the object it records (edited by hand?): ` +
+        `run \`deno task build --force\` and commit it`,
+    );
+  }
+  let clang: string;
+  try {
+    clang = await clangVersion();
+  } catch {
+    console.error(`build: ${MODULE} is current (input hash; clang not installed, no rebuild)`);
+    return;
+  }
+  if (clang !== have.clang) {
+    console.error(
+      `build: ${MODULE} is current (input hash; built with "${have.clang}", ` +
+        `this is "${clang}", so the bytes were not compared)`,
+    );
+    return;
+  }
+  const rebuilt = sha256(await compileObject());
+  if (rebuilt !== have.object) {
+    throw new Error(
+      `${MODULE} differs from a rebuild of the same inputs with ${clang} ` +
+        `(edited by hand, or other system headers): run \`deno task build --force\` and commit it`,
+    );
+  }
+  console.error(`build: ${MODULE} is current (input hash, and a rebuild gives the same bytes)`);
+}
+
+const BINARY = `${root}dist/netflow`;
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -86,16 +243,6 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
-
-export async function buildObject(): Promise<void> {
-  const want = await inputsHash();
-  if (await exists(object) && (await readText(stamp))?.trim() === want) return;
-  console.error("build: clang -target bpf bpf/netflow.bpf.c -> bpf/netflow.bpf.o");
-  await run("clang", CLANG_ARGS);
-  await Deno.writeTextFile(stamp, `${want}\n`);
-}
-
-const BINARY = `${root}dist/netflow`;
 
 async function compileBinary(): Promise<void> {
   const denort = Deno.env.get("DENORT_BIN");
@@ -132,8 +279,12 @@ async function compileBinary(): Promise<void> {
 
 if (import.meta.main) {
   try {
-    await buildObject();
-    if (Deno.args.includes("--compile")) await compileBinary();
+    if (Deno.args.includes("--check")) {
+      await checkObject();
+    } else {
+      await buildObject(Deno.args.includes("--force"));
+      if (Deno.args.includes("--compile")) await compileBinary();
+    }
   } catch (err) {
     console.error(`build: ${err instanceof Error ? err.message : String(err)}`);
     Deno.exit(1);

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import object from "../../bpf/netflow.bpf.o" with { type: "bytes" };
 import { NetflowError, PRIVILEGE_HINT } from "../errors.ts";
 import {
   type BpfLink,
@@ -17,6 +16,7 @@ import {
   updateMap,
 } from "../ffi/libbpf.ts";
 import { openRingReader, type ReaderKind, type RingReader } from "../ffi/ringbuf.ts";
+import { BPF_OBJECT } from "./object.generated.ts";
 import { decodeHolders, LAYOUT, type SocketHolder } from "./records.ts";
 
 /** Names in bpf/netflow.bpf.c that TypeScript uses; a test checks them against the object. */
@@ -193,7 +193,7 @@ export function encodeConfig(
 
 /** Opens, configures and loads the object; a refusal becomes one clear line. */
 function loadObject(options: ProbeOptions): BpfObject {
-  const obj = new BpfObject(new Uint8Array(object));
+  const obj = new BpfObject(new Uint8Array(BPF_OBJECT));
   try {
     obj.resizeMap(BPF_NAMES.maps.events, options.ringBytes ?? DEFAULT_RING_BYTES);
     obj.setInitialValue(

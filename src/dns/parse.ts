@@ -11,7 +11,7 @@
  *
  * @module
  */
-import dnsPacket from "dns-packet";
+import dnsPacket from "npm:dns-packet@5.6.1";
 import { Buffer } from "node:buffer";
 import { formatIPv4, formatIPv6 } from "../bpf/addr.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import dnsPacket from "dns-packet";
+import dnsPacket from "npm:dns-packet@5.6.1";
 import { KIND_DNS, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
 import type { DnsMessage } from "../../src/bpf/records.ts";
 import { DnsCache, MAX_GROUPS } from "../../src/dns/cache.ts";

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { BPF_NAMES, encodeConfig } from "../../src/bpf/loader.ts";
+import { BPF_OBJECT } from "../../src/bpf/object.generated.ts";
 import {
   KIND_DNS,
   KIND_END,
@@ -9,13 +10,17 @@ import {
   RecordDecoder,
 } from "../../src/bpf/records.ts";
 
-const OBJECT = new URL("../../bpf/netflow.bpf.o", import.meta.url).pathname;
-
-/** The object's BTF as bpftool prints it. */
+/** The BTF of the object netflow loads (the generated module's bytes), as bpftool prints it. */
 async function btfDump(): Promise<string> {
-  const out = await new Deno.Command("bpftool", { args: ["btf", "dump", "file", OBJECT] }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  return new TextDecoder().decode(out.stdout);
+  const file = await Deno.makeTempFile({ suffix: ".bpf.o" });
+  try {
+    await Deno.writeFile(file, BPF_OBJECT);
+    const out = await new Deno.Command("bpftool", { args: ["btf", "dump", "file", file] }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    return new TextDecoder().decode(out.stdout);
+  } finally {
+    await Deno.remove(file);
+  }
 }
 
 /** A struct's size and member byte offsets, from the BTF dump. */

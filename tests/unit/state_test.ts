@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import fc from "npm:fast-check@3.23.2";
 import type { EndHow, FlowRecord } from "../../src/bpf/records.ts";
 import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
 import { endCounters, FlowTable } from "../../src/flow/state.ts";
