@@ -4,7 +4,8 @@
 #   - Debian packages: clang/llvm (BPF compiler), libbpf (runtime + headers),
 #     bpftool, and the real peers the e2e tests and benchmarks drive.
 #   - Deno, from the npm package `deno` (pinned below), into .tools/deno.
-# Prints the path of the deno binary on its last line.
+# With --runtime, only what ./netflow needs to run: libbpf1 and Deno (the kernel
+# object is committed, so no clang). Prints the path of the deno binary on its last line.
 set -euo pipefail
 
 DENO_VERSION=2.9.6
@@ -17,6 +18,7 @@ packages=(
   clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev
   iproute2 python3 dnsmasq-base bind9-dnsutils iperf3 wrk tcpdump libbpf-tools procps util-linux
 )
+[ "${1:-}" = "--runtime" ] && packages=(libbpf1)
 
 missing=()
 for p in "${packages[@]}"; do
