@@ -66,57 +66,84 @@ function counted(stderr: string, what: RegExp): number {
   return Number(m[1]);
 }
 
-e2eTest("an unsolicited forged answer in one namespace names nothing, anywhere", async () => {
-  await using cg = new TestCgroup();
-  await using dnsNs = await TestNetns.create(1);
-  await using victim = await TestNetns.create(2);
-  const { zone: z } = await startDnsmasq(dnsNs, (cmd, ...a) => dnsNs.spawn(cmd, ...a));
-  await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir]);
+for (const wholeHost of [false, true]) {
+  const mode = wholeHost ? "whole host" : "--cgroup";
+  e2eTest(
+    `an unsolicited forged answer in one namespace names nothing, anywhere (${mode})`,
+    async () => {
+      await using cg = new TestCgroup();
+      await using dnsNs = await TestNetns.create(1);
+      await using victim = await TestNetns.create(2);
+      const { zone: z } = await startDnsmasq(dnsNs, (cmd, ...a) => dnsNs.spawn(cmd, ...a));
+      // Whole host: the root cgroup, for the seconds this test runs; only our flows are checked.
+      await using nf = await Netflow.start([
+        "--format",
+        "json",
+        ...(wholeHost ? [] : ["--cgroup", cg.dir]),
+      ]);
 
-  // A socket in the victim namespace (watched) receives, from port 53, a
-  // forged answer naming the address of a real service.
-  await using rx = cg.spawn(
-    "ip",
-    "netns",
-    "exec",
-    victim.name,
-    "python3",
-    DNS_PY,
-    "listen",
-    "--host",
-    victim.nsAddr4,
-  );
-  const rxPort = Number((await rx.line()).split(" ")[1]);
-  const forge = sh(
-    "python3",
-    DNS_PY,
-    "forge",
-    "--src",
-    victim.hostAddr4,
-    "--dst",
-    victim.nsAddr4,
-    "--port",
-    String(rxPort),
-    "--name",
-    EVIL,
-    "--address",
-    z.chain,
-  );
-  // Meanwhile this host's namespace really looks the address up.
-  const real = dig(cg, dnsNs.nsAddr4, `end.${ZONE}`, "A");
-  await forge;
-  assert.equal(await real, z.chain);
-  assert.equal(await rx.line(), "got 1"); // the forged datagram did reach a watched socket
-  const port = await connect(cg, dnsNs, z.chain);
+      // A socket in the victim namespace (watched) receives, from port 53, a
+      // forged answer naming the address of a real service.
+      await using rx = cg.spawn(
+        "ip",
+        "netns",
+        "exec",
+        victim.name,
+        "python3",
+        DNS_PY,
+        "listen",
+        "--host",
+        victim.nsAddr4,
+      );
+      const rxPort = Number((await rx.line()).split(" ")[1]);
+      const forge = sh(
+        "python3",
+        DNS_PY,
+        "forge",
+        "--src",
+        victim.hostAddr4,
+        "--dst",
+        victim.nsAddr4,
+        "--port",
+        String(rxPort),
+        "--name",
+        EVIL,
+        "--address",
+        z.chain,
+      );
+      // Meanwhile this host's namespace really looks the address up.
+      const real = dig(cg, dnsNs.nsAddr4, `end.${ZONE}`, "A");
+      await forge;
+      assert.equal(await real, z.chain);
+      assert.equal(await rx.line(), "got 1"); // the forged datagram did reach a watched socket
+      const port = await connect(cg, dnsNs, z.chain);
 
-  const { events, stderr, code } = await nf.stop();
-  assert.equal(code, 0, stderr);
-  const flows = events as FlowEvent[];
-  expectNames(flows, port, [`end.${ZONE}`], "unsolicited: real lookup's flow");
-  noFlowNamed(flows, EVIL);
-  assert.ok(counted(stderr, /(\d+) unmatched DNS answers/) >= 1, stderr);
-  assert.match(stderr, / 1 DNS responses \(0 malformed/);
-});
+      const { events, stderr, code } = await nf.stop();
+      assert.equal(code, 0, stderr);
+      const flows = events as FlowEvent[];
+      const outgoing = flows.filter((e) => e.conn_direction === "outgoing");
+      expectNames(outgoing, port, [`end.${ZONE}`], `unsolicited (${mode}): real lookup's flow`);
+      // Whole host: the server's side is watched too. Its namespace runs the
+      // resolver, seen answering the query it received: those names are its own.
+      const incoming = ofPort(flows, port).filter((e) => e.conn_direction === "incoming");
+      assert.equal(incoming.length, wholeHost ? 2 : 0);
+      for (const e of incoming) {
+        const expected = [[], [`end.${ZONE}`]];
+        console.log(
+          `unsolicited (${mode}): server side ${e.event} expected ${
+            JSON.stringify(expected)
+          } seen ${JSON.stringify([e.src_dns, e.dst_dns])}`,
+        );
+        assert.deepEqual([e.src_dns, e.dst_dns], expected);
+      }
+      noFlowNamed(flows, EVIL);
+      assert.ok(counted(stderr, /(\d+) unmatched DNS answers/) >= 1, stderr);
+      // With --cgroup only dig's side is watched; the whole host also sees the
+      // resolver's side (and whatever else this machine resolves meanwhile).
+      if (!wholeHost) assert.match(stderr, / 1 DNS responses \(0 malformed/);
+    },
+  );
+}
 
 e2eTest(
   "forged answers from the right server: wrong id, or right id and wrong question",

@@ -73,11 +73,18 @@ e2eTest("answers a watched local resolver sends are cached too (egress)", async 
     [ns.hostAddr4],
   );
   await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir]);
-  await sh("ip", "netns", "exec", ns.name, "dig", `@${ns.hostAddr4}`, `www.${ZONE}`, "A", "+short");
+  const ask = (...a: string[]) =>
+    sh("ip", "netns", "exec", ns.name, "dig", `@${ns.hostAddr4}`, ...a);
+  await ask(`www.${ZONE}`, "A", "+short");
+  await ask(`tcp.${ZONE}`, "A", "+short", "+tcp"); // over TCP: the query arrives, the answer leaves
   const port = await connect(cg, ns, z.chain);
+  const tcpPort = await connect(cg, ns, z.tcp);
   const { events, stderr } = await nf.stop();
   const got = ofPort(events as FlowEvent[], port);
   assert.equal(got.length, 2);
   for (const e of got) assert.deepEqual(e.dst_dns, [`www.${ZONE}`, `mid.${ZONE}`, `end.${ZONE}`]);
-  assert.match(stderr, / 1 DNS responses \(0 malformed, 0 cut/);
+  const overTcp = ofPort(events as FlowEvent[], tcpPort);
+  assert.equal(overTcp.length, 2);
+  for (const e of overTcp) assert.deepEqual(e.dst_dns, [`tcp.${ZONE}`]);
+  assert.match(stderr, / 2 DNS responses \(0 malformed, 0 cut/);
 });
