@@ -9,7 +9,7 @@
  */
 import { KIND_BEGIN, KIND_END, LAYOUT, RecordDecoder } from "../src/bpf/records.ts";
 import { FlowTable } from "../src/flow/state.ts";
-import { formatJson } from "../src/output/json.ts";
+import { jsonFormatter } from "../src/output/json.ts";
 
 const F = LAYOUT.nf_flow.fields;
 const CONNECTIONS = 1000;
@@ -58,11 +58,12 @@ Deno.bench(`decode ${offsets.length} records (${CONNECTIONS} loopback connection
 
 Deno.bench(`decode + flow table + JSON for ${CONNECTIONS} loopback connections`, () => {
   const table = new FlowTable();
+  const json = jsonFormatter(); // with the Community ID, as the CLI writes it
   let out = "";
   for (const at of offsets) {
     const r = decoder.decode(view, at, LAYOUT.nf_flow.size)!;
     const e = r.kind === "begin" || r.kind === "end" ? table.onRecord(r) : undefined;
-    if (e) out += formatJson(e) + "\n";
+    if (e) out += json(e) + "\n";
   }
   if (out.length === 0) throw new Error("no events");
 });

@@ -13,10 +13,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
 
 # Packages: the build needs clang, llvm and libbpf-dev (headers) and libbpf1
-# (the library netflow dlopens); the tests and benchmarks need the rest.
+# (the library netflow dlopens); the tests and benchmarks need the rest
+# (nfdump, libfixbuf-tools and tshark: the IPFIX collectors and decoders).
 packages=(
   clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev
   iproute2 python3 dnsmasq-base bind9-dnsutils iperf3 wrk tcpdump libbpf-tools procps util-linux
+  nfdump libfixbuf-tools tshark coreutils
 )
 [ "${1:-}" = "--runtime" ] && packages=(libbpf1)
 
@@ -30,6 +32,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
   fi
   echo "setup: installing ${missing[*]}" >&2
+  # tshark asks whether non-root users may capture: no, without asking.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi

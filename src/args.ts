@@ -8,6 +8,8 @@
 import { flag, optionsHelp, parseArgv, repeatable, single } from "./argv.ts";
 import { EVENT_BEGIN, EVENT_END, EVENT_NAMES, type EventName } from "./flow/events.ts";
 import type { MonitorOptions } from "./monitor.ts";
+import { type CollectorUrl, parseCollectorUrl } from "./export/url.ts";
+import { type FormatName, FORMATS as STDOUT_FORMATS } from "./output/stdout.ts";
 import {
   cgroupPath,
   eventList,
@@ -19,16 +21,24 @@ import {
   wholeNumber,
 } from "./options.ts";
 
-export const FORMATS = ["table", "json"] as const;
-export type Format = typeof FORMATS[number];
+/** The stdout formats (src/output/stdout.ts); `none`: nothing on stdout (export only). */
+export const FORMATS = STDOUT_FORMATS;
+export type Format = FormatName;
 
 /** Every option netflow takes, in the order `--help` lists them. */
 export const OPTIONS = {
   format: single({
     short: "f",
     metavar: "FORMAT",
-    help: "table (default) or json (JSON Lines)",
+    help: "table (default), json (JSON Lines), ecs (Elastic Common\n" +
+      "Schema), tracee (Tracee's JSON) or none (with --ipfix)",
     parse: (text, name): Format => oneOf(name, text, FORMATS),
+  }),
+  ipfix: repeatable({
+    metavar: "URL",
+    help: "also export flows as IPFIX to a collector, udp://HOST:PORT\n" +
+      "or tcp://HOST:PORT (repeatable)",
+    parse: (text) => parseCollectorUrl(text),
   }),
   cgroup: single({
     short: "c",
@@ -102,6 +112,8 @@ ${optionsHelp(OPTIONS)}`;
 
 export interface CliOptions {
   format: Format;
+  /** IPFIX collectors (--ipfix), in the order given. */
+  ipfix: CollectorUrl[];
   verbose: boolean;
   help: boolean;
   version: boolean;
@@ -126,6 +138,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
   const format = o.format ?? "table";
   return {
     format,
+    ipfix: o.ipfix,
     verbose: o.verbose,
     help: o.help,
     version: o.version,

@@ -9,30 +9,18 @@ import { parseCli, SHORT_USAGE, USAGE } from "./args.ts";
 import { NetflowError, UsageError } from "./errors.ts";
 import { setVerboseLog } from "./ffi/libbpf.ts";
 import { FlowMonitor, type MonitorStats } from "./monitor.ts";
-import { formatJson } from "./output/json.ts";
-import { formatTable, tableHeader } from "./output/table.ts";
+import { buildSinks } from "./output/sinks.ts";
+import { writeAll } from "./output/sink.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
-const encoder = new TextEncoder();
-
-/** Writes all of `text` to stdout; false once the reader has gone (EPIPE). */
-function writeOut(text: string): boolean {
-  let bytes = encoder.encode(text);
-  try {
-    while (bytes.length > 0) bytes = bytes.subarray(Deno.stdout.writeSync(bytes));
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.BrokenPipe) return false;
-    throw err;
-  }
-}
-
-function summary(events: number, stats: MonitorStats): string {
+/** The exit summary; what the sinks counted (IPFIX exports) comes after the monitor's counts. */
+function summary(events: number, stats: MonitorStats, sinks: string[]): string {
   return `netflow: ${events} events, ${stats.lost} lost records, ` +
     `${stats.evicted} evicted flows, ${stats.malformed} malformed records, ` +
     `${stats.dnsResponses} DNS responses (${stats.dnsMalformed} malformed, ${stats.dnsCut} cut, ` +
     `${stats.dnsEvicted} evicted from the cache), ${stats.dnsLost} lost DNS records, ` +
-    `${stats.dnsUnmatched} unmatched DNS answers, ${stats.dnsQueriesEvicted} evicted DNS queries`;
+    `${stats.dnsUnmatched} unmatched DNS answers, ${stats.dnsQueriesEvicted} evicted DNS queries` +
+    sinks.map((s) => `, ${s}`).join("");
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -54,15 +42,15 @@ async function main(argv: string[]): Promise<number> {
   const timer = options.durationMs === undefined ? undefined : setTimeout(stop, options.durationMs);
   let left = options.count ?? Infinity;
   let written = 0;
+  // Exporters connect after the ready line, so their warnings come after it.
+  console.error(`netflow: watching cgroup ${monitor.cgroupDir}`);
+  const sinks = buildSinks(options);
   try {
-    console.error(`netflow: watching cgroup ${monitor.cgroupDir}`);
-    const json = options.format === "json";
-    if (!json && !writeOut(`${tableHeader()}\n`)) return 0;
-    const format = json ? formatJson : formatTable;
+    if (!writeAll(sinks, [])) return 0;
     for await (let batch of monitor.batches()) {
       if (batch.length > left) batch = batch.slice(0, left);
       left -= batch.length;
-      if (!writeOut(batch.map((e) => `${format(e)}\n`).join(""))) monitor.close();
+      if (!writeAll(sinks, batch)) monitor.close();
       else written += batch.length;
       if (left === 0) break; // --count reached: ends the loop, which detaches
     }
@@ -70,8 +58,10 @@ async function main(argv: string[]): Promise<number> {
     clearTimeout(timer);
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
+    await Promise.all(sinks.map((s) => s.close()));
   }
-  console.error(summary(written, monitor.stats));
+  const counted = sinks.map((s) => s.summary()).filter((s) => s !== undefined);
+  console.error(summary(written, monitor.stats, counted));
   return 0;
 }
 

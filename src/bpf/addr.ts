@@ -35,3 +35,80 @@ export function formatIPv6(bytes: Uint8Array, offset = 0): string {
   if (bestStart < 0) return hex(groups);
   return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
 }
+
+/**
+ * The bytes of an address as netflow writes it: 4 for dotted IPv4, 16 for
+ * IPv6 (with `::` and an embedded dotted quad allowed); undefined when `text`
+ * is not an address.
+ */
+export function parseIP(text: string): Uint8Array | undefined {
+  const out = new Uint8Array(16);
+  const n = parseIPInto(text, out, 0);
+  return n === 0 ? undefined : out.slice(0, n);
+}
+
+/**
+ * Writes the address's bytes into `out` at `offset`; returns how many (4 or
+ * 16), or 0 when `text` is not an address. Allocates nothing for IPv4 (it runs
+ * once per flow, for its Community ID).
+ */
+export function parseIPInto(text: string, out: Uint8Array, offset: number): number {
+  if (!text.includes(":")) return parseIPv4Into(text, out, offset) ? 4 : 0;
+  let head = text, tail = "";
+  const gap = text.indexOf("::");
+  if (gap >= 0) {
+    if (text.indexOf("::", gap + 1) >= 0) return 0;
+    head = text.slice(0, gap);
+    tail = text.slice(gap + 2);
+  }
+  const v4 = new Uint8Array(4);
+  const groups = (part: string): number[] | undefined => {
+    if (part === "") return [];
+    const list: number[] = [];
+    const items = part.split(":");
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      if (i === items.length - 1 && item.includes(".")) {
+        if (!parseIPv4Into(item, v4, 0)) return undefined;
+        list.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
+      } else if (/^[0-9a-fA-F]{1,4}$/.test(item)) {
+        list.push(parseInt(item, 16));
+      } else {
+        return undefined;
+      }
+    }
+    return list;
+  };
+  const before = groups(head), after = groups(tail);
+  if (!before || !after) return 0;
+  const missing = 8 - before.length - after.length;
+  if (gap >= 0 ? missing < 1 : missing !== 0) return 0;
+  const all = [...before, ...new Array<number>(missing).fill(0), ...after];
+  for (let i = 0; i < 8; i++) {
+    out[offset + 2 * i] = all[i]! >> 8;
+    out[offset + 2 * i + 1] = all[i]! & 0xff;
+  }
+  return 16;
+}
+
+function parseIPv4Into(text: string, out: Uint8Array, offset: number): boolean {
+  let part = 0, value = 0, digits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || part === 3) return false;
+      out[offset + part++] = value;
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      value = value * 10 + c - 48;
+      digits++;
+      if (value > 255) return false;
+    } else {
+      return false;
+    }
+  }
+  if (digits === 0 || part !== 3) return false;
+  out[offset + 3] = value;
+  return true;
+}

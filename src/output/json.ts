@@ -9,6 +9,7 @@
  * @module
  */
 import type { FlowEvent, NetflowEvent } from "../flow/events.ts";
+import { CommunityIds } from "./community_id.ts";
 
 const quote = JSON.stringify;
 
@@ -24,11 +25,25 @@ function names(list: readonly string[]): string {
   return list.length === 0 ? "[]" : quote(list);
 }
 
-export function formatJson(event: NetflowEvent): string {
-  if (event.event === "net_packet_tcp") return quote(event);
-  return flowJson(event);
+/**
+ * One event as a JSON line (without the newline); `communityId`, when given,
+ * is written last as `community_id`.
+ */
+export function formatJson(event: NetflowEvent, communityId?: string): string {
+  if (event.event === "net_packet_tcp") {
+    return quote(communityId === undefined ? event : { ...event, community_id: communityId });
+  }
+  const body = flowJson(event);
+  // The ID is base64 and digits: no escaping needed.
+  return communityId === undefined ? `${body}}` : `${body},"community_id":"${communityId}"}`;
 }
 
+/** JSON Lines with each flow's Community ID, computed once per flow. */
+export function jsonFormatter(ids = new CommunityIds()): (event: NetflowEvent) => string {
+  return (event) => formatJson(event, ids.of(event));
+}
+
+/** The event's object without its closing brace. */
 function flowJson(e: FlowEvent): string {
   // time, event, flow_id, conn_direction and the addresses are netflow's own
   // text (digits, hex, dots and colons): no escaping needed.
@@ -40,10 +55,10 @@ function flowJson(e: FlowEvent): string {
     `"cgroup_id":${e.cgroup_id},"cgroup":${quote(e.cgroup)},"container_id":${
       strOrNull(e.container_id)
     },"netns":${e.netns},"preexisting":${e.preexisting}`;
-  if (e.event === "net_flow_tcp_begin") return `${head}}`;
+  if (e.event === "net_flow_tcp_begin") return head;
   return `${head},"closed_by":"${e.closed_by}","reason":"${e.reason}",` +
     `"duration_ms":${num(e.duration_ms)},"bytes_sent":${num(e.bytes_sent)},` +
     `"bytes_received":${num(e.bytes_received)},"packets_sent":${num(e.packets_sent)},` +
     `"packets_received":${num(e.packets_received)},"rtt_us":${num(e.rtt_us)},` +
-    `"retransmits":${num(e.retransmits)}}`;
+    `"retransmits":${num(e.retransmits)}`;
 }

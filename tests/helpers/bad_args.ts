@@ -8,7 +8,19 @@ export const BAD: [string[], string][] = [
     ["--format", "--cgroup", "X"],
     '--format needs a value (FORMAT), but the next argument is the option "--cgroup"',
   ],
-  [["--format", "xml"], '--format takes table or json, not "xml"'],
+  [["--format", "xml"], '--format takes one of table, json, ecs, tracee, none, not "xml"'],
+  [
+    ["--ipfix", "http://h:1"],
+    '--ipfix takes udp://HOST:PORT or tcp://HOST:PORT, not "http://h:1" (unknown scheme "http")',
+  ],
+  [
+    ["--ipfix", "udp://h"],
+    '--ipfix takes udp://HOST:PORT or tcp://HOST:PORT, not "udp://h" (HOST:PORT expected, nothing else)',
+  ],
+  [
+    ["--ipfix", "tcp://h:65536"],
+    '--ipfix takes udp://HOST:PORT or tcp://HOST:PORT, not "tcp://h:65536" (the port must be 1 to 65535)',
+  ],
   [
     ["--format", "json", "-f", "table"],
     '--format is given twice ("json", then "table"); give it once',

@@ -14,7 +14,20 @@ import type { NetflowEvent } from "../../src/flow/events.ts";
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const WORKLOAD = `${ROOT}tests/workloads/tcp.py`;
 const REQUIRED = Deno.env.get("NETFLOW_E2E") === "1";
-const TOOLS = ["python3", "ip", "dnsmasq", "tcpdump", "bpftool", "setpriv"];
+const TOOLS = [
+  "python3",
+  "ip",
+  "dnsmasq",
+  "tcpdump",
+  "bpftool",
+  "setpriv",
+  "nfcapd",
+  "nfdump",
+  "ipfixDump",
+  "tshark",
+  "stdbuf",
+  "ss",
+];
 
 function which(tool: string): boolean {
   try {
@@ -263,6 +276,20 @@ export class Netflow implements AsyncDisposable {
       throw err;
     }
     return nf;
+  }
+
+  /** Waits for a stderr line (after the ready line) that matches `pattern`. */
+  async stderrLine(pattern: RegExp, timeoutMs = 20_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const next = await withTimeout(
+        this.#stderrLines.next(),
+        Math.max(1, deadline - Date.now()),
+        `a stderr line matching ${pattern}`,
+      );
+      if (next.done) throw new Error(`netflow ended first: ${this.#stderr}`);
+      if (pattern.test(next.value)) return next.value;
+    }
   }
 
   async #rest(): Promise<string> {

@@ -143,3 +143,26 @@ Deno.test("the library normalizes what it accepts like the command line", () => 
     { cgroup: "a/b", events: ["net_flow_tcp_end"], ringBytes: 4096 },
   );
 });
+
+Deno.test("parseCli takes every output format and repeated --ipfix collectors", () => {
+  for (const format of ["table", "json", "ecs", "tracee", "none"]) {
+    assert.equal(parseCli(["--format", format]).format, format);
+  }
+  const o = parseCli([
+    "--format",
+    "none",
+    "--ipfix",
+    "udp://127.0.0.1:4739",
+    "--ipfix",
+    "tcp://[::1]:4739",
+  ]);
+  assert.deepEqual(o.ipfix.map((u) => [u.scheme, u.host, u.port]), [
+    ["udp", "127.0.0.1", 4739],
+    ["tcp", "::1", 4739],
+  ]);
+  assert.deepEqual(parseCli([]).ipfix, []);
+  assert.throws(
+    () => parseCli(["--ipfix", "sctp://h:1"]),
+    (e: unknown) => e instanceof UsageError && /unknown scheme "sctp"/.test(e.message),
+  );
+});

@@ -82,6 +82,8 @@ Deno.test("formatJson writes exactly what JSON.stringify writes", () => {
     const e of [end, begin, odd, { ...end, src_dns: ["a.test", "\u2028\x00"], cgroup: '/we"ird\\' }]
   ) {
     assert.equal(formatJson(e), JSON.stringify(e));
+    const id = "1:LQU9qZlK+B5F3KDmev6m5PMibrg=";
+    assert.equal(formatJson(e, id), JSON.stringify({ ...e, community_id: id }));
   }
 });
 

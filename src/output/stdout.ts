@@ -1,0 +1,86 @@
+/**
+ * The stdout sink: events as lines in one of the formats, written in one
+ * piece per batch. `--format none` has no stdout sink at all.
+ *
+ * @module
+ */
+import type { NetflowEvent } from "../flow/events.ts";
+import { CommunityIds } from "./community_id.ts";
+import { ecsFormatter } from "./ecs.ts";
+import { jsonFormatter } from "./json.ts";
+import type { Sink } from "./sink.ts";
+import { formatTable, tableHeader } from "./table.ts";
+import { traceeFormatter } from "./tracee.ts";
+
+/** The values of --format. */
+export const FORMATS = ["table", "json", "ecs", "tracee", "none"] as const;
+export type FormatName = typeof FORMATS[number];
+
+/** A line per event, and a header line first for formats that have one. */
+export interface LineFormat {
+  header?: string;
+  line: (event: NetflowEvent) => string;
+}
+
+export function lineFormat(name: Exclude<FormatName, "none">): LineFormat {
+  switch (name) {
+    case "table":
+      return { header: tableHeader(), line: formatTable };
+    case "json":
+      return { line: jsonFormatter(new CommunityIds()) };
+    case "ecs":
+      return { line: ecsFormatter(new CommunityIds()) };
+    case "tracee":
+      return { line: traceeFormatter(new CommunityIds()) };
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** Writes all of `text` to stdout; false once the reader has gone (EPIPE). */
+export function writeOut(text: string): boolean {
+  let bytes = encoder.encode(text);
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(Deno.stdout.writeSync(bytes));
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.BrokenPipe) return false;
+    throw err;
+  }
+}
+
+export class StdoutSink implements Sink {
+  readonly #format: LineFormat;
+  readonly #write: (text: string) => boolean;
+  #open = true;
+  #headerDone = false;
+
+  constructor(format: LineFormat, write: (text: string) => boolean = writeOut) {
+    this.#format = format;
+    this.#write = write;
+  }
+
+  /** Writes the header line now (before any event arrives), if the format has one. */
+  start(): boolean {
+    if (this.#headerDone || this.#format.header === undefined) return this.#open;
+    this.#headerDone = true;
+    return this.#open = this.#open && this.#write(`${this.#format.header}\n`);
+  }
+
+  write(batch: readonly NetflowEvent[]): boolean {
+    if (!this.#open) return false;
+    if (!this.start()) return false;
+    let text = "";
+    for (const e of batch) text += `${this.#format.line(e)}\n`;
+    return this.#open = this.#write(text);
+  }
+
+  close(): Promise<void> {
+    this.#open = false;
+    return Promise.resolve();
+  }
+
+  summary(): undefined {
+    return undefined;
+  }
+}

@@ -1,0 +1,560 @@
+/**
+ * e2e (root): netflow's outputs read by tools that are not netflow's. IPFIX
+ * over UDP to nfcapd (decoded by nfdump), IPFIX over TCP decoded by
+ * libfixbuf's ipfixDump, with the collector down at start and killed
+ * mid-run; Community IDs against tshark's; ECS and Tracee events field by
+ * field.
+ */
+import assert from "node:assert/strict";
+import dgram from "node:dgram";
+import net from "node:net";
+import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
+import { formatIPv6, parseIP } from "../../src/bpf/addr.ts";
+import { timeUs } from "../../src/output/view.ts";
+import {
+  e2eTest,
+  LOCAL,
+  Netflow,
+  Proc,
+  ROOT,
+  sh,
+  TestCgroup,
+  TestNetns,
+  withTimeout,
+  workload,
+} from "../helpers/e2e.ts";
+
+const COLLECTOR = `${ROOT}tests/workloads/collector.py`;
+
+async function freePort(kind: "tcp" | "udp"): Promise<number> {
+  if (kind === "tcp") {
+    const s = net.createServer();
+    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+    const port = (s.address() as net.AddressInfo).port;
+    await new Promise((r) => s.close(r));
+    return port;
+  }
+  const s = dgram.createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Polls until something listens on the UDP port (nfcapd says nothing on stdout when ready). */
+async function untilUdpListening(port: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!(await sh("ss", "-Hlun", `sport = :${port}`)).trim()) {
+    if (Date.now() > deadline) throw new Error(`nothing listens on udp port ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** "YYYY-MM-DD HH:MM:SS.mmm" in UTC, as nfdump prints times under TZ=UTC. */
+function nfdumpTime(ms: number): string {
+  return new Date(ms).toISOString().replace("T", " ").slice(0, 23);
+}
+
+/** An end event as an initiator->responder biflow, the way the IPFIX record must carry it. */
+function expectedRecord(e: FlowEndEvent) {
+  const localIsSrc = e.closed_by === "local";
+  const local = localIsSrc ? [e.src, e.src_port] : [e.dst, e.dst_port];
+  const remote = localIsSrc ? [e.dst, e.dst_port] : [e.src, e.src_port];
+  const outgoing = e.conn_direction === "outgoing";
+  const [src, dst] = outgoing ? [local, remote] : [remote, local];
+  const endUs = timeUs(e.time);
+  return {
+    src: src[0] as string,
+    srcPort: src[1] as number,
+    dst: dst[0] as string,
+    dstPort: dst[1] as number,
+    startMs: Math.floor((endUs - Math.round(e.duration_ms! * 1000)) / 1000),
+    endMs: Math.floor(endUs / 1000),
+    octets: outgoing ? e.bytes_sent! : e.bytes_received!,
+    packets: outgoing ? e.packets_sent! : e.packets_received!,
+    reverseOctets: outgoing ? e.bytes_received! : e.bytes_sent!,
+    reversePackets: outgoing ? e.packets_received! : e.packets_sent!,
+    direction: outgoing ? 1 : 0,
+  };
+}
+
+const NFDUMP_FORMAT = "fmt:%ts|%te|%pr|%sa|%sp|%da|%dp|%ipkt|%ibyt|%opkt|%obyt|%dir|%bfd";
+
+for (const family of [4, 6] as const) {
+  e2eTest(`IPFIX over UDP: nfdump reads netflow's IPv${family} ends, both directions`, async () => {
+    await using cg = new TestCgroup();
+    await using ns = await TestNetns.create();
+    const dir = await Deno.makeTempDir({ prefix: "netflow-nfcapd-" });
+    try {
+      const port = await freePort("udp");
+      // -E: nfcapd prints every record it decodes, so the test knows when it has them all.
+      // stdbuf: line-buffered, so each record shows as it is decoded.
+      await using nfcapd = new Proc("stdbuf", [
+        "-oL",
+        "nfcapd",
+        "-E",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        String(port),
+        "-w",
+        dir,
+        "-t",
+        "3600",
+      ]);
+      await untilUdpListening(port);
+      await using nf = await Netflow.start([
+        "--format",
+        "json",
+        "--cgroup",
+        cg.dir,
+        "--ipfix",
+        `udp://127.0.0.1:${port}`,
+      ]);
+      const server = family === 4 ? ns.nsAddr4 : ns.nsAddr6;
+      // Three uploads of 30,000 bytes each to a server in the namespace (not watched).
+      const w = await workload(
+        cg,
+        { where: { kind: "netns", ns, watched: false }, host: server },
+        { where: LOCAL, connectTo: server },
+        { count: 3, bytes: 30_000, scenario: "server-close" },
+      );
+      const { events, stderr, code } = await nf.stop();
+      assert.equal(code, 0, stderr);
+      const ends = (events as FlowEvent[]).filter((e): e is FlowEndEvent =>
+        e.event === "net_flow_tcp_end" && e.dst_port !== port
+      );
+      assert.equal(ends.length, 3);
+      assert.match(
+        stderr,
+        new RegExp(`udp://127\\.0\\.0\\.1:${port}: 3 IPFIX records sent, 0 dropped`),
+      );
+      let decoded = 0;
+      while (decoded < 3) {
+        if ((await nfcapd.line(20_000)).startsWith("Flow Record")) decoded++;
+      }
+      nfcapd.child.kill("SIGTERM"); // it writes its file as it ends
+      await withTimeout(nfcapd.child.status, 20_000, "nfcapd to end");
+      const out = await sh(
+        "env",
+        "TZ=UTC",
+        "nfdump",
+        "-q",
+        "-N",
+        "-6",
+        "-R",
+        dir,
+        "-o",
+        NFDUMP_FORMAT,
+      );
+      const got = out.trim().split("\n").map((l) => l.split("|").map((f) => f.trim())).sort();
+      const want = ends.map((e) => {
+        const r = expectedRecord(e);
+        return [
+          nfdumpTime(r.startMs),
+          nfdumpTime(r.endMs),
+          "6",
+          r.src,
+          String(r.srcPort),
+          r.dst,
+          String(r.dstPort),
+          String(r.packets),
+          String(r.octets),
+          String(r.reversePackets),
+          String(r.reverseOctets),
+          "E",
+          "1",
+        ];
+      }).sort();
+      assert.deepEqual(got, want);
+      // The client sent 30,000 bytes and got the 50-byte reply.
+      for (const row of got) {
+        assert.deepEqual([row[3], row[5], row[6], row[8], row[10]], [
+          family === 4 ? ns.hostAddr4 : ns.hostAddr6,
+          server,
+          String(w.serverPort),
+          "30000",
+          "50",
+        ]);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+const ELEMENTS = `${ROOT}src/export/ipfix-elements.xml`;
+
+type Fields = Record<string, string>;
+
+/** The data records ipfixDump (libfixbuf) decodes from a file of IPFIX messages. */
+async function ipfixDump(file: string): Promise<Fields[]> {
+  const out = await sh("ipfixDump", "-e", ELEMENTS, "-d", "--in", file);
+  return out.split("--- data record").slice(1).map((block) => {
+    const fields: Fields = {};
+    for (const m of block.matchAll(/^\s*\(([\d/]+)\)\s+(\w+) : (.*)$/gm)) {
+      fields[m[2]!] = m[3]!.replace(/^\(len: \d+\) ?/, "").trim();
+    }
+    return fields;
+  });
+}
+
+/** Waits until the collector's file holds `n` whole data records, and returns them. */
+async function recordsIn(file: string, n: number): Promise<Fields[]> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const records = await ipfixDump(file).catch(() => []);
+    if (records.length >= n) return records;
+    if (Date.now() > deadline) throw new Error(`${file}: ${records.length} of ${n} records`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** ipfixDump's IPv6 ("::0001") in netflow's RFC 5952 form. */
+function canonical(addr: string): string {
+  return addr.includes(":") ? formatIPv6(parseIP(addr)!) : addr;
+}
+
+/** What a loopback connection's two endpoints must give, as ipfixDump prints it. */
+function loopbackRecords(
+  lo: string,
+  w: { serverPort: number; clientPorts: number[]; clientPid: number; serverPid: number },
+) {
+  return w.clientPorts.flatMap((port) =>
+    [[1, w.clientPid, "nf-client"], [0, w.serverPid, "nf-server"]].map(([dir, pid, comm]) =>
+      [
+        canonical(lo),
+        String(port),
+        canonical(lo),
+        String(w.serverPort),
+        "6",
+        "3",
+        String(dir),
+        "1",
+        "100",
+        "50",
+        String(pid),
+        "0",
+        comm,
+        "",
+      ].join(" ")
+    )
+  ).sort();
+}
+
+function describeRecords(records: Fields[]): string[] {
+  return records.map((f) =>
+    [
+      canonical(f.sourceIPv4Address ?? f.sourceIPv6Address!),
+      f.sourceTransportPort,
+      canonical(f.destinationIPv4Address ?? f.destinationIPv6Address!),
+      f.destinationTransportPort,
+      f.protocolIdentifier,
+      f.flowEndReason,
+      f.flowDirection,
+      f.biflowDirection,
+      f.octetDeltaCount,
+      f.reverseOctetDeltaCount,
+      f.netflowProcessId,
+      f.netflowUserId,
+      f.netflowProcessName,
+      f.netflowContainerId,
+    ].join(" ")
+  ).sort();
+}
+
+e2eTest(
+  "IPFIX over TCP: collector down at start, then up, killed and back: ipfixDump decodes every record",
+  async () => {
+    await using cg = new TestCgroup();
+    const dir = await Deno.makeTempDir({ prefix: "netflow-collector-" });
+    try {
+      const port = await freePort("tcp"), never = await freePort("tcp");
+      const url = `tcp://127.0.0.1:${port}`, neverUrl = `tcp://127.0.0.1:${never}`;
+      await using nf = await Netflow.start([
+        "--format",
+        "none",
+        "--cgroup",
+        cg.dir,
+        "--ipfix",
+        url,
+        "--ipfix",
+        neverUrl,
+      ]);
+      await nf.stderrLine(new RegExp(`${url}: unreachable \\(ECONNREFUSED\\)`));
+      // While nobody listens: two IPv4 loopback connections, four local endpoints.
+      const lo4 = "127.0.0.1", lo6 = "::1";
+      const a = await workload(cg, { where: LOCAL, host: lo4 }, { where: LOCAL, connectTo: lo4 }, {
+        count: 2,
+      });
+      await using first = new Proc("python3", [
+        COLLECTOR,
+        "--port",
+        String(port),
+        "--out",
+        `${dir}/first`,
+      ]);
+      assert.equal(await first.line(), `listening ${port}`);
+      assert.equal(await first.line(20_000), "connected 1");
+      await nf.stderrLine(new RegExp(`${url}: connected again`));
+      const queued = await recordsIn(`${dir}/first.1`, 4);
+      assert.deepEqual(describeRecords(queued), loopbackRecords(lo4, a));
+      // The collector dies: netflow keeps running and queues again.
+      first.child.kill("SIGKILL");
+      await first.child.status;
+      await nf.stderrLine(new RegExp(`${url}: connection lost`));
+      const b = await workload(cg, { where: LOCAL, host: lo6 }, { where: LOCAL, connectTo: lo6 });
+      await using second = new Proc("python3", [
+        COLLECTOR,
+        "--port",
+        String(port),
+        "--out",
+        `${dir}/second`,
+      ]);
+      assert.equal(await second.line(), `listening ${port}`);
+      assert.equal(await second.line(20_000), "connected 1");
+      const resumed = await recordsIn(`${dir}/second.1`, 2);
+      assert.deepEqual(describeRecords(resumed), loopbackRecords(lo6, b));
+      const { stdout, stderr, code } = await nf.stop();
+      assert.equal(code, 0, stderr);
+      assert.equal(stdout, "", "--format none writes nothing on stdout");
+      assert.match(
+        stderr,
+        new RegExp(
+          `, ${url}: 6 IPFIX records sent, 0 dropped, ${neverUrl}: 0 IPFIX records sent, 6 dropped\\n`,
+        ),
+      );
+      // Each connection to the collector was a session of its own: templates, then sequence 0.
+      for (const file of [`${dir}/first.1`, `${dir}/second.1`]) {
+        const all = await sh("ipfixDump", "--in", file);
+        assert.match(
+          all,
+          /^--- Message Header ---\n.*\n.*sequence number: 0 \(0\)\n\n--- template record/,
+        );
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+/** tcpdump writing a capture file; ready once it says it listens. */
+async function capture(file: string, filter: string): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("tcpdump", {
+    // --immediate-mode: packets reach the file as they come, not a buffer at a time.
+    args: ["-i", "any", "--immediate-mode", "-U", "-w", file, filter],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!seen.includes("listening on")) {
+    const { value, done } = await withTimeout(reader.read(), 15_000, "tcpdump to listen");
+    if (done) throw new Error(`tcpdump: ${seen}`);
+    seen += value;
+  }
+  // Keep reading, so that its last words at exit do not meet a closed pipe.
+  (async () => {
+    while (!(await reader.read()).done) { /* discard */ }
+  })().catch(() => {});
+  return child;
+}
+
+/** The Community ID tshark computes for each connection in a capture, by client port. */
+async function tsharkCommunityIds(file: string): Promise<Map<number, string>> {
+  const out = await sh(
+    "tshark",
+    "-r",
+    file,
+    "--enable-protocol",
+    "communityid",
+    "-Y",
+    "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+    "-T",
+    "fields",
+    "-e",
+    "tcp.srcport",
+    "-e",
+    "communityid",
+  );
+  return new Map(
+    out.trim().split("\n").map((l) => l.split("\t")).map(([port, id]) => [Number(port), id!]),
+  );
+}
+
+for (const family of [4, 6] as const) {
+  e2eTest(`ECS for IPv${family} flows, with the Community ID tshark computes`, async () => {
+    await using cg = new TestCgroup();
+    await using ns = await TestNetns.create();
+    const pcap = await Deno.makeTempFile({ prefix: "netflow-ecs-", suffix: ".pcap" });
+    const server = family === 4 ? ns.nsAddr4 : ns.nsAddr6;
+    const host = family === 4 ? ns.hostAddr4 : ns.hostAddr6;
+    const tcpdump = await capture(pcap, `tcp and host ${server}`);
+    try {
+      await using nf = await Netflow.start(["--format", "ecs", "--cgroup", cg.dir]);
+      const w = await workload(
+        cg,
+        { where: { kind: "netns", ns, watched: false }, host: server },
+        { where: LOCAL, connectTo: server },
+        { count: 2 },
+      );
+      const { events, stderr, code } = await nf.stop();
+      assert.equal(code, 0, stderr);
+      tcpdump.kill("SIGINT");
+      await tcpdump.status;
+      const tshark = await tsharkCommunityIds(pcap);
+      const docs = events as unknown as Record<string, Record<string, unknown>>[];
+      assert.equal(docs.length, 4);
+      for (const port of w.clientPorts) {
+        const flow = docs.filter((d) => d.source!.port === port || d.destination!.port === port);
+        assert.deepEqual(flow.map((d) => d.event!.action), [
+          "net_flow_tcp_begin",
+          "net_flow_tcp_end",
+        ]);
+        const [begin, end] = flow as [
+          Record<string, Record<string, unknown>>,
+          Record<string, Record<string, unknown>>,
+        ];
+        for (const d of flow) {
+          assert.equal(d.network!.community_id, tshark.get(port), `client port ${port}`);
+          assert.deepEqual(
+            [d.network!.transport, d.network!.type, d.network!.iana_number, d.network!.direction],
+            ["tcp", `ipv${family}`, "6", "egress"],
+          );
+          assert.deepEqual(d.process, { pid: w.clientPid, name: "nf-client" });
+          assert.deepEqual(d.user, { id: "0" });
+          assert.deepEqual(d.event!.kind, "event");
+          assert.deepEqual(d.event!.category, ["network"]);
+          assert.equal(d.ecs!.version, "8.11.0");
+          assert.equal(d.container, undefined);
+        }
+        assert.deepEqual(begin.event!.type, ["connection", "start"]);
+        assert.deepEqual([begin.source, begin.destination], [
+          { ip: host, port },
+          { ip: server, port: w.serverPort },
+        ]);
+        assert.equal(begin["@timestamp"], begin.event!.start);
+        // The client closed: it is the end's source; it sent 100 bytes and got 50.
+        assert.deepEqual(end.event!.type, ["connection", "end"]);
+        assert.equal(end.event!.reason, "fin");
+        assert.deepEqual(
+          [end.source!.ip, end.source!.port, end.source!.bytes, end.destination!.bytes],
+          [host, port, 100, 50],
+        );
+        assert.equal(end.network!.bytes, 150);
+        const duration = end.event!.duration as number;
+        assert.ok(Number.isInteger(duration) && duration > 0, `duration ${duration} ns`);
+        const startUs = timeUs(end.event!.start as string),
+          endUs = timeUs(end.event!.end as string);
+        assert.equal(endUs - startUs, Math.round(duration / 1000));
+        assert.ok(startUs >= timeUs(begin["@timestamp"] as unknown as string) - 1);
+      }
+    } finally {
+      try {
+        tcpdump.kill("SIGKILL");
+      } catch { /* already gone */ }
+      await tcpdump.status;
+      await Deno.remove(pcap);
+    }
+  });
+}
+
+e2eTest("Tracee format: a loopback connection's four events, field by field", async () => {
+  await using cg = new TestCgroup();
+  await using nf = await Netflow.start(["--format", "tracee", "--cgroup", cg.dir]);
+  const lo = "127.0.0.1";
+  const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo });
+  const { stdout, stderr, code } = await nf.stop();
+  assert.equal(code, 0, stderr);
+  const lines = stdout.trim().split("\n");
+  assert.equal(lines.length, 4);
+  const port = w.clientPorts[0]!;
+  const ids = new Set<string>();
+  const flows = new Map<string, string[]>();
+  for (const line of lines) {
+    // Nanoseconds, exact: microseconds then 000 (JSON.parse would round them).
+    assert.match(line, /^\{"timestamp":\d{16}000,"threadStartTime":0,/);
+    const e = JSON.parse(line);
+    const outgoing = e.args[0].value === "outgoing";
+    const pid = outgoing ? w.clientPid : w.serverPid;
+    const isEnd = e.eventName === "net_flow_tcp_end";
+    const { args, timestamp: _, ...head } = e;
+    assert.deepEqual(head, {
+      threadStartTime: 0,
+      processorId: 0,
+      processId: pid,
+      cgroupId: cg.id,
+      threadId: pid,
+      parentProcessId: 0,
+      hostProcessId: pid,
+      hostThreadId: pid,
+      hostParentProcessId: 0,
+      userId: 0,
+      mountNamespace: 0,
+      pidNamespace: 0,
+      processName: outgoing ? "nf-client" : "nf-server",
+      executable: { path: "" },
+      hostName: Deno.hostname(),
+      containerId: "",
+      container: {},
+      kubernetes: {},
+      eventId: isEnd ? "2014" : "2013",
+      eventName: isEnd ? "net_flow_tcp_end" : "net_flow_tcp_begin",
+      argsNum: isEnd ? 21 : 12,
+      returnValue: 0,
+      syscall: "",
+      stackAddresses: [],
+      contextFlags: { containerStarted: false, isCompat: false },
+      threadEntityId: 0,
+      processEntityId: 0,
+      parentEntityId: 0,
+    });
+    // The client closed, so in every event here src is the client.
+    assert.deepEqual(args.slice(0, 7), [
+      { name: "conn_direction", type: "const char*", value: outgoing ? "outgoing" : "incoming" },
+      { name: "src", type: "const char*", value: lo },
+      { name: "dst", type: "const char*", value: lo },
+      { name: "src_port", type: "u16", value: port },
+      { name: "dst_port", type: "u16", value: w.serverPort },
+      { name: "src_dns", type: "const char **", value: [] },
+      { name: "dst_dns", type: "const char **", value: [] },
+    ]);
+    assert.deepEqual(args.slice(7).map((a: { name: string }) => a.name), [
+      "flow_id",
+      "community_id",
+      "cgroup",
+      "netns",
+      "preexisting",
+      ...(isEnd
+        ? [
+          "closed_by",
+          "reason",
+          "duration_ms",
+          "bytes_sent",
+          "bytes_received",
+          "packets_sent",
+          "packets_received",
+          "rtt_us",
+          "retransmits",
+        ]
+        : []),
+    ]);
+    const flowId = args[7].value as string;
+    flows.set(flowId, [...(flows.get(flowId) ?? []), e.eventName]);
+    ids.add(args[8].value);
+    assert.equal(args[9].value, cg.path);
+    if (isEnd) {
+      const value = (name: string) => args.find((a: { name: string }) => a.name === name).value;
+      assert.deepEqual(
+        [value("closed_by"), value("reason"), value("bytes_sent"), value("bytes_received")],
+        outgoing ? ["local", "fin", 100, 50] : ["remote", "fin", 50, 100],
+      );
+    }
+  }
+  // One Community ID for the connection (both endpoints), one begin and one end per flow_id.
+  assert.equal(ids.size, 1);
+  assert.deepEqual([...flows.values()], [
+    ["net_flow_tcp_begin", "net_flow_tcp_end"],
+    ["net_flow_tcp_begin", "net_flow_tcp_end"],
+  ]);
+});
