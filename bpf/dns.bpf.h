@@ -11,7 +11,8 @@
  *   a hash of its question in `dns_queries`, a bounded LRU map.
  * - An answer (source port 53, QR set) is copied to `dns_events`, DNS's own
  *   ring, only when the same key is recorded with the same question, not
- *   older than DNS_QUERY_TTL_NS; the entry is removed (one answer per query).
+ *   older than DNS_QUERY_TTL_NS; the entry moves to `dns_answered` (one answer
+ *   per query; another copy of it counts as NF_CNT_DNS_REPEATED).
  *   Anything else is counted (NF_CNT_DNS_UNMATCHED) and dropped: a flood of
  *   forged answers costs a header load and a map lookup, never a ring record.
  * - Over TCP, a segment to port 53 that begins a query opens `dns_streams`
@@ -75,6 +76,15 @@ struct {
 	__type(key, struct dns_key);
 	__type(value, struct dns_query);
 } dns_queries SEC(".maps");
+
+/* Queries answered lately: a second copy of an answer (a client and its
+ * resolver both watched on one host) is a repeat, not a forgery. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct dns_key);
+	__type(value, __u64);
+} dns_answered SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -292,7 +302,8 @@ static __always_inline void dns_udp_answer(struct __sk_buff *skb, __u8 direction
 	dns_key(&k, skb, l3, 1, uh->source, uh->dest, id, IPPROTO_UDP);
 	q = bpf_map_lookup_elem(&dns_queries, &k);
 	if (!q) {
-		count(NF_CNT_DNS_UNMATCHED);
+		count(bpf_map_lookup_elem(&dns_answered, &k) ? NF_CNT_DNS_REPEATED
+							       : NF_CNT_DNS_UNMATCHED);
 		return;
 	}
 	r = dns_scratch_record();
@@ -312,6 +323,7 @@ static __always_inline void dns_udp_answer(struct __sk_buff *skb, __u8 direction
 		return;
 	}
 	bpf_map_delete_elem(&dns_queries, &k);
+	bpf_map_update_elem(&dns_answered, &k, &question, BPF_ANY);
 	count(NF_CNT_DNS_ANSWERED);
 	if (len > NF_DNS_MAX)
 		count(NF_CNT_DNS_CUT);

@@ -167,7 +167,8 @@ enum nf_counter {
 	NF_CNT_DNS_QUERIES = 5,   /* queries recorded (new entries in dns_queries) */
 	NF_CNT_DNS_ANSWERED = 6,  /* entries removed by their answer, or found stale */
 	NF_CNT_DNS_STREAMS = 7,   /* TCP streams that carried a recorded query */
-	NF_CNT_MAX = 8,
+	NF_CNT_DNS_REPEATED = 8,  /* another copy of an answered query's answer (dropped) */
+	NF_CNT_MAX = 9,
 };
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");

@@ -19,7 +19,8 @@ function summary(events: number, stats: MonitorStats, sinks: string[]): string {
     `${stats.evicted} evicted flows, ${stats.malformed} malformed records, ` +
     `${stats.dnsResponses} DNS responses (${stats.dnsMalformed} malformed, ${stats.dnsCut} cut, ` +
     `${stats.dnsEvicted} evicted from the cache), ${stats.dnsLost} lost DNS records, ` +
-    `${stats.dnsUnmatched} unmatched DNS answers, ${stats.dnsQueriesEvicted} evicted DNS queries` +
+    `${stats.dnsUnmatched} unmatched DNS answers, ${stats.dnsRepeated} repeated DNS answers, ` +
+    `${stats.dnsQueriesEvicted} evicted DNS queries` +
     sinks.map((s) => `, ${s}`).join("");
 }
 

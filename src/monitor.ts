@@ -93,6 +93,8 @@ export interface MonitorStats {
   dnsLost: number;
   /** DNS answers that matched no query of their namespace, dropped in the kernel. */
   dnsUnmatched: number;
+  /** More copies of an answered query's answer (a resolver and its client both watched), dropped. */
+  dnsRepeated: number;
   /** Recorded queries pushed out of the kernel's bounded query map before their answer. */
   dnsQueriesEvicted: number;
 }
@@ -206,6 +208,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       dnsEvicted: dns.evicted,
       dnsLost: kernel.dnsLost,
       dnsUnmatched: kernel.dnsUnmatched,
+      dnsRepeated: kernel.dnsRepeated,
       dnsQueriesEvicted: queriesEvicted,
     };
   }

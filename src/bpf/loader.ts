@@ -50,6 +50,7 @@ const COUNTER_DNS_LOST = 3;
 const COUNTER_DNS_UNMATCHED = 4;
 const COUNTER_DNS_QUERIES = 5;
 const COUNTER_DNS_ANSWERED = 6;
+const COUNTER_DNS_REPEATED = 8;
 /** sizeof(struct dns_key) in bpf/dns.bpf.h. */
 const DNS_KEY_SIZE = 44;
 
@@ -82,6 +83,8 @@ export interface ProbeCounters {
   /** Queries recorded, and those that left the map through their answer (or stale). */
   dnsQueries: number;
   dnsAnswered: number;
+  /** More copies of an answered query's answer (a resolver and its client both watched). */
+  dnsRepeated: number;
 }
 
 /** netflow's programs, attached to one cgroup, with the reader of their ring buffer. */
@@ -141,6 +144,7 @@ export class Probe implements Disposable {
       dnsUnmatched: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_UNMATCHED)),
       dnsQueries: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_QUERIES)),
       dnsAnswered: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_ANSWERED)),
+      dnsRepeated: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_REPEATED)),
     };
   }
 

@@ -461,3 +461,38 @@ e2eTest(
     assert.match(stderr, / 1 DNS responses \(0 malformed/);
   },
 );
+
+e2eTest("a flood of unanswered queries is bounded in the kernel, and counted", async () => {
+  await using cg = new TestCgroup();
+  await using ns = await TestNetns.create(1);
+  const { zone: z } = await startDnsmasq(ns, (cmd, ...a) => ns.spawn(cmd, ...a));
+  const silent = `${subnet(ns)}.71`; // nothing listens on its port 53
+  await addAddress(ns, silent);
+  await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir]);
+  await using q = cg.spawn("python3", DNS_PY, "queries", "--dst", silent, "--count", "20000");
+  assert.equal(await q.line(30_000), "sent 20000");
+  await q.done();
+  // Queries after the flood are recorded and answered as ever.
+  assert.equal(await dig(cg, ns.nsAddr4, `end.${ZONE}`, "A"), z.chain);
+  const port = await connect(cg, ns, z.chain);
+  const { events, stderr } = await nf.stop();
+  expectNames(events as FlowEvent[], port, [`end.${ZONE}`], "after a query flood");
+  // 20,001 recorded, 1 answered, at most 16,384 (the map's size) still there.
+  const evicted = counted(stderr, /(\d+) evicted DNS queries/);
+  console.log(`query flood: ${evicted} evicted DNS queries`);
+  assert.ok(evicted >= 20_000 - 16_384 && evicted <= 20_000, stderr);
+});
+
+e2eTest("a client and its resolver both watched: one answer read, its copy a repeat", async () => {
+  await using cg = new TestCgroup();
+  await using ns = await TestNetns.create(1);
+  // dnsmasq in this host's namespace and in the cgroup, and dig beside it.
+  const { zone: z } = await startDnsmasq(ns, (cmd, ...a) => cg.spawn(cmd, ...a), [ns.hostAddr4]);
+  await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir]);
+  assert.equal(await dig(cg, ns.hostAddr4, `end.${ZONE}`, "A"), z.chain);
+  const port = await connect(cg, ns, z.chain);
+  const { events, stderr } = await nf.stop();
+  expectNames(events as FlowEvent[], port, [`end.${ZONE}`], "resolver and client both watched");
+  assert.match(stderr, / 1 DNS responses \(0 malformed/);
+  assert.match(stderr, / 0 unmatched DNS answers, 1 repeated DNS answers/);
+});

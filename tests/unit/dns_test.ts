@@ -403,3 +403,25 @@ Deno.test("fuzz: a flood of distinct answers keeps the cache at its bound", () =
   }
   assert.deepEqual([cache.stats.entries, cache.stats.evicted], [5000, 95_000]);
 });
+
+Deno.test("parseAnswer refuses compression pointers that loop or point forward", () => {
+  const msg = response("a.test", [{ type: "A", name: "a.test", data: "192.0.2.1", ttl: 5 }]);
+  const at = 12 + 8 + 4; // the answer's owner name, after header and question
+  const self = new Uint8Array(msg);
+  self.set([0xc0, at], at); // a name that points at itself
+  assert.throws(() => parseAnswer(self), /bad pointer/);
+  const forward = new Uint8Array(msg);
+  forward.set([0xc0, at + 2], at);
+  assert.throws(() => parseAnswer(forward), /bad pointer/);
+});
+
+Deno.test("RecordDecoder converts kernel times with the offset it has now (re-read per drain)", () => {
+  const D = LAYOUT.nf_dns.fields;
+  const view = new DataView(new ArrayBuffer(D.payload));
+  view.setUint8(16, KIND_DNS);
+  view.setBigUint64(0, 2_000_000n, true); // 2 ms after boot
+  const decoder = new RecordDecoder(1_000_000);
+  assert.equal(decoder.decode(view, 0, D.payload)?.timeUs, 1_002_000);
+  decoder.clockOffsetUs = 5_000_000; // the wall clock stepped (or the host slept)
+  assert.equal(decoder.decode(view, 0, D.payload)?.timeUs, 5_002_000);
+});

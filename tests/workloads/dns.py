@@ -17,6 +17,8 @@
       a TCP server on H:53 that sends B bytes of junk to whoever connects
   dns.py flood    --src ADDR --dst ADDR --port P --count C
       C answer datagrams from ADDR:53 to ADDR:P, random ids, answering nothing
+  dns.py queries  --dst ADDR --count C
+      C queries (distinct ids, random names) from one socket to ADDR:53, never answered
 """
 import argparse
 import ipaddress
@@ -157,6 +159,19 @@ def flood(args):
     print("sent", args.count, flush=True)
 
 
+def queries(args):
+    s = socket.socket(family(args.dst), socket.SOCK_DGRAM)
+    rnd = random.Random(11)
+    for i in range(args.count):
+        q = qname("q%d.unanswered.test" % rnd.getrandbits(32)) + struct.pack("!HH", 1, 1)
+        msg = struct.pack("!HHHHHH", i & 0xFFFF, 0x0100, 1, 0, 0, 0) + q  # distinct ids
+        try:
+            s.sendto(msg, (args.dst, 53))
+        except OSError:
+            pass  # an ICMP error from an earlier one
+    print("sent", args.count, flush=True)
+
+
 def recv_exact(conn, n):
     buf = b""
     while len(buf) < n:
@@ -201,8 +216,11 @@ def main():
     fl.add_argument("--dst", required=True)
     fl.add_argument("--port", type=int, required=True)
     fl.add_argument("--count", type=int, required=True)
+    qs = sub.add_parser("queries")
+    qs.add_argument("--dst", required=True)
+    qs.add_argument("--count", type=int, required=True)
     args = p.parse_args()
-    {"forge": forge, "listen": listen, "proxy": proxy, "tcp": tcp, "bulk": bulk, "flood": flood}[
+    {"forge": forge, "listen": listen, "proxy": proxy, "tcp": tcp, "bulk": bulk, "flood": flood, "queries": queries}[
         args.cmd
     ](args)
 
