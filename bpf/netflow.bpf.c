@@ -66,12 +66,19 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* Who created each TCP socket. BPF_F_CLONE: an accepted socket inherits its
- * listener's entry, since sock_create never runs for it. */
+/* Who holds each TCP (and MPTCP) socket, as far as the kernel can tell in
+ * the holder's own context: its creator (sock_create), the process that
+ * called connect(), and at the end the process that closes it (sock_release,
+ * or shutdown's FIN). BPF_F_CLONE: an accepted socket inherits its listener's
+ * entry, since sock_create never runs for it; who accepted it is found by
+ * netflow from the system (the task_file iterator). */
 struct nf_owner {
 	__u32 pid;
 	__u32 uid;
 	char comm[NF_COMM_LEN];
+	__u32 netns;  /* the socket's namespace, noted at its begin (sock_release cannot read it) */
+	__u8 closer;  /* pid/uid/comm are the closing process's */
+	__u8 pad[3];
 };
 
 struct {
@@ -322,6 +329,19 @@ static __always_inline void stamp_current(struct nf_owner *owner)
 	owner->pid = bpf_get_current_pid_tgid() >> 32;
 	owner->uid = (__u32)bpf_get_current_uid_gid();
 	bpf_get_current_comm(owner->comm, sizeof(owner->comm));
+	owner->closer = 0;
+}
+
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+
+/* A socket flows are made of: TCP, or MPTCP (whose TCP subflows are kernel
+ * sockets that sock_create never sees: they take their MPTCP socket's owner). */
+static __always_inline int owned_kind(struct bpf_sock *sk)
+{
+	return sk->type == SOCK_STREAM &&
+	       (sk->protocol == IPPROTO_TCP || sk->protocol == IPPROTO_MPTCP);
 }
 
 SEC("cgroup/sock_create")
@@ -329,7 +349,7 @@ int netflow_sock_create(struct bpf_sock *sk)
 {
 	struct nf_owner *owner;
 
-	if (sk->protocol != IPPROTO_TCP || sk->type != SOCK_STREAM)
+	if (!owned_kind(sk))
 		return ALLOW;
 	owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (owner)
@@ -426,12 +446,55 @@ static __always_inline int fill_endpoints(struct nf_flow *r, struct sock___nf *s
 	return 1;
 }
 
+struct atomic64___nf {
+	__s64 counter;
+} __attribute__((preserve_access_index));
+
+struct sock_common___nfc {
+	struct atomic64___nf skc_cookie;
+} __attribute__((preserve_access_index));
+
+struct mptcp_sock___nf {
+	struct sock___nf *first; /* the first subflow */
+} __attribute__((preserve_access_index));
+
+/* pid/uid/comm from an owner entry (r->netns is set: the entry notes it). */
+static __always_inline void copy_owner(struct nf_flow *r, struct nf_owner *owner)
+{
+	r->flags &= ~(NF_FLOW_OWNER | NF_FLOW_OWNER_CLOSER);
+	if (!owner)
+		return;
+	owner->netns = r->netns;
+	r->pid = owner->pid;
+	r->uid = owner->uid;
+	__builtin_memcpy(r->comm, owner->comm, NF_COMM_LEN);
+	r->flags |= NF_FLOW_OWNER;
+	if (owner->closer)
+		r->flags |= NF_FLOW_OWNER_CLOSER;
+}
+
+static __always_inline void fill_owner(struct nf_flow *r, struct tcp_sock___nf *tp)
+{
+	copy_owner(r, bpf_sk_storage_get(&owners, tp, 0, 0));
+}
+
+/* An MPTCP subflow (a kernel socket) takes its MPTCP socket's owner. The
+ * helper wants the program's own socket pointer, so sock_ops only. */
+static __always_inline void fill_mptcp_owner(struct nf_flow *r, struct bpf_sock *sk)
+{
+	struct mptcp_sock *msk = bpf_skc_to_mptcp_sock(sk);
+
+	if (!msk)
+		return;
+	r->flags |= NF_FLOW_MPTCP;
+	copy_owner(r, bpf_sk_storage_get(&owners, msk, 0, 0));
+}
+
 /* Everything a flow record says about a socket, at this moment. */
 static __always_inline int fill_flow(struct nf_flow *r, struct tcp_sock___nf *tp,
 				     struct nf_sock *st, __u8 kind, __u64 cookie)
 {
 	struct sock___nf *sk = (struct sock___nf *)tp;
-	struct nf_owner *owner;
 
 	__builtin_memset(r, 0, sizeof(*r));
 	if (!fill_endpoints(r, sk))
@@ -453,13 +516,7 @@ static __always_inline int fill_flow(struct nf_flow *r, struct tcp_sock___nf *tp
 		r->begin_ns = st->begin_ns;
 		r->flags = st->flags;
 	}
-	owner = bpf_sk_storage_get(&owners, tp, 0, 0);
-	if (owner) {
-		r->pid = owner->pid;
-		r->uid = owner->uid;
-		__builtin_memcpy(r->comm, owner->comm, NF_COMM_LEN);
-		r->flags |= NF_FLOW_OWNER;
-	}
+	fill_owner(r, tp);
 	return 1;
 }
 
@@ -478,6 +535,8 @@ static __always_inline void emit_flow(struct bpf_sock_ops *skops, struct tcp_soc
 		bpf_ringbuf_discard(r, 0);
 		return;
 	}
+	if (skops->sk)
+		fill_mptcp_owner(r, skops->sk);
 	r->end = end;
 	r->old_state = old_state;
 	r->new_state = new_state;
@@ -496,9 +555,36 @@ static __always_inline void on_connect(struct bpf_sock_ops *skops, struct bpf_so
 		return;
 	}
 	st->state |= NF_ST_CONNECTED;
+	/* An MPTCP subflow connects from the kernel's path manager as often as
+	 * from connect(): it keeps its MPTCP socket's owner instead. */
+	if (bpf_skc_to_mptcp_sock(sk))
+		return;
 	owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (owner)
 		stamp_current(owner);
+}
+
+/* The process closing a socket, in its own context, unless it is netflow
+ * dropping the last reference its iterator took. */
+static __always_inline void stamp_closer(struct nf_owner *owner)
+{
+	if (bpf_get_current_pid_tgid() >> 32 == nf_config.self_pid)
+		return;
+	stamp_current(owner);
+	owner->closer = 1;
+}
+
+/* This side's FIN: close() or shutdown(), in the holder's process (an MPTCP
+ * subflow's is the kernel's, and keeps its MPTCP socket's owner). */
+static __always_inline void owner_at_local_fin(struct bpf_sock *sk)
+{
+	struct nf_owner *owner;
+
+	if (bpf_skc_to_mptcp_sock(sk))
+		return;
+	owner = bpf_sk_storage_get(&owners, sk, 0, 0);
+	if (owner)
+		stamp_closer(owner);
 }
 
 /* The socket is ESTABLISHED: the handshake's last packet was processed (the
@@ -540,6 +626,7 @@ static __always_inline void on_state(struct bpf_sock_ops *skops, struct bpf_sock
 		return;
 	if (new == TCP_FIN_WAIT1) {
 		end = NF_END_LOCAL_FIN;
+		owner_at_local_fin(sk);
 	} else if (new == TCP_CLOSE_WAIT) {
 		end = NF_END_REMOTE_FIN;
 	} else if (new == TCP_CLOSE) {
@@ -697,9 +784,26 @@ int netflow_holders(struct bpf_iter__task_file___nf *ctx)
 	if (!sock)
 		return 0;
 	sk = sock->sk;
-	if (!sk || sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
+	if (!sk || sk->sk_type != SOCK_STREAM)
 		return 0;
-	h.cookie = bpf_get_socket_cookie(sk);
+	if (sk->sk_protocol == IPPROTO_MPTCP) {
+		/* Flows are its subflows': name the first (the one a loopback or
+		 * single-path connection has) by its cookie, set when its begin
+		 * was written. The verifier types sock->sk as a plain sock. */
+		struct mptcp_sock___nf *msk = (struct mptcp_sock___nf *)sk;
+		struct sock_common___nfc *first = 0;
+
+		bpf_probe_read_kernel(&first, sizeof(first), &msk->first);
+		if (!first ||
+		    bpf_probe_read_kernel(&h.cookie, sizeof(h.cookie), &first->skc_cookie.counter))
+			return 0;
+		h.mptcp = 1;
+	} else if (sk->sk_protocol == IPPROTO_TCP) {
+		h.cookie = bpf_get_socket_cookie(sk);
+	} else {
+		return 0;
+	}
+	h.netns = sk->__sk_common.skc_net.net->ns.inum;
 	h.pid = task->tgid;
 	h.uid = task->cred->uid.val;
 	bpf_probe_read_kernel(h.comm, sizeof(h.comm), task->comm);
@@ -719,6 +823,49 @@ int netflow_holders(struct bpf_iter__task_file___nf *ctx)
 	}
 	bpf_seq_write((struct seq_file *)ctx->meta->seq, &h, sizeof(h));
 	return 0;
+}
+
+/*
+ * The last close of a socket, in the closing process: the owner entry names
+ * it from now on (the end written by this close carries it). A socket whose
+ * end was already written (the peer closed first, in softirq) gets a release
+ * record, so netflow can give that end the name its holder had at close.
+ */
+SEC("cgroup/sock_release")
+int netflow_sock_release(struct bpf_sock *sk)
+{
+	struct nf_owner *owner;
+	struct nf_sock *st;
+	struct nf_flow *r;
+
+	if (!owned_kind(sk))
+		return ALLOW;
+	owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!owner)
+		return ALLOW;
+	stamp_closer(owner);
+	if (!owner->closer)
+		return ALLOW;
+	st = bpf_sk_storage_get(&socks, sk, 0, 0);
+	if (!st || !(st->state & NF_ST_BEGUN) || !(st->state & NF_ST_ENDED))
+		return ALLOW;
+	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count(NF_CNT_LOST);
+		return ALLOW;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	r->hdr.ts_ns = bpf_ktime_get_ns();
+	r->hdr.kind = NF_KIND_RELEASE;
+	r->hdr.family = sk->family == AF_INET6 ? 6 : 4;
+	r->cookie = bpf_get_socket_cookie(sk);
+	r->netns = owner->netns;
+	r->pid = owner->pid;
+	r->uid = owner->uid;
+	__builtin_memcpy(r->comm, owner->comm, NF_COMM_LEN);
+	r->flags = NF_FLOW_OWNER | NF_FLOW_OWNER_CLOSER;
+	bpf_ringbuf_submit(r, 0);
+	return ALLOW;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

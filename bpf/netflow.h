@@ -20,6 +20,8 @@ enum nf_kind {
 	NF_KIND_BEGIN = 3,  /* struct nf_flow: a socket reached ESTABLISHED */
 	NF_KIND_END = 4,    /* struct nf_flow: an established socket ended (first FIN, RST, timeout) */
 	NF_KIND_LISTEN = 5, /* struct nf_flow: a listening socket (the start snapshot only) */
+	NF_KIND_RELEASE = 6, /* struct nf_flow: a socket whose end was already written was closed
+	                      * by its last holder (pid/uid/comm), in that process (sock_release) */
 };
 
 /* nf_header.direction (packets and DNS) */
@@ -39,6 +41,9 @@ enum nf_flow_flags {
 	NF_FLOW_PREEXISTING = 2, /* established before netflow started (found by the snapshot) */
 	NF_FLOW_OWNER = 4,       /* pid/uid/comm are set */
 	NF_FLOW_SYN_ACKED = 8,   /* bytes_acked counts this side's SYN (the active opener) */
+	NF_FLOW_OWNER_CLOSER = 16, /* pid/uid/comm were stamped by the process closing the socket,
+	                            * in its own context (sock_release, or shutdown's FIN) */
+	NF_FLOW_MPTCP = 32,      /* a subflow of an MPTCP socket: the owner is that socket's */
 };
 
 /* nf_flow.end: how an established socket ended, read from its own state change */
@@ -134,18 +139,22 @@ struct nf_dns {
 	__u8 payload[NF_DNS_MAX];
 };
 
-/* One TCP socket a process holds, written by the task_file iterator. */
+/* One TCP socket a process holds, written by the task_file iterator. For an
+ * MPTCP socket, the cookie and addresses are its first subflow's (the TCP
+ * socket flows are reported for). */
 struct nf_holder {
-	__u64 cookie;         /* the socket's cookie, as cgroup_skb sees it */
+	__u64 cookie;         /* the socket's cookie, as the flow records carry it */
 	__u8 saddr[16];       /* local address (IPv4 in the first 4 bytes) */
 	__u8 daddr[16];
 	__u32 pid;            /* the holding process (tgid) */
 	__u32 uid;
+	__u32 netns;          /* network namespace inode of the socket */
 	__u16 sport;          /* local port, host order */
 	__u16 dport;
 	__u8 family;          /* 4 or 6 */
 	__u8 state;           /* TCP state: 10 is LISTEN */
-	__u8 pad[2];
+	__u8 mptcp;           /* 1: an MPTCP socket (cookie of its first subflow) */
+	__u8 pad[5];
 	char comm[NF_COMM_LEN];
 };
 
@@ -154,7 +163,9 @@ struct nf_config {
 	__u8 forward_all;     /* copy every TCP control packet (--events net_packet_tcp);
 	                       * flows never depend on it */
 	__u8 snapshot_all;    /* the start snapshot takes every cgroup's sockets */
-	__u8 pad[6];
+	__u8 pad[2];
+	__u32 self_pid;       /* netflow's own pid: a socket whose last reference its
+	                       * iterator dropped is not closed by netflow's owner */
 };
 
 /* Per-CPU counters, indexes into the `counters` map. */
@@ -173,7 +184,7 @@ enum nf_counter {
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");
 _Static_assert(sizeof(struct nf_config) == 8, "nf_config layout");
-_Static_assert(sizeof(struct nf_holder) == 72, "nf_holder layout");
+_Static_assert(sizeof(struct nf_holder) == 80, "nf_holder layout");
 _Static_assert(sizeof(struct nf_flow) == 152, "nf_flow layout");
 _Static_assert(sizeof(struct nf_packet) == 104, "nf_packet layout");
 _Static_assert(sizeof(struct nf_dns) == 88 + NF_DNS_MAX, "nf_dns layout");

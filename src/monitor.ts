@@ -7,11 +7,17 @@
  */
 import { findCgroup2Mount, relativeCgroupPath, resolveCgroupDir } from "./bpf/cgroup.ts";
 import { DEFAULT_RING_BYTES, Probe, type ProbeCounters } from "./bpf/loader.ts";
-import { type KernelRecord, RecordDecoder, type TcpPacket } from "./bpf/records.ts";
+import {
+  type FlowRecord,
+  type KernelRecord,
+  RecordDecoder,
+  type TcpPacket,
+} from "./bpf/records.ts";
 import type { FlowEvent } from "./flow/events.ts";
 import { DnsNames, type DnsNamesOptions } from "./dns/names.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
 import { SocketHolders } from "./enrich/holders.ts";
+import { OwnerResolver } from "./enrich/owners.ts";
 import { clocks } from "./ffi/libbpf.ts";
 import type { ReaderKind } from "./ffi/ringbuf.ts";
 import {
@@ -64,6 +70,14 @@ export interface MonitorOptions<E extends EventName = EventName> {
   ringBytes?: number;
   /** Ring buffer reader: "mmap" (default) or "callback" (libbpf's ring_buffer__consume). */
   reader?: ReaderKind;
+  /**
+   * How long an incoming begin may wait for the process that accepts it,
+   * and an end the peer closed for its holder's name at close, in ms: a
+   * whole number, default 200 (src/enrich/owners.ts). 0: no wait and no
+   * iterator runs; owners are the kernel's stamps only (an incoming flow
+   * then names its listener's creator, e.g. a prefork master).
+   */
+  ownerWaitMs?: number;
   /** DNS cache size (`maxEntries`, at least 1) and expiry (`graceMs`, at least 0). */
   dns?: DnsNamesOptions;
 }
@@ -117,6 +131,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   readonly #probe: Probe;
   readonly #decoder: RecordDecoder;
   readonly #flows: FlowTable;
+  readonly #owners: OwnerResolver;
   readonly #dns: DnsNames;
   readonly #onDnsRecord: (view: DataView, offset: number, length: number) => void;
   readonly #want: ReadonlySet<EventName>;
@@ -147,12 +162,15 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.#dns = new DnsNames(options.dns);
     const cgroups = new CgroupPaths(mount, this.cgroupDir);
     const holders = new SocketHolders(() => this.#probe.holders());
+    this.#owners = new OwnerResolver(
+      holders,
+      options.ownerWaitMs === undefined ? {} : { waitMs: options.ownerWaitMs },
+    );
     this.#flows = new FlowTable({
       ...(options.maxFlows === undefined ? {} : { maxFlows: options.maxFlows }),
       context: {
         names: (addr, netns) => this.#dns.names(netns, addr),
         cgroup: (id) => cgroups.lookup(id),
-        owner: (query) => holders.owner(query),
       },
     });
     this.#probe = Probe.open({
@@ -169,7 +187,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     const snapshot = this.#decoder.snapshot(
       this.#probe.snapshot(this.cgroupDir === mount ? [] : cgroups.ids()),
     );
-    this.#push(this.#flows.onSnapshot(snapshot));
+    this.#push(this.#flows.onSnapshot(this.#owners.snapshot(snapshot)));
     this.#onRecord = (view, offset, length) => {
       const record = this.#decoder.decode(view, offset, length);
       if (record === undefined) this.#malformed++;
@@ -218,18 +236,21 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     try {
       while (!this.#stopping) {
         const drained = this.#drain();
+        this.#settleOwners(false);
         if (this.#batch.length > 0) yield this.#take();
         if (this.#stopping) break;
         this.#waiting = true;
         try {
-          if (drained > 0) await new Promise((r) => setTimeout(r, BUSY_PAUSE_MS));
-          else await this.#probe.reader.wait(IDLE_WAIT_MS);
+          const owners = this.#owners.wakeInMs(performance.now()) ?? IDLE_WAIT_MS;
+          if (drained > 0) await new Promise((r) => setTimeout(r, Math.min(BUSY_PAUSE_MS, owners)));
+          else await this.#probe.reader.wait(Math.min(IDLE_WAIT_MS, owners));
         } finally {
           this.#waiting = false;
         }
       }
       if (!this.#closed) {
         this.#drain(); // what arrived before the stop
+        this.#settleOwners(true);
         if (this.#batch.length > 0) yield this.#take();
       }
     } finally {
@@ -284,6 +305,15 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       if (this.#want.has(EVENT_PACKET)) this.#batch.push(packetEvent(record));
       return;
     }
+    for (const r of this.#owners.push(record, performance.now())) this.#flow(r);
+  }
+
+  /** Records whose owner is settled now (src/enrich/owners.ts) go to the flow table. */
+  #settleOwners(final: boolean): void {
+    for (const r of this.#owners.settle(performance.now(), final)) this.#flow(r);
+  }
+
+  #flow(record: FlowRecord): void {
     const event = this.#flows.onRecord(record);
     if (event !== undefined && this.#want.has(event.event)) this.#batch.push(event);
   }

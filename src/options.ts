@@ -159,6 +159,7 @@ export interface CheckedOptions {
   ringBytes?: number;
   reader?: ReaderKind;
   dns?: { maxEntries?: number; graceMs?: number };
+  ownerWaitMs?: number;
 }
 
 /**
@@ -176,6 +177,9 @@ export function checkMonitorOptions<T extends CheckedOptions>(options: T): T {
   if (options.maxFlows !== undefined) out.maxFlows = wholeNumber("maxFlows", options.maxFlows, 1);
   if (options.ringBytes !== undefined) out.ringBytes = ringSize("ringBytes", options.ringBytes);
   if (options.reader !== undefined) out.reader = readerKind("reader", options.reader);
+  if (options.ownerWaitMs !== undefined) {
+    out.ownerWaitMs = wholeNumber("ownerWaitMs", options.ownerWaitMs, 0);
+  }
   if (options.dns !== undefined) {
     if (typeof options.dns !== "object" || options.dns === null) {
       refuse("dns", "an object", options.dns);

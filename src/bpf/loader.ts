@@ -26,6 +26,7 @@ export const BPF_NAMES = {
     egress: "netflow_egress",
     sockCreate: "netflow_sock_create",
     sockops: "netflow_sockops",
+    sockRelease: "netflow_sock_release",
   },
   /** Not attached to the cgroup: run on demand. */
   iterators: { holders: "netflow_holders", snapshot: "netflow_snapshot" },
@@ -187,11 +188,12 @@ export class Probe implements Disposable {
 
 /** struct nf_config, as netflow.h lays it out (LAYOUT.nf_config). */
 export function encodeConfig(
-  config: { forwardAll: boolean; snapshotAll: boolean },
+  config: { forwardAll: boolean; snapshotAll: boolean; selfPid?: number },
 ): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(LAYOUT.nf_config.size);
   bytes[LAYOUT.nf_config.fields.forward_all] = config.forwardAll ? 1 : 0;
   bytes[LAYOUT.nf_config.fields.snapshot_all] = config.snapshotAll ? 1 : 0;
+  new DataView(bytes.buffer).setUint32(LAYOUT.nf_config.fields.self_pid, config.selfPid ?? 0, true);
   return bytes;
 }
 
@@ -205,6 +207,7 @@ function loadObject(options: ProbeOptions): BpfObject {
       encodeConfig({
         forwardAll: options.forwardAll ?? false,
         snapshotAll: options.snapshotAll ?? false,
+        selfPid: Deno.pid,
       }),
     );
     obj.load();

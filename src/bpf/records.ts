@@ -62,24 +62,26 @@ export const LAYOUT = {
     },
   },
   nf_holder: {
-    size: 72,
+    size: 80,
     fields: {
       cookie: 0,
       saddr: 8,
       daddr: 24,
       pid: 40,
       uid: 44,
-      sport: 48,
-      dport: 50,
-      family: 52,
-      state: 53,
-      pad: 54,
-      comm: 56,
+      netns: 48,
+      sport: 52,
+      dport: 54,
+      family: 56,
+      state: 57,
+      mptcp: 58,
+      pad: 59,
+      comm: 64,
     },
   },
   nf_config: {
     size: 8,
-    fields: { forward_all: 0, snapshot_all: 1, pad: 2 },
+    fields: { forward_all: 0, snapshot_all: 1, pad: 2, self_pid: 4 },
   },
   nf_dns: {
     size: 1368,
@@ -107,12 +109,15 @@ export const KIND_DNS = 2;
 export const KIND_BEGIN = 3;
 export const KIND_END = 4;
 export const KIND_LISTEN = 5;
+export const KIND_RELEASE = 6;
 const EGRESS = 1;
 const SOCK_OWNER = 2;
 const FLOW_OUTGOING = 1;
 const FLOW_PREEXISTING = 2;
 const FLOW_OWNER = 4;
 const FLOW_SYN_ACKED = 8;
+const FLOW_OWNER_CLOSER = 16;
+const FLOW_MPTCP = 32;
 const COMM_LEN = 16;
 
 /** TCP header flag bits, as in the tcp_flags byte. */
@@ -154,10 +159,12 @@ export interface SocketCounters {
 
 /**
  * One TCP socket event from the kernel: it reached ESTABLISHED (`begin`), it
- * ended (`end`), or, in the start snapshot, it listens (`listen`).
+ * ended (`end`), or, in the start snapshot, it listens (`listen`); `release`:
+ * a socket whose end was already written was closed by its last holder
+ * (`owner`; cookie, netns and kind are the only other fields set).
  */
 export interface FlowRecord {
-  readonly kind: "begin" | "end" | "listen";
+  readonly kind: "begin" | "end" | "listen" | "release";
   /** When the kernel saw it, in µs since the Unix epoch. */
   readonly timeUs: number;
   /** When the socket reached ESTABLISHED (or was snapshotted), µs since the epoch; null if unknown. */
@@ -182,6 +189,10 @@ export interface FlowRecord {
   readonly newState: number;
   readonly skErr: number;
   readonly owner: SocketOwner | null;
+  /** `owner` was stamped by the process closing the socket, in its own context. */
+  readonly ownerAtClose?: boolean;
+  /** A subflow of an MPTCP socket (its owner is that socket's). */
+  readonly mptcp?: boolean;
   readonly counters: SocketCounters;
 }
 
@@ -236,6 +247,7 @@ export interface DnsMessage {
 
 export type KernelRecord = FlowRecord | TcpPacket | DnsMessage;
 
+const KINDS = ["begin", "end", "listen", "release"] as const;
 const F = LAYOUT.nf_flow.fields;
 const P = LAYOUT.nf_packet.fields;
 const H = LAYOUT.nf_header.fields;
@@ -265,7 +277,7 @@ export class RecordDecoder {
   decode(view: DataView, offset: number, length: number): KernelRecord | undefined {
     if (length < LAYOUT.nf_header.size) return undefined;
     const kind = view.getUint8(offset + H.kind);
-    if (kind >= KIND_BEGIN && kind <= KIND_LISTEN) {
+    if (kind >= KIND_BEGIN && kind <= KIND_RELEASE) {
       return length >= LAYOUT.nf_flow.size ? this.flow(view, offset) : undefined;
     }
     if (kind === KIND_PACKET && length >= LAYOUT.nf_packet.size) return this.#packet(view, offset);
@@ -284,14 +296,14 @@ export class RecordDecoder {
   /** One nf_flow record (ring buffer or tcp iterator); the caller checked its length. */
   flow(view: DataView, at: number): FlowRecord | undefined {
     const kind = view.getUint8(at + H.kind);
-    if (kind < KIND_BEGIN || kind > KIND_LISTEN) return undefined;
+    if (kind < KIND_BEGIN || kind > KIND_RELEASE) return undefined;
     const bytes = new Uint8Array(view.buffer, view.byteOffset + at, LAYOUT.nf_flow.size);
     const family = view.getUint8(at + H.family) === 6 ? 6 : 4;
     const addr = family === 6 ? formatIPv6 : formatIPv4;
     const flags = view.getUint8(at + F.flags);
     const beginNs = u64(view, at + F.begin_ns);
     return {
-      kind: kind === KIND_BEGIN ? "begin" : kind === KIND_END ? "end" : "listen",
+      kind: KINDS[kind - KIND_BEGIN]!,
       timeUs: this.#timeUs(view, at),
       beginUs: beginNs === 0 ? null : this.#usFromNs(beginNs),
       cgroupId: u64(view, at + H.cgroup_id),
@@ -310,6 +322,8 @@ export class RecordDecoder {
       newState: view.getUint8(at + F.new_state),
       skErr: view.getUint32(at + F.sk_err, true),
       owner: flags & FLOW_OWNER ? this.#owner(view, bytes, at, F.pid, F.uid, F.comm) : null,
+      ownerAtClose: (flags & FLOW_OWNER_CLOSER) !== 0,
+      mptcp: (flags & FLOW_MPTCP) !== 0,
       counters: {
         bytesAcked: u64(view, at + F.bytes_acked),
         bytesReceived: u64(view, at + F.bytes_received),
@@ -405,7 +419,11 @@ export class RecordDecoder {
 
 /** A process holding a TCP socket, from the task_file iterator. */
 export interface SocketHolder {
+  /** The socket's cookie (an MPTCP socket's: its first subflow's). */
   readonly cookie: number;
+  readonly netns: number;
+  readonly family: 4 | 6;
+  readonly localAddr: string;
   readonly localPort: number;
   readonly listening: boolean;
   readonly owner: SocketOwner;
@@ -417,8 +435,12 @@ export function decodeHolders(bytes: Uint8Array): SocketHolder[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out: SocketHolder[] = [];
   for (let at = 0; at + size <= bytes.length; at += size) {
+    const family = view.getUint8(at + F.family) === 6 ? 6 : 4;
     out.push({
       cookie: u64(view, at + F.cookie),
+      netns: view.getUint32(at + F.netns, true),
+      family,
+      localAddr: (family === 6 ? formatIPv6 : formatIPv4)(bytes, at + F.saddr),
       localPort: view.getUint16(at + F.sport, true),
       listening: view.getUint8(at + F.state) === TCP_LISTEN,
       owner: {

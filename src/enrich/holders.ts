@@ -1,83 +1,70 @@
 /**
- * Which process holds a socket, from the kernel's task_file iterator: for
- * sockets created before netflow started (no socket storage), and for servers
- * whose workers accept on a listener their parent created and then closed.
+ * Which process holds which TCP socket now, from one run of the kernel's
+ * task_file iterator (every file of every process, sockets kept): the
+ * accepted socket of an incoming flow is held only by the process that
+ * accepted it, and a socket older than netflow has no socket storage.
  *
- * A snapshot of every TCP socket held by a process, refreshed on demand: for
- * a listening port it does not know (once, then at most once a second for
- * that port), and when over a second old (at most every 100 ms).
+ * Sockets are keyed by network namespace and cookie; listeners by network
+ * namespace, local address and port, so a listener on port P in one
+ * namespace never names the process behind another namespace's port P.
  *
  * @module
  */
 import type { SocketHolder, SocketOwner } from "../bpf/records.ts";
-import type { OwnerQuery } from "../flow/state.ts";
 
-const MAX_AGE_MS = 1000;
-const MIN_INTERVAL_MS = 100;
+/** What the owner resolver needs of the holders (a fake in unit tests). */
+export interface HolderIndex {
+  /** Runs the iterator once and indexes what it found. */
+  refresh(): void;
+  /** The processes holding a socket, as of the last refresh. */
+  ofSocket(netns: number, cookie: number): readonly SocketOwner[];
+  /**
+   * The processes holding the listener that serves a local address and port
+   * of a namespace: bound to that address, else to the wildcard of its
+   * family, else (IPv4) a dual-stack `::` listener.
+   */
+  ofListener(netns: number, family: 4 | 6, addr: string, port: number): readonly SocketOwner[];
+}
 
-export class SocketHolders {
+const NONE: readonly SocketOwner[] = Object.freeze([]);
+
+export class SocketHolders implements HolderIndex {
   readonly #read: () => SocketHolder[];
-  readonly #now: () => number;
-  #byCookie = new Map<number, SocketOwner>();
-  #listeners = new Map<number, SocketOwner[]>();
-  #takenMs = -Infinity;
-  /** Ports looked up without a listener in the snapshot: when a refresh was made for them. */
-  readonly #triedPorts = new Map<number, number>();
+  #sockets = new Map<string, SocketOwner[]>();
+  #listeners = new Map<string, SocketOwner[]>();
+  /** Iterator runs so far. */
+  runs = 0;
 
-  /** `read` runs the iterator; `now` is a clock in ms (injectable for tests). */
-  constructor(read: () => SocketHolder[], now: () => number = () => performance.now()) {
+  /** `read` runs the iterator. */
+  constructor(read: () => SocketHolder[]) {
     this.#read = read;
-    this.#now = now;
   }
 
-  /** Takes a fresh snapshot now. */
   refresh(): void {
-    this.#takenMs = this.#now();
-    const byCookie = new Map<number, SocketOwner>();
-    const listeners = new Map<number, SocketOwner[]>();
+    this.runs++;
+    const sockets = new Map<string, SocketOwner[]>();
+    const listeners = new Map<string, SocketOwner[]>();
+    const add = (map: Map<string, SocketOwner[]>, key: string, owner: SocketOwner) => {
+      const list = map.get(key);
+      if (list === undefined) map.set(key, [owner]);
+      else if (!list.some((o) => o.pid === owner.pid)) list.push(owner);
+    };
     for (const h of this.#read()) {
-      if (!byCookie.has(h.cookie)) byCookie.set(h.cookie, h.owner);
-      if (h.listening) {
-        const list = listeners.get(h.localPort) ?? [];
-        if (!list.some((o) => o.pid === h.owner.pid)) list.push(h.owner);
-        listeners.set(h.localPort, list);
-      }
+      if (h.listening) add(listeners, `${h.netns}|${h.localAddr}|${h.localPort}`, h.owner);
+      else add(sockets, `${h.netns}|${h.cookie}`, h.owner);
     }
-    this.#byCookie = byCookie;
+    this.#sockets = sockets;
     this.#listeners = listeners;
   }
 
-  /**
-   * The owner of a flow: for an incoming flow, a process that holds the
-   * listener when its creator no longer does (a forked worker); otherwise the
-   * creator; failing that, whoever holds the socket itself.
-   */
-  owner(q: OwnerQuery): SocketOwner | null {
-    if (q.direction === "incoming") {
-      let holders = this.#listeners.get(q.localPort);
-      if (holders === undefined) {
-        const now = this.#now();
-        if (now - (this.#triedPorts.get(q.localPort) ?? -Infinity) >= MAX_AGE_MS) {
-          if (this.#triedPorts.size > 10_000) this.#triedPorts.clear();
-          this.#triedPorts.set(q.localPort, now);
-          this.refresh();
-        }
-      } else if (this.#age() > MAX_AGE_MS) {
-        this.#refreshLimited();
-      }
-      holders = this.#listeners.get(q.localPort);
-      if (holders?.length && !holders.some((h) => h.pid === q.creator?.pid)) return holders[0]!;
-    }
-    if (q.creator !== null) return q.creator;
-    if (!this.#byCookie.has(q.cookie)) this.#refreshLimited();
-    return this.#byCookie.get(q.cookie) ?? null;
+  ofSocket(netns: number, cookie: number): readonly SocketOwner[] {
+    return this.#sockets.get(`${netns}|${cookie}`) ?? NONE;
   }
 
-  #age(): number {
-    return this.#now() - this.#takenMs;
-  }
-
-  #refreshLimited(): void {
-    if (this.#age() >= MIN_INTERVAL_MS) this.refresh();
+  ofListener(netns: number, family: 4 | 6, addr: string, port: number): readonly SocketOwner[] {
+    const at = (a: string) => this.#listeners.get(`${netns}|${a}|${port}`);
+    return at(addr) ?? at(family === 4 ? "0.0.0.0" : "::") ??
+      (family === 4 ? at("::") : undefined) ??
+      NONE;
   }
 }

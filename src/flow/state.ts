@@ -196,7 +196,11 @@ export class FlowTable {
     if (this.#ended.size > this.#maxFlows) this.#ended.delete(this.#ended.values().next().value!);
     flow.localNames ??= this.#context.names(flow.local.addr, flow.netns);
     flow.remoteNames ??= this.#context.names(flow.remote.addr, flow.netns);
-    if (flow.owner === null) flow.owner = r.owner;
+    // The end record names the holder at close when it is known (src/enrich/owners.ts).
+    if (r.owner !== null) {
+      flow.owner = r.owner;
+      flow.ownerResolved = true;
+    }
     const how = r.end ?? "local-rst";
     const local = how === "local-fin" || how === "local-rst" || how === "timeout";
     // In an end event src is the side that terminated the connection.

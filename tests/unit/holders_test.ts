@@ -1,80 +1,70 @@
 import assert from "node:assert/strict";
-import type { SocketHolder } from "../../src/bpf/records.ts";
+import type { SocketHolder, SocketOwner } from "../../src/bpf/records.ts";
 import { SocketHolders } from "../../src/enrich/holders.ts";
 
-const parent = { pid: 100, uid: 0, comm: "server" };
+const master = { pid: 100, uid: 0, comm: "master" };
 const worker = { pid: 101, uid: 33, comm: "worker" };
-const client = { pid: 200, uid: 1000, comm: "curl" };
+const other = { pid: 300, uid: 0, comm: "other-ns" };
+const HOST = 4026531840, NS = 4026532000;
 
-function holders(list: SocketHolder[][]) {
-  let now = 0, reads = 0;
-  const h = new SocketHolders(() => list[Math.min(reads++, list.length - 1)]!, () => now);
-  return { h, tick: (ms: number) => now += ms, reads: () => reads };
+function holder(
+  owner: SocketOwner,
+  o: { cookie?: number; netns?: number; addr?: string; port?: number; listening?: boolean },
+): SocketHolder {
+  const addr = o.addr ?? "0.0.0.0";
+  return {
+    cookie: o.cookie ?? 1,
+    netns: o.netns ?? HOST,
+    family: addr.includes(":") ? 6 : 4,
+    localAddr: addr,
+    localPort: o.port ?? 80,
+    listening: o.listening ?? false,
+    owner,
+  };
 }
 
-const listen = (port: number, owner: typeof parent): SocketHolder => ({
-  cookie: 1000 + owner.pid,
-  localPort: port,
-  listening: true,
-  owner,
+Deno.test("SocketHolders keys sockets by network namespace and cookie", () => {
+  const h = new SocketHolders(() => [
+    holder(worker, { cookie: 7 }),
+    holder(other, { cookie: 7, netns: NS }),
+  ]);
+  h.refresh();
+  assert.deepEqual(h.ofSocket(HOST, 7), [worker]);
+  assert.deepEqual(h.ofSocket(NS, 7), [other]);
+  assert.deepEqual(h.ofSocket(HOST, 8), []);
+  assert.equal(h.runs, 1);
 });
 
-Deno.test("SocketHolders gives an incoming flow to the worker holding a listener its creator closed", () => {
-  const { h } = holders([[listen(80, worker)]]);
+Deno.test("SocketHolders lists each process holding a socket once", () => {
+  const h = new SocketHolders(() => [
+    holder(master, { cookie: 7 }),
+    holder(master, { cookie: 7 }), // two fds of one process
+    holder(worker, { cookie: 7 }),
+  ]);
   h.refresh();
-  assert.deepEqual(
-    h.owner({ cookie: 1, netns: 1, direction: "incoming", localPort: 80, creator: parent }),
-    worker,
-  );
+  assert.deepEqual(h.ofSocket(HOST, 7), [master, worker]);
 });
 
-Deno.test("SocketHolders keeps the creator while it still holds the listener", () => {
-  const { h } = holders([[listen(80, parent), listen(80, worker)]]);
+Deno.test("SocketHolders finds a listener by namespace, address and port, never by port alone", () => {
+  const h = new SocketHolders(() => [
+    holder(master, { listening: true, addr: "127.0.0.1", port: 8080 }),
+    holder(other, { listening: true, netns: NS, addr: "0.0.0.0", port: 8080 }),
+    holder(worker, { listening: true, addr: "::", port: 9090 }),
+  ]);
   h.refresh();
-  assert.deepEqual(
-    h.owner({ cookie: 1, netns: 1, direction: "incoming", localPort: 80, creator: parent }),
-    parent,
-  );
-  assert.deepEqual(
-    h.owner({ cookie: 1, netns: 1, direction: "outgoing", localPort: 5000, creator: client }),
-    client,
-  );
+  assert.deepEqual(h.ofListener(HOST, 4, "127.0.0.1", 8080), [master]);
+  assert.deepEqual(h.ofListener(HOST, 4, "10.0.0.1", 8080), []); // bound to 127.0.0.1 only
+  assert.deepEqual(h.ofListener(NS, 4, "10.0.0.1", 8080), [other]); // the namespace's wildcard
+  assert.deepEqual(h.ofListener(HOST, 4, "10.0.0.1", 9090), [worker]); // dual-stack ::
+  assert.deepEqual(h.ofListener(HOST, 6, "fd00::1", 9090), [worker]);
+  assert.deepEqual(h.ofListener(NS, 4, "10.0.0.1", 9090), []);
 });
 
-Deno.test("SocketHolders finds the holder of a socket older than netflow by its cookie", () => {
-  const { h } = holders([[{ cookie: 42, localPort: 5000, listening: false, owner: client }]]);
+Deno.test("SocketHolders forgets what the last run no longer shows", () => {
+  let runs = 0;
+  const h = new SocketHolders(() => runs++ === 0 ? [holder(worker, { cookie: 7 })] : []);
   h.refresh();
-  assert.deepEqual(
-    h.owner({ cookie: 42, netns: 1, direction: "outgoing", localPort: 5000, creator: null }),
-    client,
-  );
-  assert.equal(
-    h.owner({ cookie: 43, netns: 1, direction: "outgoing", localPort: 5001, creator: null }),
-    null,
-  );
-});
-
-Deno.test("SocketHolders refreshes once for a port it does not know, then once a second", () => {
-  const { h, tick, reads } = holders([[], [], [listen(8080, worker)]]);
+  assert.deepEqual(h.ofSocket(HOST, 7), [worker]);
   h.refresh();
-  tick(10);
-  // A port the snapshot does not know: look again at once.
-  assert.deepEqual(
-    h.owner({ cookie: 1, netns: 1, direction: "incoming", localPort: 8080, creator: parent }),
-    parent,
-  );
-  assert.equal(reads(), 2);
-  tick(500);
-  // Still unknown, but that port was looked for half a second ago: no read.
-  assert.deepEqual(
-    h.owner({ cookie: 1, netns: 1, direction: "incoming", localPort: 8080, creator: parent }),
-    parent,
-  );
-  assert.equal(reads(), 2);
-  tick(600);
-  assert.deepEqual(
-    h.owner({ cookie: 1, netns: 1, direction: "incoming", localPort: 8080, creator: parent }),
-    worker,
-  );
-  assert.equal(reads(), 3);
+  assert.deepEqual(h.ofSocket(HOST, 7), []);
 });

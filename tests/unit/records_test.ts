@@ -83,6 +83,8 @@ Deno.test("nf_config is the only .rodata variable, at offset 0, as encodeConfig 
     0,
     1,
   ]);
+  const withPid = encodeConfig({ forwardAll: false, snapshotAll: false, selfPid: 0x01020304 });
+  assert.deepEqual([...withPid.slice(LAYOUT.nf_config.fields.self_pid)], [4, 3, 2, 1]);
 });
 
 const F = LAYOUT.nf_flow.fields;

@@ -1,0 +1,230 @@
+/**
+ * The owner of a flow is the process that holds its socket. The kernel
+ * stamps what it can see in the holder's own context (bpf/netflow.bpf.c):
+ * the creator (sock_create), the caller of connect(), and the process that
+ * closes the socket (sock_release, shutdown's FIN). What it cannot see is who
+ * accepted an incoming connection: the handshake completes before anyone
+ * calls accept(), and the accepted socket inherits its listener's stamp (the
+ * prefork master, the init process of socket activation).
+ *
+ * So records wait here, in order per socket, until their owner is known:
+ *
+ * - an incoming begin: until a task_file iterator run finds the process
+ *   holding the accepted socket (matched by netns and cookie), or the socket
+ *   is closed first (its end or release record names the closer);
+ * - an end the kernel wrote outside the holder's context (the peer closed
+ *   first: softirq): until the holder closes it (release record: its name at
+ *   close) or an iterator run finds it still holding the socket;
+ *
+ * at most `waitMs` (200 ms). The iterator runs at most once per `retryMs`,
+ * whatever the number of waiting flows, and only once a record has waited
+ * `firstLookMs` (accept usually follows within that). Outgoing begins and
+ * ends stamped at close pass straight through.
+ *
+ * When the wait runs out: a begin takes the only process holding its
+ * listener if there is exactly one, the kernel's stamp if none holds it any
+ * more, and null when several could have accepted (never a guess among live
+ * processes); an end takes its begin's owner.
+ *
+ * @module
+ */
+import type { FlowRecord, SocketOwner } from "../bpf/records.ts";
+import type { HolderIndex } from "./holders.ts";
+
+export interface OwnerResolverOptions {
+  /** Longest a record waits for its owner, ms (default 200); 0: none waits (the stamps only). */
+  waitMs?: number;
+  /** Least time between two iterator runs, ms (default 20). */
+  retryMs?: number;
+  /** How long a record waits before the first iterator run looks for it, ms (default 5). */
+  firstLookMs?: number;
+}
+
+/** How the owners of the records that passed were settled. */
+export interface OwnerStats {
+  /** Records that waited for their owner. */
+  held: number;
+  /** Settled by an iterator run (the process holding the socket). */
+  byHolder: number;
+  /** Settled by the process that closed the socket (end or release record). */
+  byCloser: number;
+  /** Settled when the wait ran out (see the module doc). */
+  byTimeout: number;
+  /** Iterator runs made for waiting records. */
+  iteratorRuns: number;
+}
+
+interface Held {
+  record: FlowRecord;
+  sinceMs: number;
+  /** undefined while unsettled. */
+  owner: SocketOwner | null | undefined;
+}
+
+const DEFAULTS = { waitMs: 200, retryMs: 20, firstLookMs: 5 };
+
+export class OwnerResolver {
+  readonly #holders: HolderIndex;
+  readonly #waitMs: number;
+  readonly #retryMs: number;
+  readonly #firstLookMs: number;
+  /** Records waiting, per socket (netns|cookie), in arrival order. */
+  readonly #held = new Map<string, Held[]>();
+  #unsettled = 0;
+  #lastRunMs = -Infinity;
+  readonly #stats: OwnerStats = {
+    held: 0,
+    byHolder: 0,
+    byCloser: 0,
+    byTimeout: 0,
+    iteratorRuns: 0,
+  };
+
+  constructor(holders: HolderIndex, options: OwnerResolverOptions = {}) {
+    this.#holders = holders;
+    this.#waitMs = options.waitMs ?? DEFAULTS.waitMs;
+    this.#retryMs = options.retryMs ?? DEFAULTS.retryMs;
+    this.#firstLookMs = options.firstLookMs ?? DEFAULTS.firstLookMs;
+  }
+
+  get stats(): OwnerStats {
+    return { ...this.#stats };
+  }
+
+  /** Records waiting now. */
+  get waiting(): number {
+    let n = 0;
+    for (const list of this.#held.values()) n += list.length;
+    return n;
+  }
+
+  /**
+   * The start snapshot's records: their owner is whoever holds the socket
+   * now (sockets older than netflow have no stamp), else the stamp.
+   * `refresh` first: the holders must be as recent as the snapshot.
+   */
+  snapshot(records: readonly FlowRecord[]): FlowRecord[] {
+    return records.map((r) => {
+      if (r.kind !== "begin") return r;
+      const holder = pick(this.#holders.ofSocket(r.netns, r.cookie), r.owner);
+      return holder === null ? r : { ...r, owner: holder };
+    });
+  }
+
+  /** One record from the ring; returns the records whose owner is settled, in order. */
+  push(r: FlowRecord, nowMs: number): FlowRecord[] {
+    if (this.#waitMs <= 0) return r.kind === "release" ? [] : [r]; // the kernel's stamps only
+    const key = `${r.netns}|${r.cookie}`;
+    const list = this.#held.get(key);
+    if (r.kind === "release") {
+      if (list === undefined || r.owner === null) return [];
+      this.#settleAll(list, r.owner, "byCloser");
+      return this.#flush(key, list);
+    }
+    if (r.kind === "end" && r.ownerAtClose && r.owner !== null) {
+      if (list === undefined) return [r];
+      // Closed in its holder's context: whoever was still unknown before it too.
+      this.#settleAll(list, r.owner, "byCloser");
+      list.push({ record: r, sinceMs: nowMs, owner: r.owner });
+      return this.#flush(key, list);
+    }
+    const waits = r.kind === "end" || (r.kind === "begin" && !r.outgoing && !r.preexisting);
+    if (!waits) {
+      if (list === undefined) return [r];
+      list.push({ record: r, sinceMs: nowMs, owner: r.owner });
+      return this.#flush(key, list);
+    }
+    this.#stats.held++;
+    this.#unsettled++;
+    const held: Held = { record: r, sinceMs: nowMs, owner: undefined };
+    if (list === undefined) this.#held.set(key, [held]);
+    else list.push(held);
+    return [];
+  }
+
+  /**
+   * Settles what can be settled now: one iterator run when a record has
+   * waited long enough and the last run is `retryMs` old; the wait's end for
+   * records older than `waitMs`. `final`: everything, now (netflow stops).
+   */
+  settle(nowMs: number, final = false): FlowRecord[] {
+    if (this.#unsettled === 0) return [];
+    const out: FlowRecord[] = [];
+    const due = this.#oldestSinceMs() + this.#firstLookMs <= nowMs;
+    if ((due && nowMs - this.#lastRunMs >= this.#retryMs) || final) {
+      this.#lastRunMs = nowMs;
+      this.#stats.iteratorRuns++;
+      this.#holders.refresh();
+      for (const list of this.#held.values()) {
+        for (const h of list) {
+          if (h.owner !== undefined) continue;
+          const holder = pick(
+            this.#holders.ofSocket(h.record.netns, h.record.cookie),
+            h.record.owner,
+          );
+          if (holder !== null) this.#settle(h, holder, "byHolder");
+        }
+      }
+    }
+    for (const [key, list] of this.#held) {
+      for (const h of list) {
+        if (h.owner === undefined && (final || nowMs - h.sinceMs >= this.#waitMs)) {
+          this.#settle(h, this.#fallback(h.record), "byTimeout");
+        }
+      }
+      out.push(...this.#flush(key, list));
+    }
+    return out;
+  }
+
+  /** When settle() has work to do, in ms from `nowMs` (at least 1); null when nothing waits. */
+  wakeInMs(nowMs: number): number | null {
+    if (this.#unsettled === 0) return null;
+    const oldest = this.#oldestSinceMs();
+    const look = Math.max(oldest + this.#firstLookMs, this.#lastRunMs + this.#retryMs);
+    return Math.max(1, Math.min(look, oldest + this.#waitMs) - nowMs);
+  }
+
+  #oldestSinceMs(): number {
+    let oldest = Infinity;
+    for (const list of this.#held.values()) {
+      for (const h of list) if (h.owner === undefined && h.sinceMs < oldest) oldest = h.sinceMs;
+    }
+    return oldest;
+  }
+
+  #fallback(r: FlowRecord): SocketOwner | null {
+    // An end: its begin's owner (the flow table keeps it), or the connect stamp.
+    if (r.kind !== "begin") return r.outgoing ? r.owner : null;
+    const listeners = this.#holders.ofListener(r.netns, r.family, r.localAddr, r.localPort);
+    if (listeners.length === 1) return listeners[0]!;
+    return listeners.length === 0 ? r.owner : null;
+  }
+
+  #settle(h: Held, owner: SocketOwner | null, how: keyof OwnerStats): void {
+    h.owner = owner;
+    this.#unsettled--;
+    this.#stats[how]++;
+  }
+
+  #settleAll(list: Held[], owner: SocketOwner, how: keyof OwnerStats): void {
+    for (const h of list) if (h.owner === undefined) this.#settle(h, owner, how);
+  }
+
+  /** The settled records at the head of a socket's list, with their owner. */
+  #flush(key: string, list: Held[]): FlowRecord[] {
+    const out: FlowRecord[] = [];
+    while (list.length > 0 && list[0]!.owner !== undefined) {
+      const h = list.shift()!;
+      out.push(h.owner === h.record.owner ? h.record : { ...h.record, owner: h.owner ?? null });
+    }
+    if (list.length === 0) this.#held.delete(key);
+    return out;
+  }
+}
+
+/** One of the processes holding a socket: the stamped one if it is among them, else the first. */
+function pick(holders: readonly SocketOwner[], stamp: SocketOwner | null): SocketOwner | null {
+  if (holders.length === 0) return null;
+  return holders.find((h) => h.pid === stamp?.pid) ?? holders[0]!;
+}

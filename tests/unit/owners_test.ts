@@ -1,0 +1,183 @@
+import assert from "node:assert/strict";
+import type { FlowRecord, SocketOwner } from "../../src/bpf/records.ts";
+import type { HolderIndex } from "../../src/enrich/holders.ts";
+import { OwnerResolver } from "../../src/enrich/owners.ts";
+import { FlowTable } from "../../src/flow/state.ts";
+import type { FlowEvent } from "../../src/flow/events.ts";
+import { record } from "../helpers/records.ts";
+
+const master = { pid: 100, uid: 0, comm: "master" };
+const worker = { pid: 101, uid: 33, comm: "worker" };
+const renamed = { pid: 101, uid: 33, comm: "worker-busy" };
+const client = { pid: 200, uid: 1000, comm: "curl" };
+const server = { addr: "127.0.0.1", port: 80 }, peer = { addr: "127.0.0.1", port: 40000 };
+
+/** Holders that change when the test says; counts iterator runs. */
+class FakeHolders implements HolderIndex {
+  sockets = new Map<number, SocketOwner[]>();
+  listeners: SocketOwner[] = [];
+  runs = 0;
+  #seen = new Map<number, SocketOwner[]>();
+  #seenListeners: SocketOwner[] = [];
+  refresh(): void {
+    this.runs++;
+    this.#seen = new Map(this.sockets);
+    this.#seenListeners = [...this.listeners];
+  }
+  ofSocket(_netns: number, cookie: number): readonly SocketOwner[] {
+    return this.#seen.get(cookie) ?? [];
+  }
+  ofListener(): readonly SocketOwner[] {
+    return this.#seenListeners;
+  }
+}
+
+const incoming = (opts: Parameters<typeof record>[3] = {}) =>
+  record("begin", server, peer, { owner: master, ...opts });
+const end = (opts: Parameters<typeof record>[3] & { atClose?: boolean } = {}): FlowRecord => ({
+  ...record("end", server, peer, { owner: master, ms: 5, end: "remote-fin", ...opts }),
+  ownerAtClose: opts.atClose ?? false,
+});
+
+Deno.test("OwnerResolver gives an incoming begin to the process holding the accepted socket", () => {
+  const holders = new FakeHolders();
+  const r = new OwnerResolver(holders);
+  assert.deepEqual(r.push(incoming(), 0), []); // the handshake is done; nobody accepted yet
+  assert.deepEqual(r.settle(1), []); // too young for a look
+  holders.sockets.set(1, [worker]); // the worker accepts
+  const out = r.settle(5);
+  assert.equal(out.length, 1);
+  assert.deepEqual(out[0]!.owner, worker);
+  assert.equal(holders.runs, 1);
+  assert.equal(r.waiting, 0);
+});
+
+Deno.test("OwnerResolver runs the iterator once per retry interval, whatever the number of flows", () => {
+  const holders = new FakeHolders();
+  const r = new OwnerResolver(holders);
+  for (let c = 1; c <= 50; c++) r.push(incoming({ cookie: c }), 0);
+  assert.deepEqual(r.settle(5), []); // one run, nobody accepted yet
+  assert.deepEqual(r.settle(10), []); // within 20 ms of it: no run
+  assert.equal(holders.runs, 1);
+  for (let c = 1; c <= 50; c++) holders.sockets.set(c, [worker]);
+  assert.equal(r.wakeInMs(10), 15);
+  assert.equal(r.settle(25).length, 50);
+  assert.equal(holders.runs, 2);
+  assert.equal(r.wakeInMs(25), null);
+});
+
+Deno.test("OwnerResolver takes a worker that accepted and closed at once from its end record", () => {
+  const holders = new FakeHolders();
+  const r = new OwnerResolver(holders);
+  r.push(incoming(), 0);
+  // Closed in the worker's context before any iterator run: the end names it.
+  const out = r.push(end({ owner: worker, atClose: true, end: "local-fin" }), 1);
+  assert.deepEqual(out.map((x) => [x.kind, x.owner]), [["begin", worker], ["end", worker]]);
+  assert.equal(holders.runs, 0);
+});
+
+Deno.test("OwnerResolver keeps a socket's records in order while its begin waits", () => {
+  const holders = new FakeHolders();
+  const r = new OwnerResolver(holders);
+  r.push(incoming(), 0);
+  assert.deepEqual(r.push(end(), 1), []); // the peer closed: the end waits behind its begin
+  holders.sockets.set(1, [renamed]);
+  const out = r.settle(6);
+  assert.deepEqual(out.map((x) => [x.kind, x.owner]), [["begin", renamed], ["end", renamed]]);
+});
+
+Deno.test("OwnerResolver gives an end written in softirq the name its holder has at close", () => {
+  const holders = new FakeHolders();
+  const r = new OwnerResolver(holders);
+  assert.deepEqual(r.push(end({ owner: master }), 0), []);
+  const release: FlowRecord = { ...record("release", server, peer, { owner: renamed }) };
+  const out = r.push(release, 2);
+  assert.deepEqual(out.map((x) => [x.kind, x.owner]), [["end", renamed]]);
+  assert.equal(holders.runs, 0);
+  // A release for a socket nothing waits for is dropped.
+  assert.deepEqual(r.push(release, 3), []);
+});
+
+Deno.test("OwnerResolver passes outgoing begins and ends stamped at close straight through", () => {
+  const holders = new FakeHolders();
+  const r = new OwnerResolver(holders);
+  const out = record("begin", peer, server, { outgoing: true, owner: client });
+  assert.deepEqual(r.push(out, 0), [out]);
+  const closed = {
+    ...record("end", peer, server, { outgoing: true, owner: client }),
+    ownerAtClose: true,
+  };
+  assert.deepEqual(r.push(closed, 1), [closed]);
+  const pre = record("begin", server, peer, { preexisting: true, owner: null });
+  assert.deepEqual(r.push(pre, 2), [pre]);
+  assert.equal(r.waiting, 0);
+});
+
+Deno.test("OwnerResolver, when the wait runs out: the only listener holder, the stamp, or null", () => {
+  const cases: [SocketOwner[], SocketOwner | null][] = [
+    [[worker], worker], // one process could accept
+    [[], master], // nobody holds the listener any more: the kernel's stamp
+    [[master, worker], null], // several could: no guess among live processes
+  ];
+  for (const [listeners, want] of cases) {
+    const holders = new FakeHolders();
+    holders.listeners = listeners;
+    const r = new OwnerResolver(holders);
+    r.push(incoming(), 0);
+    assert.deepEqual(r.settle(100), []);
+    const out = r.settle(200);
+    assert.deepEqual(out.map((x) => x.owner), [want]);
+    assert.equal(r.stats.byTimeout, 1);
+  }
+});
+
+Deno.test("OwnerResolver settles everything when netflow stops", () => {
+  const holders = new FakeHolders();
+  holders.sockets.set(1, [worker]);
+  const r = new OwnerResolver(holders);
+  r.push(incoming(), 0);
+  r.push(end({ cookie: 2 }), 0);
+  const out = r.settle(0, true);
+  assert.deepEqual(out.map((x) => [x.cookie, x.owner]), [[1, worker], [2, null]]);
+});
+
+Deno.test("OwnerResolver gives snapshot begins the process holding the socket", () => {
+  const holders = new FakeHolders();
+  holders.sockets.set(1, [worker]);
+  holders.refresh();
+  const r = new OwnerResolver(holders);
+  const [a, b] = r.snapshot([
+    record("begin", server, peer, { preexisting: true, owner: null }),
+    record("begin", server, peer, { preexisting: true, cookie: 9, owner: master }),
+  ]);
+  assert.deepEqual([a!.owner, b!.owner], [worker, master]);
+});
+
+Deno.test("FlowTable: an end carries the holder at close, else the begin's owner", () => {
+  const table = new FlowTable({ idPrefix: "t" });
+  const events: FlowEvent[] = [];
+  const feed = (x: FlowRecord) => {
+    const e = table.onRecord(x);
+    if (e) events.push(e);
+  };
+  feed(incoming({ owner: worker }));
+  feed(end({ owner: renamed }));
+  feed(incoming({ owner: worker, cookie: 2 }));
+  feed(end({ owner: null, cookie: 2 }));
+  assert.deepEqual(events.map((e) => [e.event, e.comm]), [
+    ["net_flow_tcp_begin", "worker"],
+    ["net_flow_tcp_end", "worker-busy"],
+    ["net_flow_tcp_begin", "worker"],
+    ["net_flow_tcp_end", "worker"],
+  ]);
+});
+
+Deno.test("OwnerResolver with no wait passes every record with the kernel's stamp, and runs nothing", () => {
+  const holders = new FakeHolders();
+  const r = new OwnerResolver(holders, { waitMs: 0 });
+  const begin = incoming();
+  assert.deepEqual(r.push(begin, 0), [begin]);
+  assert.deepEqual(r.push(record("release", server, peer, { owner: worker }), 1), []);
+  assert.deepEqual(r.settle(1000), []);
+  assert.equal(holders.runs, 0);
+});
