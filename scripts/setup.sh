@@ -20,7 +20,8 @@ packages=(
   iproute2 python3 dnsmasq-base bind9-dnsutils iperf3 wrk tcpdump libbpf-tools procps util-linux
   nfdump libfixbuf-tools tshark coreutils
 )
-[ "${1:-}" = "--runtime" ] && packages=(libbpf1)
+runtime=0
+[ "${1:-}" = "--runtime" ] && runtime=1 && packages=(libbpf1)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -36,6 +37,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# promtool (the tests check /metrics with it), from Debian's prometheus package, unpacked into
+# .tools/bin: installing the package would also start a Prometheus server.
+if [ "$runtime" -eq 0 ] && [ ! -x "$tools/bin/promtool" ]; then
+  echo "setup: unpacking promtool from Debian's prometheus package into $tools/bin" >&2
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp"
+  ( cd "$tmp" && { apt-get download -qq prometheus 2>/dev/null ||
+    { apt-get update -qq && apt-get download -qq prometheus; }; } ) >&2
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+  mkdir -p "$tools/bin"
+  cp "$tmp/root/usr/bin/promtool" "$tools/bin/promtool"
+  rm -rf "$tmp"
 fi
 
 deno="$tools/node_modules/deno/deno"

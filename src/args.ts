@@ -7,6 +7,7 @@
  */
 import { flag, optionsHelp, parseArgv, repeatable, single } from "./argv.ts";
 import { EVENT_BEGIN, EVENT_END, EVENT_NAMES, type EventName } from "./flow/events.ts";
+import { type ListenAddress, listenAddress } from "./metrics/netflow.ts";
 import type { MonitorOptions } from "./monitor.ts";
 import { type CollectorUrl, parseCollectorUrl } from "./export/url.ts";
 import { type FormatName, FORMATS as STDOUT_FORMATS } from "./output/stdout.ts";
@@ -93,6 +94,12 @@ export const OPTIONS = {
     help: "ring buffer reader: mmap (default) or callback",
     parse: (text, name) => readerKind(name, text),
   }),
+  metrics: single({
+    metavar: "HOST:PORT",
+    help: "serve netflow's counters for Prometheus at\n" +
+      "http://HOST:PORT/metrics; PORT or :PORT listens on 127.0.0.1",
+    parse: (text, name) => listenAddress(name, text),
+  }),
   verbose: flag("v", "libbpf's log, and error details (the verifier log)"),
   help: flag("h", "this help"),
   version: flag("V", "the version"),
@@ -122,6 +129,8 @@ export interface CliOptions {
   /** Stop after this many milliseconds. */
   durationMs: number | undefined;
   monitor: MonitorOptions<EventName>;
+  /** --metrics: where to serve /metrics. */
+  metrics: ListenAddress | undefined;
 }
 
 export function parseCli(argv: readonly string[]): CliOptions {
@@ -145,5 +154,6 @@ export function parseCli(argv: readonly string[]): CliOptions {
     count: o.count,
     durationMs: o.duration,
     monitor,
+    metrics: o.metrics,
   };
 }

@@ -8,6 +8,13 @@
 import { parseCli, SHORT_USAGE, USAGE } from "./args.ts";
 import { NetflowError, UsageError } from "./errors.ts";
 import { setVerboseLog } from "./ffi/libbpf.ts";
+import {
+  EventCounts,
+  MetricsServer,
+  registerExportMetrics,
+  registerNetflowMetrics,
+} from "./metrics/netflow.ts";
+import { MetricsRegistry } from "./metrics/prometheus.ts";
 import { FlowMonitor, type MonitorStats } from "./monitor.ts";
 import { buildSinks } from "./output/sinks.ts";
 import { writeAll } from "./output/sink.ts";
@@ -35,24 +42,30 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   setVerboseLog(options.verbose);
+  // Metrics: the same counters as the exit summary, read at each scrape.
+  const registry = new MetricsRegistry();
+  const events = new EventCounts();
+  await using metrics = options.metrics && new MetricsServer(options.metrics, registry);
   using monitor = new FlowMonitor(options.monitor);
+  registerNetflowMetrics(registry, denoJson.version, events, () => monitor.stats);
   const stop = () => monitor.close();
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   // --duration: stop by itself; --count: after that many events written.
   const timer = options.durationMs === undefined ? undefined : setTimeout(stop, options.durationMs);
   let left = options.count ?? Infinity;
-  let written = 0;
   // Exporters connect after the ready line, so their warnings come after it.
   console.error(`netflow: watching cgroup ${monitor.cgroupDir}`);
+  if (metrics) console.error(`netflow: metrics at ${metrics.url}`);
   const sinks = buildSinks(options);
+  registerExportMetrics(registry, sinks);
   try {
     if (!writeAll(sinks, [])) return 0;
     for await (let batch of monitor.batches()) {
       if (batch.length > left) batch = batch.slice(0, left);
       left -= batch.length;
       if (!writeAll(sinks, batch)) monitor.close();
-      else written += batch.length;
+      else events.add(batch);
       if (left === 0) break; // --count reached: ends the loop, which detaches
     }
   } finally {
@@ -62,7 +75,7 @@ async function main(argv: string[]): Promise<number> {
     await Promise.all(sinks.map((s) => s.close()));
   }
   const counted = sinks.map((s) => s.summary()).filter((s) => s !== undefined);
-  console.error(summary(written, monitor.stats, counted));
+  console.error(summary(events.total, monitor.stats, counted));
   return 0;
 }
 
