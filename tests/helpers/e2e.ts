@@ -304,7 +304,9 @@ export class Netflow implements AsyncDisposable {
     signal: "SIGTERM" | "SIGINT" = "SIGTERM",
   ): Promise<{ events: NetflowEvent[]; stdout: string; stderr: string; code: number }> {
     await new Promise((r) => setTimeout(r, 300)); // let the last packets reach the ring
-    this.proc.kill(signal);
+    try {
+      this.proc.kill(signal);
+    } catch { /* it exited by itself: its code and stderr say why */ }
     const [status, stdout] = await withTimeout(
       Promise.all([this.proc.status, this.#stdout]),
       30_000,
