@@ -19,6 +19,7 @@ packages=(
   clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev
   iproute2 python3 dnsmasq-base bind9-dnsutils iperf3 wrk tcpdump libbpf-tools procps util-linux
   nfdump libfixbuf-tools tshark coreutils
+  nmap iptables
 )
 runtime=0
 [ "${1:-}" = "--runtime" ] && runtime=1 && packages=(libbpf1)

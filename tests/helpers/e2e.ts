@@ -46,10 +46,16 @@ function missing(): string | undefined {
   return undefined;
 }
 
-const reason = missing();
+const common = missing();
 
-/** Registers an e2e test: skipped without prerequisites, failed for that under NETFLOW_E2E=1. */
-export function e2eTest(name: string, fn: () => Promise<void>): void {
+/**
+ * Registers an e2e test: skipped without prerequisites (root, the common tools
+ * and the test's own `needs`), failed for that under NETFLOW_E2E=1.
+ */
+export function e2eTest(name: string, fn: () => Promise<void>, needs: string[] = []): void {
+  const absent = needs.filter((t) => !which(t));
+  const reason = common ??
+    (absent.length > 0 ? `this test needs ${absent.join(", ")}` : undefined);
   Deno.test({
     name,
     ignore: reason !== undefined && !REQUIRED,

@@ -1,0 +1,1139 @@
+/**
+ * e2e (root): the default mode, the whole host. netflow starts with no
+ * --cgroup, so it attaches to the cgroup v2 root for the seconds a test runs
+ * (every program returns 1). Each test drives real tools (nmap, raw sockets,
+ * python servers and clients, network namespaces, tcpdump as a witness),
+ * asserts exact events for the ports, processes and namespaces it made and
+ * nothing about other traffic, then sweeps every event of the window for the
+ * properties any event must have (see `sweep`).
+ *
+ * Processes inside the test namespaces are watched too (they are in the root
+ * cgroup's subtree), so a connection between the host and a namespace has two
+ * local endpoints, one in each network namespace.
+ */
+import assert from "node:assert/strict";
+import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
+import { e2eTest, Netflow, Proc, ROOT, sh, TestNetns, withTimeout } from "../helpers/e2e.ts";
+
+const SCRIPT = `${ROOT}tests/workloads/wholehost.py`;
+const HOST_NETNS = Deno.statSync("/proc/self/ns/net").ino!;
+const BEGIN = "net_flow_tcp_begin", END = "net_flow_tcp_end";
+
+function netnsOf(ns: TestNetns): number {
+  return Deno.statSync(`/run/netns/${ns.name}`).ino!;
+}
+
+/** Processes, files and tcpdumps of one test, all ended and removed on dispose. */
+class Scope implements AsyncDisposable {
+  readonly dir = Deno.makeTempDirSync({ prefix: "nf-wholehost-" });
+  readonly #procs: Proc[] = [];
+  readonly #dumps: Tcpdump[] = [];
+
+  /** The workload script in the host's network namespace. */
+  host(...args: string[]): Proc {
+    return this.cmd("python3", SCRIPT, ...args);
+  }
+
+  /** The workload script inside a test namespace. */
+  in(ns: TestNetns, ...args: string[]): Proc {
+    return this.cmd("ip", "netns", "exec", ns.name, "python3", SCRIPT, ...args);
+  }
+
+  cmd(cmd: string, ...args: string[]): Proc {
+    const proc = new Proc(cmd, args);
+    this.#procs.push(proc);
+    return proc;
+  }
+
+  /** tcpdump on every interface of a namespace (the host's without `ns`). */
+  async tcpdump(ns: TestNetns | null, filter: string): Promise<Tcpdump> {
+    const prefix = ns === null ? [] : ["ip", "netns", "exec", ns.name];
+    const dump = await Tcpdump.start(this.cmd(
+      "sh",
+      "-c",
+      'exec "$@" 2>&1',
+      "sh",
+      ...prefix,
+      "tcpdump",
+      "-l",
+      "-n",
+      "-S",
+      "--immediate-mode",
+      "-i",
+      "any",
+      filter,
+    ));
+    this.#dumps.push(dump);
+    return dump;
+  }
+
+  path(name: string): string {
+    return `${this.dir}/${name}`;
+  }
+
+  touch(name: string): void {
+    Deno.writeTextFileSync(this.path(name), "");
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const proc of this.#procs.reverse()) await proc[Symbol.asyncDispose]();
+    for (const dump of this.#dumps) await dump.pumped;
+    Deno.removeSync(this.dir, { recursive: true });
+  }
+}
+
+/** tcpdump's output lines as they come (its ready line read first). */
+class Tcpdump {
+  readonly lines: string[] = [];
+  readonly pumped: Promise<void>;
+
+  private constructor(readonly proc: Proc) {
+    this.pumped = (async () => {
+      try {
+        for (;;) this.lines.push(await proc.line(600_000));
+      } catch { /* it was ended */ }
+    })();
+  }
+
+  static async start(proc: Proc): Promise<Tcpdump> {
+    for (;;) {
+      const line = await proc.line();
+      if (line.includes("listening on")) return new Tcpdump(proc);
+    }
+  }
+
+  /** Waits until at least `n` lines match. */
+  async waitFor(re: RegExp, n: number, what: string): Promise<string[]> {
+    return await withTimeout(
+      (async () => {
+        for (;;) {
+          const seen = this.lines.filter((l) => re.test(l));
+          if (seen.length >= n) return seen;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })(),
+      20_000,
+      `tcpdump to see ${what} (saw:\n${this.lines.join("\n")})`,
+    );
+  }
+}
+
+/** What must never appear in a window, whatever the traffic. */
+interface Rules {
+  /** Processes holding raw sockets: no event may name them. */
+  rawPids?: number[];
+  rawComms?: string[];
+  /** Endpoints of refused, half-open or forged traffic: no flow event may touch them. */
+  forbidden?: { what: string; match: (e: FlowEvent) => boolean }[];
+}
+
+/**
+ * The properties every event of a window has (ARCHITECTURE.md, "What counts
+ * as a flow"): numbers exact in JSON (non-negative, below 2^53), at most one
+ * begin and one end per flow_id, an end with a duration has its begin earlier
+ * in the window, no event names a raw socket's holder, none touches a refused
+ * or half-open endpoint.
+ */
+function sweep(events: FlowEvent[], rules: Rules): void {
+  const begun = new Set<string>(), ended = new Set<string>();
+  const show = (e: FlowEvent) => JSON.stringify(e);
+  for (const e of events) {
+    for (const [k, v] of Object.entries(e)) {
+      if (typeof v === "number") {
+        assert.ok(v >= 0 && v < 2 ** 53, `${k}=${v} is not exact in JSON: ${show(e)}`);
+      }
+    }
+    if (e.event === BEGIN) {
+      assert.ok(!begun.has(e.flow_id), `a second begin: ${show(e)}`);
+      begun.add(e.flow_id);
+    } else {
+      assert.ok(!ended.has(e.flow_id), `a second end: ${show(e)}`);
+      ended.add(e.flow_id);
+      if (e.duration_ms !== null) {
+        assert.ok(begun.has(e.flow_id), `an end with a duration and no begin: ${show(e)}`);
+      }
+    }
+    assert.ok(
+      e.pid === null || !(rules.rawPids ?? []).includes(e.pid),
+      `an event names a raw socket's holder: ${show(e)}`,
+    );
+    assert.ok(
+      e.comm === null || !(rules.rawComms ?? []).includes(e.comm),
+      `an event names a raw socket's holder: ${show(e)}`,
+    );
+    for (const f of rules.forbidden ?? []) {
+      assert.ok(!f.match(e), `an event for ${f.what}: ${show(e)}`);
+    }
+  }
+}
+
+/** Starts netflow on the whole host (no --cgroup). */
+async function watchHost(): Promise<Netflow> {
+  return await Netflow.start(["--format", "json"]);
+}
+
+/** Stops netflow, checks its exit and summary, sweeps the window; returns its flow events. */
+async function stopped(nf: Netflow, rules: Rules = {}): Promise<FlowEvent[]> {
+  const { events, stderr, code } = await nf.stop();
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /^netflow: watching cgroup /m);
+  const summary = stderr.match(
+    /netflow: \d+ events, (\d+) lost records, \d+ evicted flows, 0 malformed records,/,
+  );
+  assert.ok(summary, stderr);
+  // Other traffic on the host (a DNS flood, say) can cost records: the exact
+  // expectations below then show whether ours were among them.
+  if (summary[1] !== "0") console.warn(`whole-host window: ${summary[0]}`);
+  const flows = events.filter((e): e is FlowEvent => e.event === BEGIN || e.event === END);
+  sweep(flows, rules);
+  return flows;
+}
+
+function hostPort(addr: string, port: number): string {
+  return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+/** "begin|end direction src>dst [closed_by reason sent/received]": one line per event. */
+function describe(e: FlowEvent): string {
+  const base = `${e.event === BEGIN ? "begin" : "end"} ${e.conn_direction} ${
+    hostPort(e.src, e.src_port)
+  }>${hostPort(e.dst, e.dst_port)}`;
+  return e.event === END
+    ? `${base} ${e.closed_by} ${e.reason} ${e.bytes_sent}/${e.bytes_received}`
+    : base;
+}
+
+/** The events of connections between `server` (port) and any of `clients` (ports). */
+function ofConns(events: FlowEvent[], serverPort: number, clients: number[]): FlowEvent[] {
+  return events.filter((e) =>
+    (e.src_port === serverPort && clients.includes(e.dst_port)) ||
+    (e.dst_port === serverPort && clients.includes(e.src_port))
+  );
+}
+
+/** Any flow event with an endpoint at addr:port. */
+function touches(addr: string, port: number): (e: FlowEvent) => boolean {
+  return (e) => (e.src === addr && e.src_port === port) || (e.dst === addr && e.dst_port === port);
+}
+
+function sorted(lines: string[]): string[] {
+  return [...lines].sort();
+}
+
+/** `n` copies of each line. */
+function times(n: number, ...lines: string[]): string[] {
+  return lines.flatMap((l) => Array(n).fill(l));
+}
+
+/** A process's single JSON result line, after which it exits successfully. */
+async function result<T>(p: Proc, timeoutMs = 60_000): Promise<T> {
+  const out = JSON.parse(await p.line(timeoutMs)) as T;
+  await p.done(timeoutMs);
+  return out;
+}
+
+async function listening(p: Proc): Promise<number> {
+  const line = await p.line();
+  assert.match(line, /^listening \d+$/);
+  return Number(line.split(" ")[1]);
+}
+
+async function expectLine(p: Proc, want: string): Promise<void> {
+  assert.equal(await p.line(30_000), want);
+}
+
+type Client = { pid: number; ports: number[] };
+type Served = { accepted: number; peers: number[] };
+
+/** Microseconds since the epoch of an event's RFC 3339 time (microsecond precision). */
+function micros(time: string): number {
+  const [whole, frac] = time.replace("Z", "").split(".");
+  return Date.parse(`${whole}Z`) * 1000 + Number((frac ?? "").padEnd(6, "0"));
+}
+
+// 1. Refused connects: the kernel's RST for a closed port leaves through its
+// control socket, which is no TCP stream socket.
+e2eTest(
+  "whole host: refused connects on IPv4 and IPv6 loopback make no begin and no end",
+  async () => {
+    await using scope = new Scope();
+    await using nf = await watchHost();
+    const runs: { lo: string; port: number; ports: number[] }[] = [];
+    for (const lo of ["127.0.0.1", "::1"]) {
+      const r = await result<{ port: number; ports: number[] }>(
+        scope.host("refuse", "--host", lo, "--count", "5"),
+      );
+      runs.push({ lo, ...r });
+    }
+    const events = await stopped(nf, {
+      forbidden: runs.flatMap((r) =>
+        r.ports.map((c) => ({
+          what: `the refused connect ${hostPort(r.lo, c)}>${hostPort(r.lo, r.port)}`,
+          match: (e: FlowEvent) =>
+            e.netns === HOST_NETNS && ofConns([e], r.port, [c]).length > 0 && e.src === r.lo,
+        }))
+      ),
+    });
+    for (const r of runs) assert.deepEqual(ofConns(events, r.port, r.ports), []);
+  },
+);
+
+// 2. nmap against a namespace: a SYN scan only ever half-opens (nmap's raw
+// socket sends the SYN, the host kernel resets the SYN+ACK); a connect scan
+// makes real connections.
+e2eTest(
+  "whole host: nmap -sS gives nothing, nmap -sT exactly the connections it made",
+  async () => {
+    await using ns = await TestNetns.create(1);
+    await using scope = new Scope();
+    const nsNet = netnsOf(ns);
+    // One dual-stack listener serves both families; port 9 has nobody.
+    const server = scope.in(
+      ns,
+      "serve",
+      "--host",
+      "::",
+      "--steps",
+      "eof",
+      "--until",
+      scope.path("stop"),
+    );
+    const open = await listening(server);
+    const closed = 9;
+    const nmap = async (scan: string, family: 4 | 6): Promise<{ pid: number; out: string }> => {
+      const addr = family === 4 ? ns.nsAddr4 : ns.nsAddr6;
+      const p = scope.cmd(
+        "nmap",
+        "-n",
+        "-Pn",
+        scan,
+        ...(family === 6 ? ["-6"] : []),
+        "-p",
+        `${open},${closed}`,
+        "-oG",
+        "-",
+        addr,
+      );
+      const out = await withTimeout(new Response(p.child.stdout).text(), 60_000, "nmap");
+      await p.done();
+      // nmap itself is the witness that the scan reached both ports.
+      assert.match(out, new RegExp(`Ports: .*\\b${open}/open/tcp`), out);
+      assert.match(out, new RegExp(`\\b${closed}/closed/tcp`), out);
+      return { pid: p.pid, out };
+    };
+    const scanned = (e: FlowEvent) =>
+      [ns.nsAddr4, ns.nsAddr6].some((a) => touches(a, open)(e) || touches(a, closed)(e));
+
+    // -sS: half-open only, on both ports and both families.
+    {
+      await using nf = await watchHost();
+      const scans = [await nmap("-sS", 4), await nmap("-sS", 6)];
+      const events = await stopped(nf, {
+        rawPids: scans.map((s) => s.pid),
+        rawComms: ["nmap"],
+        forbidden: [{ what: "a port nmap -sS scanned", match: scanned }],
+      });
+      assert.deepEqual(events.filter(scanned), []);
+    }
+
+    // -sT: the open port gets full connections (one begin and one end per
+    // endpoint: nmap's outgoing on the host, the server's incoming in the
+    // namespace); the closed port gets nothing.
+    await using nf = await watchHost();
+    const dump = await scope.tcpdump(
+      null,
+      `(host ${ns.nsAddr4} or host ${ns.nsAddr6}) and tcp dst port ${open}`,
+    );
+    const scans = [await nmap("-sT", 4), await nmap("-sT", 6)];
+    scope.touch("stop");
+    const served = await result<Served>(server);
+    const events = await stopped(nf, {
+      forbidden: [{
+        what: "the closed port nmap -sT probed",
+        match: (e) => [ns.nsAddr4, ns.nsAddr6].some((a) => touches(a, closed)(e)),
+      }],
+    });
+    assert.ok(served.accepted >= 2, `the server accepted ${served.accepted} connections`);
+    const mine = events.filter(scanned);
+    const count = (netns: number, dir: string, event: string) =>
+      mine.filter((e) => e.netns === netns && e.conn_direction === dir && e.event === event).length;
+    assert.deepEqual(
+      [
+        count(HOST_NETNS, "outgoing", BEGIN),
+        count(HOST_NETNS, "outgoing", END),
+        count(nsNet, "incoming", BEGIN),
+        count(nsNet, "incoming", END),
+      ],
+      times(4, String(served.accepted)).map(Number),
+      `events for the open port:\n${mine.map(describe).join("\n")}`,
+    );
+    assert.equal(mine.length, 4 * served.accepted);
+    // Begins: nmap (its source ports are the server's peers) sent the SYN.
+    const nmapPids = scans.map((s) => s.pid);
+    for (const e of mine.filter((e) => e.event === BEGIN)) {
+      const local = e.netns === HOST_NETNS;
+      assert.equal(e.dst_port, open);
+      assert.ok(served.peers.includes(e.src_port));
+      assert.deepEqual(
+        [local ? nmapPids.includes(e.pid!) : e.pid === server.pid, e.comm],
+        [true, local ? "nmap" : "nf-wh-server"],
+      );
+    }
+    // Ends: nmap aborts each connection (SO_LINGER 0: a RST, which tcpdump saw).
+    await dump.waitFor(/Flags \[R/, served.accepted, "nmap's RSTs");
+    assert.deepEqual(
+      sorted(
+        mine.filter((e) => e.event === END).map((e) =>
+          `${e.netns === HOST_NETNS ? "host" : "ns"} ${e.conn_direction} ${e.closed_by} ${
+            (e as FlowEndEvent).reason
+          } ${(e as FlowEndEvent).bytes_sent}/${(e as FlowEndEvent).bytes_received}`
+        ),
+      ),
+      sorted(times(served.accepted, "host outgoing local rst 0/0", "ns incoming remote rst 0/0")),
+    );
+  },
+  ["nmap"],
+);
+
+// 3. A raw IPPROTO_TCP socket sees a copy of every TCP segment: it must not
+// make, duplicate or end a flow.
+e2eTest(
+  "whole host: a raw TCP socket held open meanwhile changes nothing: 2 begins, 2 exact ends per connection",
+  async () => {
+    await using scope = new Scope();
+    await using nf = await watchHost();
+    const servers = ["127.0.0.1", "::1"].map((lo) => ({
+      lo,
+      proc: scope.host("serve", "--host", lo, "--count", "3", "--steps", "recv:100;send:50;eof"),
+    }));
+    const ports = await Promise.all(servers.map((s) => listening(s.proc)));
+    const raw = scope.host("rawhold", "--ports", ports.join(","), "--until", scope.path("stop"));
+    await expectLine(raw, "ready");
+    const clients: Client[] = [];
+    for (const [i, s] of servers.entries()) {
+      clients.push(
+        await result<Client>(
+          scope.host(
+            "connect",
+            "--host",
+            s.lo,
+            "--port",
+            String(ports[i]),
+            "--count",
+            "3",
+            "--steps",
+            "send:100;recv:50",
+          ),
+        ),
+      );
+      await result<Served>(s.proc);
+    }
+    scope.touch("stop");
+    const held = await result<{ pid: number; seen: number }>(raw);
+    // The raw sockets did see the connections' segments.
+    assert.ok(held.seen >= 2 * 3 * 7, `the raw sockets saw ${held.seen} segments`);
+    const events = await stopped(nf, { rawPids: [held.pid], rawComms: ["nf-wh-raw"] });
+    for (const [i, s] of servers.entries()) {
+      for (const c of clients[i]!.ports) {
+        const mine = ofConns(events, ports[i]!, [c]);
+        const cs = `${hostPort(s.lo, c)}>${hostPort(s.lo, ports[i]!)}`;
+        assert.deepEqual(sorted(mine.map(describe)), [
+          `begin incoming ${cs}`,
+          `begin outgoing ${cs}`,
+          `end incoming ${cs} remote fin 50/100`,
+          `end outgoing ${cs} local fin 100/50`,
+        ]);
+        for (const e of mine) {
+          assert.equal(e.netns, HOST_NETNS);
+          assert.deepEqual(
+            [e.pid, e.comm],
+            e.conn_direction === "outgoing"
+              ? [clients[i]!.pid, "nf-wh-client"]
+              : [s.proc.pid, "nf-wh-server"],
+          );
+        }
+      }
+    }
+  },
+);
+
+// 4. The same 4-tuple twice in a row: the server closes first each time, so
+// its TIME_WAIT takes the second SYN as a new connection.
+e2eTest(
+  "whole host: a reused 4-tuple is two flows per endpoint, each with its own bytes and duration",
+  async () => {
+    await using scope = new Scope();
+    await using nf = await watchHost();
+    const runs = [];
+    for (const lo of ["127.0.0.1", "::1"]) {
+      const server = scope.host(
+        "serve",
+        "--host",
+        lo,
+        "--count",
+        "2",
+        "--steps",
+        "recv:100;send:50;sleep:0.3|recv:200;send:70",
+      );
+      const port = await listening(server);
+      const client = await result<Client>(
+        scope.host(
+          "connect",
+          "--host",
+          lo,
+          "--port",
+          String(port),
+          "--count",
+          "2",
+          "--reuse",
+          "--steps",
+          "send:100;recv:50;eof|send:200;recv:70;eof",
+        ),
+      );
+      await result<Served>(server);
+      runs.push({ lo, port, client, server });
+    }
+    const events = await stopped(nf);
+    for (const { lo, port, client } of runs) {
+      assert.equal(client.ports[0], client.ports[1]);
+      const c = client.ports[0]!;
+      const mine = ofConns(events, port, [c]);
+      const cs = `${hostPort(lo, c)}>${hostPort(lo, port)}`,
+        sc = `${hostPort(lo, port)}>${hostPort(lo, c)}`;
+      assert.deepEqual(
+        sorted(mine.map(describe)),
+        sorted([
+          ...times(2, `begin outgoing ${cs}`, `begin incoming ${cs}`),
+          `end outgoing ${sc} remote fin 100/50`,
+          `end incoming ${sc} local fin 50/100`,
+          `end outgoing ${sc} remote fin 200/70`,
+          `end incoming ${sc} local fin 70/200`,
+        ]),
+      );
+      assert.equal(new Set(mine.map((e) => e.flow_id)).size, 4);
+      for (const dir of ["outgoing", "incoming"]) {
+        const flows = mine.filter((e) => e.conn_direction === dir);
+        const [b1, e1, b2, e2] = [
+          ...flows.filter((e) => e.event === BEGIN),
+          ...flows.filter((e) => e.event === END),
+        ].sort((x, y) => micros(x.time) - micros(y.time)) as [
+          FlowEvent,
+          FlowEndEvent,
+          FlowEvent,
+          FlowEndEvent,
+        ];
+        // In time: the first flow begins and ends, then the second.
+        assert.deepEqual([b1.event, e1.event, b2.event, e2.event], [BEGIN, END, BEGIN, END]);
+        assert.equal(b1.flow_id, e1.flow_id);
+        assert.equal(b2.flow_id, e2.flow_id);
+        assert.deepEqual(
+          [e1.bytes_sent! + e1.bytes_received!, e2.bytes_sent! + e2.bytes_received!],
+          [150, 270],
+        );
+        // Each duration runs from its own begin; the first held 300 ms before the server closed.
+        for (const [b, e] of [[b1, e1], [b2, e2]] as const) {
+          assert.ok(Math.abs(e.duration_ms! - (micros(e.time) - micros(b.time)) / 1000) < 0.002);
+        }
+        assert.ok(e1.duration_ms! >= 300, `first flow lasted ${e1.duration_ms} ms`);
+      }
+    }
+  },
+);
+
+/** iptables or ip6tables in a namespace. */
+function nsTables(ns: TestNetns, family: 4 | 6, ...args: string[]): Promise<string> {
+  return sh("ip", "netns", "exec", ns.name, family === 4 ? "iptables" : "ip6tables", ...args);
+}
+
+// 5. The client's FIN goes out while the namespace drops everything of the
+// connection: retransmitted FINs end nothing twice, and the namespace's side
+// ends when one finally gets through.
+e2eTest(
+  "whole host: FINs retransmitted into a blackholed namespace end each endpoint once",
+  async () => {
+    await using ns = await TestNetns.create(1);
+    await using scope = new Scope();
+    const nsNet = netnsOf(ns);
+    await using nf = await watchHost();
+    const one = async (family: 4 | 6) => {
+      const addr = family === 4 ? ns.nsAddr4 : ns.nsAddr6;
+      const server = scope.in(ns, "serve", "--host", addr, "--steps", "recv:100;send:50;eof");
+      const port = await listening(server);
+      const dump = await scope.tcpdump(ns, `tcp port ${port}`);
+      const go = `go${family}`;
+      const client = scope.host(
+        "connect",
+        "--host",
+        addr,
+        "--port",
+        String(port),
+        "--steps",
+        `send:100;recv:50;print:exchanged;wait:${scope.path(go)}`,
+      );
+      await expectLine(client, "exchanged");
+      const rule = (op: string, chain: string, dir: string) =>
+        nsTables(ns, family, op, chain, "-p", "tcp", dir, String(port), "-j", "DROP");
+      await rule("-I", "INPUT", "--dport");
+      await rule("-I", "OUTPUT", "--sport");
+      scope.touch(go);
+      // The namespace's interface sees the FIN arrive three times (the first and
+      // two retransmissions) before its firewall drops it.
+      const fins = await dump.waitFor(new RegExp(`> [^ ]+\\.${port}: Flags \\[F`), 3, "3 FINs");
+      await rule("-D", "INPUT", "--dport");
+      await rule("-D", "OUTPUT", "--sport");
+      const c = await result<Client>(client);
+      await result<Served>(server);
+      return { family, addr, port, c, fins, hostAddr: family === 4 ? ns.hostAddr4 : ns.hostAddr6 };
+    };
+    const runs = await Promise.all([one(4), one(6)]);
+    const events = await stopped(nf);
+    for (const r of runs) {
+      const mine = ofConns(events, r.port, r.c.ports);
+      const cs = `${hostPort(r.hostAddr, r.c.ports[0]!)}>${hostPort(r.addr, r.port)}`;
+      assert.deepEqual(
+        sorted(
+          mine.map((e) =>
+            `${e.netns === HOST_NETNS ? "host" : e.netns === nsNet ? "ns" : e.netns} ${describe(e)}`
+          ),
+        ),
+        [
+          `host begin outgoing ${cs}`,
+          `host end outgoing ${cs} local fin 100/50`,
+          `ns begin incoming ${cs}`,
+          `ns end incoming ${cs} remote fin 50/100`,
+        ],
+        `IPv${r.family}; tcpdump saw:\n${r.fins.join("\n")}`,
+      );
+    }
+  },
+  ["iptables", "ip6tables"],
+);
+
+// 6. A RST and a FIN with the right 4-tuple and a sequence number half the
+// sequence space away: the kernel's TCP drops them (RFC 5961), so they end
+// nothing; the connection then carries more data and closes normally.
+e2eTest("whole host: a RST and a FIN forged out of the window end nothing", async () => {
+  await using ns = await TestNetns.create(1);
+  await using scope = new Scope();
+  const nsNet = netnsOf(ns);
+  await using nf = await watchHost();
+  const forgers: number[] = [];
+  const one = async (family: 4 | 6) => {
+    const [hostAddr, addr] = family === 4 ? [ns.hostAddr4, ns.nsAddr4] : [ns.hostAddr6, ns.nsAddr6];
+    const server = scope.in(
+      ns,
+      "serve",
+      "--host",
+      addr,
+      "--steps",
+      "recv:100;send:50;recv:200;send:30;eof",
+    );
+    const port = await listening(server);
+    const dump = await scope.tcpdump(null, `host ${addr} and tcp port ${port}`);
+    const client = scope.host(
+      "connect",
+      "--host",
+      addr,
+      "--port",
+      String(port),
+      "--steps",
+      `send:100;recv:50;print:phase1;wait:${scope.path(`go${family}`)};send:200;recv:30`,
+    );
+    await expectLine(client, "phase1");
+    // The server's 50 bytes, as the host saw them: "seq S:S+50, ack A".
+    const [reply] = await dump.waitFor(
+      new RegExp(`${escape(addr)}\\.${port} > .*seq \\d+:\\d+, ack \\d+`),
+      1,
+      "the reply",
+    );
+    const m = reply!.match(/ > [^ ]+\.(\d+): .*seq (\d+):(\d+), ack (\d+)/)!;
+    const clientPort = Number(m[1]), serverNext = Number(m[3]), clientNext = Number(m[4]);
+    const far = (seq: number) => String((seq + 2 ** 31) % 2 ** 32);
+    // From a raw socket in the namespace, to the host's client socket; and
+    // from one on the host, to the namespace's server socket.
+    const sends: [string, TestNetns | null, string, string, number, number, string, string][] = [];
+    for (const flags of ["R", "F"]) {
+      sends.push(["ns", ns, addr, hostAddr, port, clientPort, far(serverNext), flags]);
+      sends.push(["host", null, hostAddr, addr, clientPort, port, far(clientNext), flags]);
+    }
+    for (const [, where, src, dst, sport, dport, seq, flags] of sends) {
+      const args = [
+        "forge",
+        "--src",
+        src,
+        "--dst",
+        dst,
+        "--sport",
+        String(sport),
+        "--dport",
+        String(dport),
+        "--seq",
+        seq,
+        "--ack",
+        String(where ? clientNext : serverNext),
+        "--flags",
+        flags,
+      ];
+      const p = where === null ? scope.host(...args) : scope.in(where, ...args);
+      forgers.push((await result<{ pid: number }>(p)).pid);
+    }
+    // tcpdump on the host saw all four forged segments.
+    for (const [, , src, , sport, , seq, flags] of sends) {
+      await dump.waitFor(
+        new RegExp(`${escape(src)}\\.${sport} > .*Flags \\[${flags}\\.\\], seq ${seq}\\b`),
+        1,
+        `the forged ${flags}`,
+      );
+    }
+    scope.touch(`go${family}`);
+    const c = await result<Client>(client);
+    await result<Served>(server);
+    return { family, hostAddr, addr, port, c };
+  };
+  const runs = [await one(4), await one(6)];
+  const events = await stopped(nf, { rawPids: forgers, rawComms: ["nf-wh-forger"] });
+  for (const r of runs) {
+    const mine = ofConns(events, r.port, r.c.ports);
+    const cs = `${hostPort(r.hostAddr, r.c.ports[0]!)}>${hostPort(r.addr, r.port)}`;
+    assert.deepEqual(
+      sorted(
+        mine.map((e) =>
+          `${e.netns === HOST_NETNS ? "host" : e.netns === nsNet ? "ns" : e.netns} ${describe(e)}`
+        ),
+      ),
+      [
+        `host begin outgoing ${cs}`,
+        `host end outgoing ${cs} local fin 300/80`,
+        `ns begin incoming ${cs}`,
+        `ns end incoming ${cs} remote fin 80/300`,
+      ],
+      `IPv${r.family}`,
+    );
+  }
+});
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** The next `n` lines of a process, each `want`. */
+async function expectLines(p: Proc, want: string, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await expectLine(p, want);
+}
+
+/** "host" or "ns" (or the inode) in front of describe(e). */
+function where(nets: Record<string, number>): (e: FlowEvent) => string {
+  return (e) => {
+    const name = Object.entries(nets).find(([, n]) => n === e.netns)?.[0] ?? String(e.netns);
+    return `${name} ${describe(e)}`;
+  };
+}
+
+/** The namespace's SYN cookie counters (nstat, absolute, without touching its history). */
+async function cookies(ns: TestNetns): Promise<{ sent: number; recv: number }> {
+  const out = await sh(
+    "ip",
+    "netns",
+    "exec",
+    ns.name,
+    "nstat",
+    "-asz",
+    "TcpExtSyncookiesSent",
+    "TcpExtSyncookiesRecv",
+  );
+  const value = (name: string) => Number(out.match(new RegExp(`${name}\\s+(\\d+)`))?.[1] ?? NaN);
+  return { sent: value("TcpExtSyncookiesSent"), recv: value("TcpExtSyncookiesRecv") };
+}
+
+// 7. A SYN flood from a raw socket against a listener that answers every SYN
+// with a cookie (tcp_syncookies=2 in its namespace), with ten real clients
+// connecting in the middle of it: their servers' sockets come from cookies.
+e2eTest(
+  "whole host: a SYN flood against a SYN-cookie listener: exactly the real connections",
+  async () => {
+    await using ns = await TestNetns.create(1);
+    await using scope = new Scope();
+    const nets = { host: HOST_NETNS, ns: netnsOf(ns) };
+    await sh("ip", "netns", "exec", ns.name, "sysctl", "-qw", "net.ipv4.tcp_syncookies=2");
+    const addr = ns.nsAddr4;
+    const server = scope.in(
+      ns,
+      "serve",
+      "--host",
+      addr,
+      "--count",
+      "10",
+      "--steps",
+      "recv:100;send:50;eof",
+    );
+    const port = await listening(server);
+    await using nf = await watchHost();
+    // Flood source ports stay below the ephemeral range the real clients use.
+    const flood = scope.host(
+      "flood",
+      "--dst",
+      addr,
+      "--dport",
+      String(port),
+      "--count",
+      "3000",
+      "--first",
+      "1500",
+      "--low",
+      "1024",
+      "--high",
+      "32767",
+      "--until",
+      scope.path("more"),
+    );
+    await expectLine(flood, "started");
+    const client = scope.host(
+      "connect",
+      "--host",
+      addr,
+      "--port",
+      String(port),
+      "--count",
+      "10",
+      "--steps",
+      `print:open;wait:${scope.path("more")};send:100;recv:50`,
+    );
+    await expectLines(client, "open", 10);
+    scope.touch("more"); // the second half of the flood while the clients talk
+    const c = await result<Client>(client);
+    const f = await result<{ pid: number; ports: number[] }>(flood);
+    const served = await result<Served>(server);
+    const counted = await cookies(ns);
+    const floodPorts = new Set(f.ports);
+    const events = await stopped(nf, {
+      rawPids: [f.pid],
+      rawComms: ["nf-wh-flood"],
+      forbidden: [{
+        what: "a SYN flood port",
+        match: (e) =>
+          touches(addr, port)(e) && (floodPorts.has(e.src_port) || floodPorts.has(e.dst_port)),
+      }],
+    });
+    assert.deepEqual(served.peers, [...c.ports].sort((x, y) => x - y));
+    // The witness: every real connection was accepted from a cookie.
+    assert.equal(counted.recv, 10, `SYN cookies: ${JSON.stringify(counted)}`);
+    assert.ok(counted.sent >= 10 + 1500, `SYN cookies: ${JSON.stringify(counted)}`);
+    const mine = events.filter((e) => touches(addr, port)(e));
+    const expected = c.ports.flatMap((p) => {
+      const cs = `${hostPort(ns.hostAddr4, p)}>${hostPort(addr, port)}`;
+      return [
+        `host begin outgoing ${cs}`,
+        `host end outgoing ${cs} local fin 100/50`,
+        `ns begin incoming ${cs}`,
+        `ns end incoming ${cs} remote fin 50/100`,
+      ];
+    });
+    assert.deepEqual(sorted(mine.map(where(nets))), sorted(expected));
+  },
+);
+
+// 8. Two namespaces, each with the same connection on its own loopback: four
+// endpoints, told apart by their network namespace.
+e2eTest(
+  "whole host: the same 4-tuple in two namespaces is four endpoints, two netns values",
+  async () => {
+    await using a = await TestNetns.create(2);
+    await using b = await TestNetns.create(3);
+    await using scope = new Scope();
+    const nets = { a: netnsOf(a), b: netnsOf(b) };
+    await using nf = await watchHost();
+    const lo = "127.0.0.1", sport = 40400, cport = 40401;
+    const servers = [a, b].map((ns) =>
+      scope.in(
+        ns,
+        "serve",
+        "--host",
+        lo,
+        "--port",
+        String(sport),
+        "--steps",
+        "recv:100;send:50;eof",
+      )
+    );
+    for (const s of servers) assert.equal(await listening(s), sport);
+    const clients = [a, b].map((ns) =>
+      scope.in(
+        ns,
+        "connect",
+        "--host",
+        lo,
+        "--port",
+        String(sport),
+        "--bind-port",
+        String(cport),
+        "--steps",
+        `send:100;recv:50;print:open;wait:${scope.path("close")}`,
+      )
+    );
+    for (const c of clients) await expectLine(c, "open"); // both open at once
+    scope.touch("close");
+    for (const p of [...clients, ...servers]) await result(p);
+    const events = await stopped(nf);
+    const mine = ofConns(events, sport, [cport]).filter((e) =>
+      e.netns === nets.a || e.netns === nets.b
+    );
+    const cs = `${lo}:${cport}>${lo}:${sport}`;
+    assert.deepEqual(
+      sorted(mine.map(where(nets))),
+      sorted(["a", "b"].flatMap((n) => [
+        `${n} begin outgoing ${cs}`,
+        `${n} begin incoming ${cs}`,
+        `${n} end outgoing ${cs} local fin 100/50`,
+        `${n} end incoming ${cs} remote fin 50/100`,
+      ])),
+    );
+    assert.equal(new Set(mine.map((e) => e.flow_id)).size, 4);
+    assert.notEqual(nets.a, nets.b);
+  },
+);
+
+/** Per client port, the four lines a connection's two endpoints must give; the runs that differ. */
+function badRuns(
+  events: FlowEvent[],
+  label: (e: FlowEvent) => string,
+  port: number,
+  ports: number[],
+  expect: (clientPort: number) => string[],
+): string[] {
+  const bad: string[] = [];
+  for (const c of ports) {
+    const seen = sorted(ofConns(events, port, [c]).map(label));
+    const want = sorted(expect(c));
+    if (JSON.stringify(seen) !== JSON.stringify(want)) {
+      bad.push(`port ${c}: saw [${seen.join("; ")}], expected [${want.join("; ")}]`);
+    }
+  }
+  return bad;
+}
+
+// 9a. Downloads: the namespace's server sends 2,000,000 bytes and closes
+// first; twenty at once per family.
+e2eTest(
+  "whole host: 2,000,000-byte downloads closed by the server, exact bytes at both endpoints (IPv4, IPv6, 20 each)",
+  async () => {
+    await using ns = await TestNetns.create(1);
+    await using scope = new Scope();
+    const nets = { host: HOST_NETNS, ns: netnsOf(ns) };
+    const size = 2_000_000, runs = 20;
+    await using nf = await watchHost();
+    const one = async (family: 4 | 6) => {
+      const [hostAddr, addr] = family === 4
+        ? [ns.hostAddr4, ns.nsAddr4]
+        : [ns.hostAddr6, ns.nsAddr6];
+      const server = scope.in(
+        ns,
+        "serve",
+        "--host",
+        addr,
+        "--count",
+        String(runs),
+        "--steps",
+        `recv:100;send:${size}`,
+      );
+      const port = await listening(server);
+      const c = await result<Client>(
+        scope.host(
+          "connect",
+          "--host",
+          addr,
+          "--port",
+          String(port),
+          "--count",
+          String(runs),
+          "--steps",
+          "send:100;eof",
+        ),
+      );
+      await result(server);
+      return { hostAddr, addr, port, c };
+    };
+    const all = await Promise.all([one(4), one(6)]);
+    const events = await stopped(nf);
+    const bad = all.flatMap((r) =>
+      badRuns(events, where(nets), r.port, r.c.ports, (p) => {
+        const cs = `${hostPort(r.hostAddr, p)}>${hostPort(r.addr, r.port)}`;
+        const sc = `${hostPort(r.addr, r.port)}>${hostPort(r.hostAddr, p)}`;
+        return [
+          `host begin outgoing ${cs}`,
+          `host end outgoing ${sc} remote fin 100/${size}`,
+          `ns begin incoming ${cs}`,
+          `ns end incoming ${sc} local fin ${size}/100`,
+        ];
+      })
+    );
+    assert.deepEqual(bad, [], `${bad.length} of ${2 * runs} runs differ`);
+  },
+);
+
+// 9b. Loopback: the client writes 8,000,000 bytes and closes at once; its
+// last segments are GSO packets over 64 KiB.
+e2eTest(
+  "whole host: 8,000,000-byte loopback transfers closed by the sender, exact bytes (IPv4, IPv6, 20 each)",
+  async () => {
+    await using scope = new Scope();
+    const size = 8_000_000, runs = 20;
+    await using nf = await watchHost();
+    const one = async (lo: string) => {
+      const server = scope.host("serve", "--host", lo, "--count", String(runs), "--steps", "eof");
+      const port = await listening(server);
+      const c = await result<Client>(
+        scope.host(
+          "connect",
+          "--host",
+          lo,
+          "--port",
+          String(port),
+          "--count",
+          String(runs),
+          "--steps",
+          `send:${size}`,
+        ),
+      );
+      await result(server);
+      return { lo, port, c };
+    };
+    const all = await Promise.all([one("127.0.0.1"), one("::1")]);
+    const events = await stopped(nf);
+    const bad = all.flatMap((r) =>
+      badRuns(events, where({ host: HOST_NETNS }), r.port, r.c.ports, (p) => {
+        const cs = `${hostPort(r.lo, p)}>${hostPort(r.lo, r.port)}`;
+        return [
+          `host begin outgoing ${cs}`,
+          `host begin incoming ${cs}`,
+          `host end outgoing ${cs} local fin ${size}/0`,
+          `host end incoming ${cs} remote fin 0/${size}`,
+        ];
+      })
+    );
+    assert.deepEqual(bad, [], `${bad.length} of ${2 * runs} runs differ`);
+  },
+);
+
+// 10. A simultaneous open: two sockets in two namespaces connect to each
+// other. Each namespace drops the first bare SYN that reaches it, so both
+// sides are in SYN_SENT when the retransmitted SYNs arrive (this kernel has
+// no netem to delay them instead).
+e2eTest(
+  "whole host: a simultaneous open is outgoing on both sides, SYNs not counted as bytes",
+  async () => {
+    await using a = await TestNetns.create(2);
+    await using b = await TestNetns.create(3);
+    await using scope = new Scope();
+    const nets = { a: netnsOf(a), b: netnsOf(b) };
+    const ea = `nfsa${Deno.pid % 100000}`, eb = `nfsb${Deno.pid % 100000}`;
+    const [addrA, addrB, portA, portB] = ["198.19.9.1", "198.19.9.2", 40500, 40501];
+    await sh(
+      "ip",
+      "link",
+      "add",
+      ea,
+      "netns",
+      a.name,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      eb,
+      "netns",
+      b.name,
+    );
+    const inNs = (ns: TestNetns, ...args: string[]) => sh("ip", "netns", "exec", ns.name, ...args);
+    for (const [ns, dev, addr] of [[a, ea, addrA], [b, eb, addrB]] as const) {
+      await inNs(ns, "ip", "addr", "add", `${addr}/24`, "dev", dev);
+      await inNs(ns, "ip", "link", "set", dev, "up");
+    }
+    const synDrop = (ns: TestNetns, op: string, port: number) =>
+      inNs(
+        ns,
+        "iptables",
+        op,
+        "INPUT",
+        "-p",
+        "tcp",
+        "--syn",
+        "--dport",
+        String(port),
+        "-j",
+        "DROP",
+      );
+    await synDrop(a, "-I", portA);
+    await synDrop(b, "-I", portB);
+    const dump = await scope.tcpdump(a, `tcp port ${portA}`);
+    await using nf = await watchHost();
+    const pa = scope.in(
+      a,
+      "simopen",
+      "--bind",
+      addrA,
+      "--bind-port",
+      String(portA),
+      "--peer",
+      addrB,
+      "--peer-port",
+      String(portB),
+      "--go",
+      scope.path("go"),
+      "--steps",
+      "send:100;recv:50",
+    );
+    const pb = scope.in(
+      b,
+      "simopen",
+      "--bind",
+      addrB,
+      "--bind-port",
+      String(portB),
+      "--peer",
+      addrA,
+      "--peer-port",
+      String(portA),
+      "--go",
+      scope.path("go"),
+      "--steps",
+      "recv:100;send:50;eof",
+    );
+    await expectLine(pa, "ready");
+    await expectLine(pb, "ready");
+    scope.touch("go");
+    // The witness: both sides sent a bare SYN (tcpdump in a sees a's leave
+    // and b's arrive before a's firewall drops it); then the drops go, and
+    // the retransmitted SYNs cross.
+    const ab = `${escape(addrA)}\\.${portA} > ${escape(addrB)}\\.${portB}`;
+    const ba = `${escape(addrB)}\\.${portB} > ${escape(addrA)}\\.${portA}`;
+    for (const re of [`${ab}: Flags \\[S\\],`, `${ba}: Flags \\[S\\],`]) {
+      await dump.waitFor(new RegExp(re), 1, re);
+    }
+    await synDrop(a, "-D", portA);
+    await synDrop(b, "-D", portB);
+    await expectLine(pa, "connected");
+    await expectLine(pb, "connected");
+    await result(pa);
+    await result(pb);
+    // A side that sent a bare SYN and then a SYN+ACK took the other's SYN in
+    // SYN_SENT: the simultaneous open's path (through SYN_RECV).
+    const synAck = dump.lines.filter((l) => new RegExp(`(${ab}|${ba}): Flags \\[S\\.\\]`).test(l));
+    assert.ok(synAck.length > 0, `no SYN+ACK: ${dump.lines.join("\n")}`);
+    const events = await stopped(nf);
+    const mine = ofConns(events, portB, [portA]).filter((e) =>
+      e.netns === nets.a || e.netns === nets.b
+    );
+    const fromA = `${addrA}:${portA}>${addrB}:${portB}`,
+      fromB = `${addrB}:${portB}>${addrA}:${portA}`;
+    assert.deepEqual(
+      sorted(mine.map(where(nets))),
+      sorted([
+        `a begin outgoing ${fromA}`,
+        `a end outgoing ${fromA} local fin 100/50`,
+        `b begin outgoing ${fromB}`,
+        `b end outgoing ${fromA} remote fin 50/100`,
+      ]),
+      `tcpdump in a:\n${dump.lines.join("\n")}`,
+    );
+  },
+  ["iptables"],
+);
