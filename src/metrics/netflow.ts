@@ -130,6 +130,12 @@ export function registerNetflowMetrics(
       "counter",
       (s) => s.dnsUnmatched,
     ],
+    [
+      "dns_answers_repeated_total",
+      "More copies of an answered query's answer, dropped in the kernel",
+      "counter",
+      (s) => s.dnsRepeated,
+    ],
   ];
   for (const [name, help, type, read] of counters) {
     registry.register({ name: `netflow_${name}`, help, type, collect: () => read(s) });
