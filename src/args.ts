@@ -6,11 +6,13 @@
  * @module
  */
 import { flag, optionsHelp, parseArgv, repeatable, single } from "./argv.ts";
+import { UsageError } from "./errors.ts";
 import { EVENT_BEGIN, EVENT_END, EVENT_NAMES, type EventName } from "./flow/events.ts";
 import { type ListenAddress, listenAddress } from "./metrics/netflow.ts";
 import type { MonitorOptions } from "./monitor.ts";
 import { type CollectorUrl, parseCollectorUrl } from "./export/url.ts";
 import { type FormatName, FORMATS as STDOUT_FORMATS } from "./output/stdout.ts";
+import type { TableOptions } from "./output/table.ts";
 import {
   cgroupPath,
   eventList,
@@ -68,6 +70,12 @@ export const OPTIONS = {
     help: "exit after SECONDS (decimals allowed)",
     parse: (text, name) => positiveSeconds(name, text),
   }),
+  wide: flag(
+    "w",
+    "table: full IPv6 addresses and names, plus UID, RTT,\nRETRANS and CGROUP (or container) columns",
+  ),
+  utc: flag(undefined, "table: times in UTC (default: local time, its UTC offset\nin the header)"),
+  date: flag(undefined, "table: the date with each time"),
   "max-flows": single({
     metavar: "N",
     help: "open flows tracked at most (default: 131072)",
@@ -128,6 +136,7 @@ export interface CliOptions {
   count: number | undefined;
   /** Stop after this many milliseconds. */
   durationMs: number | undefined;
+  table: TableOptions;
   monitor: MonitorOptions<EventName>;
   /** --metrics: where to serve /metrics. */
   metrics: ListenAddress | undefined;
@@ -145,6 +154,10 @@ export function parseCli(argv: readonly string[]): CliOptions {
   if (o["dns-grace"] !== undefined) dns.graceMs = o["dns-grace"] * 1000;
   monitor.dns = dns;
   const format = o.format ?? "table";
+  if (format !== "table" && (o.wide || o.utc || o.date)) {
+    const used = o.wide ? "--wide" : o.utc ? "--utc" : "--date";
+    throw new UsageError(`${used} is for the table format, not --format ${format}`);
+  }
   return {
     format,
     ipfix: o.ipfix,
@@ -153,6 +166,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
     version: o.version,
     count: o.count,
     durationMs: o.duration,
+    table: { utc: o.utc, date: o.date, wide: o.wide },
     monitor,
     metrics: o.metrics,
   };

@@ -3,33 +3,35 @@
  *
  *   sudo netflow --format json --cgroup /system.slice
  *
+ * It stops, detaches, flushes and prints the summary on SIGINT, SIGTERM or
+ * SIGHUP, after `--count` events or `--duration` seconds, when the reader of
+ * stdout goes away (a pipe's POLLERR, seen within half a second even when no
+ * event comes), and when the watched cgroup is removed (checked twice a
+ * second; a removed cgroup has no process left, so nothing more can come).
+ *
+ * `--help` and `--version` load nothing else: they work for any user.
+ *
  * @module
  */
 import { parseCli, SHORT_USAGE, USAGE } from "./args.ts";
 import { NetflowError, UsageError } from "./errors.ts";
-import { setVerboseLog } from "./ffi/libbpf.ts";
-import {
-  EventCounts,
-  MetricsServer,
-  registerExportMetrics,
-  registerNetflowMetrics,
-} from "./metrics/netflow.ts";
-import { MetricsRegistry } from "./metrics/prometheus.ts";
-import { FlowMonitor, type MonitorStats } from "./monitor.ts";
-import { buildSinks } from "./output/sinks.ts";
-import { writeAll } from "./output/sink.ts";
+import type { MonitorStats } from "./monitor.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
-/** The exit summary; what the sinks counted (IPFIX exports) comes after the monitor's counts. */
-function summary(events: number, stats: MonitorStats, sinks: string[]): string {
+/** The exit line: the process contract's first words, then what the sinks counted (IPFIX). */
+export function summary(events: number, stats: MonitorStats, sinks: string[] = []): string {
   return `netflow: ${events} events, ${stats.lost} lost records, ` +
     `${stats.evicted} evicted flows, ${stats.malformed} malformed records, ` +
     `${stats.dnsResponses} DNS responses (${stats.dnsMalformed} malformed, ${stats.dnsCut} cut, ` +
     `${stats.dnsEvicted} evicted from the cache), ${stats.dnsLost} lost DNS records, ` +
     `${stats.dnsUnmatched} unmatched DNS answers, ${stats.dnsRepeated} repeated DNS answers, ` +
-    `${stats.dnsQueriesEvicted} evicted DNS queries` +
+    `${stats.dnsQueriesEvicted} evicted DNS queries, ${stats.openFlows} flows still open` +
     sinks.map((s) => `, ${s}`).join("");
 }
+
+/** How often the stdout and cgroup watchers look. */
+const WATCH_MS = 500;
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 async function main(argv: string[]): Promise<number> {
   const options = parseCli(argv);
@@ -41,6 +43,22 @@ async function main(argv: string[]): Promise<number> {
     console.log(`netflow ${denoJson.version}`);
     return 0;
   }
+  // Loaded only to watch, so --help needs neither libbpf nor any package.
+  const [
+    { libbpf, setVerboseLog },
+    { EventCounts, MetricsServer, registerExportMetrics, registerNetflowMetrics },
+    { MetricsRegistry },
+    { FlowMonitor },
+    { buildSinks },
+    { writeAll },
+  ] = await Promise.all([
+    import("./ffi/libbpf.ts"),
+    import("./metrics/netflow.ts"),
+    import("./metrics/prometheus.ts"),
+    import("./monitor.ts"),
+    import("./output/sinks.ts"),
+    import("./output/sink.ts"),
+  ]);
   setVerboseLog(options.verbose);
   // Metrics: the same counters as the exit summary, read at each scrape.
   const registry = new MetricsRegistry();
@@ -48,11 +66,39 @@ async function main(argv: string[]): Promise<number> {
   await using metrics = options.metrics && new MetricsServer(options.metrics, registry);
   using monitor = new FlowMonitor(options.monitor);
   registerNetflowMetrics(registry, denoJson.version, events, () => monitor.stats);
-  const stop = () => monitor.close();
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
-  // --duration: stop by itself; --count: after that many events written.
+  let stopped = false;
+  const stop = () => {
+    stopped = true;
+    monitor.close();
+  };
+  for (const signal of SIGNALS) Deno.addSignalListener(signal, stop);
   const timer = options.durationMs === undefined ? undefined : setTimeout(stop, options.durationMs);
+
+  // A closed pipe on stdout: poll(2) reports POLLERR (or POLLHUP) with no event asked for.
+  const POLLERR = 0x8, POLLHUP = 0x10;
+  const pollfd = new Int32Array(2); // struct pollfd { int fd; short events; short revents; }
+  const watchStdout = async () => {
+    while (!stopped && options.format !== "none") {
+      pollfd[0] = 1;
+      pollfd[1] = 0;
+      const ready = await libbpf().poll(pollfd, 1n, WATCH_MS);
+      if (ready > 0 && ((pollfd[1]! >>> 16) & (POLLERR | POLLHUP)) !== 0) stop();
+    }
+  };
+  const root = monitor.cgroup === "/";
+  const watchCgroup = async () => {
+    while (!stopped && !root) {
+      await new Promise((r) => setTimeout(r, WATCH_MS));
+      try {
+        await Deno.stat(monitor.cgroupDir);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound) || stopped) continue;
+        console.error(`netflow: cgroup ${monitor.cgroupDir} was removed`);
+        stop();
+      }
+    }
+  };
+
   let left = options.count ?? Infinity;
   // Exporters connect after the ready line, so their warnings come after it.
   console.error(`netflow: watching cgroup ${monitor.cgroupDir}`);
@@ -60,18 +106,20 @@ async function main(argv: string[]): Promise<number> {
   const sinks = buildSinks(options);
   registerExportMetrics(registry, sinks);
   try {
-    if (!writeAll(sinks, [])) return 0;
+    void watchStdout();
+    void watchCgroup();
+    if (!writeAll(sinks, [])) stop();
     for await (let batch of monitor.batches()) {
       if (batch.length > left) batch = batch.slice(0, left);
       left -= batch.length;
-      if (!writeAll(sinks, batch)) monitor.close();
+      if (!writeAll(sinks, batch)) stop();
       else events.add(batch);
       if (left === 0) break; // --count reached: ends the loop, which detaches
     }
   } finally {
+    stopped = true;
     clearTimeout(timer);
-    Deno.removeSignalListener("SIGINT", stop);
-    Deno.removeSignalListener("SIGTERM", stop);
+    for (const signal of SIGNALS) Deno.removeSignalListener(signal, stop);
     await Promise.all(sinks.map((s) => s.close()));
   }
   const counted = sinks.map((s) => s.summary()).filter((s) => s !== undefined);
@@ -81,16 +129,16 @@ async function main(argv: string[]): Promise<number> {
 
 if (import.meta.main) {
   let code: number;
-  const verbose = Deno.args.includes("--verbose") || Deno.args.includes("-v");
   try {
     code = await main(Deno.args);
   } catch (err) {
+    const verbose = Deno.args.includes("--verbose") || Deno.args.includes("-v");
     if (err instanceof UsageError) {
       console.error(`netflow: ${err.message}\n${SHORT_USAGE}`);
       code = 2;
     } else if (err instanceof NetflowError) {
+      // With --verbose, libbpf's log (the error's detail) went to stderr as it came.
       console.error(`netflow: ${err.message}`);
-      if (verbose && err.detail) console.error(err.detail.trimEnd());
       code = 1;
     } else {
       console.error(`netflow: unexpected error: ${err instanceof Error ? err.message : err}`);

@@ -37,4 +37,4 @@ export const Errno = {
 } as const;
 
 /** The hint for a permission failure, shared by every place that can hit one. */
-export const PRIVILEGE_HINT = "run as root or grant CAP_BPF and CAP_NET_ADMIN";
+export { PRIVILEGE_HINT } from "./caps.ts";

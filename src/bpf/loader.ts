@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { missingCapabilities, missingCapabilitiesMessage } from "../caps.ts";
 import { NetflowError, PRIVILEGE_HINT } from "../errors.ts";
 import {
   type BpfLink,
@@ -14,6 +15,7 @@ import {
   strerror,
   sumPerCpu,
   updateMap,
+  verboseLogOn,
 } from "../ffi/libbpf.ts";
 import { openRingReader, type ReaderKind, type RingReader } from "../ffi/ringbuf.ts";
 import { BPF_OBJECT } from "./object.generated.ts";
@@ -228,7 +230,9 @@ export function explainLoadFailure(err: LibbpfError): NetflowError {
     denied
       ? `Cannot load BPF programs: permission denied (${PRIVILEGE_HINT})`
       : `The kernel refused netflow's BPF programs: ${strerror(err.errno)} (errno ${err.errno}) ` +
-        "(run with --verbose for the verifier log)",
+        (verboseLogOn()
+          ? "(the verifier log is above)"
+          : "(run with --verbose for the verifier log)"),
     { cause: err, ...(err.detail ? { detail: err.detail } : {}) },
   );
 }
@@ -254,22 +258,11 @@ function attachOrExplain(obj: BpfObject, program: string, cgroup: CgroupFd, dir:
   }
 }
 
-/** Effective capabilities: CAP_SYS_ADMIN, or CAP_BPF with CAP_NET_ADMIN. */
-export function hasBpfPrivileges(status: string): boolean {
-  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-  if (hex === undefined) return true; // no way to tell: let the kernel decide
-  const caps = BigInt(`0x${hex}`);
-  const has = (bit: bigint) => (caps >> bit & 1n) === 1n;
-  const CAP_NET_ADMIN = 12n, CAP_SYS_ADMIN = 21n, CAP_BPF = 39n;
-  return has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_NET_ADMIN));
-}
-
 function checkPrivileges(): void {
   let status = "";
   try {
     status = Deno.readTextFileSync("/proc/self/status");
   } catch { /* not Linux /proc: the kernel will say */ }
-  if (!hasBpfPrivileges(status)) {
-    throw new NetflowError(`Cannot load BPF programs: permission denied (${PRIVILEGE_HINT})`);
-  }
+  const missing = missingCapabilities(status);
+  if (missing.length > 0) throw new NetflowError(missingCapabilitiesMessage(missing));
 }

@@ -196,7 +196,13 @@ export function takeLog(): string {
 }
 
 function installLogger(lib: Libbpf): void {
-  const buf = new Uint8Array(4096);
+  let buf = new Uint8Array(4096);
+  // x86-64's va_list is one 24-byte struct; vsnprintf consumes it, so a
+  // message longer than the buffer (the verifier log is one "%s") is
+  // formatted again from a copy taken first (what va_copy does).
+  const VA_LIST_BYTES = 24;
+  const apCopy = new Uint8Array(VA_LIST_BYTES);
+  const apCopyPtr = Deno.UnsafePointer.of(apCopy);
   const LIBBPF_DEBUG = 2;
   const callback = new Deno.UnsafeCallback(
     PRINT_FN,
@@ -204,10 +210,17 @@ function installLogger(lib: Libbpf): void {
       // An exception here would be swallowed by the FFI layer: never throw.
       try {
         if (level >= LIBBPF_DEBUG && !verboseLog) return 0;
-        const n = lib.vsnprintf(buf, BigInt(buf.length), fmt, ap);
+        if (ap === null) return 0;
+        new Deno.UnsafePointerView(ap).copyInto(apCopy);
+        let n = lib.vsnprintf(buf, BigInt(buf.length), fmt, ap);
+        if (n >= buf.length) {
+          buf = new Uint8Array(n + 1);
+          n = lib.vsnprintf(buf, BigInt(buf.length), fmt, apCopyPtr);
+        }
         const line = decoder.decode(buf.subarray(0, Math.max(0, Math.min(n, buf.length - 1))));
         if (logLines.length < 20_000) logLines.push(line);
-        if (verboseLog) Deno.stderr.writeSync(encoder.encode(`libbpf: ${line}`));
+        // libbpf's own lines carry "libbpf: " already; the verifier's are inside one of them.
+        if (verboseLog) Deno.stderr.writeSync(encoder.encode(line));
         return n;
       } catch {
         return -1;
@@ -216,6 +229,11 @@ function installLogger(lib: Libbpf): void {
   );
   liveCallbacks.push(callback);
   lib.libbpf_set_print(callback.pointer);
+}
+
+/** Whether libbpf's log goes to stderr as it comes (--verbose). */
+export function verboseLogOn(): boolean {
+  return verboseLog;
 }
 
 // --- handles --------------------------------------------------------------------

@@ -10,13 +10,16 @@ import { UdpExporter } from "../export/udp.ts";
 import type { CollectorUrl } from "../export/url.ts";
 import type { Sink } from "./sink.ts";
 import { type FormatName, lineFormat, StdoutSink } from "./stdout.ts";
+import type { TableOptions } from "./table.ts";
 
 export function buildSinks(
-  options: { format: FormatName; ipfix: readonly CollectorUrl[] },
+  options: { format: FormatName; ipfix: readonly CollectorUrl[]; table?: TableOptions },
   exporter: ExporterOptions = {},
 ): Sink[] {
   const sinks: Sink[] = [];
-  if (options.format !== "none") sinks.push(new StdoutSink(lineFormat(options.format)));
+  if (options.format !== "none") {
+    sinks.push(new StdoutSink(lineFormat(options.format, options.table)));
+  }
   for (const url of options.ipfix) {
     sinks.push(
       url.scheme === "udp" ? new UdpExporter(url, exporter) : new TcpExporter(url, exporter),

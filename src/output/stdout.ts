@@ -9,7 +9,7 @@ import { CommunityIds } from "./community_id.ts";
 import { ecsFormatter } from "./ecs.ts";
 import { jsonFormatter } from "./json.ts";
 import type { Sink } from "./sink.ts";
-import { formatTable, tableHeader } from "./table.ts";
+import { type TableOptions, TableWriter } from "./table.ts";
 import { traceeFormatter } from "./tracee.ts";
 
 /** The values of --format. */
@@ -22,10 +22,12 @@ export interface LineFormat {
   line: (event: NetflowEvent) => string;
 }
 
-export function lineFormat(name: Exclude<FormatName, "none">): LineFormat {
+export function lineFormat(name: Exclude<FormatName, "none">, table?: TableOptions): LineFormat {
   switch (name) {
-    case "table":
-      return { header: tableHeader(), line: formatTable };
+    case "table": {
+      const writer = new TableWriter(table);
+      return { header: writer.header(), line: (e) => writer.row(e) };
+    }
     case "json":
       return { line: jsonFormatter(new CommunityIds()) };
     case "ecs":

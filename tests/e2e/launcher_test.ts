@@ -94,7 +94,7 @@ e2eTest("sudo ./netflow --format table from a clean clone shows a real connectio
     c.clone,
   ]);
   const header = await nf.line(120_000);
-  assert.match(header, /^TIME\s+EVENT\s/);
+  assert.match(header, /^TIME\(\S+\)\s+EVENT\s/);
   const w = await workload(cg, { where: LOCAL, host: "127.0.0.1" }, {
     where: LOCAL,
     connectTo: "127.0.0.1",

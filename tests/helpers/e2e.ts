@@ -307,15 +307,22 @@ export class Netflow implements AsyncDisposable {
 
   /** Signals netflow (SIGTERM), then the events it wrote (JSON Lines), its stderr and exit code. */
   async stop(
-    signal: "SIGTERM" | "SIGINT" = "SIGTERM",
+    signal: "SIGTERM" | "SIGINT" | "SIGHUP" = "SIGTERM",
   ): Promise<{ events: NetflowEvent[]; stdout: string; stderr: string; code: number }> {
     await new Promise((r) => setTimeout(r, 300)); // let the last packets reach the ring
     try {
       this.proc.kill(signal);
     } catch { /* it exited by itself: its code and stderr say why */ }
+    return await this.finish();
+  }
+
+  /** Waits for netflow to end by itself; the events it wrote (JSON Lines), its stderr and exit code. */
+  async finish(
+    timeoutMs = 30_000,
+  ): Promise<{ events: NetflowEvent[]; stdout: string; stderr: string; code: number }> {
     const [status, stdout] = await withTimeout(
       Promise.all([this.proc.status, this.#stdout]),
-      30_000,
+      timeoutMs,
       "netflow to stop",
     );
     const stderr = await this.#rest();

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { hasBpfPrivileges } from "../../src/bpf/loader.ts";
+import {
+  missingCapabilities,
+  missingCapabilitiesMessage,
+  REQUIRED_CAPABILITIES,
+} from "../../src/caps.ts";
 import { BpfObject, check, checkPointer, LibbpfError } from "../../src/ffi/libbpf.ts";
 
 Deno.test("check passes results through and turns -errno into a LibbpfError", () => {
@@ -10,7 +14,7 @@ Deno.test("check passes results through and turns -errno into a LibbpfError", ()
     assert.equal(err.op, "Attach netflow_ingress");
     assert.equal(
       err.message,
-      "Attach netflow_ingress failed: Permission denied (errno 13) (run as root or grant CAP_BPF and CAP_NET_ADMIN)",
+      "Attach netflow_ingress failed: Permission denied (errno 13) (run as root or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)",
     );
     return true;
   });
@@ -32,14 +36,18 @@ Deno.test("checkPointer reads errno for a NULL result", () => {
   assert.equal(checkPointer("x", p), p);
 });
 
-Deno.test("hasBpfPrivileges reads CAP_SYS_ADMIN, or CAP_BPF with CAP_NET_ADMIN", () => {
+Deno.test("missingCapabilities names what is missing; CAP_SYS_ADMIN alone does", () => {
   const caps = (bits: number[]) =>
     `Name:\tdeno\nCapEff:\t${
       bits.reduce((a, b) => a | (1n << BigInt(b)), 0n).toString(16).padStart(16, "0")
     }\n`;
-  assert.equal(hasBpfPrivileges(caps([21])), true);
-  assert.equal(hasBpfPrivileges(caps([39, 12])), true);
-  assert.equal(hasBpfPrivileges(caps([39])), false);
-  assert.equal(hasBpfPrivileges(caps([])), false);
-  assert.equal(hasBpfPrivileges("Name:\tx\n"), true); // cannot tell: the kernel decides
+  assert.deepEqual(missingCapabilities(caps([21])), []);
+  assert.deepEqual(missingCapabilities(caps([39, 12, 38])), []);
+  assert.deepEqual(missingCapabilities(caps([39, 12])), ["CAP_PERFMON"]);
+  assert.deepEqual(missingCapabilities(caps([])), [...REQUIRED_CAPABILITIES]);
+  assert.deepEqual(missingCapabilities("Name:\tx\n"), []); // cannot tell: the kernel decides
+  assert.equal(
+    missingCapabilitiesMessage(["CAP_PERFMON"]),
+    "Cannot load BPF programs: permission denied, CAP_PERFMON missing (run as root or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)",
+  );
 });
