@@ -45,6 +45,7 @@ enum {
 #define SOCK_STREAM 1
 #define SOL_TCP 6
 #define EPIPE 32
+#define ECONNREFUSED 111
 #define ECONNABORTED 103
 #define ECONNRESET 104
 #ifndef TCP_BPF_SOCK_OPS_CB_FLAGS
@@ -93,11 +94,13 @@ enum {
 	NF_ST_CONNECTED = 1, /* connect() was called on it (TCP_CONNECT_CB) */
 	NF_ST_BEGUN = 2,     /* its begin was written */
 	NF_ST_ENDED = 4,     /* its end was written: nothing more, ever */
+	NF_ST_TFO = 8,       /* a Fast Open child waiting in SYN_RECV for its handshake */
 };
 
 /* netflow's state for one TCP socket: a socket begins and ends once. */
 struct nf_sock {
 	__u64 begin_ns;
+	__u64 connect_ns; /* connect() time: a failed attempt's duration starts there */
 	__u8 state;     /* NF_ST_* */
 	__u8 flags;     /* NF_FLOW_* carried by its records */
 	__u8 pad[6];
@@ -223,14 +226,78 @@ static __always_inline void header(struct nf_header *h, struct __sk_buff *skb, _
 #include "dns.bpf.h"
 
 /*
+ * Minimal kernel types, relocated against the running kernel's BTF (CO-RE):
+ * the socket fields the records need, read through the BTF pointers that
+ * bpf_skc_to_tcp_sock() and the iterators give.
+ */
+struct ns_common___nf {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct net___nf {
+	struct ns_common___nf ns;
+} __attribute__((preserve_access_index));
+
+typedef struct {
+	struct net___nf *net;
+} possible_net_t___nf;
+
+struct kernfs_node___nf {
+	__u64 id;
+} __attribute__((preserve_access_index));
+
+struct cgroup___nf {
+	struct kernfs_node___nf *kn;
+} __attribute__((preserve_access_index));
+
+struct sock_cgroup_data___nf {
+	struct cgroup___nf *cgroup;
+} __attribute__((preserve_access_index));
+
+struct sock_common___nf {
+	unsigned short skc_family;
+	volatile unsigned char skc_state;
+	__u16 skc_num;
+	__be16 skc_dport;
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	possible_net_t___nf skc_net;
+	struct in6_addr skc_v6_daddr; /* the uapi struct, same as the kernel's */
+	struct in6_addr skc_v6_rcv_saddr;
+} __attribute__((preserve_access_index));
+
+struct sock___nf {
+	struct sock_common___nf __sk_common;
+	__u16 sk_type;
+	__u16 sk_protocol;
+	int sk_err;
+	struct sock_cgroup_data___nf sk_cgrp_data;
+} __attribute__((preserve_access_index));
+
+struct tcp_sock___nf {
+	__u64 bytes_received;
+	__u64 bytes_acked;
+	__u32 segs_in;
+	__u32 segs_out;
+	__u32 srtt_us;
+	__u32 total_retrans;
+	__u32 snd_una;
+	__u32 write_seq;
+} __attribute__((preserve_access_index));
+
+#define AF_INET 2
+#define AF_INET6 10
+
+/*
  * The net_packet_tcp debug view: every TCP control packet, with what the
  * packet's socket says when it is a full TCP stream socket (a raw socket or
  * the kernel's reset socket is none). Flows never depend on it.
  */
 static __always_inline void emit_packet(struct __sk_buff *skb, __u8 direction, struct l3 *l3,
-					struct tcphdr *th, __u8 flags)
+					struct tcphdr *th, __u8 flags, __u8 kind)
 {
 	struct bpf_sock *sk = skb->sk, *full = 0;
+	struct sock___nf *any;
 	struct nf_owner *owner;
 	struct nf_packet *r;
 
@@ -240,7 +307,7 @@ static __always_inline void emit_packet(struct __sk_buff *skb, __u8 direction, s
 		return;
 	}
 	__builtin_memset(r, 0, sizeof(*r));
-	header(&r->hdr, skb, NF_KIND_PACKET, direction, l3->family);
+	header(&r->hdr, skb, kind, direction, l3->family);
 	__builtin_memcpy(r->saddr, l3->saddr, 16);
 	__builtin_memcpy(r->daddr, l3->daddr, 16);
 	r->sport = bpf_ntohs(th->source);
@@ -254,6 +321,13 @@ static __always_inline void emit_packet(struct __sk_buff *skb, __u8 direction, s
 		if (!full)
 			full = bpf_get_listener_sock(sk);
 	}
+	if (full) {
+		/* Any socket of the packet, the kernel's reset socket included, has
+		 * a namespace: only struct sock_common is read through this cast. */
+		any = (struct sock___nf *)bpf_skc_to_tcp_sock(full);
+		if (any)
+			r->netns = any->__sk_common.skc_net.net->ns.inum;
+	}
 	if (full && full->type == SOCK_STREAM && full->protocol == IPPROTO_TCP) {
 		r->sock_cookie = bpf_get_socket_cookie(skb);
 		r->sock_state = full->state;
@@ -266,6 +340,41 @@ static __always_inline void emit_packet(struct __sk_buff *skb, __u8 direction, s
 		}
 	}
 	bpf_ringbuf_submit(r, 0);
+}
+
+/*
+ * Attempts that never make a socket, for net_flow_tcp_fail: a SYN reaching a
+ * listener (a half-open attempt starts), a RST reaching a listener (a reset
+ * in the handshake: a SYN scan), and the kernel answering a SYN with RST+ACK,
+ * sequence 0, from no TCP stream socket (a closed port: the reset socket).
+ */
+static __always_inline void on_handshake(struct __sk_buff *skb, __u8 direction, struct l3 *l3,
+					 struct tcphdr *th, __u8 flags)
+{
+	struct bpf_sock *sk = skb->sk, *full = 0;
+	__u8 kind;
+
+	if (sk)
+		full = bpf_sk_fullsock(sk);
+	if (direction == NF_INGRESS) {
+		/* Packets of a request socket are filtered on its listener. */
+		if (!full || full->state != TCP_LISTEN || full->type != SOCK_STREAM ||
+		    full->protocol != IPPROTO_TCP)
+			return;
+		if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+			kind = NF_KIND_SYN;
+		else if (flags & TCP_FLAG_RST)
+			kind = NF_KIND_HS_RST;
+		else
+			return;
+	} else {
+		if ((flags & (TCP_FLAG_RST | TCP_FLAG_ACK)) != (TCP_FLAG_RST | TCP_FLAG_ACK) || th->seq)
+			return;
+		if (full && full->type == SOCK_STREAM)
+			return; /* a real socket's own reset */
+		kind = NF_KIND_REFUSED;
+	}
+	emit_packet(skb, direction, l3, th, flags, kind);
 }
 
 static __always_inline void on_tcp(struct __sk_buff *skb, __u8 direction, struct l3 *l3)
@@ -284,11 +393,15 @@ static __always_inline void on_tcp(struct __sk_buff *skb, __u8 direction, struct
 	dns_on_tcp(skb, direction, l3, &th, payload);
 
 	/* The hot path: flows come from sock_ops, so an ordinary segment stops here. */
-	if (!nf_config.forward_all)
+	if (!nf_config.forward_all && !nf_config.report_fail)
 		return;
 	flags = ((__u8 *)&th)[13];
-	if (flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST))
-		emit_packet(skb, direction, l3, &th, flags);
+	if (!(flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST)))
+		return;
+	if (nf_config.forward_all)
+		emit_packet(skb, direction, l3, &th, flags, NF_KIND_PACKET);
+	if (nf_config.report_fail)
+		on_handshake(skb, direction, l3, &th, flags);
 }
 
 static __always_inline void on_packet(struct __sk_buff *skb, __u8 direction)
@@ -356,69 +469,6 @@ int netflow_sock_create(struct bpf_sock *sk)
 		stamp_current(owner);
 	return ALLOW;
 }
-
-/*
- * Minimal kernel types, relocated against the running kernel's BTF (CO-RE):
- * the socket fields the records need, read through the BTF pointers that
- * bpf_skc_to_tcp_sock() and the iterators give.
- */
-struct ns_common___nf {
-	unsigned int inum;
-} __attribute__((preserve_access_index));
-
-struct net___nf {
-	struct ns_common___nf ns;
-} __attribute__((preserve_access_index));
-
-typedef struct {
-	struct net___nf *net;
-} possible_net_t___nf;
-
-struct kernfs_node___nf {
-	__u64 id;
-} __attribute__((preserve_access_index));
-
-struct cgroup___nf {
-	struct kernfs_node___nf *kn;
-} __attribute__((preserve_access_index));
-
-struct sock_cgroup_data___nf {
-	struct cgroup___nf *cgroup;
-} __attribute__((preserve_access_index));
-
-struct sock_common___nf {
-	unsigned short skc_family;
-	volatile unsigned char skc_state;
-	__u16 skc_num;
-	__be16 skc_dport;
-	__be32 skc_daddr;
-	__be32 skc_rcv_saddr;
-	possible_net_t___nf skc_net;
-	struct in6_addr skc_v6_daddr; /* the uapi struct, same as the kernel's */
-	struct in6_addr skc_v6_rcv_saddr;
-} __attribute__((preserve_access_index));
-
-struct sock___nf {
-	struct sock_common___nf __sk_common;
-	__u16 sk_type;
-	__u16 sk_protocol;
-	int sk_err;
-	struct sock_cgroup_data___nf sk_cgrp_data;
-} __attribute__((preserve_access_index));
-
-struct tcp_sock___nf {
-	__u64 bytes_received;
-	__u64 bytes_acked;
-	__u32 segs_in;
-	__u32 segs_out;
-	__u32 srtt_us;
-	__u32 total_retrans;
-	__u32 snd_una;
-	__u32 write_seq;
-} __attribute__((preserve_access_index));
-
-#define AF_INET 2
-#define AF_INET6 10
 
 /* Addresses, ports, namespace and cgroup of a TCP socket; 0 when it is not IP. */
 static __always_inline int fill_endpoints(struct nf_flow *r, struct sock___nf *sk)
@@ -554,7 +604,19 @@ static __always_inline void on_connect(struct bpf_sock_ops *skops, struct bpf_so
 		count(NF_CNT_UNTRACKED);
 		return;
 	}
+	/* connect() again after a disconnect (AF_UNSPEC): a new connection on
+	 * the same socket, with its own begin and end. */
+	if (st->state & (NF_ST_BEGUN | NF_ST_ENDED)) {
+		st->state = 0;
+		st->flags = 0;
+		st->begin_ns = 0;
+	}
 	st->state |= NF_ST_CONNECTED;
+	st->connect_ns = bpf_ktime_get_ns();
+	/* SYN_SENT -> CLOSE is a failed attempt (net_flow_tcp_fail). */
+	if (nf_config.report_fail)
+		bpf_sock_ops_cb_flags_set(skops,
+					  skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 	/* An MPTCP subflow connects from the kernel's path manager as often as
 	 * from connect(): it keeps its MPTCP socket's owner instead. */
 	if (bpf_skc_to_mptcp_sock(sk))
@@ -587,6 +649,9 @@ static __always_inline void owner_at_local_fin(struct bpf_sock *sk)
 		stamp_closer(owner);
 }
 
+static __always_inline void begin(struct bpf_sock_ops *skops, struct nf_sock *st,
+				  struct tcp_sock___nf *tp);
+
 /* The socket is ESTABLISHED: the handshake's last packet was processed (the
  * SYN+ACK on the client, the final ACK, cookie or not, on the server). */
 static __always_inline void on_established(struct bpf_sock_ops *skops, struct bpf_sock *sk,
@@ -600,6 +665,20 @@ static __always_inline void on_established(struct bpf_sock_ops *skops, struct bp
 	}
 	if (st->state & NF_ST_BEGUN)
 		return;
+	/* A TCP Fast Open child is made at the SYN, still in SYN_RECV: it
+	 * begins when the handshake completes, if it ever does. */
+	if (skops->state == TCP_SYN_RECV) {
+		st->state |= NF_ST_TFO;
+		bpf_sock_ops_cb_flags_set(skops,
+					  skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		return;
+	}
+	begin(skops, st, tp);
+}
+
+static __always_inline void begin(struct bpf_sock_ops *skops, struct nf_sock *st,
+				  struct tcp_sock___nf *tp)
+{
 	st->state |= NF_ST_BEGUN;
 	st->begin_ns = bpf_ktime_get_ns();
 	/* A simultaneous open reaches ESTABLISHED through SYN_RECV (the passive
@@ -622,8 +701,25 @@ static __always_inline void on_state(struct bpf_sock_ops *skops, struct bpf_sock
 	__u8 end;
 	int err;
 
-	if (!st || !(st->state & NF_ST_BEGUN) || (st->state & NF_ST_ENDED))
+	if (!st || (st->state & NF_ST_ENDED))
 		return;
+	if (!(st->state & NF_ST_BEGUN) && (st->state & NF_ST_TFO)) {
+		if (new == TCP_ESTABLISHED)
+			begin(skops, st, tp);
+		return;
+	}
+	if (!(st->state & NF_ST_BEGUN)) {
+		/* A connect() that never established: refused, or given up. */
+		if (old != TCP_SYN_SENT || new != TCP_CLOSE || !(st->state & NF_ST_CONNECTED))
+			return;
+		st->state |= NF_ST_ENDED;
+		st->begin_ns = st->connect_ns;
+		st->flags |= NF_FLOW_OUTGOING;
+		err = ((struct sock___nf *)tp)->sk_err;
+		emit_flow(skops, tp, st, NF_KIND_FAIL,
+			  err == ECONNREFUSED ? NF_FAIL_REFUSED : NF_FAIL_TIMEOUT, old, new);
+		return;
+	}
 	if (new == TCP_FIN_WAIT1) {
 		end = NF_END_LOCAL_FIN;
 		owner_at_local_fin(sk);
@@ -696,7 +792,7 @@ int netflow_snapshot(struct bpf_iter__tcp___nf *ctx)
 	struct nf_sock *st;
 	struct nf_flow r;
 	__u64 cgroup;
-	int cb = BPF_SOCK_OPS_STATE_CB_FLAG;
+	int cb = 0;
 	__u8 state;
 
 	struct sock_common *skc = ctx->sk_common;
@@ -722,20 +818,55 @@ int netflow_snapshot(struct bpf_iter__tcp___nf *ctx)
 	cgroup = r.hdr.cgroup_id;
 	if (!nf_config.snapshot_all && !bpf_map_lookup_elem(&snapshot_cgroups, &cgroup))
 		return 0;
+	st = bpf_sk_storage_get(&socks, tp, 0, 0);
+	if (st && (st->state & NF_ST_BEGUN))
+		return 0; /* established after netflow attached: sock_ops has it */
+	r.begin_ns = r.hdr.ts_ns;
+	r.flags |= NF_FLOW_PREEXISTING;
+	/* Written first: when the seq buffer is full the kernel shows this socket
+	 * again in the next read, which must find it unmarked. */
+	if (bpf_seq_write((struct seq_file *)ctx->meta->seq, &r, sizeof(r)))
+		return 0;
 	st = bpf_sk_storage_get(&socks, tp, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		count(NF_CNT_UNTRACKED);
 		return 0;
 	}
-	if (st->state & NF_ST_BEGUN)
-		return 0; /* established after netflow attached: sock_ops has it */
 	st->state |= NF_ST_BEGUN;
-	st->begin_ns = r.hdr.ts_ns;
+	st->begin_ns = r.begin_ns;
 	st->flags |= NF_FLOW_PREEXISTING;
-	r.begin_ns = st->begin_ns;
-	r.flags |= st->flags;
-	bpf_setsockopt(tp, SOL_TCP, TCP_BPF_SOCK_OPS_CB_FLAGS, &cb, sizeof(cb));
-	bpf_seq_write((struct seq_file *)ctx->meta->seq, &r, sizeof(r));
+	/* Add the state callbacks to whatever other programs asked for. */
+	if (bpf_getsockopt(tp, SOL_TCP, TCP_BPF_SOCK_OPS_CB_FLAGS, &cb, sizeof(cb)))
+		cb = 0;
+	cb |= BPF_SOCK_OPS_STATE_CB_FLAG;
+	if (bpf_setsockopt(tp, SOL_TCP, TCP_BPF_SOCK_OPS_CB_FLAGS, &cb, sizeof(cb)))
+		count(NF_CNT_UNTRACKED); /* its end will come from the open-flow sweeps */
+	return 0;
+}
+
+/*
+ * The open flows now: every socket netflow saw begin and not end, with its
+ * counters. One run per interval gives every flow's update (and tells
+ * userspace which flows lost their end record: they are not listed).
+ */
+SEC("iter/tcp")
+int netflow_open(struct bpf_iter__tcp___nf *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock___nf *tp;
+	struct nf_sock *st;
+	struct nf_flow r;
+
+	if (!skc)
+		return 0;
+	tp = (struct tcp_sock___nf *)bpf_skc_to_tcp_sock(skc);
+	if (!tp || ((struct sock___nf *)tp)->sk_type != SOCK_STREAM)
+		return 0;
+	st = bpf_sk_storage_get(&socks, tp, 0, 0);
+	if (!st || (st->state & (NF_ST_BEGUN | NF_ST_ENDED)) != NF_ST_BEGUN)
+		return 0;
+	if (fill_flow(&r, tp, st, NF_KIND_UPDATE, bpf_get_socket_cookie(tp)))
+		bpf_seq_write((struct seq_file *)ctx->meta->seq, &r, sizeof(r));
 	return 0;
 }
 

@@ -22,6 +22,11 @@ enum nf_kind {
 	NF_KIND_LISTEN = 5, /* struct nf_flow: a listening socket (the start snapshot only) */
 	NF_KIND_RELEASE = 6, /* struct nf_flow: a socket whose end was already written was closed
 	                      * by its last holder (pid/uid/comm), in that process (sock_release) */
+	NF_KIND_UPDATE = 7, /* struct nf_flow: an open flow's counters (the update iterator) */
+	NF_KIND_FAIL = 8,   /* struct nf_flow: a connect() that never established */
+	NF_KIND_SYN = 9,    /* struct nf_packet: a SYN reached a listener (half-open tracking) */
+	NF_KIND_HS_RST = 10, /* struct nf_packet: a RST reached a listener (reset in the handshake) */
+	NF_KIND_REFUSED = 11, /* struct nf_packet: this host answered a SYN with RST (no socket) */
 };
 
 /* nf_header.direction (packets and DNS) */
@@ -54,6 +59,8 @@ enum nf_end {
 	NF_END_LOCAL_RST = 3,  /* -> CLOSE by this side's abort (close with unread data, SO_LINGER 0) */
 	NF_END_REMOTE_RST = 4, /* -> CLOSE on a RST the kernel accepted */
 	NF_END_TIMEOUT = 5,    /* -> CLOSE because the kernel gave up (retransmission, keepalive) */
+	NF_FAIL_REFUSED = 6,   /* fail: SYN_SENT -> CLOSE on a RST (ECONNREFUSED) */
+	NF_FAIL_TIMEOUT = 7,   /* fail: SYN_SENT -> CLOSE, no answer (the kernel or the application gave up) */
 };
 
 /* Opens every record; `kind` says which record follows. */
@@ -74,7 +81,8 @@ struct nf_header {
 struct nf_flow {
 	struct nf_header hdr;
 	__u64 cookie;         /* socket cookie: the socket's identity */
-	__u64 begin_ns;       /* when the socket reached ESTABLISHED (or was snapshotted) */
+	__u64 begin_ns;       /* when the socket reached ESTABLISHED (or was snapshotted);
+	                       * fail records: when connect() sent the first SYN */
 	__u64 bytes_acked;    /* tcp_sock counters (64-bit) */
 	__u64 bytes_received;
 	__u8 laddr[16];       /* network order; IPv4 in the first 4 bytes */
@@ -98,7 +106,8 @@ struct nf_flow {
 	char comm[NF_COMM_LEN];
 };
 
-/* One TCP control packet (SYN, FIN or RST set): the net_packet_tcp debug view. */
+/* One TCP control packet (SYN, FIN or RST set): the net_packet_tcp debug view,
+ * and the handshake packets of failed attempts (NF_KIND_SYN, _HS_RST, _REFUSED). */
 struct nf_packet {
 	struct nf_header hdr;
 	__u64 sock_cookie;    /* 0 when the packet has no full TCP socket */
@@ -108,12 +117,13 @@ struct nf_packet {
 	__u32 ack_seq;
 	__u32 pid;            /* valid with NF_SOCK_OWNER */
 	__u32 uid;
+	__u32 netns;          /* the packet's socket's network namespace inode, 0 when none */
 	__u16 sport;          /* host order */
 	__u16 dport;
 	__u8 tcp_flags;       /* FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 */
 	__u8 sock_flags;      /* enum nf_sock_flags */
 	__u8 sock_state;      /* the full socket's TCP state, 0 when none */
-	__u8 pad[1];
+	__u8 pad[5];
 	char comm[NF_COMM_LEN];
 };
 
@@ -163,7 +173,8 @@ struct nf_config {
 	__u8 forward_all;     /* copy every TCP control packet (--events net_packet_tcp);
 	                       * flows never depend on it */
 	__u8 snapshot_all;    /* the start snapshot takes every cgroup's sockets */
-	__u8 pad[2];
+	__u8 report_fail;     /* write failed attempts (--events net_flow_tcp_fail) */
+	__u8 pad[1];
 	__u32 self_pid;       /* netflow's own pid: a socket whose last reference its
 	                       * iterator dropped is not closed by netflow's owner */
 };
@@ -186,7 +197,7 @@ _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");
 _Static_assert(sizeof(struct nf_config) == 8, "nf_config layout");
 _Static_assert(sizeof(struct nf_holder) == 80, "nf_holder layout");
 _Static_assert(sizeof(struct nf_flow) == 152, "nf_flow layout");
-_Static_assert(sizeof(struct nf_packet) == 104, "nf_packet layout");
+_Static_assert(sizeof(struct nf_packet) == 112, "nf_packet layout");
 _Static_assert(sizeof(struct nf_dns) == 88 + NF_DNS_MAX, "nf_dns layout");
 
 #endif /* NETFLOW_H */

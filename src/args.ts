@@ -76,6 +76,16 @@ export const OPTIONS = {
   ),
   utc: flag(undefined, "table: times in UTC (default: local time, its UTC offset\nin the header)"),
   date: flag(undefined, "table: the date with each time"),
+  "update-interval": single({
+    metavar: "SECONDS",
+    help: "with update in --events: an update per open flow every SECONDS\n" +
+      "(decimals allowed, at least 0.1)",
+    parse: (text, name) => {
+      const ms = positiveSeconds(name, text);
+      if (ms < 100) throw new UsageError(`${name} takes at least 0.1 seconds, not "${text}"`);
+      return ms;
+    },
+  }),
   "max-flows": single({
     metavar: "N",
     help: "open flows tracked at most (default: 131072)",
@@ -148,6 +158,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
   if (o.cgroup !== undefined) monitor.cgroup = o.cgroup;
   if (o.events.length > 0) monitor.events = [...new Set(o.events.flat())];
   if (o["max-flows"] !== undefined) monitor.maxFlows = o["max-flows"];
+  if (o["update-interval"] !== undefined) monitor.updateIntervalMs = o["update-interval"];
   if (o["ring-size"] !== undefined) monitor.ringBytes = o["ring-size"];
   const dns: NonNullable<MonitorOptions["dns"]> = {};
   if (o["dns-max-entries"] !== undefined) dns.maxEntries = o["dns-max-entries"];

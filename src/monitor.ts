@@ -18,12 +18,15 @@ import { DnsNames, type DnsNamesOptions } from "./dns/names.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
 import { SocketHolders } from "./enrich/holders.ts";
 import { OwnerResolver } from "./enrich/owners.ts";
+import { NetnsPaths } from "./enrich/netns.ts";
 import { clocks } from "./ffi/libbpf.ts";
 import type { ReaderKind } from "./ffi/ringbuf.ts";
 import {
   EVENT_BEGIN,
   EVENT_END,
+  EVENT_FAIL,
   EVENT_PACKET,
+  EVENT_UPDATE,
   type EventName,
   formatTime,
   type NetflowEvent,
@@ -80,6 +83,11 @@ export interface MonitorOptions<E extends EventName = EventName> {
   ownerWaitMs?: number;
   /** DNS cache size (`maxEntries`, at least 1) and expiry (`graceMs`, at least 0). */
   dns?: DnsNamesOptions;
+  /**
+   * With `net_flow_tcp_update` in `events`: one update per open flow every
+   * this many milliseconds (at least 100; default 10,000).
+   */
+  updateIntervalMs?: number;
 }
 
 /** Counts for the exit summary. */
@@ -113,6 +121,10 @@ export interface MonitorStats {
   dnsQueriesEvicted: number;
 }
 
+/** How often the kernel's list of open flows is read to find flows whose end was lost. */
+const RECONCILE_MS = 3000;
+const DEFAULT_UPDATE_MS = 10_000;
+
 /** Idle: one poll with this timeout; it also bounds how long a stop takes. */
 const IDLE_WAIT_MS = 200;
 /** Busy: drain, then let records gather for this long (cheaper than waking per record). */
@@ -138,6 +150,10 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   readonly #onRecord: (view: DataView, offset: number, length: number) => void;
   #batch: NetflowEvent[] = [];
   #events = 0;
+  /** Update events every this many ms, or null when not asked for. */
+  readonly #updateMs: number | null;
+  #nextSweepMs = 0;
+  readonly #netns = new NetnsPaths();
   #malformed = 0;
   #stopping = false;
   #waiting = false;
@@ -156,6 +172,9 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     options = checkMonitorOptions(options);
     const want: readonly EventName[] = options.events ?? [EVENT_BEGIN, EVENT_END];
     this.#want = new Set(want);
+    this.#updateMs = this.#want.has(EVENT_UPDATE)
+      ? options.updateIntervalMs ?? DEFAULT_UPDATE_MS
+      : null;
     const mount = findCgroup2Mount();
     this.cgroupDir = resolveCgroupDir(mount, options.cgroup);
     this.cgroup = relativeCgroupPath(mount, this.cgroupDir);
@@ -179,15 +198,18 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       reader: options.reader ?? "mmap",
       forwardAll: this.#want.has(EVENT_PACKET),
       snapshotAll: this.cgroupDir === mount,
+      reportFail: this.#want.has(EVENT_FAIL),
     });
     this.#decoder = new RecordDecoder(clockOffsetUs());
     // Who holds the sockets that already exist (they have no socket storage),
     // then the connections open now: begins with preexisting: true.
     holders.refresh();
-    const snapshot = this.#decoder.snapshot(
-      this.#probe.snapshot(this.cgroupDir === mount ? [] : cgroups.ids()),
-    );
+    const snapshot = this.#probe.snapshot(
+      this.cgroupDir === mount ? [] : cgroups.ids(),
+      this.#netns.all(),
+    ).flatMap((bytes) => this.#decoder.snapshot(bytes));
     this.#push(this.#flows.onSnapshot(this.#owners.snapshot(snapshot)));
+    this.#nextSweepMs = performance.now() + this.#sweepEveryMs();
     this.#onRecord = (view, offset, length) => {
       const record = this.#decoder.decode(view, offset, length);
       if (record === undefined) this.#malformed++;
@@ -235,8 +257,9 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   async *batches(): AsyncGenerator<EventOf<E>[], void, undefined> {
     try {
       while (!this.#stopping) {
-        const drained = this.#drain();
+        let drained = this.#drain();
         this.#settleOwners(false);
+        if (performance.now() >= this.#nextSweepMs) drained += this.#sweep();
         if (this.#batch.length > 0) yield this.#take();
         if (this.#stopping) break;
         this.#waiting = true;
@@ -288,6 +311,27 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       this.#probe.reader.drain(this.#onRecord);
   }
 
+  #sweepEveryMs(): number {
+    return Math.min(RECONCILE_MS, this.#updateMs ?? RECONCILE_MS);
+  }
+
+  /**
+   * Reads the kernel's list of open flows: updates for those open long
+   * enough, and an unknown end for those whose socket is gone. The ring is
+   * drained after the list is taken, so an end written meanwhile wins.
+   */
+  #sweep(): number {
+    if (this.#closed) return 0;
+    this.#nextSweepMs = performance.now() + this.#sweepEveryMs();
+    const lists = this.#probe.openFlows(this.#netns.of(this.#flows.namespaces()));
+    const drained = this.#drain();
+    const nowUs = Number(clocks().realtimeNs / 1000n);
+    const updateEveryUs = this.#updateMs === null ? null : this.#updateMs * 1000;
+    const records = [...lists.values()].flatMap((bytes) => this.#decoder.snapshot(bytes));
+    this.#push(this.#flows.onOpenList(records, nowUs, updateEveryUs, new Set(lists.keys())));
+    return drained + 1;
+  }
+
   #take(): EventOf<E>[] {
     // Only events in #want are batched, and E is what #want was made of.
     const batch = this.#batch as EventOf<E>[];
@@ -297,15 +341,23 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   }
 
   #dispatch(record: KernelRecord): void {
-    if (record.kind === "dns") {
-      this.#malformed++; // DNS has its own ring
-      return;
+    switch (record.kind) {
+      case "dns":
+        this.#malformed++; // DNS has its own ring
+        return;
+      case "packet":
+        if (this.#want.has(EVENT_PACKET)) this.#batch.push(packetEvent(record));
+        return;
+      case "syn":
+      case "hs-rst":
+      case "refused": {
+        const fail = this.#flows.onHandshake(record);
+        if (fail !== undefined && this.#want.has(EVENT_FAIL)) this.#batch.push(fail);
+        return;
+      }
+      default:
+        for (const r of this.#owners.push(record, performance.now())) this.#flow(r);
     }
-    if (record.kind === "packet") {
-      if (this.#want.has(EVENT_PACKET)) this.#batch.push(packetEvent(record));
-      return;
-    }
-    for (const r of this.#owners.push(record, performance.now())) this.#flow(r);
   }
 
   /** Records whose owner is settled now (src/enrich/owners.ts) go to the flow table. */

@@ -160,6 +160,7 @@ export interface CheckedOptions {
   reader?: ReaderKind;
   dns?: { maxEntries?: number; graceMs?: number };
   ownerWaitMs?: number;
+  updateIntervalMs?: number;
 }
 
 /**
@@ -179,6 +180,9 @@ export function checkMonitorOptions<T extends CheckedOptions>(options: T): T {
   if (options.reader !== undefined) out.reader = readerKind("reader", options.reader);
   if (options.ownerWaitMs !== undefined) {
     out.ownerWaitMs = wholeNumber("ownerWaitMs", options.ownerWaitMs, 0);
+  }
+  if (options.updateIntervalMs !== undefined) {
+    out.updateIntervalMs = wholeNumber("updateIntervalMs", options.updateIntervalMs, 100);
   }
   if (options.dns !== undefined) {
     if (typeof options.dns !== "object" || options.dns === null) {

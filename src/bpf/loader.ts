@@ -31,7 +31,7 @@ export const BPF_NAMES = {
     sockRelease: "netflow_sock_release",
   },
   /** Not attached to the cgroup: run on demand. */
-  iterators: { holders: "netflow_holders", snapshot: "netflow_snapshot" },
+  iterators: { holders: "netflow_holders", snapshot: "netflow_snapshot", open: "netflow_open" },
   maps: {
     events: "events",
     counters: "counters",
@@ -69,6 +69,8 @@ export interface ProbeOptions {
   forwardAll?: boolean;
   /** The start snapshot takes every cgroup's sockets (the root is watched). */
   snapshotAll?: boolean;
+  /** Write failed attempts (net_flow_tcp_fail): SYN_SENT closes, handshake packets. */
+  reportFail?: boolean;
 }
 
 /** Kernel-side counters. */
@@ -101,6 +103,7 @@ export class Probe implements Disposable {
   readonly #dnsQueriesFd: number;
   readonly #holders: BpfLink;
   readonly #snapshot: BpfLink;
+  readonly #open: BpfLink;
   readonly #snapshotCgroupsFd: number;
 
   private constructor(options: ProbeOptions) {
@@ -120,6 +123,7 @@ export class Probe implements Disposable {
       this.#dnsQueriesFd = obj.map(BPF_NAMES.maps.dnsQueries).fd;
       this.#holders = stack.use(obj.attachIterator(BPF_NAMES.iterators.holders));
       this.#snapshot = stack.use(obj.attachIterator(BPF_NAMES.iterators.snapshot));
+      this.#open = stack.use(obj.attachIterator(BPF_NAMES.iterators.open));
       this.#snapshotCgroupsFd = obj.map(BPF_NAMES.maps.snapshotCgroups).fd;
       // The cgroup fd is needed only to attach: each link holds the cgroup itself.
       using cgroup = openCgroup(options.cgroupDir);
@@ -163,14 +167,23 @@ export class Probe implements Disposable {
    * callbacks from now on. Back-to-back nf_flow records. Run it once, after
    * the programs are attached, so no connection falls between the two.
    */
-  snapshot(cgroupIds: Iterable<number>): Uint8Array {
+  snapshot(cgroupIds: Iterable<number>, netns: ReadonlyMap<number, string>): Uint8Array[] {
     const key = new Uint8Array(8), one = new Uint8Array([1]);
     const view = new DataView(key.buffer);
     for (const id of cgroupIds) {
       view.setBigUint64(0, BigInt(id), true);
       updateMap(this.#snapshotCgroupsFd, key, one);
     }
-    return this.#snapshot.readIterator();
+    return eachNetns(this.#snapshot, netns).map(([, bytes]) => bytes);
+  }
+
+  /**
+   * The flows open now in each namespace of `netns` (one iterator run each):
+   * back-to-back nf_flow update records, by namespace inode. A namespace that
+   * could not be entered is missing from the result.
+   */
+  openFlows(netns: ReadonlyMap<number, string>): Map<number, Uint8Array> {
+    return new Map(eachNetns(this.#open, netns));
   }
 
   /** Every TCP socket some process holds now, with the process (a task_file iterator run). */
@@ -188,11 +201,25 @@ export class Probe implements Disposable {
   }
 }
 
+/** Runs a tcp iterator once in each namespace (it lists only its creator's namespace). */
+function eachNetns(
+  link: BpfLink,
+  netns: ReadonlyMap<number, string>,
+): [number, Uint8Array][] {
+  const out: [number, Uint8Array][] = [];
+  for (const [ino, path] of netns) {
+    const bytes = link.readIteratorIn(path);
+    if (bytes !== null) out.push([ino, bytes]);
+  }
+  return out;
+}
+
 /** struct nf_config, as netflow.h lays it out (LAYOUT.nf_config). */
 export function encodeConfig(
-  config: { forwardAll: boolean; snapshotAll: boolean; selfPid?: number },
+  config: { forwardAll: boolean; snapshotAll: boolean; selfPid?: number; reportFail?: boolean },
 ): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(LAYOUT.nf_config.size);
+  bytes[LAYOUT.nf_config.fields.report_fail] = config.reportFail ? 1 : 0;
   bytes[LAYOUT.nf_config.fields.forward_all] = config.forwardAll ? 1 : 0;
   bytes[LAYOUT.nf_config.fields.snapshot_all] = config.snapshotAll ? 1 : 0;
   new DataView(bytes.buffer).setUint32(LAYOUT.nf_config.fields.self_pid, config.selfPid ?? 0, true);
@@ -210,6 +237,7 @@ function loadObject(options: ProbeOptions): BpfObject {
         forwardAll: options.forwardAll ?? false,
         snapshotAll: options.snapshotAll ?? false,
         selfPid: Deno.pid,
+        reportFail: options.reportFail ?? false,
       }),
     );
     obj.load();

@@ -42,7 +42,7 @@ export const LAYOUT = {
     },
   },
   nf_packet: {
-    size: 104,
+    size: 112,
     fields: {
       hdr: 0,
       sock_cookie: 24,
@@ -52,13 +52,14 @@ export const LAYOUT = {
       ack_seq: 68,
       pid: 72,
       uid: 76,
-      sport: 80,
-      dport: 82,
-      tcp_flags: 84,
-      sock_flags: 85,
-      sock_state: 86,
-      pad: 87,
-      comm: 88,
+      netns: 80,
+      sport: 84,
+      dport: 86,
+      tcp_flags: 88,
+      sock_flags: 89,
+      sock_state: 90,
+      pad: 91,
+      comm: 96,
     },
   },
   nf_holder: {
@@ -81,7 +82,7 @@ export const LAYOUT = {
   },
   nf_config: {
     size: 8,
-    fields: { forward_all: 0, snapshot_all: 1, pad: 2, self_pid: 4 },
+    fields: { forward_all: 0, snapshot_all: 1, report_fail: 2, pad: 3, self_pid: 4 },
   },
   nf_dns: {
     size: 1368,
@@ -110,6 +111,20 @@ export const KIND_BEGIN = 3;
 export const KIND_END = 4;
 export const KIND_LISTEN = 5;
 export const KIND_RELEASE = 6;
+export const KIND_UPDATE = 7;
+export const KIND_FAIL = 8;
+export const KIND_SYN = 9;
+export const KIND_HS_RST = 10;
+export const KIND_REFUSED = 11;
+/** nf_flow kinds, in enum nf_kind order from KIND_BEGIN. */
+const FLOW_KINDS = ["begin", "end", "listen", "release", "update", "fail"] as const;
+/** nf_packet kinds by enum nf_kind value. */
+const PACKET_KINDS: Record<number, TcpPacket["kind"]> = {
+  [KIND_PACKET]: "packet",
+  [KIND_SYN]: "syn",
+  [KIND_HS_RST]: "hs-rst",
+  [KIND_REFUSED]: "refused",
+};
 const EGRESS = 1;
 const SOCK_OWNER = 2;
 const FLOW_OUTGOING = 1;
@@ -134,12 +149,16 @@ export interface SocketOwner {
 
 /** How an established socket ended (enum nf_end), from its own state change. */
 export type EndHow = "local-fin" | "remote-fin" | "local-rst" | "remote-rst" | "timeout";
-const END_HOW: readonly (EndHow | null)[] = [
+/** How a connect() failed (enum nf_end, fail records). */
+export type FailHow = "refused" | "timeout";
+const END_HOW: readonly (EndHow | FailHow | null)[] = [
   null,
   "local-fin",
   "remote-fin",
   "local-rst",
   "remote-rst",
+  "timeout",
+  "refused",
   "timeout",
 ];
 
@@ -159,12 +178,13 @@ export interface SocketCounters {
 
 /**
  * One TCP socket event from the kernel: it reached ESTABLISHED (`begin`), it
- * ended (`end`), or, in the start snapshot, it listens (`listen`); `release`:
+ * ended (`end`), its connect() failed (`fail`), or, from an iterator, it
+ * listens (`listen`, the start snapshot) or is open (`update`); `release`:
  * a socket whose end was already written was closed by its last holder
  * (`owner`; cookie, netns and kind are the only other fields set).
  */
 export interface FlowRecord {
-  readonly kind: "begin" | "end" | "listen" | "release";
+  readonly kind: typeof FLOW_KINDS[number];
   /** When the kernel saw it, in µs since the Unix epoch. */
   readonly timeUs: number;
   /** When the socket reached ESTABLISHED (or was snapshotted), µs since the epoch; null if unknown. */
@@ -183,8 +203,8 @@ export interface FlowRecord {
   readonly preexisting: boolean;
   /** bytes_acked counts this side's SYN (the active opener's). */
   readonly synAcked: boolean;
-  /** How it ended (end records). */
-  readonly end: EndHow | null;
+  /** How it ended (end records) or failed (fail records). */
+  readonly end: EndHow | FailHow | null;
   readonly oldState: number;
   readonly newState: number;
   readonly skErr: number;
@@ -196,9 +216,14 @@ export interface FlowRecord {
   readonly counters: SocketCounters;
 }
 
-/** One TCP control packet (SYN, FIN or RST): the net_packet_tcp debug view. */
+/**
+ * One TCP control packet (SYN, FIN or RST): the net_packet_tcp debug view
+ * (`packet`), or a handshake packet of an attempt that made no socket: a SYN
+ * reaching a listener (`syn`), a RST reaching one (`hs-rst`), this host
+ * answering a SYN with RST for a port nobody listens on (`refused`).
+ */
 export interface TcpPacket {
-  readonly kind: "packet";
+  readonly kind: "packet" | "syn" | "hs-rst" | "refused";
   readonly timeUs: number;
   readonly cgroupId: number;
   /** egress: sent by this host; ingress: received by it. */
@@ -215,6 +240,8 @@ export interface TcpPacket {
   readonly cookie: number;
   /** That socket's TCP state, 0 when none. */
   readonly sockState: number;
+  /** The network namespace of the packet's socket (the reset socket's for `refused`). */
+  readonly netns: number;
   readonly owner: SocketOwner | null;
 }
 
@@ -247,7 +274,6 @@ export interface DnsMessage {
 
 export type KernelRecord = FlowRecord | TcpPacket | DnsMessage;
 
-const KINDS = ["begin", "end", "listen", "release"] as const;
 const F = LAYOUT.nf_flow.fields;
 const P = LAYOUT.nf_packet.fields;
 const H = LAYOUT.nf_header.fields;
@@ -277,10 +303,12 @@ export class RecordDecoder {
   decode(view: DataView, offset: number, length: number): KernelRecord | undefined {
     if (length < LAYOUT.nf_header.size) return undefined;
     const kind = view.getUint8(offset + H.kind);
-    if (kind >= KIND_BEGIN && kind <= KIND_RELEASE) {
+    if (kind >= KIND_BEGIN && kind <= KIND_FAIL) {
       return length >= LAYOUT.nf_flow.size ? this.flow(view, offset) : undefined;
     }
-    if (kind === KIND_PACKET && length >= LAYOUT.nf_packet.size) return this.#packet(view, offset);
+    if (PACKET_KINDS[kind] !== undefined && length >= LAYOUT.nf_packet.size) {
+      return this.#packet(view, offset);
+    }
     if (kind === KIND_DNS && length >= D.payload) return this.#dns(view, offset, length);
     return undefined;
   }
@@ -295,15 +323,15 @@ export class RecordDecoder {
 
   /** One nf_flow record (ring buffer or tcp iterator); the caller checked its length. */
   flow(view: DataView, at: number): FlowRecord | undefined {
-    const kind = view.getUint8(at + H.kind);
-    if (kind < KIND_BEGIN || kind > KIND_RELEASE) return undefined;
+    const kind = FLOW_KINDS[view.getUint8(at + H.kind) - KIND_BEGIN];
+    if (kind === undefined) return undefined;
     const bytes = new Uint8Array(view.buffer, view.byteOffset + at, LAYOUT.nf_flow.size);
     const family = view.getUint8(at + H.family) === 6 ? 6 : 4;
     const addr = family === 6 ? formatIPv6 : formatIPv4;
     const flags = view.getUint8(at + F.flags);
     const beginNs = u64(view, at + F.begin_ns);
     return {
-      kind: KINDS[kind - KIND_BEGIN]!,
+      kind,
       timeUs: this.#timeUs(view, at),
       beginUs: beginNs === 0 ? null : this.#usFromNs(beginNs),
       cgroupId: u64(view, at + H.cgroup_id),
@@ -343,7 +371,7 @@ export class RecordDecoder {
     const addr = family === 6 ? formatIPv6 : formatIPv4;
     const sockFlags = view.getUint8(at + P.sock_flags);
     return {
-      kind: "packet",
+      kind: PACKET_KINDS[view.getUint8(at + H.kind)]!,
       timeUs: this.#timeUs(view, at),
       cgroupId: u64(view, at + H.cgroup_id),
       direction: view.getUint8(at + H.direction) === EGRESS ? "egress" : "ingress",
@@ -357,6 +385,7 @@ export class RecordDecoder {
       flags: view.getUint8(at + P.tcp_flags),
       cookie: u64(view, at + P.sock_cookie),
       sockState: view.getUint8(at + P.sock_state),
+      netns: view.getUint32(at + P.netns, true),
       owner: sockFlags & SOCK_OWNER ? this.#owner(view, bytes, at, P.pid, P.uid, P.comm) : null,
     };
   }

@@ -57,7 +57,9 @@ export class RecordBuilder {
       protocol: IPPROTO_TCP,
       startMs: Math.floor(startUs / 1000),
       endMs: Math.floor(endUs / 1000),
-      endReason: isUpdate ? END_REASON.activeTimeout : END_REASONS[e.reason] ?? 5,
+      endReason: e.event === "net_flow_tcp_end"
+        ? END_REASONS[e.reason] ?? 5
+        : END_REASON.activeTimeout,
       egress: e.conn_direction === "outgoing",
       pid: e.pid,
       uid: e.uid,

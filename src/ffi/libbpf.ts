@@ -41,6 +41,8 @@ const SYMBOLS = {
   bpf_link__fd: { parameters: ["pointer"], result: "i32" },
   // int bpf_iter_create(int link_fd);
   bpf_iter_create: { parameters: ["i32"], result: "i32" },
+  // int setns(int fd, int nstype); (libc) moves the calling thread into a namespace
+  setns: { parameters: ["i32", "i32"], result: "i32" },
   // int bpf_link__destroy(struct bpf_link *link);
   bpf_link__destroy: { parameters: ["pointer"], result: "i32" },
   // int bpf_map_lookup_elem(int fd, const void *key, void *value);
@@ -276,37 +278,53 @@ export class BpfLink implements Disposable {
 
   /** Runs an iterator link once and returns everything it wrote. */
   readIterator(): Uint8Array {
+    return readAll(this.#iteratorFd());
+  }
+
+  /**
+   * Runs a network-namespaced iterator (iter/tcp) in the namespace of
+   * `nsPath` (e.g. /proc/PID/ns/net): the iterator takes the namespace of
+   * the thread that creates it, so this thread enters it for that moment.
+   * Returns null when the namespace cannot be entered (gone, or no privilege).
+   */
+  readIteratorIn(nsPath: string): Uint8Array | null {
+    const lib = libbpf();
+    const CLONE_NEWNET = 0x40000000, O_RDONLY = 0;
+    const own = lib.open(cString("/proc/thread-self/ns/net"), O_RDONLY);
+    if (own < 0) return null;
+    const target = lib.open(cString(nsPath), O_RDONLY);
+    if (target < 0) {
+      lib.close(own);
+      return null;
+    }
+    let fd: number | LibbpfError = -1;
+    let home = true;
+    try {
+      if (lib.setns(target, CLONE_NEWNET) !== 0) return null;
+      try {
+        fd = this.#iteratorFd();
+      } catch (err) {
+        if (!(err instanceof LibbpfError)) throw err;
+        fd = err;
+      }
+      // Back home before anything else runs on this thread.
+      home = lib.setns(own, CLONE_NEWNET) === 0;
+    } finally {
+      lib.close(target);
+      lib.close(own);
+    }
+    if (!home) throw new Error("Cannot return to netflow's own network namespace");
+    if (fd instanceof LibbpfError) throw fd;
+    return readAll(fd);
+  }
+
+  #iteratorFd(): number {
     if (this.#handle === null) throw new Error("BPF link is closed");
     const lib = libbpf();
-    const fd = check(
+    return check(
       "Create iterator",
       lib.bpf_iter_create(check("Link fd", lib.bpf_link__fd(this.#handle))),
     );
-    try {
-      const chunks: Uint8Array[] = [];
-      let total = 0;
-      for (;;) {
-        const buf = new Uint8Array(64 * 1024);
-        const n = Number(lib.read(fd, buf, BigInt(buf.length)));
-        if (n === 0) break;
-        if (n < 0) {
-          const err = errno();
-          if (err === Errno.EAGAIN || err === Errno.EINTR) continue;
-          check("Read iterator", -err);
-        }
-        chunks.push(buf.subarray(0, n));
-        total += n;
-      }
-      const out = new Uint8Array(total);
-      let at = 0;
-      for (const c of chunks) {
-        out.set(c, at);
-        at += c.length;
-      }
-      return out;
-    } finally {
-      lib.close(fd);
-    }
   }
 
   close(): void {
@@ -317,6 +335,36 @@ export class BpfLink implements Disposable {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+/** Reads an iterator fd to its end, then closes it. */
+function readAll(fd: number): Uint8Array {
+  const lib = libbpf();
+  try {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const buf = new Uint8Array(64 * 1024);
+      const n = Number(lib.read(fd, buf, BigInt(buf.length)));
+      if (n === 0) break;
+      if (n < 0) {
+        const err = errno();
+        if (err === Errno.EAGAIN || err === Errno.EINTR) continue;
+        check("Read iterator", -err);
+      }
+      chunks.push(buf.subarray(0, n));
+      total += n;
+    }
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
+  } finally {
+    lib.close(fd);
   }
 }
 

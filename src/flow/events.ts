@@ -10,7 +10,18 @@ export const EVENT_END = "net_flow_tcp_end";
 /** One raw TCP control packet; for debugging, selected with --events. */
 export const EVENT_PACKET = "net_packet_tcp";
 
-export const EVENT_NAMES = [EVENT_BEGIN, EVENT_END, EVENT_PACKET] as const;
+/** An open flow's counters so far, once per --update-interval. */
+export const EVENT_UPDATE = "net_flow_tcp_update";
+/** A connection attempt that never established. */
+export const EVENT_FAIL = "net_flow_tcp_fail";
+
+export const EVENT_NAMES = [
+  EVENT_BEGIN,
+  EVENT_END,
+  EVENT_UPDATE,
+  EVENT_FAIL,
+  EVENT_PACKET,
+] as const;
 export type EventName = typeof EVENT_NAMES[number];
 
 /** Fields every flow event has. */
@@ -46,19 +57,13 @@ export interface FlowBeginEvent extends FlowEventBase {
   event: typeof EVENT_BEGIN;
 }
 
-/** A connection ended: `src` sent the first FIN or the RST (for a timeout, the local side). */
-export interface FlowEndEvent extends FlowEventBase {
-  event: typeof EVENT_END;
-  closed_by: "local" | "remote";
-  /** fin, rst, or timeout: the kernel gave up on the connection (no FIN or RST on the wire). */
-  reason: "fin" | "rst" | "timeout";
-  /** Since the begin event; null when the begin was not seen. */
-  duration_ms: number | null;
+/** The socket counters every end and update carries. */
+export interface FlowCounters {
   /**
-   * The local endpoint's view, from the socket at the end: payload bytes sent
-   * (at a FIN: acknowledged plus still queued; after a RST or timeout:
-   * acknowledged) and received in order; segments out and in. Null only when
-   * a value could not be carried exactly.
+   * The local endpoint's view, from the socket: payload bytes sent (at an end
+   * by FIN: acknowledged plus still queued; after a RST or timeout, and in
+   * updates: acknowledged) and received in order; segments out and in. Null
+   * when a value could not be carried exactly, or the end is unknown.
    */
   bytes_sent: number | null;
   bytes_received: number | null;
@@ -68,7 +73,48 @@ export interface FlowEndEvent extends FlowEventBase {
   retransmits: number | null;
 }
 
-export type FlowEvent = FlowBeginEvent | FlowEndEvent;
+/**
+ * A connection ended: `src` sent the first FIN or the RST (for a timeout or
+ * an unknown end, the local side).
+ */
+export interface FlowEndEvent extends FlowEventBase, FlowCounters {
+  event: typeof EVENT_END;
+  closed_by: "local" | "remote";
+  /**
+   * fin, rst; timeout: the kernel gave up (retransmission, keepalive or user
+   * timeout, no FIN or RST on the wire); unknown: the socket went away and its
+   * end record was lost (counters null).
+   */
+  reason: "fin" | "rst" | "timeout" | "unknown";
+  /** Since the begin event; null when the begin was not seen. */
+  duration_ms: number | null;
+}
+
+/**
+ * An open flow's cumulative counters (with --update-interval), oriented like
+ * its begin. Counters never decrease from update to update to the end; bytes
+ * sent are those acknowledged so far.
+ */
+export interface FlowUpdateEvent extends FlowEventBase, FlowCounters {
+  event: typeof EVENT_UPDATE;
+  /** Since the begin. */
+  duration_ms: number;
+}
+
+/**
+ * A connection attempt that never established, oriented like a begin (`src`
+ * sent the SYN). `refused`: answered by RST (incoming: this host had no
+ * listener, `pid` null); `timeout`: no answer before the kernel or the
+ * application gave up; `reset`: reset during the handshake (a SYN scan).
+ */
+export interface FlowFailEvent extends FlowEventBase {
+  event: typeof EVENT_FAIL;
+  reason: "refused" | "timeout" | "reset";
+  /** From the first SYN. */
+  duration_ms: number;
+}
+
+export type FlowEvent = FlowBeginEvent | FlowEndEvent | FlowUpdateEvent | FlowFailEvent;
 
 /** A TCP control packet as netflow saw it (--events net_packet_tcp). */
 export interface PacketEvent {

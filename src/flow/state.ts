@@ -14,14 +14,19 @@
  *
  * @module
  */
-import type { FlowRecord, SocketCounters, SocketOwner } from "../bpf/records.ts";
+import type { FlowRecord, SocketCounters, SocketOwner, TcpPacket } from "../bpf/records.ts";
 import {
   EVENT_BEGIN,
   EVENT_END,
+  EVENT_FAIL,
+  EVENT_UPDATE,
   type FlowBeginEvent,
+  type FlowCounters,
   type FlowEndEvent,
   type FlowEvent,
   type FlowEventBase,
+  type FlowFailEvent,
+  type FlowUpdateEvent,
   formatTime,
 } from "./events.ts";
 
@@ -54,6 +59,8 @@ export interface Endpoint {
 export interface FlowTableOptions {
   /** Open flows kept at most; the oldest is evicted (and counted) beyond it. */
   maxFlows?: number;
+  /** Half-open attempts tracked at most (for fail events); the oldest is evicted beyond it. */
+  maxHalfOpen?: number;
   /** Prefix of flow ids; unique per run by default. */
   idPrefix?: string;
   context?: Partial<FlowContext>;
@@ -66,6 +73,11 @@ export interface FlowStats {
   evicted: number;
   /** Records that repeated a begin or an end already reported (ignored). */
   duplicates: number;
+  /** Half-open attempts tracked now, and those dropped because that table was full. */
+  halfOpen: number;
+  halfOpenEvicted: number;
+  /** Flows ended with reason unknown: their socket went away, its end record lost. */
+  unknownEnds: number;
 }
 
 interface Flow {
@@ -83,6 +95,8 @@ interface Flow {
   owner: SocketOwner | null;
   /** The owner has been asked of the context (once per flow). */
   ownerResolved: boolean;
+  /** Reconcile sweeps in a row that did not find its socket open. */
+  missed: number;
   /** Names taken at begin, kept for the end event. */
   localNames: readonly string[] | null;
   remoteNames: readonly string[] | null;
@@ -96,6 +110,8 @@ export interface Listener {
 }
 
 const US_PER_MS = 1000;
+/** A half-open attempt is forgotten after this long (the kernel's SYN-ACK retries end sooner). */
+const HALF_OPEN_TTL_US = 120_000_000;
 const NO_NAMES: readonly string[] = Object.freeze([]);
 /** Counters are numbers in JSON: anything at or above 2^53 would not stay exact. */
 const MAX_EXACT = Number.MAX_SAFE_INTEGER;
@@ -110,28 +126,195 @@ export class FlowTable {
   readonly #open = new Map<string, Flow>();
   /** Keys of flows that ended recently, oldest first: a repeated end is ignored. */
   readonly #ended = new Set<string>();
+  /** SYNs that reached a listener: key -> when, until the attempt establishes or fails. */
+  readonly #halfOpen = new Map<string, number>();
   readonly #maxFlows: number;
+  readonly #maxHalfOpen: number;
   readonly #idPrefix: string;
   readonly #context: FlowContext;
   #nextId = 1;
   #evicted = 0;
   #duplicates = 0;
+  #halfOpenEvicted = 0;
+  #unknownEnds = 0;
 
   constructor(options: FlowTableOptions = {}) {
     this.#maxFlows = options.maxFlows ?? 131_072;
+    this.#maxHalfOpen = options.maxHalfOpen ?? 65_536;
     this.#idPrefix = options.idPrefix ?? Math.floor(Math.random() * 0xffffff).toString(16);
     this.#context = { ...DEFAULT_CONTEXT, ...options.context };
   }
 
   get stats(): FlowStats {
-    return { open: this.#open.size, evicted: this.#evicted, duplicates: this.#duplicates };
+    return {
+      open: this.#open.size,
+      evicted: this.#evicted,
+      duplicates: this.#duplicates,
+      halfOpen: this.#halfOpen.size,
+      halfOpenEvicted: this.#halfOpenEvicted,
+      unknownEnds: this.#unknownEnds,
+    };
   }
 
   /** Feeds one kernel record; returns the event it makes, if any. */
   onRecord(r: FlowRecord): FlowEvent | undefined {
-    if (r.kind === "begin") return this.#begin(r, r.outgoing ? "outgoing" : "incoming");
+    if (r.kind === "begin") {
+      if (!r.outgoing) this.#halfOpen.delete(tupleKey(r.netns, r));
+      return this.#begin(r, r.outgoing ? "outgoing" : "incoming");
+    }
     if (r.kind === "end") return this.#end(r);
+    if (r.kind === "fail") return this.#fail(r);
     return undefined;
+  }
+
+  /**
+   * The open flows the kernel listed (the update iterator, `update` records)
+   * at `nowUs`: an update event for each flow open at least `updateEveryUs`
+   * (none when null), and a `reason: unknown` end for each flow whose socket
+   * was missing from two lists in a row (its end record was lost). Only the
+   * namespaces in `listedNetns` were listed (all when not given): flows of
+   * other namespaces are left alone.
+   */
+  onOpenList(
+    records: readonly FlowRecord[],
+    nowUs: number,
+    updateEveryUs: number | null,
+    listedNetns?: ReadonlySet<number>,
+  ): FlowEvent[] {
+    const out: FlowEvent[] = [];
+    const listed = new Set<string>();
+    for (const r of records) {
+      if (r.kind !== "update") continue;
+      const key = flowKey(r);
+      listed.add(key);
+      const flow = this.#open.get(key);
+      if (flow === undefined || updateEveryUs === null || flow.beginUs === null) continue;
+      if (r.timeUs - flow.beginUs < updateEveryUs) continue;
+      const update = this.#event(flow, r, EVENT_UPDATE, flow.direction === "outgoing") as
+        & FlowEventBase
+        & Partial<FlowUpdateEvent>;
+      update.duration_ms = (r.timeUs - flow.beginUs) / US_PER_MS;
+      Object.assign(update, counterFields(updateCounters(r, flow.direction === "outgoing")));
+      out.push(update as FlowUpdateEvent);
+    }
+    for (const [key, flow] of this.#open) {
+      if (listedNetns !== undefined && !listedNetns.has(flow.netns)) continue;
+      if (listed.has(key)) {
+        flow.missed = 0;
+        continue;
+      }
+      if (++flow.missed < 2) continue;
+      this.#open.delete(key);
+      this.#remember(key);
+      this.#unknownEnds++;
+      out.push(this.#unknownEnd(flow, nowUs));
+    }
+    return out;
+  }
+
+  /** The network namespaces of the open flows. */
+  namespaces(): Set<number> {
+    const out = new Set<number>();
+    for (const flow of this.#open.values()) out.add(flow.netns);
+    return out;
+  }
+
+  /**
+   * A handshake packet of an attempt that made no socket (fail events): a
+   * SYN reaching a listener starts a half-open attempt; a RST reaching the
+   * listener resets it; this host's RST for a closed port refuses one.
+   */
+  onHandshake(p: TcpPacket): FlowFailEvent | undefined {
+    this.#expireHalfOpen(p.timeUs);
+    // Ingress packets come from the remote side; the refusal leaves from the local one.
+    const remote = p.kind === "refused"
+      ? { addr: p.dst, port: p.dstPort }
+      : { addr: p.src, port: p.srcPort };
+    const local = p.kind === "refused"
+      ? { addr: p.src, port: p.srcPort }
+      : { addr: p.dst, port: p.dstPort };
+    const key = tupleKey(p.netns, {
+      localAddr: local.addr,
+      localPort: local.port,
+      remoteAddr: remote.addr,
+      remotePort: remote.port,
+    });
+    if (p.kind === "syn") {
+      if (this.#halfOpen.has(key)) return undefined; // a retransmitted SYN
+      if (this.#halfOpen.size >= this.#maxHalfOpen) {
+        this.#halfOpen.delete(this.#halfOpen.keys().next().value!);
+        this.#halfOpenEvicted++;
+      }
+      this.#halfOpen.set(key, p.timeUs);
+      return undefined;
+    }
+    let sinceUs = p.timeUs;
+    if (p.kind === "hs-rst") {
+      const syn = this.#halfOpen.get(key);
+      if (syn === undefined) return undefined; // no attempt of ours: a stray RST
+      this.#halfOpen.delete(key);
+      sinceUs = syn;
+    }
+    const flow: Flow = {
+      id: this.#nextId++,
+      direction: "incoming",
+      local,
+      remote,
+      cgroupId: p.cgroupId,
+      netns: p.netns,
+      cookie: p.cookie,
+      preexisting: false,
+      beginUs: null,
+      // A refusal has no socket and so no process; a reset attempt reached the listener's.
+      owner: p.kind === "refused" ? null : p.owner,
+      ownerResolved: true,
+      missed: 0,
+      localNames: this.#context.names(local.addr, p.netns),
+      remoteNames: this.#context.names(remote.addr, p.netns),
+    };
+    const fail = this.#baseEvent(flow, p.timeUs, EVENT_FAIL, false) as
+      & FlowEventBase
+      & Partial<FlowFailEvent>;
+    fail.reason = p.kind === "refused" ? "refused" : "reset";
+    fail.duration_ms = (p.timeUs - sinceUs) / US_PER_MS;
+    return fail as FlowFailEvent;
+  }
+
+  #fail(r: FlowRecord): FlowFailEvent | undefined {
+    const key = flowKey(r);
+    if (this.#ended.has(key)) {
+      this.#duplicates++;
+      return undefined;
+    }
+    this.#remember(key);
+    const flow = this.#newFlow(r, "outgoing", null);
+    flow.localNames = this.#context.names(flow.local.addr, flow.netns);
+    flow.remoteNames = this.#context.names(flow.remote.addr, flow.netns);
+    const fail = this.#event(flow, r, EVENT_FAIL, true) as FlowEventBase & Partial<FlowFailEvent>;
+    fail.reason = r.end === "refused" ? "refused" : "timeout";
+    fail.duration_ms = r.beginUs === null ? 0 : Math.max(0, (r.timeUs - r.beginUs) / US_PER_MS);
+    return fail as FlowFailEvent;
+  }
+
+  #unknownEnd(flow: Flow, nowUs: number): FlowEndEvent {
+    const end = this.#baseEvent(flow, nowUs, EVENT_END, true) as unknown as FlowEndEvent;
+    end.closed_by = "local";
+    end.reason = "unknown";
+    end.duration_ms = flow.beginUs === null ? null : (nowUs - flow.beginUs) / US_PER_MS;
+    Object.assign(end, counterFields(NO_COUNTERS));
+    return end;
+  }
+
+  #remember(key: string): void {
+    this.#ended.add(key);
+    if (this.#ended.size > this.#maxFlows) this.#ended.delete(this.#ended.values().next().value!);
+  }
+
+  #expireHalfOpen(nowUs: number): void {
+    for (const [key, since] of this.#halfOpen) {
+      if (nowUs - since < HALF_OPEN_TTL_US) break;
+      this.#halfOpen.delete(key);
+    }
   }
 
   /**
@@ -192,8 +375,7 @@ export class FlowTable {
     const flow = this.#open.get(key) ??
       this.#newFlow(r, r.outgoing ? "outgoing" : "incoming", null);
     this.#open.delete(key);
-    this.#ended.add(key);
-    if (this.#ended.size > this.#maxFlows) this.#ended.delete(this.#ended.values().next().value!);
+    this.#remember(key);
     flow.localNames ??= this.#context.names(flow.local.addr, flow.netns);
     flow.remoteNames ??= this.#context.names(flow.remote.addr, flow.netns);
     // The end record names the holder at close when it is known (src/enrich/owners.ts).
@@ -209,12 +391,7 @@ export class FlowTable {
     end.closed_by = local ? "local" : "remote";
     end.reason = how === "timeout" ? "timeout" : how.endsWith("fin") ? "fin" : "rst";
     end.duration_ms = flow.beginUs === null ? null : (r.timeUs - flow.beginUs) / US_PER_MS;
-    end.bytes_sent = c.bytesSent;
-    end.bytes_received = c.bytesReceived;
-    end.packets_sent = c.packetsSent;
-    end.packets_received = c.packetsReceived;
-    end.rtt_us = c.rttUs;
-    end.retransmits = c.retransmits;
+    Object.assign(end, counterFields(c));
     return end;
   }
 
@@ -231,15 +408,25 @@ export class FlowTable {
       beginUs,
       owner: r.owner,
       ownerResolved: false,
+      missed: 0,
       localNames: null,
       remoteNames: null,
     };
   }
 
-  /** The fields every flow event has; `localIsSrc` orients it. */
-  #event<E extends typeof EVENT_BEGIN | typeof EVENT_END>(
+  /** The fields every flow event has, at a record's time; `localIsSrc` orients it. */
+  #event<E extends FlowEvent["event"]>(
     flow: Flow,
     r: FlowRecord,
+    event: E,
+    localIsSrc: boolean,
+  ): FlowEventBase & { event: E } {
+    return this.#baseEvent(flow, r.timeUs, event, localIsSrc);
+  }
+
+  #baseEvent<E extends FlowEvent["event"]>(
+    flow: Flow,
+    timeUs: number,
     event: E,
     localIsSrc: boolean,
   ): FlowEventBase & { event: E } {
@@ -248,7 +435,7 @@ export class FlowTable {
     const [src, dst] = localIsSrc ? [flow.local, flow.remote] : [flow.remote, flow.local];
     const localNames = flow.localNames ?? NO_NAMES, remoteNames = flow.remoteNames ?? NO_NAMES;
     return {
-      time: formatTime(r.timeUs),
+      time: formatTime(timeUs),
       event,
       flow_id: `${this.#idPrefix}-${flow.id}`,
       conn_direction: flow.direction,
@@ -285,8 +472,57 @@ export class FlowTable {
   }
 }
 
+/** A socket's identity: its namespace, cookie, and when it began (a socket can connect again). */
 function flowKey(r: FlowRecord): string {
-  return `${r.netns}|${r.cookie}`;
+  return `${r.netns}|${r.cookie}|${r.beginUs ?? 0}`;
+}
+
+/** A connection attempt's identity before it has a socket. */
+function tupleKey(
+  netns: number,
+  t: { localAddr: string; localPort: number; remoteAddr: string; remotePort: number },
+): string {
+  return `${netns}|${t.localAddr}|${t.localPort}|${t.remoteAddr}|${t.remotePort}`;
+}
+
+type Counters = ReturnType<typeof endCounters>;
+
+const NO_COUNTERS: Counters = {
+  bytesSent: null,
+  bytesReceived: null,
+  packetsSent: null,
+  packetsReceived: null,
+  rttUs: null,
+  retransmits: null,
+};
+
+/** The event fields of a set of counters, in the contract's order. */
+function counterFields(c: Counters): FlowCounters {
+  return {
+    bytes_sent: c.bytesSent,
+    bytes_received: c.bytesReceived,
+    packets_sent: c.packetsSent,
+    packets_received: c.packetsReceived,
+    rtt_us: c.rttUs,
+    retransmits: c.retransmits,
+  };
+}
+
+/**
+ * An open flow's counters for an update: what was acknowledged and received
+ * so far, which the end can only equal or exceed (it adds what is queued).
+ */
+export function updateCounters(r: FlowRecord, outgoing: boolean): Counters {
+  const c = r.counters;
+  const syn = (r.synAcked || outgoing) && c.bytesAcked > 0 ? 1 : 0;
+  return {
+    bytesSent: exact(c.bytesAcked - syn),
+    bytesReceived: exact(c.bytesReceived),
+    packetsSent: exact(c.segsOut),
+    packetsReceived: exact(c.segsIn),
+    rttUs: exact(c.srttUs),
+    retransmits: exact(c.totalRetrans),
+  };
 }
 
 /** A counter as JSON can carry it exactly, or null. */

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { FlowEvent, NetflowEvent } from "../flow/events.ts";
+import type { FlowCounters, FlowEvent, NetflowEvent } from "../flow/events.ts";
 import { CommunityIds } from "./community_id.ts";
 
 const quote = JSON.stringify;
@@ -55,9 +55,21 @@ function flowJson(e: FlowEvent): string {
     `"cgroup_id":${e.cgroup_id},"cgroup":${quote(e.cgroup)},"container_id":${
       strOrNull(e.container_id)
     },"netns":${e.netns},"preexisting":${e.preexisting}`;
-  if (e.event === "net_flow_tcp_begin") return head;
-  return `${head},"closed_by":"${e.closed_by}","reason":"${e.reason}",` +
-    `"duration_ms":${num(e.duration_ms)},"bytes_sent":${num(e.bytes_sent)},` +
+  switch (e.event) {
+    case "net_flow_tcp_begin":
+      return head;
+    case "net_flow_tcp_fail":
+      return `${head},"reason":"${e.reason}","duration_ms":${e.duration_ms}`;
+    case "net_flow_tcp_update":
+      return `${head},"duration_ms":${e.duration_ms},${counters(e)}`;
+    case "net_flow_tcp_end":
+      return `${head},"closed_by":"${e.closed_by}","reason":"${e.reason}",` +
+        `"duration_ms":${num(e.duration_ms)},${counters(e)}`;
+  }
+}
+
+function counters(e: FlowCounters): string {
+  return `"bytes_sent":${num(e.bytes_sent)},` +
     `"bytes_received":${num(e.bytes_received)},"packets_sent":${num(e.packets_sent)},` +
     `"packets_received":${num(e.packets_received)},"rtt_us":${num(e.rtt_us)},` +
     `"retransmits":${num(e.retransmits)}`;

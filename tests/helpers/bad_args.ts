@@ -45,7 +45,7 @@ export const BAD: [string[], string][] = [
   [["--reader", "bogus"], '--reader takes mmap or callback, not "bogus"'],
   [
     ["--events", "nope"],
-    'Unknown event "nope" in --events (known: begin, end, packet, or the full names net_flow_tcp_begin, net_flow_tcp_end, net_packet_tcp)',
+    'Unknown event "nope" in --events (known: begin, end, update, fail, packet, or the full names net_flow_tcp_begin, net_flow_tcp_end, net_flow_tcp_update, net_flow_tcp_fail, net_packet_tcp)',
   ],
   [["--events", ","], "--events needs at least one event name"],
   [["--count", "0"], '--count takes a whole number of at least 1, not "0"'],

@@ -116,7 +116,7 @@ const BAD_LIBRARY: [Record<string, unknown>, string][] = [
   [{ events: [] }, "events needs at least one event name"],
   [
     { events: ["nope"] },
-    'Unknown event "nope" in events (known: begin, end, packet, or the full names net_flow_tcp_begin, net_flow_tcp_end, net_packet_tcp)',
+    'Unknown event "nope" in events (known: begin, end, update, fail, packet, or the full names net_flow_tcp_begin, net_flow_tcp_end, net_flow_tcp_update, net_flow_tcp_fail, net_packet_tcp)',
   ],
   [{ cgroup: "" }, "cgroup needs a non-empty value (omit it to watch the whole host)"],
   [{ cgroup: " " }, "cgroup needs a non-empty value (omit it to watch the whole host)"],

@@ -175,7 +175,7 @@ Deno.test("RecordDecoder rejects records shorter than their layout or of unknown
   const view = flowRecord();
   assert.equal(decoder.decode(view, 8, LAYOUT.nf_flow.size - 1), undefined);
   assert.equal(decoder.decode(view, 8, 10), undefined);
-  view.setUint8(8 + 16, 9);
+  view.setUint8(8 + 16, 42); // no such kind
   assert.equal(decoder.decode(view, 8, LAYOUT.nf_flow.size), undefined);
 });
 

@@ -84,7 +84,7 @@ Deno.test("FlowTable evicts the oldest open flow when full, and counts it", () =
   for (const cookie of [1, 2, 3]) {
     table.onRecord(record("begin", client, server, { cookie, outgoing: true }));
   }
-  assert.deepEqual(table.stats, { open: 2, evicted: 1, duplicates: 0 });
+  assert.deepEqual([table.stats.open, table.stats.evicted], [2, 1]);
   // The evicted flow's end is still reported, without a duration.
   const end = table.onRecord(record("end", client, server, { cookie: 1, outgoing: true }));
   assert.equal((end as FlowEndEvent).duration_ms, null);
@@ -252,4 +252,144 @@ Deno.test("property: src is the initiator in a begin and the terminator in an en
       else assert.equal(localIsSrc, !s.end.startsWith("remote"));
     }
   }));
+});
+
+Deno.test("FlowTable reports updates for flows open long enough, oriented like the begin", () => {
+  const table = new FlowTable();
+  const [begin] = connection(server, client);
+  table.onRecord(begin);
+  const list = (ms: number, bytesReceived: number) => [
+    record("update", server, client, { ms, counters: { bytesReceived, bytesAcked: 7 } }),
+  ];
+  assert.deepEqual(table.onOpenList(list(500, 10), 0, 1_000_000), []);
+  const [u] = table.onOpenList(list(1500, 20), 0, 1_000_000);
+  assert.ok(u?.event === "net_flow_tcp_update");
+  assert.equal(describe(u), "tcp_update incoming 10.0.0.1:40000>10.0.0.2:80");
+  assert.deepEqual([u.duration_ms, u.bytes_received, u.bytes_sent], [1500, 20, 7]);
+  // Without an interval the list only reconciles.
+  assert.deepEqual(table.onOpenList(list(2500, 30), 0, null), []);
+});
+
+Deno.test("FlowTable ends a flow as unknown once its socket is missing from two lists", () => {
+  const table = new FlowTable();
+  const [begin, end] = connection(client, server, { outgoing: true });
+  table.onRecord(begin);
+  assert.deepEqual(table.onOpenList([], 5_000, null), []);
+  const [e] = table.onOpenList([], 8_000, null) as [FlowEndEvent];
+  assert.deepEqual([e.reason, e.closed_by, e.bytes_sent], ["unknown", "local", null]);
+  assert.equal(table.stats.unknownEnds, 1);
+  // The real end arriving late changes nothing.
+  assert.equal(table.onRecord(end), undefined);
+  // A flow listed again in between is not ended.
+  const [b2] = connection(client, server, { outgoing: true, cookie: 2 });
+  table.onRecord(b2);
+  const listed = [record("update", client, server, { cookie: 2 })];
+  table.onOpenList([], 0, null);
+  assert.deepEqual(table.onOpenList(listed, 0, null), []);
+  assert.deepEqual(table.onOpenList([], 0, null), []);
+});
+
+Deno.test("FlowTable reports failed connects: refused and timed out, from the first SYN", () => {
+  const table = new FlowTable();
+  const fail = (end: "refused" | "timeout") => {
+    const r = { ...record("fail", client, server, { outgoing: true, ms: 2000 }), end };
+    return table.onRecord({ ...r, cookie: end === "refused" ? 1 : 2 });
+  };
+  const refused = fail("refused"), timeout = fail("timeout");
+  assert.ok(refused?.event === "net_flow_tcp_fail" && timeout?.event === "net_flow_tcp_fail");
+  assert.equal(describe(refused), "tcp_fail outgoing 10.0.0.1:40000>10.0.0.2:80");
+  assert.deepEqual([refused.reason, refused.duration_ms, timeout.reason], [
+    "refused",
+    2000,
+    "timeout",
+  ]);
+});
+
+Deno.test("FlowTable tells a SYN scan (reset in the handshake) and a closed port (refused)", () => {
+  const table = new FlowTable({ maxHalfOpen: 2 });
+  const pkt = (kind: "syn" | "hs-rst" | "refused", from: Side, to: Side, ms: number) => ({
+    kind,
+    timeUs: 1_700_000_000_000_000 + ms * 1000,
+    cgroupId: 1,
+    direction: kind === "refused" ? "egress" as const : "ingress" as const,
+    family: 4 as const,
+    src: from.addr,
+    dst: to.addr,
+    srcPort: from.port,
+    dstPort: to.port,
+    seq: 0,
+    ack: 0,
+    flags: 0,
+    cookie: 0,
+    sockState: 10,
+    netns: 1,
+    owner: { pid: 9, uid: 0, comm: "server" },
+  });
+  assert.equal(table.onHandshake(pkt("syn", client, server, 0)), undefined);
+  const reset = table.onHandshake(pkt("hs-rst", client, server, 3));
+  assert.ok(reset !== undefined);
+  assert.deepEqual(
+    [describe(reset), reset.reason, reset.duration_ms, reset.pid],
+    ["tcp_fail incoming 10.0.0.1:40000>10.0.0.2:80", "reset", 3, 9],
+  );
+  // A RST with no SYN before it is nobody's attempt.
+  assert.equal(table.onHandshake(pkt("hs-rst", client, server, 4)), undefined);
+  // This host's RST for a closed port leaves from the local side.
+  const refused = table.onHandshake(pkt("refused", server, client, 5))!;
+  assert.deepEqual(
+    [describe(refused), refused.reason, refused.pid],
+    ["tcp_fail incoming 10.0.0.1:40000>10.0.0.2:80", "refused", null],
+  );
+  // A flood of SYNs stays within the half-open bound, evictions counted.
+  for (let port = 1; port <= 5; port++) {
+    table.onHandshake(pkt("syn", { addr: "10.9.9.9", port }, server, 6));
+  }
+  assert.deepEqual([table.stats.halfOpen, table.stats.halfOpenEvicted], [2, 3]);
+  // An attempt that establishes is no longer half-open.
+  table.onRecord(record("begin", server, { addr: "10.9.9.9", port: 5 }, { netns: 1 }));
+  assert.equal(table.stats.halfOpen, 1);
+});
+
+Deno.test("property: counters never decrease from update to update to the end", () => {
+  fc.assert(fc.property(
+    fc.array(fc.record({ acked: fc.nat(1e6), received: fc.nat(1e6) }), { minLength: 1 }),
+    fc.nat(1e5),
+    fc.constantFrom<EndHow>("local-fin", "remote-fin", "local-rst", "remote-rst", "timeout"),
+    (steps, queued, end) => {
+      const table = new FlowTable();
+      table.onRecord(record("begin", client, server, { outgoing: true }));
+      // The socket's own counters only grow.
+      let acked = 1, received = 0;
+      const seen: [number, number][] = [];
+      steps.forEach((s, i) => {
+        acked += s.acked;
+        received += s.received;
+        const u = table.onOpenList(
+          [record("update", client, server, {
+            outgoing: true,
+            ms: 2000 + i,
+            counters: { bytesAcked: acked, bytesReceived: received },
+          })],
+          0,
+          1000,
+        )[0];
+        if (u?.event === "net_flow_tcp_update") seen.push([u.bytes_sent!, u.bytes_received!]);
+      });
+      const last = table.onRecord(record("end", client, server, {
+        outgoing: true,
+        end,
+        ms: 9999,
+        counters: {
+          bytesAcked: acked,
+          bytesReceived: received + (end === "remote-fin" ? 1 : 0),
+          sndUna: 100,
+          writeSeq: 100 + queued,
+        },
+      })) as FlowEndEvent;
+      seen.push([last.bytes_sent!, last.bytes_received!]);
+      for (let i = 1; i < seen.length; i++) {
+        assert.ok(seen[i]![0] >= seen[i - 1]![0] && seen[i]![1] >= seen[i - 1]![1]);
+      }
+    },
+  ));
 });

@@ -1,0 +1,211 @@
+/**
+ * e2e (root): a flow's life around begin and end: connections open before
+ * netflow starts, interim updates, failed attempts (refused, timed out, reset
+ * in the handshake), and connections the kernel gives up on.
+ */
+import assert from "node:assert/strict";
+import type {
+  FlowEndEvent,
+  FlowEvent,
+  FlowFailEvent,
+  FlowUpdateEvent,
+} from "../../src/flow/events.ts";
+import { e2eTest, Netflow, ROOT, sh, TestCgroup, TestNetns } from "../helpers/e2e.ts";
+
+const LIFECYCLE = `${ROOT}tests/workloads/lifecycle.py`;
+
+async function watch(cg: TestCgroup | null, extra: string[] = []) {
+  const where = cg === null ? [] : ["--cgroup", cg.dir];
+  return await Netflow.start(["--format", "json", ...where, ...extra]);
+}
+
+async function stopped(nf: Netflow): Promise<FlowEvent[]> {
+  const { events, stderr, code } = await nf.stop();
+  assert.equal(code, 0, stderr);
+  return events as FlowEvent[];
+}
+
+function ofPort(events: FlowEvent[], port: number): FlowEvent[] {
+  return events.filter((e) => e.src_port === port || e.dst_port === port);
+}
+
+function kinds(events: FlowEvent[]): string[] {
+  return events.map((e) => `${e.event.slice(9)} ${e.conn_direction}`).sort();
+}
+
+const json = async (p: { line(ms?: number): Promise<string> }, ms?: number) =>
+  JSON.parse(await p.line(ms));
+
+e2eTest(
+  "a connection open before netflow: preexisting begins, whole-connection bytes",
+  async () => {
+    await using cg = new TestCgroup();
+    const go = `${Deno.makeTempDirSync()}/go`;
+    await using w = cg.spawn("python3", LIFECYCLE, "preexisting", "127.0.0.1", go);
+    const { client } = await json(w);
+    await using nf = await watch(cg);
+    Deno.writeTextFileSync(go, "");
+    await w.done();
+    const events = ofPort(await stopped(nf), client);
+    assert.deepEqual(kinds(events), [
+      "tcp_begin incoming",
+      "tcp_begin outgoing",
+      "tcp_end incoming",
+      "tcp_end outgoing",
+    ]);
+    for (const e of events) assert.equal(e.preexisting, true);
+    const out = events.find((e): e is FlowEndEvent =>
+      e.event === "net_flow_tcp_end" && e.conn_direction === "outgoing"
+    )!;
+    const inc = events.find((e): e is FlowEndEvent =>
+      e.event === "net_flow_tcp_end" && e.conn_direction === "incoming"
+    )!;
+    // 100 before the start and 200 after; 50 and 30 back.
+    assert.deepEqual([out.bytes_sent, out.bytes_received], [300, 80]);
+    assert.deepEqual([inc.bytes_sent, inc.bytes_received], [80, 300]);
+  },
+);
+
+e2eTest("--update-interval 1: updates during a 5 s flow, never decreasing, exact end", async () => {
+  await using cg = new TestCgroup();
+  await using nf = await watch(cg, ["--events", "begin,end,update", "--update-interval", "1"]);
+  await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
+  const { port } = await json(server);
+  await using client = cg.spawn("python3", LIFECYCLE, "long", "127.0.0.1", String(port), "5");
+  const { client: cport } = await json(client);
+  const { sent } = await json(client, 20_000);
+  const events = ofPort(await stopped(nf), cport);
+  const out = events.filter((e) => e.conn_direction === "outgoing");
+  const updates = out.filter((e): e is FlowUpdateEvent => e.event === "net_flow_tcp_update");
+  assert.ok(updates.length >= 3, `${updates.length} updates`);
+  const end = out.find((e): e is FlowEndEvent => e.event === "net_flow_tcp_end")!;
+  assert.equal(end.bytes_sent, sent);
+  let last = 0;
+  for (const u of [...updates, end]) {
+    assert.equal(u.flow_id, out[0]!.flow_id);
+    assert.deepEqual([u.src_port, u.dst_port], [cport, port]); // the begin's orientation
+    assert.ok(u.bytes_sent! >= last, `${u.bytes_sent} after ${last}`);
+    last = u.bytes_sent!;
+  }
+  for (const u of updates) assert.ok(u.duration_ms >= 1000);
+});
+
+for (const host of ["127.0.0.1", "::1"]) {
+  e2eTest(`net_flow_tcp_fail: a refused connect on ${host}, outgoing`, async () => {
+    await using cg = new TestCgroup();
+    await using nf = await watch(cg, ["--events", "begin,end,fail"]);
+    await using w = cg.spawn("python3", LIFECYCLE, "refused", host);
+    const { port, client, error } = await json(w);
+    assert.equal(error, "Connection refused");
+    const events = ofPort(await stopped(nf), client) as FlowFailEvent[];
+    assert.deepEqual(events.map((e) => [e.event, e.conn_direction, e.reason, e.dst_port]), [
+      ["net_flow_tcp_fail", "outgoing", "refused", port],
+    ]);
+    assert.deepEqual([events[0]!.src, events[0]!.src_port, events[0]!.pid], [host, client, w.pid]);
+  });
+}
+
+e2eTest(
+  "net_flow_tcp_fail: a closed port in a namespace, and a connect given up after 2 s",
+  async () => {
+    await using cg = new TestCgroup();
+    await using ns = await TestNetns.create();
+    // The namespace drops every SYN to port 9 (its "silent" port).
+    await sh(
+      "ip",
+      "netns",
+      "exec",
+      ns.name,
+      "iptables",
+      "-A",
+      "INPUT",
+      "-p",
+      "tcp",
+      "--dport",
+      "9",
+      "--syn",
+      "-j",
+      "DROP",
+    );
+    await using nf = await watch(cg, ["--events", "begin,end,fail"]);
+    await using r = cg.spawn("python3", LIFECYCLE, "refused", ns.nsAddr4, "7");
+    // Nothing listens in the namespace: its kernel answers port 7 with a RST.
+    const refused = await json(r);
+    await using g = cg.spawn("python3", LIFECYCLE, "giveup", ns.nsAddr4, "9", "2");
+    const { client } = await json(g, 20_000);
+    const events = await stopped(nf);
+    const fails = [...ofPort(events, refused.client), ...ofPort(events, client)] as FlowFailEvent[];
+    assert.deepEqual(fails.map((e) => [e.event, e.conn_direction, e.reason]), [
+      ["net_flow_tcp_fail", "outgoing", "refused"],
+      ["net_flow_tcp_fail", "outgoing", "timeout"],
+    ]);
+    // The attempt lasted as long as the client waited: at least its 2 s.
+    assert.ok(fails[1]!.duration_ms >= 1900, `${fails[1]!.duration_ms} ms`);
+  },
+);
+
+e2eTest(
+  "net_flow_tcp_fail: an nmap SYN scan of an open port is a reset in the handshake",
+  async () => {
+    await using cg = new TestCgroup();
+    await using nf = await watch(cg, ["--events", "begin,end,fail"]);
+    await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
+    const { port } = await json(server);
+    // nmap runs outside the watched cgroup; the listener's packets are watched.
+    await sh("nmap", "-n", "-Pn", "-sS", "-p", String(port), "127.0.0.1");
+    const events = ofPort(await stopped(nf), port) as FlowFailEvent[];
+    assert.ok(events.length >= 1, "no fail event");
+    for (const e of events) {
+      assert.deepEqual([e.event, e.conn_direction, e.reason, e.dst_port, e.pid], [
+        "net_flow_tcp_fail",
+        "incoming",
+        "reset",
+        port,
+        server.pid,
+      ]);
+    }
+    // One per probe nmap sent (it may retry), never a begin or an end.
+    assert.ok(events.length <= 2);
+  },
+);
+
+e2eTest("a connection whose peer goes silent ends by timeout (TCP_USER_TIMEOUT 2 s)", async () => {
+  await using cg = new TestCgroup();
+  await using ns = await TestNetns.create();
+  await using server = ns.spawn("python3", LIFECYCLE, "serve", ns.nsAddr4);
+  const { port } = await json(server);
+  await using nf = await watch(cg);
+  const go = `${Deno.makeTempDirSync()}/go`;
+  await using c = cg.spawn("python3", LIFECYCLE, "usertimeout", ns.nsAddr4, String(port), go);
+  const { client } = await json(c);
+  // The peer vanishes: its namespace drops everything.
+  await sh("ip", "netns", "exec", ns.name, "iptables", "-A", "INPUT", "-j", "DROP");
+  Deno.writeTextFileSync(go, "");
+  const { error } = await json(c, 30_000);
+  assert.equal(error, "Connection timed out");
+  const events = ofPort(await stopped(nf), client);
+  assert.deepEqual(
+    events.map((e) =>
+      e.event === "net_flow_tcp_end" ? `end ${e.closed_by} ${e.reason}` : e.event.slice(9)
+    ),
+    ["tcp_begin", "end local timeout"],
+  );
+  const end = events[1] as FlowEndEvent;
+  assert.deepEqual([end.src, end.src_port], [ns.hostAddr4, client]);
+  assert.equal(end.bytes_sent, 100); // what the peer acknowledged before it went silent
+});
+
+e2eTest("without --events, no update, fail or packet event appears", async () => {
+  await using cg = new TestCgroup();
+  await using nf = await watch(cg, ["--update-interval", "1"]);
+  await using w = cg.spawn("python3", LIFECYCLE, "refused", "127.0.0.1");
+  await json(w);
+  await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
+  const { port } = await json(server);
+  await using client = cg.spawn("python3", LIFECYCLE, "long", "127.0.0.1", String(port), "2");
+  await json(client);
+  await json(client, 20_000);
+  const events = await stopped(nf);
+  assert.ok(events.length >= 4);
+  for (const e of events) assert.match(e.event, /^net_flow_tcp_(begin|end)$/);
+});
