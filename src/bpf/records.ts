@@ -189,6 +189,8 @@ export interface FlowRecord {
   readonly timeUs: number;
   /** When the socket reached ESTABLISHED (or was snapshotted), µs since the epoch; null if unknown. */
   readonly beginUs: number | null;
+  /** The same, as the kernel's monotonic ns (0 when unknown): exact, part of the flow's identity. */
+  readonly beginNs: number;
   readonly cgroupId: number;
   readonly netns: number;
   readonly cookie: number;
@@ -334,6 +336,7 @@ export class RecordDecoder {
       kind,
       timeUs: this.#timeUs(view, at),
       beginUs: beginNs === 0 ? null : this.#usFromNs(beginNs),
+      beginNs,
       cgroupId: u64(view, at + H.cgroup_id),
       netns: view.getUint32(at + F.netns, true),
       cookie: u64(view, at + F.cookie),

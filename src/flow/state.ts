@@ -474,7 +474,7 @@ export class FlowTable {
 
 /** A socket's identity: its namespace, cookie, and when it began (a socket can connect again). */
 function flowKey(r: FlowRecord): string {
-  return `${r.netns}|${r.cookie}|${r.beginUs ?? 0}`;
+  return `${r.netns}|${r.cookie}|${r.beginNs}`;
 }
 
 /** A connection attempt's identity before it has a socket. */

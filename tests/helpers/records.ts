@@ -33,6 +33,7 @@ export function record(
     kind,
     timeUs: Math.round((opts.ms ?? 0) * 1000) + EPOCH_US,
     beginUs: EPOCH_US,
+    beginNs: 1,
     cgroupId: 42,
     netns: opts.netns ?? 4026531840,
     cookie: opts.cookie ?? 1,
