@@ -8,6 +8,15 @@
 import { flag, optionsHelp, parseArgv, repeatable, single } from "./argv.ts";
 import { UsageError } from "./errors.ts";
 import { EVENT_BEGIN, EVENT_END, EVENT_NAMES, type EventName } from "./flow/events.ts";
+import {
+  cidrValue,
+  commValue,
+  containerValue,
+  directionValue,
+  type FlowFilter,
+  pidValue,
+  portValue,
+} from "./flow/filter.ts";
 import { type ListenAddress, listenAddress } from "./metrics/netflow.ts";
 import type { MonitorOptions } from "./monitor.ts";
 import { type CollectorUrl, parseCollectorUrl } from "./export/url.ts";
@@ -112,6 +121,43 @@ export const OPTIONS = {
     help: "ring buffer reader: mmap (default) or callback",
     parse: (text, name) => readerKind(name, text),
   }),
+  // Filters: each repeatable (OR); different kinds combine (AND).
+  pid: repeatable({
+    metavar: "PID",
+    help: "only flows of this process (repeatable, as every filter:\n" +
+      "one kind matches any of its values; kinds combine)",
+    parse: (text, name) => pidValue(name, text),
+  }),
+  comm: repeatable({
+    metavar: "NAME",
+    help: "only flows of processes named NAME (comm, as ps shows it)",
+    parse: (text, name) => commValue(name, text),
+  }),
+  port: repeatable({
+    metavar: "PORT",
+    help: "only flows with PORT on either side",
+    parse: (text, name) => portValue(name, text),
+  }),
+  container: repeatable({
+    metavar: "ID",
+    help: "only flows of the container whose id starts with ID",
+    parse: (text, name) => containerValue(name, text),
+  }),
+  net: repeatable({
+    metavar: "CIDR",
+    help: "only flows whose remote address is in CIDR\n(10.0.0.0/8, fd00::/8, or one address)",
+    parse: (text, name) => {
+      cidrValue(name, text);
+      return text;
+    },
+  }),
+  direction: repeatable({
+    metavar: "DIR",
+    help: "only incoming or outgoing flows",
+    parse: (text, name) => directionValue(name, text),
+  }),
+  ipv4: flag("4", "only IPv4 flows"),
+  ipv6: flag("6", "only IPv6 flows"),
   metrics: single({
     metavar: "HOST:PORT",
     help: "serve netflow's counters for Prometheus at\n" +
@@ -164,6 +210,16 @@ export function parseCli(argv: readonly string[]): CliOptions {
   if (o["dns-max-entries"] !== undefined) dns.maxEntries = o["dns-max-entries"];
   if (o["dns-grace"] !== undefined) dns.graceMs = o["dns-grace"] * 1000;
   monitor.dns = dns;
+  const filter: FlowFilter = {
+    pid: o.pid,
+    comm: o.comm,
+    port: o.port,
+    container: o.container,
+    net: o.net,
+    direction: o.direction,
+    family: [...(o.ipv4 ? [4 as const] : []), ...(o.ipv6 ? [6 as const] : [])],
+  };
+  if (Object.values(filter).some((v) => v.length > 0)) monitor.filter = filter;
   const format = o.format ?? "table";
   if (format !== "table" && (o.wide || o.utc || o.date)) {
     const used = o.wide ? "--wide" : o.utc ? "--utc" : "--date";

@@ -65,7 +65,8 @@ export function repeatable<T>(
 
 /** An argument that is an option, not a value: `-x`, `--x`; `-` and `-1` are values. */
 function isOption(arg: string): boolean {
-  return arg.length > 1 && arg.startsWith("-") && !/^-\d/.test(arg);
+  // "-1" is a (negative) value, but -4 and -6 (and -46) are the IP version flags.
+  return arg.length > 1 && arg.startsWith("-") && (!/^-\d/.test(arg) || /^-[46]+$/.test(arg));
 }
 
 /** Parses `argv` against `table`; every option of the table is in the result. */

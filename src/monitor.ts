@@ -32,6 +32,7 @@ import {
   type NetflowEvent,
   type PacketEvent,
 } from "./flow/events.ts";
+import { compileFilter, type FlowFilter } from "./flow/filter.ts";
 import { FlowTable } from "./flow/state.ts";
 import { checkMonitorOptions } from "./options.ts";
 
@@ -88,6 +89,12 @@ export interface MonitorOptions<E extends EventName = EventName> {
    * this many milliseconds (at least 100; default 10,000).
    */
   updateIntervalMs?: number;
+  /**
+   * Report only the events that pass (`--pid`, `--comm`, `--port`,
+   * `--container`, `--net`, `--direction`, `-4`/`-6`): OR within a kind,
+   * AND across kinds (src/flow/filter.ts). Default: everything.
+   */
+  filter?: FlowFilter;
 }
 
 /** Counts for the exit summary. */
@@ -147,6 +154,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   readonly #dns: DnsNames;
   readonly #onDnsRecord: (view: DataView, offset: number, length: number) => void;
   readonly #want: ReadonlySet<EventName>;
+  readonly #pass: ((e: NetflowEvent) => boolean) | undefined;
   readonly #onRecord: (view: DataView, offset: number, length: number) => void;
   #batch: NetflowEvent[] = [];
   #events = 0;
@@ -175,6 +183,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.#updateMs = this.#want.has(EVENT_UPDATE)
       ? options.updateIntervalMs ?? DEFAULT_UPDATE_MS
       : null;
+    this.#pass = options.filter && compileFilter(options.filter);
     const mount = findCgroup2Mount();
     this.cgroupDir = resolveCgroupDir(mount, options.cgroup);
     this.cgroup = relativeCgroupPath(mount, this.cgroupDir);
@@ -346,13 +355,13 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
         this.#malformed++; // DNS has its own ring
         return;
       case "packet":
-        if (this.#want.has(EVENT_PACKET)) this.#batch.push(packetEvent(record));
+        if (this.#want.has(EVENT_PACKET)) this.#keep(packetEvent(record));
         return;
       case "syn":
       case "hs-rst":
       case "refused": {
         const fail = this.#flows.onHandshake(record);
-        if (fail !== undefined && this.#want.has(EVENT_FAIL)) this.#batch.push(fail);
+        if (fail !== undefined && this.#want.has(EVENT_FAIL)) this.#keep(fail);
         return;
       }
       default:
@@ -367,11 +376,16 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
 
   #flow(record: FlowRecord): void {
     const event = this.#flows.onRecord(record);
-    if (event !== undefined && this.#want.has(event.event)) this.#batch.push(event);
+    if (event !== undefined && this.#want.has(event.event)) this.#keep(event);
   }
 
   #push(events: readonly FlowEvent[]): void {
-    for (const event of events) if (this.#want.has(event.event)) this.#batch.push(event);
+    for (const event of events) if (this.#want.has(event.event)) this.#keep(event);
+  }
+
+  /** Batches an event that passes the filter. */
+  #keep(event: NetflowEvent): void {
+    if (this.#pass === undefined || this.#pass(event)) this.#batch.push(event);
   }
 }
 

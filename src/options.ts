@@ -8,6 +8,7 @@
  * @module
  */
 import { UsageError } from "./errors.ts";
+import { checkFilter, type FlowFilter } from "./flow/filter.ts";
 import { EVENT_NAMES, type EventName } from "./flow/events.ts";
 import type { ReaderKind } from "./ffi/ringbuf.ts";
 
@@ -154,6 +155,7 @@ export function cgroupPath(name: string, value: unknown): string {
 /** The library's options, checked with the rules the command line uses. */
 export interface CheckedOptions {
   cgroup?: string;
+  filter?: FlowFilter;
   events?: readonly EventName[];
   maxFlows?: number;
   ringBytes?: number;
@@ -178,6 +180,7 @@ export function checkMonitorOptions<T extends CheckedOptions>(options: T): T {
   if (options.maxFlows !== undefined) out.maxFlows = wholeNumber("maxFlows", options.maxFlows, 1);
   if (options.ringBytes !== undefined) out.ringBytes = ringSize("ringBytes", options.ringBytes);
   if (options.reader !== undefined) out.reader = readerKind("reader", options.reader);
+  if (options.filter !== undefined) out.filter = checkFilter(options.filter);
   if (options.ownerWaitMs !== undefined) {
     out.ownerWaitMs = wholeNumber("ownerWaitMs", options.ownerWaitMs, 0);
   }

@@ -1,0 +1,214 @@
+/**
+ * e2e (root, whole host): each filter with flows that must pass and flows
+ * that must not. netflow watches the whole host for the seconds a test runs;
+ * only the test's own ports are looked at.
+ */
+import assert from "node:assert/strict";
+import { findCgroup2Mount } from "../../src/bpf/cgroup.ts";
+import type { FlowEvent } from "../../src/flow/events.ts";
+import { e2eTest, Netflow, Proc, TestCgroup, TestNetns, WORKLOAD } from "../helpers/e2e.ts";
+
+/** A free TCP port now (the servers must listen where the filter says before netflow starts). */
+function freePort(): number {
+  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return (l.addr as Deno.NetAddr).port;
+}
+
+interface Server {
+  proc: Proc;
+  port: number;
+}
+
+/** tcp.py's server on `host:port`, started by `spawn` (a cgroup's, a namespace's, or a plain one). */
+async function serve(spawn: (...a: string[]) => Proc, host: string, port = 0): Promise<Server> {
+  const proc = spawn(
+    "python3",
+    WORKLOAD,
+    "serve",
+    "--host",
+    host,
+    "--port",
+    String(port),
+    "--scenario",
+    "client-close",
+  );
+  const [word, got] = (await proc.line()).split(" ");
+  assert.equal(word, "listening");
+  return { proc, port: Number(got) };
+}
+
+/** One client-close connection to `server`; returns the client's local port and pid. */
+async function connect(spawn: (...a: string[]) => Proc, host: string, server: Server) {
+  await using cli = spawn(
+    "python3",
+    WORKLOAD,
+    "connect",
+    "--host",
+    host,
+    "--port",
+    String(server.port),
+    "--scenario",
+    "client-close",
+  );
+  const out = JSON.parse(await cli.line()) as { pid: number; ports: number[] };
+  await cli.done();
+  await server.proc.done();
+  return { port: out.ports[0]!, pid: out.pid };
+}
+
+/** netflow (whole host, JSON) with `filter`, stopped after `run`; the events on `ports`. */
+async function filtered(filter: string[], run: () => Promise<number[]>) {
+  await using nf = await Netflow.start(["--format", "json", ...filter]);
+  const ports = await run();
+  const { events, stderr, code } = await nf.stop();
+  assert.equal(code, 0, stderr);
+  return (events as FlowEvent[]).filter((e) =>
+    ports.includes(e.src_port) || ports.includes(e.dst_port)
+  );
+}
+
+/** "begin outgoing", "end incoming", ... of the events, in order. */
+const kinds = (events: FlowEvent[]) =>
+  events.map((e) => `${e.event.slice(13)} ${e.conn_direction}`).sort();
+
+e2eTest("--port keeps flows on that port and drops another's (whole host)", async () => {
+  await using cg = new TestCgroup();
+  const spawn = (...a: string[]) => cg.spawn(a[0]!, ...a.slice(1));
+  const wanted = freePort(), other = freePort();
+  const a = await serve(spawn, "127.0.0.1", wanted);
+  const b = await serve(spawn, "127.0.0.1", other);
+  const events = await filtered(["--port", String(wanted)], async () => {
+    const ca = await connect(spawn, "127.0.0.1", a);
+    const cb = await connect(spawn, "127.0.0.1", b);
+    return [ca.port, cb.port, wanted, other];
+  });
+  assert.ok(events.every((e) => e.dst_port === wanted || e.src_port === wanted));
+  assert.deepEqual(kinds(events), [
+    "begin incoming",
+    "begin outgoing",
+    "end incoming",
+    "end outgoing",
+  ]);
+});
+
+/** A connection from this test process itself (its pid is known before netflow starts). */
+async function connectFromHere(server: Server): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  const port = (conn.localAddr as Deno.NetAddr).port;
+  await conn.write(new Uint8Array(100)); // what tcp.py's client-close server reads
+  const reply = new Uint8Array(50);
+  for (let got = 0; got < 50;) got += (await conn.read(reply.subarray(got))) ?? 50;
+  conn.close();
+  await server.proc.done();
+  return port;
+}
+
+e2eTest(
+  "--pid, --comm and --direction keep one endpoint of a loopback connection (whole host)",
+  async () => {
+    await using cg = new TestCgroup();
+    const spawn = (...a: string[]) => cg.spawn(a[0]!, ...a.slice(1));
+    const cases: [string[], "outgoing" | "incoming" | "none", boolean][] = [
+      // [filter, the endpoint kept, whether this process is the client]
+      [["--pid", String(Deno.pid)], "outgoing", true],
+      [["--pid", String(Deno.pid), "--pid", "1"], "outgoing", true],
+      [["--pid", String(Deno.pid)], "none", false],
+      [["--comm", "nf-client"], "outgoing", false],
+      [["--comm", "nf-nobody", "--comm", "nf-client"], "outgoing", false],
+      [["--comm", "nf-nobody"], "none", false],
+      [["--direction", "outgoing"], "outgoing", false],
+      [["--direction", "incoming"], "incoming", false],
+      // AND across kinds: the client's name but incoming flows: nothing.
+      [["--comm", "nf-client", "--direction", "incoming"], "none", false],
+    ];
+    for (const [filter, kept, fromHere] of cases) {
+      const server = await serve(spawn, "127.0.0.1");
+      const events = await filtered(filter, async () => {
+        return [
+          fromHere
+            ? await connectFromHere(server)
+            : (await connect(spawn, "127.0.0.1", server)).port,
+        ];
+      });
+      const want = kept === "none" ? [] : [`begin ${kept}`, `end ${kept}`];
+      assert.deepEqual(kinds(events), want, filter.join(" "));
+    }
+  },
+);
+
+e2eTest(
+  "-4, -6 and --net (the remote address) over loopback and a veth pair (whole host)",
+  async () => {
+    await using cg = new TestCgroup();
+    await using ns = await TestNetns.create();
+    const local = (...a: string[]) => cg.spawn(a[0]!, ...a.slice(1));
+    const remote = (...a: string[]) => ns.spawn(a[0]!, ...a.slice(1));
+    const flows = async () => {
+      const s4 = await serve(local, "127.0.0.1");
+      const s6 = await serve(local, "::1");
+      const sNs = await serve(remote, ns.nsAddr4);
+      const c4 = await connect(local, "127.0.0.1", s4);
+      const c6 = await connect(local, "::1", s6);
+      const cNs = await connect(local, ns.nsAddr4, sNs);
+      return { ports: [c4.port, c6.port, cNs.port], c4, c6, cNs };
+    };
+    let run: Awaited<ReturnType<typeof flows>> | undefined;
+    const go = async () => (run = await flows()).ports;
+
+    let events = await filtered(["-6"], go);
+    assert.ok(events.length === 4 && events.every((e) => e.src === "::1" && e.dst === "::1"));
+
+    events = await filtered(["-4"], go);
+    // Loopback v4: both endpoints; veth: the client's and the namespace server's.
+    assert.equal(events.length, 8);
+    assert.ok(events.every((e) => !e.src.includes(":")));
+
+    events = await filtered(["--net", `${ns.nsAddr4}/32`], go);
+    // Only the host's client, whose remote is the namespace; the namespace server's remote is the host.
+    assert.deepEqual(kinds(events), ["begin outgoing", "end outgoing"]);
+    assert.ok(events.every((e) => e.src_port === run!.cNs.port || e.dst_port === run!.cNs.port));
+
+    events = await filtered(
+      ["--net", "127.0.0.0/8", "--net", "::1/128", "--direction", "incoming"],
+      go,
+    );
+    assert.equal(events.length, 4); // both loopback servers' endpoints
+    assert.ok(events.every((e) => e.conn_direction === "incoming" && e.pid !== run!.cNs.pid));
+  },
+);
+
+e2eTest("--container keeps the flows of a container's cgroup (whole host)", async () => {
+  const id = Array.from({ length: 64 }, (_, i) => "0123456789abcdef"[(Deno.pid + i * 7) % 16]).join(
+    "",
+  );
+  const dir = `${findCgroup2Mount()}/docker-${id}.scope`;
+  Deno.mkdirSync(dir);
+  const procs: Proc[] = [];
+  try {
+    const inside = (...a: string[]) => {
+      const p = new Proc("sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', dir, ...a]);
+      procs.push(p);
+      return p;
+    };
+    await using cg = new TestCgroup();
+    const outside = (...a: string[]) => cg.spawn(a[0]!, ...a.slice(1));
+    const events = await filtered(["--container", id.slice(0, 12)], async () => {
+      const s = await serve(inside, "127.0.0.1");
+      const c = await connect(outside, "127.0.0.1", s);
+      return [c.port];
+    });
+    // The container's server endpoint only; the client outside is not in it.
+    assert.deepEqual(kinds(events), ["begin incoming", "end incoming"]);
+    assert.ok(events.every((e) => e.container_id === id));
+  } finally {
+    for (const p of procs) await p[Symbol.asyncDispose]();
+    for (let i = 0; i < 50; i++) {
+      try {
+        Deno.removeSync(dir);
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100)); // its processes still exiting
+      }
+    }
+  }
+});

@@ -1,0 +1,207 @@
+import assert from "node:assert/strict";
+import { parseCli } from "../../src/args.ts";
+import { UsageError } from "../../src/errors.ts";
+import type { FlowBeginEvent, FlowEndEvent, PacketEvent } from "../../src/flow/events.ts";
+import {
+  checkFilter,
+  cidrValue,
+  compileFilter,
+  type FlowFilter,
+  inCidr,
+} from "../../src/flow/filter.ts";
+import { parseIP } from "../../src/bpf/addr.ts";
+
+function begin(over: Partial<FlowBeginEvent> = {}): FlowBeginEvent {
+  return {
+    time: "2026-12-01T10:00:00.000000Z",
+    event: "net_flow_tcp_begin",
+    flow_id: "f-1",
+    conn_direction: "outgoing",
+    src: "10.1.2.3",
+    dst: "192.0.2.10",
+    src_port: 40000,
+    dst_port: 443,
+    src_dns: [],
+    dst_dns: [],
+    pid: 100,
+    comm: "curl",
+    uid: 0,
+    cgroup_id: 1,
+    cgroup: "/",
+    container_id: null,
+    netns: 4026531840,
+    preexisting: false,
+    ...over,
+  };
+}
+
+function end(over: Partial<FlowEndEvent> = {}): FlowEndEvent {
+  return {
+    ...begin(),
+    event: "net_flow_tcp_end",
+    closed_by: "local",
+    reason: "fin",
+    duration_ms: 1,
+    bytes_sent: 1,
+    bytes_received: 1,
+    packets_sent: 1,
+    packets_received: 1,
+    rtt_us: 1,
+    retransmits: 0,
+    ...over,
+  };
+}
+
+const packet: PacketEvent = {
+  time: "2026-12-01T10:00:00.000000Z",
+  event: "net_packet_tcp",
+  direction: "egress",
+  src: "10.1.2.3",
+  dst: "192.0.2.10",
+  src_port: 40000,
+  dst_port: 443,
+  flags: "SYN",
+  cgroup_id: 1,
+  pid: null,
+  comm: null,
+};
+
+const pass = (filter: FlowFilter) => compileFilter(checkFilter(filter))!;
+
+Deno.test("an empty filter keeps everything (no predicate at all)", () => {
+  assert.equal(compileFilter({}), undefined);
+  assert.equal(compileFilter(checkFilter({ port: [], pid: [] })), undefined);
+});
+
+Deno.test("--port matches either side's port, and values of one kind are ORed", () => {
+  assert.ok(pass({ port: [443] })(begin()));
+  assert.ok(pass({ port: [40000] })(begin()));
+  assert.ok(!pass({ port: [80] })(begin()));
+  assert.ok(pass({ port: [80, 443] })(begin()));
+  assert.ok(pass({ port: [443] })(packet));
+});
+
+Deno.test("kinds are ANDed: port and pid must both match", () => {
+  const f = pass({ port: [443], pid: [100, 200] });
+  assert.ok(f(begin()));
+  assert.ok(!f(begin({ pid: 300 })));
+  assert.ok(!f(begin({ dst_port: 80 })));
+});
+
+Deno.test("--pid and --comm never match an unknown owner", () => {
+  assert.ok(!pass({ pid: [100] })(begin({ pid: null })));
+  assert.ok(!pass({ comm: ["curl"] })(begin({ comm: null })));
+  assert.ok(pass({ comm: ["curl", "wget"] })(begin()));
+  assert.ok(!pass({ comm: ["cur"] })(begin()));
+});
+
+Deno.test("--net is the remote address, whichever side it is on", () => {
+  const f = pass({ net: ["192.0.2.0/24"] });
+  assert.ok(f(begin())); // outgoing: dst is remote
+  assert.ok(!f(begin({ conn_direction: "incoming" }))); // src 10.1.2.3 is remote
+  assert.ok(pass({ net: ["10.0.0.0/8"] })(begin({ conn_direction: "incoming" })));
+  // An end closed by the remote side has the remote as src.
+  assert.ok(f(end({ closed_by: "remote", src: "192.0.2.10", dst: "10.1.2.3" })));
+  assert.ok(!f(end({ closed_by: "local", src: "192.0.2.10", dst: "10.1.2.3" })));
+  assert.ok(pass({ net: ["192.0.2.10"] })(begin()));
+  assert.ok(!pass({ net: ["192.0.2.11"] })(begin()));
+  assert.ok(!pass({ net: ["::/0"] })(begin()));
+  assert.ok(pass({ net: ["0.0.0.0/0"] })(begin()));
+});
+
+Deno.test("CIDR prefixes that do not end on a byte boundary", () => {
+  const addr = (t: string) => parseIP(t)!;
+  assert.ok(inCidr(cidrValue("n", "198.18.0.0/15"), addr("198.19.255.1")));
+  assert.ok(!inCidr(cidrValue("n", "198.18.0.0/15"), addr("198.20.0.1")));
+  assert.ok(inCidr(cidrValue("n", "fd00:6e66::/33"), addr("fd00:6e66:7fff::2")));
+  assert.ok(!inCidr(cidrValue("n", "fd00:6e66::/33"), addr("fd00:6e66:8000::2")));
+  assert.ok(inCidr(cidrValue("n", "10.0.0.1/31"), addr("10.0.0.0")));
+});
+
+Deno.test("-4/-6 and --direction; a packet event has no direction to match", () => {
+  assert.ok(pass({ family: [4] })(begin()));
+  assert.ok(!pass({ family: [6] })(begin()));
+  assert.ok(pass({ family: [6] })(begin({ src: "fd00::1", dst: "fd00::2" })));
+  assert.ok(pass({ family: [4, 6] })(begin({ src: "fd00::1", dst: "fd00::2" })));
+  assert.ok(pass({ direction: ["outgoing"] })(begin()));
+  assert.ok(!pass({ direction: ["incoming"] })(begin()));
+  assert.ok(!pass({ direction: ["outgoing"] })(packet));
+});
+
+Deno.test("--container matches an id or its prefix", () => {
+  const id = "4f1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9";
+  assert.ok(pass({ container: ["4f1b2c3d4e5f"] })(begin({ container_id: id })));
+  assert.ok(pass({ container: [id.toUpperCase()] })(begin({ container_id: id })));
+  assert.ok(!pass({ container: ["aaaa"] })(begin({ container_id: id })));
+  assert.ok(!pass({ container: ["4f1b"] })(begin()));
+  assert.ok(!pass({ container: ["4f1b"] })(packet));
+});
+
+Deno.test("malformed filter values are one line each, from the library and the command line", () => {
+  const cases: [FlowFilter, string][] = [
+    [{ port: [0] }, "filter.port takes a port from 1 to 65535, not 0"],
+    [{ pid: [-1] }, "filter.pid takes a process id (a whole number from 1), not -1"],
+    [
+      { net: ["10.0.0.0/40"] },
+      'filter.net takes an address or CIDR block (10.0.0.0/8, fd00::/8), not "10.0.0.0/40"',
+    ],
+    [{ family: [5 as 4] }, "filter.family takes 4 or 6, not 5"],
+  ];
+  for (const [filter, message] of cases) {
+    assert.throws(
+      () => checkFilter(filter),
+      (e: unknown) => e instanceof UsageError && e.message === message,
+    );
+  }
+  const cli: [string[], string][] = [
+    [["--port", "http"], '--port takes a port from 1 to 65535, not "http"'],
+    [
+      ["--net", "10.0.0.0/8/1"],
+      '--net takes an address or CIDR block (10.0.0.0/8, fd00::/8), not "10.0.0.0/8/1"',
+    ],
+    [
+      ["--net", "300.0.0.1"],
+      '--net takes an address or CIDR block (10.0.0.0/8, fd00::/8), not "300.0.0.1"',
+    ],
+    [["--direction", "in"], '--direction takes incoming or outgoing, not "in"'],
+    [
+      ["--comm", "a-name-of-16-chr"],
+      '--comm takes a process name of 1 to 15 characters (as ps -o comm shows it), not "a-name-of-16-chr"',
+    ],
+    [
+      ["--container", "xyz"],
+      '--container takes a container id or its prefix (4 to 64 hex digits), not "xyz"',
+    ],
+  ];
+  for (const [argv, message] of cli) {
+    assert.throws(
+      () => parseCli(argv),
+      (e: unknown) => e instanceof UsageError && e.message === message,
+      argv.join(" "),
+    );
+  }
+});
+
+Deno.test("the command line builds one filter from repeated options", () => {
+  const o = parseCli([
+    "--port",
+    "443",
+    "--port",
+    "80",
+    "-4",
+    "--net",
+    "10.0.0.0/8",
+    "--comm",
+    "curl",
+  ]);
+  assert.deepEqual(o.monitor.filter, {
+    pid: [],
+    comm: ["curl"],
+    port: [443, 80],
+    container: [],
+    net: ["10.0.0.0/8"],
+    direction: [],
+    family: [4],
+  });
+  assert.equal(parseCli([]).monitor.filter, undefined);
+});
