@@ -6,7 +6,11 @@
  * iterable of typed {@link FlowEvent}s: `net_flow_tcp_begin` when a
  * connection is established, `net_flow_tcp_end` when it ends. It detaches
  * when closed, when disposed, or when the loop over it ends. It needs root
- * (or CAP_BPF and CAP_NET_ADMIN), and `deno run --allow-all`.
+ * (or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON), and `deno run --allow-all`.
+ * Options are checked with the command line's rules: a bad one throws
+ * {@link UsageError}; a failure to load or attach throws {@link NetflowError}.
+ * The fields, with units and edge cases, are documented on the event types
+ * and in docs/events.md.
  *
  * @example Watch one cgroup for half a second
  * ```ts
@@ -31,21 +35,34 @@
  *
  * @module
  */
-export { FlowMonitor, type MonitorOptions, type MonitorStats } from "./src/monitor.ts";
+export {
+  type DefaultEventName,
+  type EventOf,
+  FlowMonitor,
+  type MonitorOptions,
+  type MonitorStats,
+} from "./src/monitor.ts";
 export {
   EVENT_BEGIN,
   EVENT_END,
+  EVENT_FAIL,
   EVENT_NAMES,
   EVENT_PACKET,
+  EVENT_UPDATE,
   type EventName,
   type FlowBeginEvent,
+  type FlowCounters,
   type FlowEndEvent,
   type FlowEvent,
   type FlowEventBase,
+  type FlowFailEvent,
+  type FlowUpdateEvent,
   type NetflowEvent,
   type PacketEvent,
 } from "./src/flow/events.ts";
 export type { DnsCacheOptions } from "./src/dns/cache.ts";
+export type { DnsNamesOptions } from "./src/dns/names.ts";
+export type { FlowFilter } from "./src/flow/filter.ts";
 export type { ReaderKind } from "./src/ffi/ringbuf.ts";
 export { findCgroup2Mount } from "./src/bpf/cgroup.ts";
 export { NetflowError, UsageError } from "./src/errors.ts";

@@ -11,6 +11,12 @@ export class NetflowError extends Error {
   /** Extra lines shown only with --verbose (for example the verifier log). */
   readonly detail: string | undefined;
 
+  /**
+   * An error for the user.
+   *
+   * @param message One sentence-case line: what failed, the value in quotes, and what to do.
+   * @param options `cause`: the underlying error; `detail`: lines for --verbose.
+   */
   constructor(message: string, options?: { cause?: unknown; detail?: string }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "NetflowError";
@@ -18,8 +24,18 @@ export class NetflowError extends Error {
   }
 }
 
-/** Bad command-line arguments or library options. */
+/**
+ * Bad command-line arguments or library options. The message is one line
+ * naming the option and the value: `maxFlows takes a whole number of at least
+ * 1, not 0` (the command line says `--max-flows` where the library says
+ * `maxFlows`, in the same words).
+ */
 export class UsageError extends Error {
+  /**
+   * A usage error.
+   *
+   * @param message The one line, without a "netflow: " prefix.
+   */
   constructor(message: string) {
     super(message);
     this.name = "UsageError";

@@ -111,8 +111,9 @@ export interface MonitorStats {
   openFlows: number;
   /** Sockets the kernel could not follow (no socket storage could be had). */
   untracked: number;
-  /** DNS answers read (each matched a query of its namespace), and those that were not valid. */
+  /** DNS answers read (each matched a query of its namespace). */
   dnsResponses: number;
+  /** DNS answers that were not valid DNS (counted, otherwise ignored). */
   dnsMalformed: number;
   /** DNS answers read only in part (longer than the kernel copies, or a TCP stream with a hole). */
   dnsCut: number;
@@ -139,7 +140,38 @@ const BUSY_PAUSE_MS = 10;
 
 /**
  * Watches a cgroup: attached when constructed, detached by close(), by
- * dispose, or when a loop over it ends.
+ * dispose, or when a loop over it ends. Iterating it yields the events named
+ * in `events` (begin and end by default), typed accordingly.
+ *
+ * @example One connection's end, typed without narrowing
+ * ```ts
+ * import { findCgroup2Mount, FlowMonitor } from "../mod.ts";
+ *
+ * const cgroup = `${findCgroup2Mount()}/netflow-doc-${Deno.pid}`;
+ * Deno.mkdirSync(cgroup);
+ * const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * try {
+ *   using monitor = new FlowMonitor({ cgroup, events: ["net_flow_tcp_end"] });
+ *   const timeout = setTimeout(() => monitor.close(), 10_000);
+ *   server.accept().then((conn) => conn.close());
+ *   // A client inside the cgroup connects, then exits.
+ *   const client = `echo $$ > ${cgroup}/cgroup.procs && ` +
+ *     `exec bash -c 'exec 3<>/dev/tcp/127.0.0.1/${server.addr.port}; sleep 0.2'`;
+ *   await new Deno.Command("sh", { args: ["-c", client] }).output();
+ *   let ends = 0;
+ *   for await (const end of monitor) {
+ *     // `end` is a FlowEndEvent: its counters need no narrowing.
+ *     console.log(end.conn_direction, end.reason, end.bytes_sent, end.rtt_us);
+ *     ends++;
+ *     break; // leaving the loop detaches
+ *   }
+ *   clearTimeout(timeout);
+ *   if (ends !== 1) throw new Error("no end event within 10 s");
+ * } finally {
+ *   server.close();
+ *   Deno.removeSync(cgroup);
+ * }
+ * ```
  */
 export class FlowMonitor<const E extends EventName = DefaultEventName>
   implements AsyncIterable<EventOf<E>>, Disposable {
@@ -236,6 +268,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     return this.#dns.names(netns, address);
   }
 
+  /** The counts so far (final once the monitor is closed): what the exit summary prints. */
   get stats(): MonitorStats {
     const kernel = this.#final ?? { ...this.#probe.counters(), dnsPending: 0 };
     const flows = this.#flows.stats;
@@ -290,6 +323,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     }
   }
 
+  /** The events one by one, typed by the `events` option; the loop's end detaches. */
   async *[Symbol.asyncIterator](): AsyncGenerator<EventOf<E>, void, undefined> {
     for await (const batch of this.batches()) yield* batch;
   }
@@ -300,6 +334,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     if (!this.#waiting) this.#teardown();
   }
 
+  /** Closes the monitor (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }

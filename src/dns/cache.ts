@@ -11,6 +11,7 @@
  */
 import { boottimeMs } from "../ffi/libbpf.ts";
 
+/** The size and expiry of a DNS cache (one per network namespace). */
 export interface DnsCacheOptions {
   /** Addresses kept at most (default 65536). */
   maxEntries?: number;

@@ -19,6 +19,7 @@ import { DnsCache, type DnsCacheOptions } from "./cache.ts";
 import { type Answer, parseAnswer } from "./parse.ts";
 import { boottimeMs } from "../ffi/libbpf.ts";
 
+/** The DNS caches' options: each namespace's cache, and how many namespaces have one. */
 export interface DnsNamesOptions extends DnsCacheOptions {
   /** Network namespaces with a cache at most (default 64); the least recently used goes first. */
   maxNamespaces?: number;

@@ -25,6 +25,11 @@ export interface RingReader extends Disposable {
   close(): void;
 }
 
+/**
+ * How the ring buffer is read: `mmap` (the default) maps its pages and parses
+ * records in TypeScript (~20 ns per record); `callback` uses libbpf's
+ * `ring_buffer__consume` with an FFI callback (~500 ns per record).
+ */
 export type ReaderKind = "mmap" | "callback";
 
 export function openRingReader(kind: ReaderKind, mapFd: number, size: number): RingReader {

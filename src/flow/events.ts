@@ -1,11 +1,30 @@
 /**
- * The events netflow reports, field for field as in ARCHITECTURE.md (the
- * names follow Tracee's net_flow_tcp_begin / net_flow_tcp_end).
+ * The events netflow reports, as JSON Lines and to library users: one begin
+ * and one end per local TCP endpoint (a loopback connection has two), and, when
+ * asked for, updates, failed attempts and raw control packets. The names and
+ * fields follow Tracee's net_flow_tcp_begin / net_flow_tcp_end; docs/events.md
+ * has the same reference with the table's columns.
+ *
+ * @example Which side of a flow is this host
+ * ```ts
+ * import type { FlowEvent } from "./events.ts";
+ *
+ * // A begin's src sent the SYN; an end's src closed; an update's and a
+ * // fail's are oriented like the begin.
+ * function localAddress(e: FlowEvent): string {
+ *   const srcIsLocal = e.event === "net_flow_tcp_end"
+ *     ? e.closed_by === "local"
+ *     : e.conn_direction === "outgoing";
+ *   return srcIsLocal ? `${e.src}:${e.src_port}` : `${e.dst}:${e.dst_port}`;
+ * }
+ * ```
  *
  * @module
  */
 
+/** A connection reached ESTABLISHED (or was open when netflow started: `preexisting`). */
 export const EVENT_BEGIN = "net_flow_tcp_begin";
+/** A connection ended: FIN, RST, a kernel timeout, or unknown; exactly one per begin. */
 export const EVENT_END = "net_flow_tcp_end";
 /** One raw TCP control packet; for debugging, selected with --events. */
 export const EVENT_PACKET = "net_packet_tcp";
@@ -15,36 +34,80 @@ export const EVENT_UPDATE = "net_flow_tcp_update";
 /** A connection attempt that never established. */
 export const EVENT_FAIL = "net_flow_tcp_fail";
 
-export const EVENT_NAMES = [
-  EVENT_BEGIN,
-  EVENT_END,
-  EVENT_UPDATE,
-  EVENT_FAIL,
-  EVENT_PACKET,
-] as const;
+/**
+ * Every event name, in the order `--events` lists them; each also has a short
+ * name (`begin`, `end`, `update`, `fail`, `packet`) that `--events` and the
+ * library's `events` option accept.
+ */
+export const EVENT_NAMES: readonly [
+  typeof EVENT_BEGIN,
+  typeof EVENT_END,
+  typeof EVENT_UPDATE,
+  typeof EVENT_FAIL,
+  typeof EVENT_PACKET,
+] = [EVENT_BEGIN, EVENT_END, EVENT_UPDATE, EVENT_FAIL, EVENT_PACKET] as const;
+/** One of {@link EVENT_NAMES}. */
 export type EventName = typeof EVENT_NAMES[number];
 
 /** Fields every flow event has. */
 export interface FlowEventBase {
-  /** RFC 3339 UTC with microseconds: when the packet that caused the event was seen. */
+  /**
+   * RFC 3339, UTC, with microseconds (`2026-12-01T10:05:30.059750Z`): when
+   * the kernel saw the change that made the event; for a preexisting begin,
+   * when netflow started.
+   */
   time: string;
-  /** The same in a flow's begin and end, unique per local endpoint while netflow runs. */
+  /**
+   * The same in a flow's begin, updates and end; unique per local endpoint
+   * while one netflow runs (a random prefix per run, then a counter:
+   * `c027fd-1`); not stable across runs.
+   */
   flow_id: string;
   /** `outgoing`: the local side sent the SYN; `incoming`: the remote side did. */
   conn_direction: "outgoing" | "incoming";
+  /**
+   * An IP address: IPv4 dotted, IPv6 in RFC 5952 form, IPv4-mapped IPv6 as
+   * IPv4. Which side it is depends on the event (see each event type).
+   */
   src: string;
+  /** The other side's IP address, in the same form as `src`. */
   dst: string;
+  /** `src`'s TCP port. */
   src_port: number;
+  /** `dst`'s TCP port. */
   dst_port: number;
-  /** Names the DNS cache holds for `src` (queried name, then its CNAME chain). */
+  /**
+   * Names the DNS cache of the socket's network namespace holds for `src`:
+   * each queried name, then its CNAME chain, lowercased, each once; `[]` when
+   * none.
+   */
   src_dns: readonly string[];
+  /** Names for `dst`, as `src_dns`. */
   dst_dns: readonly string[];
+  /**
+   * The process (thread group id) holding the local socket; for an incoming
+   * flow the one that accepted it. Null when none could be found.
+   */
   pid: number | null;
+  /**
+   * That process's command name when the event is written (at most 15 bytes;
+   * may hold any character: the table strips control characters).
+   */
   comm: string | null;
+  /** That process's user id. */
   uid: number | null;
+  /** The local socket's cgroup v2 id (the inode number of its directory). */
   cgroup_id: number;
-  /** The local socket's cgroup, as a path under the cgroup v2 root. */
+  /**
+   * The local socket's cgroup, as a path under the cgroup v2 root
+   * (`/system.slice/nginx.service`); `""` when it was removed before netflow
+   * could name it.
+   */
   cgroup: string;
+  /**
+   * The 64-hex-digit container id in the cgroup path (docker, containerd,
+   * cri-o, podman, kubepods), else null.
+   */
   container_id: string | null;
   /** The local socket's network namespace (its inode, as `stat -L /proc/PID/ns/net` shows it). */
   netns: number;
@@ -54,6 +117,7 @@ export interface FlowEventBase {
 
 /** A connection was established: `src` sent the SYN, `dst` accepted it. */
 export interface FlowBeginEvent extends FlowEventBase {
+  /** `net_flow_tcp_begin` */
   event: typeof EVENT_BEGIN;
 }
 
@@ -66,10 +130,18 @@ export interface FlowCounters {
    * when a value could not be carried exactly, or the end is unknown.
    */
   bytes_sent: number | null;
+  /** TCP payload bytes this endpoint received in order (the kernel's `bytes_received`). */
   bytes_received: number | null;
+  /** Segments sent (the kernel's `segs_out`: retransmissions and pure ACKs included). */
   packets_sent: number | null;
+  /** Segments received (the kernel's `segs_in`). */
   packets_received: number | null;
+  /**
+   * The smoothed round-trip time (the kernel's srtt, as `ss -i` shows it) in
+   * microseconds, when read: not the minimum.
+   */
   rtt_us: number | null;
+  /** Segments retransmitted over the connection's life (the kernel's `total_retrans`). */
   retransmits: number | null;
 }
 
@@ -78,7 +150,9 @@ export interface FlowCounters {
  * an unknown end, the local side).
  */
 export interface FlowEndEvent extends FlowEventBase, FlowCounters {
+  /** `net_flow_tcp_end` */
   event: typeof EVENT_END;
+  /** Who sent the first FIN or the RST: this host (`local`) or the peer; `local` for a timeout. */
   closed_by: "local" | "remote";
   /**
    * fin, rst; timeout: the kernel gave up (retransmission, keepalive or user
@@ -86,7 +160,10 @@ export interface FlowEndEvent extends FlowEventBase, FlowCounters {
    * end record was lost (counters null).
    */
   reason: "fin" | "rst" | "timeout" | "unknown";
-  /** Since the begin event; null when the begin was not seen. */
+  /**
+   * Milliseconds since the begin, with microsecond precision (`0.523`); null
+   * when the begin was not seen.
+   */
   duration_ms: number | null;
 }
 
@@ -96,6 +173,7 @@ export interface FlowEndEvent extends FlowEventBase, FlowCounters {
  * sent are those acknowledged so far.
  */
 export interface FlowUpdateEvent extends FlowEventBase, FlowCounters {
+  /** `net_flow_tcp_update` */
   event: typeof EVENT_UPDATE;
   /** Since the begin. */
   duration_ms: number;
@@ -108,30 +186,44 @@ export interface FlowUpdateEvent extends FlowEventBase, FlowCounters {
  * application gave up; `reset`: reset during the handshake (a SYN scan).
  */
 export interface FlowFailEvent extends FlowEventBase {
+  /** `net_flow_tcp_fail` */
   event: typeof EVENT_FAIL;
+  /** How the attempt failed (see the type's description). */
   reason: "refused" | "timeout" | "reset";
   /** From the first SYN. */
   duration_ms: number;
 }
 
+/** Any flow event; narrow it on `event`. */
 export type FlowEvent = FlowBeginEvent | FlowEndEvent | FlowUpdateEvent | FlowFailEvent;
 
 /** A TCP control packet as netflow saw it (--events net_packet_tcp). */
 export interface PacketEvent {
+  /** When the packet passed the cgroup_skb hook (RFC 3339 UTC, microseconds). */
   time: string;
+  /** `net_packet_tcp` */
   event: typeof EVENT_PACKET;
+  /** `egress`: the packet left a watched socket; `ingress`: it arrived at one. */
   direction: "ingress" | "egress";
+  /** The packet's source address. */
   src: string;
+  /** The packet's destination address. */
   dst: string;
+  /** The packet's source port. */
   src_port: number;
+  /** The packet's destination port. */
   dst_port: number;
   /** Set TCP flags, e.g. "SYN|ACK". */
   flags: string;
+  /** The socket's cgroup v2 id. */
   cgroup_id: number;
+  /** The socket's owner, where known. */
   pid: number | null;
+  /** The owner's command name, where known. */
   comm: string | null;
 }
 
+/** Any event netflow writes. */
 export type NetflowEvent = FlowEvent | PacketEvent;
 
 let cachedSecond = -1;

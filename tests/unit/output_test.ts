@@ -126,6 +126,21 @@ Deno.test("table rows keep LOCAL and REMOTE per flow, whatever the src/dst orien
   );
   assert.match(t.row(packet), / packet rx +10\.0\.0\.1:40000 +10\.0\.0\.2:443 +12 curl +FIN\|ACK$/);
   assert.match(t.row(future), / update out .* 1\.50ms /);
+  // A failed incoming attempt: the peer sent the SYN (src), this host refused it.
+  const fail = {
+    ...begin,
+    event: "net_flow_tcp_fail",
+    conn_direction: "incoming",
+    src: "10.0.0.2",
+    src_port: 443,
+    dst: "10.0.0.1",
+    dst_port: 40000,
+    reason: "refused",
+    duration_ms: 0.05,
+    pid: null,
+    comm: null,
+  };
+  assert.match(t.row(fail), / fail +in +10\.0\.0\.1:40000 +10\.0\.0\.2:443 +- - +50µs +refused/);
 });
 
 Deno.test("table columns line up for IPv4 and IPv6 rows with long names", () => {
