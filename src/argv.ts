@@ -183,14 +183,28 @@ function distance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
+/** `text` in lines of at most `width` characters, broken at spaces (a longer word stands alone). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  if (line !== "") lines.push(line);
+  return lines;
+}
+
 /** The options part of a usage text, from the table: one entry per option, in order. */
 export function optionsHelp(table: Record<string, OptionSpec>): string {
-  const INDENT = 29;
+  const INDENT = 29, WIDTH = 80;
   return Object.entries(table).map(([name, spec]) => {
     const head = `  ${spec.short === undefined ? "    " : `-${spec.short}, `}--${name}${
       spec.kind === "flag" ? "" : ` ${spec.metavar}`
     }${spec.kind === "repeatable" ? " ..." : ""}`;
-    const [first = "", ...more] = spec.help.split("\n");
+    const [first = "", ...more] = wrap(spec.help.replace(/\s*\n\s*/g, " "), WIDTH - INDENT);
     const lines = head.length < INDENT - 1
       ? [`${head.padEnd(INDENT)}${first}`]
       : [head, `${" ".repeat(INDENT)}${first}`];

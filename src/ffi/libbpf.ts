@@ -104,17 +104,24 @@ export function libbpf(): Libbpf {
   try {
     library = Deno.dlopen(path, SYMBOLS);
   } catch (err) {
-    throw new NetflowError(
-      `Cannot load libbpf "${path}": ${firstLine(err)} (install libbpf1, or set NETFLOW_LIBBPF)`,
-      { cause: err },
-    );
+    const fix = Deno.env.get("NETFLOW_LIBBPF")
+      ? "NETFLOW_LIBBPF names it: point it at a libbpf.so.1, or unset it for the system's"
+      : "install libbpf 1.x (Debian: apt-get install libbpf1), or set NETFLOW_LIBBPF=/path/to/libbpf.so.1";
+    throw new NetflowError(`Cannot load libbpf "${path}": ${dlopenReason(err, path)} (${fix})`, {
+      cause: err,
+    });
   }
   installLogger(library.symbols);
   return library.symbols;
 }
 
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "";
+/**
+ * dlopen's own reason, without Deno's repeated "Could not open library: "
+ * prefixes and the path (which the message already names).
+ */
+export function dlopenReason(err: unknown, path: string): string {
+  const text = (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "";
+  return text.replace(/^(?:Could not open library: )+/, "").replace(`${path}: `, "");
 }
 
 /** A failed libbpf or libc call: the operation, errno and libbpf's text for it. */

@@ -114,7 +114,7 @@ e2eTest("a missing libbpf is one clear line and exit 1", async () => {
   assert.equal(code, 1);
   assert.match(
     stderr.trim(),
-    /^netflow: Cannot load libbpf "\/nonexistent\/libbpf.so.1": .*\(install libbpf1, or set NETFLOW_LIBBPF\)$/,
+    /^netflow: Cannot load libbpf "\/nonexistent\/libbpf.so.1": cannot open shared object file: No such file or directory \(NETFLOW_LIBBPF names it: point it at a libbpf.so.1, or unset it for the system's\)$/,
   );
   assert.equal(stderr.trim().split("\n").length, 1);
 });
