@@ -194,6 +194,9 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   readonly #updateMs: number | null;
   #nextSweepMs = 0;
   readonly #netns = new NetnsPaths();
+  /** Records lost and sockets untracked as of the last sweep, and until when to reconcile. */
+  #lossSeen = 0;
+  #reconcileUntilMs = 0;
   #malformed = 0;
   #stopping = false;
   #waiting = false;
@@ -366,13 +369,22 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
    */
   #sweep(): number {
     if (this.#closed) return 0;
-    this.#nextSweepMs = performance.now() + this.#sweepEveryMs();
+    const now = performance.now();
+    this.#nextSweepMs = now + this.#sweepEveryMs();
+    // Without updates the list is only needed once an end may have been lost:
+    // then keep reconciling long enough for two sweeps to miss a socket.
+    const { lost, untracked } = this.#probe.counters();
+    if (lost + untracked !== this.#lossSeen) {
+      this.#lossSeen = lost + untracked;
+      this.#reconcileUntilMs = now + 4 * RECONCILE_MS;
+    }
+    if (this.#updateMs === null && now > this.#reconcileUntilMs) return 0;
     const lists = this.#probe.openFlows(this.#netns.of(this.#flows.namespaces()));
     const drained = this.#drain();
     const nowUs = Number(clocks().realtimeNs / 1000n);
     const updateEveryUs = this.#updateMs === null ? null : this.#updateMs * 1000;
-    const records = [...lists.values()].flatMap((bytes) => this.#decoder.snapshot(bytes));
-    this.#push(this.#flows.onOpenList(records, nowUs, updateEveryUs, new Set(lists.keys())));
+    const open = [...lists.values()].map((bytes) => this.#decoder.openList(bytes));
+    this.#push(this.#flows.onOpenList(open, nowUs, updateEveryUs, new Set(lists.keys())));
     return drained + 1;
   }
 

@@ -218,6 +218,21 @@ export interface FlowRecord {
   readonly counters: SocketCounters;
 }
 
+/** A socket's identity across its records: namespace, cookie and the kernel's begin time. */
+export function socketKey(netns: number, cookie: number, beginNs: number): string {
+  return `${netns}|${cookie}|${beginNs}`;
+}
+
+/**
+ * The open-flow list (the update iterator's output): each socket's key and
+ * where its record is, so a sweep over 100,000 flows decodes only the records
+ * it reports on.
+ */
+export interface OpenList {
+  readonly keys: ReadonlyMap<string, number>;
+  record(at: number): FlowRecord | undefined;
+}
+
 /**
  * One TCP control packet (SYN, FIN or RST): the net_packet_tcp debug view
  * (`packet`), or a handshake packet of an attempt that made no socket: a SYN
@@ -410,6 +425,22 @@ export class RecordDecoder {
     const owner = Object.freeze({ pid, uid, comm });
     this.#owners.set(pid, owner);
     return owner;
+  }
+
+  /** The update iterator's output as an {@link OpenList}. */
+  openList(bytes: Uint8Array): OpenList {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const keys = new Map<string, number>();
+    for (let at = 0; at + LAYOUT.nf_flow.size <= bytes.length; at += LAYOUT.nf_flow.size) {
+      if (view.getUint8(at + H.kind) !== KIND_UPDATE) continue;
+      const key = socketKey(
+        view.getUint32(at + F.netns, true),
+        u64(view, at + F.cookie),
+        u64(view, at + F.begin_ns),
+      );
+      keys.set(key, at);
+    }
+    return { keys, record: (at: number) => this.flow(view, at) };
   }
 
   /** Decodes the tcp iterator's output: back-to-back nf_flow records. */

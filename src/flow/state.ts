@@ -14,7 +14,14 @@
  *
  * @module
  */
-import type { FlowRecord, SocketCounters, SocketOwner, TcpPacket } from "../bpf/records.ts";
+import {
+  type FlowRecord,
+  type OpenList,
+  type SocketCounters,
+  socketKey,
+  type SocketOwner,
+  type TcpPacket,
+} from "../bpf/records.ts";
 import {
   EVENT_BEGIN,
   EVENT_END,
@@ -176,38 +183,42 @@ export class FlowTable {
    * other namespaces are left alone.
    */
   onOpenList(
-    records: readonly FlowRecord[],
+    lists: readonly OpenList[],
     nowUs: number,
     updateEveryUs: number | null,
     listedNetns?: ReadonlySet<number>,
   ): FlowEvent[] {
     const out: FlowEvent[] = [];
-    const listed = new Set<string>();
-    for (const r of records) {
-      if (r.kind !== "update") continue;
-      const key = flowKey(r);
-      listed.add(key);
-      const flow = this.#open.get(key);
-      if (flow === undefined || updateEveryUs === null || flow.beginUs === null) continue;
-      if (r.timeUs - flow.beginUs < updateEveryUs) continue;
+    const where = (key: string): [OpenList, number] | undefined => {
+      for (const list of lists) {
+        const at = list.keys.get(key);
+        if (at !== undefined) return [list, at];
+      }
+      return undefined;
+    };
+    for (const [key, flow] of this.#open) {
+      if (listedNetns !== undefined && !listedNetns.has(flow.netns)) continue;
+      const found = where(key);
+      if (found === undefined) {
+        if (++flow.missed < 2) continue;
+        this.#open.delete(key);
+        this.#remember(key);
+        this.#unknownEnds++;
+        out.push(this.#unknownEnd(flow, nowUs));
+        continue;
+      }
+      flow.missed = 0;
+      if (updateEveryUs === null || flow.beginUs === null) continue;
+      if (nowUs - flow.beginUs < updateEveryUs) continue;
+      const r = found[0].record(found[1]);
+      // Due by the record's own time, which the duration is measured to.
+      if (r === undefined || r.timeUs - flow.beginUs < updateEveryUs) continue;
       const update = this.#event(flow, r, EVENT_UPDATE, flow.direction === "outgoing") as
         & FlowEventBase
         & Partial<FlowUpdateEvent>;
       update.duration_ms = (r.timeUs - flow.beginUs) / US_PER_MS;
       Object.assign(update, counterFields(updateCounters(r, flow.direction === "outgoing")));
       out.push(update as FlowUpdateEvent);
-    }
-    for (const [key, flow] of this.#open) {
-      if (listedNetns !== undefined && !listedNetns.has(flow.netns)) continue;
-      if (listed.has(key)) {
-        flow.missed = 0;
-        continue;
-      }
-      if (++flow.missed < 2) continue;
-      this.#open.delete(key);
-      this.#remember(key);
-      this.#unknownEnds++;
-      out.push(this.#unknownEnd(flow, nowUs));
     }
     return out;
   }
@@ -474,7 +485,7 @@ export class FlowTable {
 
 /** A socket's identity: its namespace, cookie, and when it began (a socket can connect again). */
 function flowKey(r: FlowRecord): string {
-  return `${r.netns}|${r.cookie}|${r.beginNs}`;
+  return socketKey(r.netns, r.cookie, r.beginNs);
 }
 
 /** A connection attempt's identity before it has a socket. */

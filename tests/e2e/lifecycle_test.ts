@@ -209,3 +209,43 @@ e2eTest("without --events, no update, fail or packet event appears", async () =>
   assert.ok(events.length >= 4);
   for (const e of events) assert.match(e.event, /^net_flow_tcp_(begin|end)$/);
 });
+
+e2eTest(
+  "flows whose end records were lost (a 4 KiB ring) end as unknown once their sockets go",
+  async () => {
+    await using cg = new TestCgroup();
+    await using nf = await watch(cg, ["--ring-size", "4K"]);
+    await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
+    const { port } = await json(server);
+    // 100 connections at once, each closing after 0.5 s: far more records than 4 KiB holds.
+    const clients = Array.from(
+      { length: 100 },
+      () => cg.spawn("python3", LIFECYCLE, "long", "127.0.0.1", String(port), "0.5"),
+    );
+    try {
+      for (const c of clients) await json(c, 20_000);
+      for (const c of clients) await json(c, 20_000);
+      // Reconcile sweeps run every 3 s once records were lost; two misses end a flow.
+      await new Promise((r) => setTimeout(r, 10_000));
+    } finally {
+      for (const c of clients) await c[Symbol.asyncDispose]();
+    }
+    const { events, stderr } = await nf.stop();
+    const lost = Number(/(\d+) lost records/.exec(stderr)?.[1]);
+    assert.ok(lost > 0, stderr);
+    const mine = (events as FlowEvent[]).filter((e) => e.src_port === port || e.dst_port === port);
+    const ends = new Map<string, FlowEndEvent[]>();
+    for (const e of mine) {
+      if (e.event === "net_flow_tcp_end") ends.set(e.flow_id, [...(ends.get(e.flow_id) ?? []), e]);
+    }
+    const begins = mine.filter((e) => e.event === "net_flow_tcp_begin");
+    // Every flow netflow began has ended, exactly once: by its record, or as unknown.
+    for (const b of begins) assert.equal(ends.get(b.flow_id)?.length, 1, `${b.flow_id} ended once`);
+    const unknown = [...ends.values()].flat().filter((e) => e.reason === "unknown");
+    assert.ok(unknown.length > 0, "no unknown end");
+    for (const e of unknown) {
+      assert.deepEqual([e.closed_by, e.bytes_sent, e.bytes_received], ["local", null, null]);
+    }
+    assert.match(stderr, / 0 flows still open/);
+  },
+);

@@ -3,7 +3,13 @@
  *
  * @module
  */
-import type { EndHow, FlowRecord, SocketCounters } from "../../src/bpf/records.ts";
+import {
+  type EndHow,
+  type FlowRecord,
+  type OpenList,
+  type SocketCounters,
+  socketKey,
+} from "../../src/bpf/records.ts";
 
 export interface Side {
   addr: string;
@@ -74,4 +80,15 @@ export function connection(
     record("begin", local, remote, { ...opts, ms: 0 }),
     record("end", local, remote, { ...opts, ms: opts.endMs ?? 10 }),
   ];
+}
+
+/** An open-flow list (what the update iterator gives) of `records`. */
+export function openList(records: readonly FlowRecord[]): OpenList[] {
+  const keys = new Map(records.map((r, i) => [socketKey(r.netns, r.cookie, r.beginNs), i]));
+  return [{ keys, record: (at) => records[at] }];
+}
+
+/** The time `ms` after the records' epoch, as onOpenList takes it. */
+export function atMs(ms: number): number {
+  return EPOCH_US + ms * 1000;
 }

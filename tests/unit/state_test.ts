@@ -3,7 +3,7 @@ import fc from "npm:fast-check@3.23.2";
 import type { EndHow, FlowRecord } from "../../src/bpf/records.ts";
 import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
 import { endCounters, FlowTable } from "../../src/flow/state.ts";
-import { connection, record, type Side } from "../helpers/records.ts";
+import { atMs, connection, openList, record, type Side } from "../helpers/records.ts";
 
 const client: Side = { addr: "10.0.0.1", port: 40000 };
 const server: Side = { addr: "10.0.0.2", port: 80 };
@@ -258,16 +258,17 @@ Deno.test("FlowTable reports updates for flows open long enough, oriented like t
   const table = new FlowTable();
   const [begin] = connection(server, client);
   table.onRecord(begin);
-  const list = (ms: number, bytesReceived: number) => [
-    record("update", server, client, { ms, counters: { bytesReceived, bytesAcked: 7 } }),
-  ];
-  assert.deepEqual(table.onOpenList(list(500, 10), 0, 1_000_000), []);
-  const [u] = table.onOpenList(list(1500, 20), 0, 1_000_000);
+  const list = (ms: number, bytesReceived: number) =>
+    openList([
+      record("update", server, client, { ms, counters: { bytesReceived, bytesAcked: 7 } }),
+    ]);
+  assert.deepEqual(table.onOpenList(list(500, 10), atMs(500), 1_000_000), []);
+  const [u] = table.onOpenList(list(1500, 20), atMs(1500), 1_000_000);
   assert.ok(u?.event === "net_flow_tcp_update");
   assert.equal(describe(u), "tcp_update incoming 10.0.0.1:40000>10.0.0.2:80");
   assert.deepEqual([u.duration_ms, u.bytes_received, u.bytes_sent], [1500, 20, 7]);
   // Without an interval the list only reconciles.
-  assert.deepEqual(table.onOpenList(list(2500, 30), 0, null), []);
+  assert.deepEqual(table.onOpenList(list(2500, 30), atMs(2500), null), []);
 });
 
 Deno.test("FlowTable ends a flow as unknown once its socket is missing from two lists", () => {
@@ -283,7 +284,7 @@ Deno.test("FlowTable ends a flow as unknown once its socket is missing from two 
   // A flow listed again in between is not ended.
   const [b2] = connection(client, server, { outgoing: true, cookie: 2 });
   table.onRecord(b2);
-  const listed = [record("update", client, server, { cookie: 2 })];
+  const listed = openList([record("update", client, server, { cookie: 2 })]);
   table.onOpenList([], 0, null);
   assert.deepEqual(table.onOpenList(listed, 0, null), []);
   assert.deepEqual(table.onOpenList([], 0, null), []);
@@ -365,12 +366,12 @@ Deno.test("property: counters never decrease from update to update to the end", 
         acked += s.acked;
         received += s.received;
         const u = table.onOpenList(
-          [record("update", client, server, {
+          openList([record("update", client, server, {
             outgoing: true,
             ms: 2000 + i,
             counters: { bytesAcked: acked, bytesReceived: received },
-          })],
-          0,
+          })]),
+          atMs(2000 + i),
           1000,
         )[0];
         if (u?.event === "net_flow_tcp_update") seen.push([u.bytes_sent!, u.bytes_received!]);
