@@ -24,15 +24,16 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 
-in_cg() { sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"; }
+# Runs a command inside the cgroup in the background; $! is the command itself (sh execs it).
+in_cg() { sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@" & }
 for i in $(seq 1 $PAIRS); do
-  in_cg python3 bench/hold.py serve $((9100 + i)) > /dev/null &
+  in_cg python3 bench/hold.py serve $((9100 + i)) > /dev/null
   pids+=($!)
 done
 sleep 1
 fifo=$(mktemp -u); mkfifo "$fifo"; exec 3<>"$fifo"; rm "$fifo"
 for i in $(seq 1 $PAIRS); do
-  in_cg python3 bench/hold.py connect $((N / PAIRS)) $((9100 + i)) "127.0.2.$i" 5000 <&3 > /tmp/hold.$$.$i &
+  in_cg python3 bench/hold.py connect $((N / PAIRS)) $((9100 + i)) "127.0.2.$i" 5000 <&3 > /tmp/hold.$$.$i
   pids+=($!)
 done
 for i in $(seq 1 $PAIRS); do
