@@ -95,6 +95,7 @@ enum {
 	NF_ST_BEGUN = 2,     /* its begin was written */
 	NF_ST_ENDED = 4,     /* its end was written: nothing more, ever */
 	NF_ST_TFO = 8,       /* a Fast Open child waiting in SYN_RECV for its handshake */
+	NF_ST_FILTERED = 16, /* did not pass the filters: marked begun and ended, never written */
 };
 
 /* netflow's state for one TCP socket: a socket begins and ends once. */
@@ -676,9 +677,79 @@ static __always_inline void on_established(struct bpf_sock_ops *skops, struct bp
 	begin(skops, st, tp);
 }
 
+/* The remote address is in filter_net[i] (addresses as in nf_config). */
+static __always_inline int net_match(const __u32 addr[4], __u32 i)
+{
+	__u32 prefix, bits, mask;
+
+	if (i >= NF_FILTER_NETS)
+		return 0;
+	prefix = nf_config.filter_net_prefix[i];
+	for (__u32 w = 0; w < 4; w++) {
+		bits = prefix > 32 * w ? prefix - 32 * w : 0;
+		if (bits == 0)
+			break;
+		mask = bits >= 32 ? 0xffffffff : bpf_htonl(0xffffffff << (32 - bits));
+		if ((addr[w] ^ nf_config.filter_net[i][w]) & mask)
+			return 0;
+	}
+	return 1;
+}
+
+/* --port, --net, --direction and -4/-6, where the flow begins: a socket that
+ * does not pass never turns on its state callbacks and is never written. */
+static __always_inline int wanted(struct tcp_sock___nf *tp, int outgoing)
+{
+	struct sock_common___nf *c = &((struct sock___nf *)tp)->__sk_common;
+	__u32 addr[4];
+	__u32 lport = c->skc_num, rport = bpf_ntohs(c->skc_dport);
+	int v4, hit;
+
+	if (nf_config.filter_directions &&
+	    !(nf_config.filter_directions & (outgoing ? 1 : 2)))
+		return 0;
+	if (c->skc_family == AF_INET) {
+		addr[0] = 0;
+		addr[1] = 0;
+		addr[2] = bpf_htonl(0xffff);
+		addr[3] = c->skc_daddr;
+	} else {
+		__builtin_memcpy(addr, (void *)&c->skc_v6_daddr, 16);
+	}
+	/* An IPv4-mapped peer of an IPv6 socket is IPv4, as netflow prints it. */
+	v4 = addr[0] == 0 && addr[1] == 0 && addr[2] == bpf_htonl(0xffff);
+	if (nf_config.filter_families && !(nf_config.filter_families & (v4 ? 1 : 2)))
+		return 0;
+	if (nf_config.filter_ports) {
+		hit = 0;
+		for (__u32 i = 0; i < NF_FILTER_PORTS && i < nf_config.filter_ports; i++)
+			if (nf_config.filter_port[i] == lport || nf_config.filter_port[i] == rport)
+				hit = 1;
+		if (!hit)
+			return 0;
+	}
+	if (nf_config.filter_nets) {
+		hit = 0;
+		for (__u32 i = 0; i < NF_FILTER_NETS && i < nf_config.filter_nets; i++)
+			if (net_match(addr, i))
+				hit = 1;
+		if (!hit)
+			return 0;
+	}
+	return 1;
+}
+
 static __always_inline void begin(struct bpf_sock_ops *skops, struct nf_sock *st,
 				  struct tcp_sock___nf *tp)
 {
+	int outgoing = skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ||
+		       (st->state & NF_ST_CONNECTED);
+
+	if (!wanted(tp, outgoing)) {
+		st->state |= NF_ST_BEGUN | NF_ST_ENDED | NF_ST_FILTERED;
+		count(NF_CNT_FILTERED);
+		return;
+	}
 	st->state |= NF_ST_BEGUN;
 	st->begin_ns = bpf_ktime_get_ns();
 	/* A simultaneous open reaches ESTABLISHED through SYN_RECV (the passive
@@ -978,7 +1049,8 @@ int netflow_sock_release(struct bpf_sock *sk)
 	if (!owner->closer)
 		return ALLOW;
 	st = bpf_sk_storage_get(&socks, sk, 0, 0);
-	if (!st || !(st->state & NF_ST_BEGUN) || !(st->state & NF_ST_ENDED))
+	if (!st || !(st->state & NF_ST_BEGUN) || !(st->state & NF_ST_ENDED) ||
+	    (st->state & NF_ST_FILTERED))
 		return ALLOW;
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {

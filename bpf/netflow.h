@@ -169,14 +169,27 @@ struct nf_holder {
 };
 
 /* Static settings, written into .rodata by netflow before load. */
+#define NF_FILTER_NETS 8
+#define NF_FILTER_PORTS 8
+
 struct nf_config {
 	__u8 forward_all;     /* copy every TCP control packet (--events net_packet_tcp);
 	                       * flows never depend on it */
 	__u8 snapshot_all;    /* the start snapshot takes every cgroup's sockets */
 	__u8 report_fail;     /* write failed attempts (--events net_flow_tcp_fail) */
-	__u8 pad[1];
+	__u8 filter_families; /* -4/-6: bit 0 IPv4, bit 1 IPv6; 0: every family */
 	__u32 self_pid;       /* netflow's own pid: a socket whose last reference its
 	                       * iterator dropped is not closed by netflow's owner */
+	/* The filters sock_ops applies where a flow begins (the rest, and these
+	 * again, in TypeScript): --net, remote address blocks in network order,
+	 * IPv4 as ::ffff:a.b.c.d with the prefix counted in 128 bits... */
+	__u32 filter_net[NF_FILTER_NETS][4];
+	__u8 filter_net_prefix[NF_FILTER_NETS];
+	__u16 filter_port[NF_FILTER_PORTS]; /* --port, either side, host order */
+	__u8 filter_nets;       /* ...how many of each are set (0: no such filter) */
+	__u8 filter_ports;
+	__u8 filter_directions; /* --direction: bit 0 outgoing, bit 1 incoming; 0: both */
+	__u8 pad[1];
 };
 
 /* Per-CPU counters, indexes into the `counters` map. */
@@ -190,11 +203,12 @@ enum nf_counter {
 	NF_CNT_DNS_ANSWERED = 6,  /* entries removed by their answer, or found stale */
 	NF_CNT_DNS_STREAMS = 7,   /* TCP streams that carried a recorded query */
 	NF_CNT_DNS_REPEATED = 8,  /* another copy of an answered query's answer (dropped) */
-	NF_CNT_MAX = 9,
+	NF_CNT_FILTERED = 9,      /* sockets that began and did not pass the kernel's filters */
+	NF_CNT_MAX = 10,
 };
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");
-_Static_assert(sizeof(struct nf_config) == 8, "nf_config layout");
+_Static_assert(sizeof(struct nf_config) == 164, "nf_config layout");
 _Static_assert(sizeof(struct nf_holder) == 80, "nf_holder layout");
 _Static_assert(sizeof(struct nf_flow) == 152, "nf_flow layout");
 _Static_assert(sizeof(struct nf_packet) == 112, "nf_packet layout");

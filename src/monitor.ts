@@ -125,6 +125,8 @@ export interface MonitorStats {
   dnsUnmatched: number;
   /** More copies of an answered query's answer (a resolver and its client both watched), dropped. */
   dnsRepeated: number;
+  /** Flows that did not pass the filters in the kernel (--port, --net, --direction, -4/-6). */
+  kernelFiltered: number;
   /** Recorded queries pushed out of the kernel's bounded query map before their answer. */
   dnsQueriesEvicted: number;
 }
@@ -243,6 +245,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       forwardAll: this.#want.has(EVENT_PACKET),
       snapshotAll: this.cgroupDir === mount,
       reportFail: this.#want.has(EVENT_FAIL),
+      ...(options.filter === undefined ? {} : { filter: options.filter }),
     });
     this.#decoder = new RecordDecoder(clockOffsetUs());
     // Who holds the sockets that already exist (they have no socket storage),
@@ -294,6 +297,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       dnsLost: kernel.dnsLost,
       dnsUnmatched: kernel.dnsUnmatched,
       dnsRepeated: kernel.dnsRepeated,
+      kernelFiltered: kernel.filtered,
       dnsQueriesEvicted: queriesEvicted,
     };
   }

@@ -18,6 +18,7 @@ import {
   verboseLogOn,
 } from "../ffi/libbpf.ts";
 import { openRingReader, type ReaderKind, type RingReader } from "../ffi/ringbuf.ts";
+import { type FlowFilter, type KernelFilter, kernelFilter } from "../flow/filter.ts";
 import { BPF_OBJECT } from "./object.generated.ts";
 import { decodeHolders, LAYOUT, type SocketHolder } from "./records.ts";
 
@@ -54,6 +55,7 @@ const COUNTER_DNS_UNMATCHED = 4;
 const COUNTER_DNS_QUERIES = 5;
 const COUNTER_DNS_ANSWERED = 6;
 const COUNTER_DNS_REPEATED = 8;
+const COUNTER_FILTERED = 9;
 /** sizeof(struct dns_key) in bpf/dns.bpf.h. */
 const DNS_KEY_SIZE = 44;
 
@@ -71,6 +73,8 @@ export interface ProbeOptions {
   snapshotAll?: boolean;
   /** Write failed attempts (net_flow_tcp_fail): SYN_SENT closes, handshake packets. */
   reportFail?: boolean;
+  /** The filters sock_ops applies where a flow begins (src/flow/filter.ts's kernelFilter). */
+  filter?: FlowFilter;
 }
 
 /** Kernel-side counters. */
@@ -90,6 +94,8 @@ export interface ProbeCounters {
   dnsAnswered: number;
   /** More copies of an answered query's answer (a resolver and its client both watched). */
   dnsRepeated: number;
+  /** Sockets that began and did not pass the kernel's filters (never written). */
+  filtered: number;
 }
 
 /** netflow's programs, attached to one cgroup, with the reader of their ring buffer. */
@@ -152,6 +158,7 @@ export class Probe implements Disposable {
       dnsQueries: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_QUERIES)),
       dnsAnswered: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_ANSWERED)),
       dnsRepeated: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_REPEATED)),
+      filtered: Number(sumPerCpu(this.#countersFd, COUNTER_FILTERED)),
     };
   }
 
@@ -216,9 +223,28 @@ function eachNetns(
 
 /** struct nf_config, as netflow.h lays it out (LAYOUT.nf_config). */
 export function encodeConfig(
-  config: { forwardAll: boolean; snapshotAll: boolean; selfPid?: number; reportFail?: boolean },
+  config: {
+    forwardAll: boolean;
+    snapshotAll: boolean;
+    selfPid?: number;
+    reportFail?: boolean;
+    filter?: KernelFilter;
+  },
 ): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(LAYOUT.nf_config.size);
+  const f = LAYOUT.nf_config.fields, filter = config.filter;
+  if (filter) {
+    const view = new DataView(bytes.buffer);
+    bytes[f.filter_families] = filter.families;
+    bytes[f.filter_directions] = filter.directions;
+    bytes[f.filter_ports] = filter.ports.length;
+    filter.ports.forEach((port, i) => view.setUint16(f.filter_port + 2 * i, port, true));
+    bytes[f.filter_nets] = filter.nets.length;
+    filter.nets.forEach((net, i) => {
+      bytes.set(net.bytes, f.filter_net + 16 * i);
+      bytes[f.filter_net_prefix + i] = net.prefix;
+    });
+  }
   bytes[LAYOUT.nf_config.fields.report_fail] = config.reportFail ? 1 : 0;
   bytes[LAYOUT.nf_config.fields.forward_all] = config.forwardAll ? 1 : 0;
   bytes[LAYOUT.nf_config.fields.snapshot_all] = config.snapshotAll ? 1 : 0;
@@ -238,6 +264,7 @@ function loadObject(options: ProbeOptions): BpfObject {
         snapshotAll: options.snapshotAll ?? false,
         selfPid: Deno.pid,
         reportFail: options.reportFail ?? false,
+        filter: kernelFilter(options.filter),
       }),
     );
     obj.load();

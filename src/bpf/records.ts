@@ -81,8 +81,21 @@ export const LAYOUT = {
     },
   },
   nf_config: {
-    size: 8,
-    fields: { forward_all: 0, snapshot_all: 1, report_fail: 2, pad: 3, self_pid: 4 },
+    size: 164,
+    fields: {
+      forward_all: 0,
+      snapshot_all: 1,
+      report_fail: 2,
+      filter_families: 3,
+      self_pid: 4,
+      filter_net: 8,
+      filter_net_prefix: 136,
+      filter_port: 144,
+      filter_nets: 160,
+      filter_ports: 161,
+      filter_directions: 162,
+      pad: 163,
+    },
   },
   nf_dns: {
     size: 1368,

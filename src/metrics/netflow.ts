@@ -131,6 +131,12 @@ export function registerNetflowMetrics(
       (s) => s.dnsUnmatched,
     ],
     [
+      "flows_filtered_in_kernel_total",
+      "Flows that began and did not pass --port, --net, --direction or -4/-6, dropped in the kernel",
+      "counter",
+      (s) => s.kernelFiltered,
+    ],
+    [
       "dns_answers_repeated_total",
       "More copies of an answered query's answer, dropped in the kernel",
       "counter",

@@ -6,7 +6,16 @@
 import assert from "node:assert/strict";
 import { findCgroup2Mount } from "../../src/bpf/cgroup.ts";
 import type { FlowEvent } from "../../src/flow/events.ts";
-import { e2eTest, Netflow, Proc, TestCgroup, TestNetns, WORKLOAD } from "../helpers/e2e.ts";
+import {
+  e2eTest,
+  Netflow,
+  Proc,
+  TestCgroup,
+  TestNetns,
+  withTimeout,
+  WORKLOAD,
+} from "../helpers/e2e.ts";
+import { sample } from "../helpers/promtool.ts";
 
 /** A free TCP port now (the servers must listen where the filter says before netflow starts). */
 function freePort(): number {
@@ -80,7 +89,8 @@ e2eTest("--port keeps flows on that port and drops another's (whole host)", asyn
   const events = await filtered(["--port", String(wanted)], async () => {
     const ca = await connect(spawn, "127.0.0.1", a);
     const cb = await connect(spawn, "127.0.0.1", b);
-    return [ca.port, cb.port, wanted, other];
+    // Only the clients' ports: another process may use `wanted` as its ephemeral port.
+    return [ca.port, cb.port];
   });
   assert.ok(events.every((e) => e.dst_port === wanted || e.src_port === wanted));
   assert.deepEqual(kinds(events), [
@@ -212,3 +222,82 @@ e2eTest("--container keeps the flows of a container's cgroup (whole host)", asyn
     }
   }
 });
+
+/**
+ * netflow on the test's cgroup (exact counts) with `filter` and --metrics;
+ * after `run`, waits until /metrics shows `events` events written, then
+ * returns what it says the kernel dropped.
+ */
+async function kernelCounts(
+  cg: TestCgroup,
+  filter: string[],
+  run: () => Promise<void>,
+  events: number,
+) {
+  await using nf = await Netflow.start([
+    "--format",
+    "json",
+    "--cgroup",
+    cg.dir,
+    "--metrics",
+    "0",
+    ...filter,
+  ]);
+  const url = (await nf.stderrLine(/^netflow: metrics at /)).split(" ").pop()!;
+  await run();
+  let text = "";
+  const written = () =>
+    sample(text, 'netflow_events_total{event="net_flow_tcp_begin"}')! +
+    sample(text, 'netflow_events_total{event="net_flow_tcp_end"}')!;
+  await withTimeout(
+    (async () => {
+      // Polls the condition (the kernel counter is final once the clients are done).
+      for (text = await (await fetch(url)).text(); written() < events;) {
+        await new Promise((r) => setTimeout(r, 50));
+        text = await (await fetch(url)).text();
+      }
+    })(),
+    30_000,
+    `${events} events in /metrics with ${filter.join(" ")}`,
+  );
+  const out = await nf.stop();
+  assert.equal(out.code, 0, out.stderr);
+  assert.equal(out.events.length, events, filter.join(" "));
+  return { filtered: sample(text, "netflow_flows_filtered_in_kernel_total"), events: out.events };
+}
+
+e2eTest(
+  "--port, --net, --direction and -4/-6 drop flows in the kernel; --comm in netflow",
+  async () => {
+    await using cg = new TestCgroup();
+    const spawn = (...a: string[]) => cg.spawn(a[0]!, ...a.slice(1));
+    const wanted = freePort(), other = freePort();
+    const twoPorts = async () => {
+      const a = await serve(spawn, "127.0.0.1", wanted);
+      const b = await serve(spawn, "127.0.0.1", other);
+      await connect(spawn, "127.0.0.1", a);
+      await connect(spawn, "127.0.0.1", b);
+    };
+    const v4AndV6 = async () => {
+      await connect(spawn, "127.0.0.1", await serve(spawn, "127.0.0.1"));
+      await connect(spawn, "::1", await serve(spawn, "::1"));
+    };
+    const one = async () => void await connect(spawn, "127.0.0.1", await serve(spawn, "127.0.0.1"));
+    // [filter, workload, events written, endpoints the kernel dropped]
+    const cases: [string[], () => Promise<void>, number, number][] = [
+      [["--port", String(wanted)], twoPorts, 4, 2],
+      [["--port", String(wanted), "--port", String(other)], twoPorts, 8, 0],
+      [["-6"], v4AndV6, 4, 2],
+      [["-4"], v4AndV6, 4, 2],
+      [["--direction", "incoming"], one, 2, 1],
+      [["--net", "127.0.0.2/32"], one, 0, 2],
+      [["--net", "127.0.0.0/8", "--net", "::1"], v4AndV6, 8, 0],
+      [["--net", "::ffff:127.0.0.0/104"], one, 4, 0], // IPv4 written as mapped IPv6
+      [["--comm", "nf-client"], one, 2, 0], // the owner is known later: filtered in netflow
+    ];
+    for (const [filter, run, events, filtered] of cases) {
+      const got = await kernelCounts(cg, filter, run, events);
+      assert.equal(got.filtered, filtered, filter.join(" "));
+    }
+  },
+);

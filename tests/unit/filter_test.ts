@@ -8,6 +8,7 @@ import {
   compileFilter,
   type FlowFilter,
   inCidr,
+  kernelFilter,
 } from "../../src/flow/filter.ts";
 import { parseIP } from "../../src/bpf/addr.ts";
 
@@ -116,6 +117,9 @@ Deno.test("CIDR prefixes that do not end on a byte boundary", () => {
   assert.ok(inCidr(cidrValue("n", "fd00:6e66::/33"), addr("fd00:6e66:7fff::2")));
   assert.ok(!inCidr(cidrValue("n", "fd00:6e66::/33"), addr("fd00:6e66:8000::2")));
   assert.ok(inCidr(cidrValue("n", "10.0.0.1/31"), addr("10.0.0.0")));
+  // IPv4-mapped IPv6 blocks are IPv4 blocks.
+  assert.deepEqual(cidrValue("n", "::ffff:10.0.0.0/104"), cidrValue("n", "10.0.0.0/8"));
+  assert.ok(inCidr(cidrValue("n", "::ffff:10.0.0.0/104"), addr("10.9.9.9")));
 });
 
 Deno.test("-4/-6 and --direction; a packet event has no direction to match", () => {
@@ -204,4 +208,27 @@ Deno.test("the command line builds one filter from repeated options", () => {
     family: [4],
   });
   assert.equal(parseCli([]).monitor.filter, undefined);
+});
+
+Deno.test("the kernel's part: ports, nets as 16 bytes, family and direction bits; too many values stay in TypeScript", () => {
+  assert.deepEqual(kernelFilter(undefined), { families: 0, directions: 0, ports: [], nets: [] });
+  const k = kernelFilter(checkFilter({
+    port: [443, 443, 80],
+    net: ["10.0.0.0/8", "fd00::/8"],
+    family: [6],
+    direction: ["incoming"],
+    pid: [1],
+    comm: ["x"],
+  }));
+  assert.deepEqual(k.ports, [443, 80]);
+  assert.equal(k.families, 2);
+  assert.equal(k.directions, 2);
+  assert.deepEqual(k.nets.map((n) => [[...n.bytes], n.prefix]), [
+    [[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 10, 0, 0, 0], 104],
+    [[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 8],
+  ]);
+  const many = Array.from({ length: 9 }, (_, i) => 1000 + i);
+  assert.deepEqual(kernelFilter({ port: many }).ports, []);
+  assert.equal(kernelFilter({ net: many.map((p) => `10.0.0.${p % 250}`) }).nets.length, 0);
+  assert.equal(kernelFilter({ family: [4, 6], direction: ["incoming", "outgoing"] }).families, 3);
 });

@@ -39,6 +39,7 @@ const STATS: MonitorStats = {
   dnsLost: 0,
   dnsUnmatched: 4,
   dnsRepeated: 6,
+  kernelFiltered: 8,
   dnsQueriesEvicted: 0,
 };
 
@@ -58,6 +59,7 @@ Deno.test("netflow's metrics are valid exposition text with HELP and TYPE, per p
   assert.equal(sample(text, "netflow_dns_responses_total"), 5);
   assert.equal(sample(text, "netflow_dns_answers_unmatched_total"), 4);
   assert.equal(sample(text, "netflow_dns_answers_repeated_total"), 6);
+  assert.equal(sample(text, "netflow_flows_filtered_in_kernel_total"), 8);
   assert.equal(sample(text, 'netflow_build_info{version="0.1.0"}'), 1);
   for (const line of text.split("\n").filter((l) => l !== "" && !l.startsWith("#"))) {
     const name = line.split(/[{ ]/)[0]!;

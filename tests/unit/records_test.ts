@@ -69,7 +69,7 @@ Deno.test("nf_config is the only .rodata variable, at offset 0, as encodeConfig 
     section[1]!,
     new RegExp(`offset=0 size=${LAYOUT.nf_config.size} \\(VAR 'nf_config'\\)`),
   );
-  assert.deepEqual([...encodeConfig({ forwardAll: true, snapshotAll: false })], [
+  assert.deepEqual([...encodeConfig({ forwardAll: true, snapshotAll: false }).slice(0, 8)], [
     1,
     0,
     0,
@@ -84,7 +84,9 @@ Deno.test("nf_config is the only .rodata variable, at offset 0, as encodeConfig 
     1,
   ]);
   const withPid = encodeConfig({ forwardAll: false, snapshotAll: false, selfPid: 0x01020304 });
-  assert.deepEqual([...withPid.slice(LAYOUT.nf_config.fields.self_pid)], [4, 3, 2, 1]);
+  assert.deepEqual([
+    ...withPid.slice(LAYOUT.nf_config.fields.self_pid, LAYOUT.nf_config.fields.self_pid + 4),
+  ], [4, 3, 2, 1]);
 });
 
 const F = LAYOUT.nf_flow.fields;
