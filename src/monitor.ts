@@ -201,7 +201,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #reconcileUntilMs = 0;
   #malformed = 0;
   #stopping = false;
-  #waiting = false;
+  /** A loop over batches() is running (it tears down when it ends). */
+  #iterating = false;
   #closed = false;
   #final: (ProbeCounters & { dnsPending: number }) | undefined;
 
@@ -304,6 +305,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
 
   /** Events in the batches the reader drains them; ends (and detaches) after close(). */
   async *batches(): AsyncGenerator<EventOf<E>[], void, undefined> {
+    this.#iterating = true;
     try {
       while (!this.#stopping) {
         let drained = this.#drain();
@@ -311,14 +313,9 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
         if (performance.now() >= this.#nextSweepMs) drained += this.#sweep();
         if (this.#batch.length > 0) yield this.#take();
         if (this.#stopping) break;
-        this.#waiting = true;
-        try {
-          const owners = this.#owners.wakeInMs(performance.now()) ?? IDLE_WAIT_MS;
-          if (drained > 0) await new Promise((r) => setTimeout(r, Math.min(BUSY_PAUSE_MS, owners)));
-          else await this.#probe.reader.wait(Math.min(IDLE_WAIT_MS, owners));
-        } finally {
-          this.#waiting = false;
-        }
+        const owners = this.#owners.wakeInMs(performance.now()) ?? IDLE_WAIT_MS;
+        if (drained > 0) await new Promise((r) => setTimeout(r, Math.min(BUSY_PAUSE_MS, owners)));
+        else await this.#probe.reader.wait(Math.min(IDLE_WAIT_MS, owners));
       }
       if (!this.#closed) {
         this.#drain(); // what arrived before the stop
@@ -326,6 +323,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
         if (this.#batch.length > 0) yield this.#take();
       }
     } finally {
+      this.#iterating = false;
       this.#teardown();
     }
   }
@@ -338,7 +336,9 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   /** Stops watching: a running loop ends after its current wait (at most 200 ms). */
   close(): void {
     this.#stopping = true;
-    if (!this.#waiting) this.#teardown();
+    // A running loop ends by itself, draining the ring and settling waiting
+    // owners first: tearing down under it would drop what it holds.
+    if (!this.#iterating) this.#teardown();
   }
 
   /** Closes the monitor (for `using`). */
