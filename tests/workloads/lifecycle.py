@@ -7,6 +7,7 @@ preexisting flows, timeouts). Each prints one JSON line with what it did.
   lifecycle.py preexisting HOST GO        connect to itself, 100 out / 50 back, print ports,
                                           wait for file GO, then 200 out / 30 back, close
   lifecycle.py long HOST PORT SECONDS     one connection, 1000 bytes every 0.5 s, then close
+  lifecycle.py burst HOST PORT N          open N connections, then close them all at once
   lifecycle.py refused HOST [PORT]        connect to a port nobody listens on (a free local
                                           one, or PORT of a remote host)
   lifecycle.py giveup HOST PORT SECONDS   connect, give up (close) after SECONDS unanswered
@@ -97,6 +98,13 @@ def main():
             time.sleep(0.5)
         c.close()
         say(sent=sent)
+    elif cmd == "burst":
+        port, n = int(sys.argv[3]), int(sys.argv[4])
+        conns = [socket.create_connection((host, port)) for _ in range(n)]
+        time.sleep(0.5)
+        for c in conns:
+            c.close()
+        say(closed=n)
     elif cmd == "refused":
         if len(sys.argv) > 3:  # a remote host's port, known to be closed
             port = int(sys.argv[3])
