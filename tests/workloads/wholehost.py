@@ -6,6 +6,7 @@ Every process names itself (comm) after its role, prints one line when it is
 ready and one JSON line when it is done, and takes no input but files:
 
   serve    --host H [--port P] --steps S [--count N | --until FILE]
+           [--accept-delay SECONDS] [--accept-after FILE]
            prints "listening PORT", accepts N connections (or until FILE
            exists), runs the steps on each (concurrently), prints
            {"accepted": N, "peers": [ports]}
@@ -147,6 +148,10 @@ def serve(args):
     lock, plans, peers, jobs = threading.Lock(), args.steps.split("|"), [], []
     if args.until:
         srv.settimeout(0.02)
+    if args.accept_delay:
+        time.sleep(args.accept_delay)  # connections wait in the backlog meanwhile
+    if args.accept_after:
+        wait_for(args.accept_after)
     # Each connection is served as soon as it is accepted (the i-th gets the
     # i-th plan of "plan|plan|...", or the only one).
     while (not args.until and len(peers) < args.count) or (args.until and not os.path.exists(args.until)):
@@ -335,6 +340,8 @@ def main():
     p.add_argument("--bind-port", type=int, default=0)
     p.add_argument("--sequential", action="store_true")
     p.add_argument("--reuse", action="store_true")
+    p.add_argument("--accept-delay", type=float, default=0)
+    p.add_argument("--accept-after", default="")
     p.add_argument("--src")
     p.add_argument("--dst")
     p.add_argument("--sport", type=int)
