@@ -875,3 +875,60 @@ e2eTest(
   },
   ["iptables"],
 );
+
+// 11. Connections open when netflow starts, on the host's loopback and on a
+// namespace's: a preexisting begin per endpoint at start, then one end each.
+e2eTest(
+  "whole host: connections open before netflow starts, on the host and in a namespace, get preexisting begins and one end each",
+  async () => {
+    await using ns = await TestNetns.create(1);
+    await using scope = new Scope();
+    const nets = { host: HOST_NETNS, ns: netnsOf(ns) };
+    const lo = "127.0.0.1";
+    const opened = [];
+    for (const where of ["host", "ns"] as const) {
+      const run = (...a: string[]) => where === "host" ? scope.host(...a) : scope.in(ns, ...a);
+      // The listener stays open (--until), so the start snapshot can orient the server's socket.
+      const server = run(
+        "serve",
+        "--host",
+        lo,
+        "--steps",
+        "recv:100;send:50;eof",
+        "--until",
+        scope.path("close"),
+      );
+      const port = await listening(server);
+      const client = run(
+        "connect",
+        "--host",
+        lo,
+        "--port",
+        String(port),
+        "--steps",
+        `send:100;recv:50;print:open;wait:${scope.path("close")}`,
+      );
+      await expectLine(client, "open");
+      opened.push({ where, port, server, client });
+    }
+    await using nf = await watchHost(); // both connections are established already
+    scope.touch("close");
+    const runs = [];
+    for (const o of opened) {
+      runs.push({ ...o, c: await result<Client>(o.client) });
+      await result<Served>(o.server);
+    }
+    const events = await stopped(nf);
+    for (const r of runs) {
+      const mine = ofConns(events, r.port, r.c.ports).filter((e) => e.netns === nets[r.where]);
+      const cs = `${lo}:${r.c.ports[0]}>${lo}:${r.port}`;
+      assert.deepEqual(sorted(mine.map(where(nets))), [
+        `${r.where} begin incoming ${cs}`,
+        `${r.where} begin outgoing ${cs}`,
+        `${r.where} end incoming ${cs} remote fin 50/100`,
+        `${r.where} end outgoing ${cs} local fin 100/50`,
+      ]);
+      for (const e of mine) assert.equal(e.preexisting, true, describe(e));
+    }
+  },
+);
