@@ -179,6 +179,13 @@ export async function stopped(nf: Netflow, rules: Rules = {}): Promise<FlowEvent
   // Other traffic on the host (a DNS flood, say) can cost records: the exact
   // expectations below then show whether ours were among them.
   if (summary[1] !== "0") console.warn(`whole-host window: ${summary[0]}`);
+  // NETFLOW_WH_DUMP=DIR keeps each window's stdout and stderr, for a failure's post-mortem.
+  const dump = Deno.env.get("NETFLOW_WH_DUMP");
+  if (dump) {
+    const base = `${dump}/window-${Date.now()}`;
+    Deno.writeTextFileSync(`${base}.jsonl`, events.map((e) => JSON.stringify(e)).join("\n"));
+    Deno.writeTextFileSync(`${base}.stderr`, stderr);
+  }
   const flows = events.filter((e): e is FlowEvent => e.event === BEGIN || e.event === END);
   sweep(flows, rules);
   return flows;
