@@ -13,8 +13,9 @@
  */
 import assert from "node:assert/strict";
 import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
-import { e2eTest, sh, TestNetns, withTimeout } from "../helpers/e2e.ts";
+import { e2eTest, type Proc, sh, TestNetns, withTimeout } from "../helpers/e2e.ts";
 import {
+  atLeast,
   badRuns,
   BEGIN,
   type Client,
@@ -144,6 +145,15 @@ e2eTest(
         what: "the closed port nmap -sT probed",
         match: (e) => [ns.nsAddr4, ns.nsAddr6].some((a) => touches(a, closed)(e)),
       }],
+    }, (ev) => {
+      // Written: nmap's ends (one per connection, at least one per family) and as many
+      // begins and ends on the namespace's side.
+      const m = ev.filter(scanned),
+        n = (netns: number, event: string) =>
+          m.filter((e) => e.netns === netns && e.event === event).length;
+      const out = n(HOST_NETNS, END);
+      return out >= 2 && n(nsNet, BEGIN) >= out && n(nsNet, END) >= out &&
+        n(HOST_NETNS, BEGIN) >= out;
     });
     scope.touch("stop");
     const served = await result<Served>(server);
@@ -227,7 +237,15 @@ e2eTest(
     const held = await result<{ pid: number; seen: number }>(raw);
     // The raw sockets did see the connections' segments.
     assert.ok(held.seen >= 2 * 3 * 7, `the raw sockets saw ${held.seen} segments`);
-    const events = await stopped(nf, { rawPids: [held.pid], rawComms: ["nf-wh-raw"] });
+    const events = await stopped(
+      nf,
+      { rawPids: [held.pid], rawComms: ["nf-wh-raw"] },
+      atLeast(
+        24,
+        (e) =>
+          e.netns === HOST_NETNS && ports.some((p) => touches(e.src, p)(e) || touches(e.dst, p)(e)),
+      ),
+    );
     for (const [i, s] of servers.entries()) {
       for (const c of clients[i]!.ports) {
         const mine = ofConns(events, ports[i]!, [c]);
@@ -259,7 +277,7 @@ e2eTest(
   async () => {
     await using scope = new Scope();
     await using nf = await watchHost();
-    const runs = [];
+    const runs: { lo: string; port: number; client: Client; server: Proc }[] = [];
     for (const lo of ["127.0.0.1", "::1"]) {
       const server = scope.host(
         "serve",
@@ -288,7 +306,11 @@ e2eTest(
       await result<Served>(server);
       runs.push({ lo, port, client, server });
     }
-    const events = await stopped(nf);
+    const events = await stopped(
+      nf,
+      {},
+      atLeast(16, (e) => runs.some((r) => touches(r.lo, r.port)(e))),
+    );
     for (const { lo, port, client } of runs) {
       assert.equal(client.ports[0], client.ports[1]);
       const c = client.ports[0]!;
@@ -376,7 +398,11 @@ e2eTest(
       return { family, addr, port, c, fins, hostAddr: family === 4 ? ns.hostAddr4 : ns.hostAddr6 };
     };
     const runs = await Promise.all([one(4), one(6)]);
-    const events = await stopped(nf);
+    const events = await stopped(
+      nf,
+      {},
+      atLeast(8, (e) => runs.some((r) => touches(r.addr, r.port)(e))),
+    );
     for (const r of runs) {
       const mine = ofConns(events, r.port, r.c.ports);
       const cs = `${hostPort(r.hostAddr, r.c.ports[0]!)}>${hostPort(r.addr, r.port)}`;
@@ -481,7 +507,11 @@ e2eTest("whole host: a RST and a FIN forged out of the window end nothing", asyn
     return { family, hostAddr, addr, port, c };
   };
   const runs = [await one(4), await one(6)];
-  const events = await stopped(nf, { rawPids: forgers, rawComms: ["nf-wh-forger"] });
+  const events = await stopped(
+    nf,
+    { rawPids: forgers, rawComms: ["nf-wh-forger"] },
+    atLeast(8, (e) => runs.some((r) => touches(r.addr, r.port)(e))),
+  );
   for (const r of runs) {
     const mine = ofConns(events, r.port, r.c.ports);
     const cs = `${hostPort(r.hostAddr, r.c.ports[0]!)}>${hostPort(r.addr, r.port)}`;
@@ -570,7 +600,7 @@ e2eTest(
         match: (e) =>
           touches(addr, port)(e) && (floodPorts.has(e.src_port) || floodPorts.has(e.dst_port)),
       }],
-    });
+    }, atLeast(40, touches(addr, port)));
     assert.deepEqual(served.peers, [...c.ports].sort((x, y) => x - y));
     // The witness: every real connection was accepted from a cookie.
     assert.equal(counted.recv, 10, `SYN cookies: ${JSON.stringify(counted)}`);
@@ -630,7 +660,11 @@ e2eTest(
     for (const c of clients) await expectLine(c, "open"); // both open at once
     scope.touch("close");
     for (const p of [...clients, ...servers]) await result(p);
-    const events = await stopped(nf);
+    const events = await stopped(
+      nf,
+      {},
+      atLeast(8, (e) => (e.netns === nets.a || e.netns === nets.b) && touches(lo, sport)(e)),
+    );
     const mine = ofConns(events, sport, [cport]).filter((e) =>
       e.netns === nets.a || e.netns === nets.b
     );
@@ -691,7 +725,11 @@ e2eTest(
       return { hostAddr, addr, port, c };
     };
     const all = await Promise.all([one(4), one(6)]);
-    const events = await stopped(nf);
+    const events = await stopped(
+      nf,
+      {},
+      atLeast(4 * 2 * runs, (e) => all.some((r) => touches(r.addr, r.port)(e))),
+    );
     const bad = all.flatMap((r) =>
       badRuns(events, where(nets), r.port, r.c.ports, (p) => {
         const cs = `${hostPort(r.hostAddr, p)}>${hostPort(r.addr, r.port)}`;
@@ -736,7 +774,14 @@ e2eTest(
       return { lo, port, c };
     };
     const all = await Promise.all([one("127.0.0.1"), one("::1")]);
-    const events = await stopped(nf);
+    const events = await stopped(
+      nf,
+      {},
+      atLeast(
+        4 * 2 * runs,
+        (e) => e.netns === HOST_NETNS && all.some((r) => touches(r.lo, r.port)(e)),
+      ),
+    );
     const bad = all.flatMap((r) =>
       badRuns(events, where({ host: HOST_NETNS }), r.port, r.c.ports, (p) => {
         const cs = `${hostPort(r.lo, p)}>${hostPort(r.lo, r.port)}`;
@@ -856,7 +901,11 @@ e2eTest(
     // SYN_SENT: the simultaneous open's path (through SYN_RECV).
     const synAck = dump.lines.filter((l) => new RegExp(`(${ab}|${ba}): Flags \\[S\\.\\]`).test(l));
     assert.ok(synAck.length > 0, `no SYN+ACK: ${dump.lines.join("\n")}`);
-    const events = await stopped(nf);
+    const events = await stopped(
+      nf,
+      {},
+      atLeast(4, (e) => (e.netns === nets.a || e.netns === nets.b) && touches(addrA, portA)(e)),
+    );
     const mine = ofConns(events, portB, [portA]).filter((e) =>
       e.netns === nets.a || e.netns === nets.b
     );
@@ -913,12 +962,16 @@ e2eTest(
     }
     await using nf = await watchHost(); // both connections are established already
     scope.touch("close");
-    const runs = [];
+    const runs: (typeof opened[number] & { c: Client })[] = [];
     for (const o of opened) {
       runs.push({ ...o, c: await result<Client>(o.client) });
       await result<Served>(o.server);
     }
-    const events = await stopped(nf);
+    const events = await stopped(
+      nf,
+      {},
+      atLeast(8, (e) => runs.some((r) => e.netns === nets[r.where] && touches(lo, r.port)(e))),
+    );
     for (const r of runs) {
       const mine = ofConns(events, r.port, r.c.ports).filter((e) => e.netns === nets[r.where]);
       const cs = `${lo}:${r.c.ports[0]}>${lo}:${r.port}`;

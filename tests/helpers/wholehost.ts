@@ -7,8 +7,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { FlowEvent } from "../../src/flow/events.ts";
-import { Netflow, Proc, ROOT, sh, type TestNetns, withTimeout } from "./e2e.ts";
+import { RUNTIME_V8_FLAGS } from "../../build.ts";
+import type { FlowEvent, NetflowEvent } from "../../src/flow/events.ts";
+import { Proc, ROOT, sh, type TestNetns, withTimeout } from "./e2e.ts";
 
 const SCRIPT = `${ROOT}tests/workloads/wholehost.py`;
 export const HOST_NETNS = Deno.statSync("/proc/self/ns/net").ino!;
@@ -162,14 +163,126 @@ export function sweep(events: FlowEvent[], rules: Rules): void {
   }
 }
 
-/** Starts netflow on the whole host (no --cgroup). */
-export async function watchHost(): Promise<Netflow> {
-  return await Netflow.start(["--format", "json"]);
+/**
+ * netflow on the whole host (no --cgroup), its JSON Lines read as they come,
+ * so a test can wait for the events it expects before it stops netflow.
+ */
+export class HostNetflow implements AsyncDisposable {
+  readonly #proc: Deno.ChildProcess;
+  readonly events: NetflowEvent[] = [];
+  #stderr = "";
+  readonly #out: Promise<void>;
+  readonly #err: Promise<void>;
+
+  private constructor() {
+    const proc = this.#proc = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", RUNTIME_V8_FLAGS, `${ROOT}src/cli.ts`, "--format", "json"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    }).spawn();
+    this.#out = (async () => {
+      let rest = "";
+      for await (const chunk of proc.stdout.pipeThrough(new TextDecoderStream())) {
+        const lines = (rest + chunk).split("\n");
+        rest = lines.pop()!;
+        for (const l of lines) if (l !== "") this.events.push(JSON.parse(l));
+      }
+      if (rest !== "") this.events.push(JSON.parse(rest));
+    })();
+    this.#err = (async () => {
+      for await (const chunk of proc.stderr.pipeThrough(new TextDecoderStream())) {
+        this.#stderr += chunk;
+      }
+    })();
+  }
+
+  static async start(): Promise<HostNetflow> {
+    const nf = new HostNetflow();
+    try {
+      // A host with many open sockets makes the start snapshot long.
+      await until(
+        () => nf.#stderr.includes("netflow: watching cgroup "),
+        60_000,
+        () => `netflow's ready line (stderr: ${nf.#stderr})`,
+      );
+    } catch (err) {
+      await nf[Symbol.asyncDispose]();
+      throw err;
+    }
+    return nf;
+  }
+
+  get stderr(): string {
+    return this.#stderr;
+  }
+
+  /** Waits until `ready` holds for the flow events written so far. */
+  async settled(ready: (events: FlowEvent[]) => boolean, what: string): Promise<void> {
+    await until(() => ready(flowEvents(this.events)), 30_000, () => what);
+  }
+
+  /** SIGTERM; then the exit code once stdout and stderr are read to their end. */
+  async stop(): Promise<number> {
+    this.#proc.kill("SIGTERM");
+    const [status] = await withTimeout(
+      Promise.all([this.#proc.status, this.#out, this.#err]),
+      60_000,
+      "netflow to stop",
+    );
+    return status.code;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.#proc.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await this.#proc.status;
+    await Promise.allSettled([this.#out, this.#err]);
+  }
 }
 
-/** Stops netflow, checks its exit and summary, sweeps the window; returns its flow events. */
-export async function stopped(nf: Netflow, rules: Rules = {}): Promise<FlowEvent[]> {
-  const { events, stderr, code } = await nf.stop();
+async function until(cond: () => boolean, ms: number, what: () => string): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function flowEvents(events: NetflowEvent[]): FlowEvent[] {
+  return events.filter((e): e is FlowEvent => e.event === BEGIN || e.event === END);
+}
+
+/** Starts netflow on the whole host (no --cgroup). */
+export async function watchHost(): Promise<HostNetflow> {
+  return await HostNetflow.start();
+}
+
+/** A `settled` condition: at least `n` events satisfy `of`. */
+export function atLeast(
+  n: number,
+  of: (e: FlowEvent) => boolean,
+): (events: FlowEvent[]) => boolean {
+  return (events) => events.filter(of).length >= n;
+}
+
+/**
+ * Stops netflow (once `ready` holds for its events, when given: the test's
+ * own events are written, so what it asserts does not depend on how busy
+ * netflow was when the signal came), checks its exit and summary, sweeps the
+ * window; returns its flow events.
+ */
+export async function stopped(
+  nf: HostNetflow,
+  rules: Rules = {},
+  ready?: (events: FlowEvent[]) => boolean,
+): Promise<FlowEvent[]> {
+  if (ready) await nf.settled(ready, "the test's own events");
+  else await new Promise((r) => setTimeout(r, 300)); // none expected: let stray ones come
+  const code = await nf.stop();
+  const { events, stderr } = nf;
   assert.equal(code, 0, stderr);
   assert.match(stderr, /^netflow: watching cgroup /m);
   const summary = stderr.match(
@@ -186,7 +299,7 @@ export async function stopped(nf: Netflow, rules: Rules = {}): Promise<FlowEvent
     Deno.writeTextFileSync(`${base}.jsonl`, events.map((e) => JSON.stringify(e)).join("\n"));
     Deno.writeTextFileSync(`${base}.stderr`, stderr);
   }
-  const flows = events.filter((e): e is FlowEvent => e.event === BEGIN || e.event === END);
+  const flows = flowEvents(events);
   sweep(flows, rules);
   return flows;
 }
