@@ -202,19 +202,37 @@ export class TestNetns implements AsyncDisposable {
   readonly #procs: Proc[] = [];
   readonly #hostLink: string;
 
-  private constructor(index: number) {
+  private constructor(index: number, subnet: number) {
     // 198.18.0.0/15 is reserved for benchmarking (RFC 2544); fd00::/8 is local.
-    const n = (Deno.pid % 200) * 4 + index; // distinct per test process and namespace
     this.name = `nf-test-${Deno.pid}-${index}`;
-    this.hostAddr4 = `198.18.${n % 250}.1`;
-    this.nsAddr4 = `198.18.${n % 250}.2`;
-    this.hostAddr6 = `fd00:6e66:${n.toString(16)}::1`;
-    this.nsAddr6 = `fd00:6e66:${n.toString(16)}::2`;
+    this.hostAddr4 = `198.18.${subnet}.1`;
+    this.nsAddr4 = `198.18.${subnet}.2`;
+    this.hostAddr6 = `fd00:6e67:${subnet.toString(16)}::1`;
+    this.nsAddr6 = `fd00:6e67:${subnet.toString(16)}::2`;
     this.#hostLink = `nfh${Deno.pid % 100000}x${index}`;
   }
 
+  /**
+   * A 198.18.N.0/24 no interface of this host has yet, starting from one
+   * derived from the pid and index: test processes running at once (several
+   * checkouts on one machine) would otherwise share a subnet, and their
+   * packets would reach each other's namespaces.
+   */
+  static async #freeSubnet(index: number): Promise<number> {
+    const used = new Set(
+      [...(await sh("ip", "-4", "-o", "addr", "show")).matchAll(/ 198\.18\.(\d+)\./g)]
+        .map((m) => Number(m[1])),
+    );
+    const start = ((Deno.pid % 200) * 4 + index) % 250;
+    for (let k = 0; k < 250; k++) {
+      const n = (start + k) % 250;
+      if (!used.has(n)) return n;
+    }
+    return start;
+  }
+
   static async create(index = 1): Promise<TestNetns> {
-    const ns = new TestNetns(index);
+    const ns = new TestNetns(index, await TestNetns.#freeSubnet(index));
     const host = ns.#hostLink, peer = `nfp${Deno.pid % 100000}x${index}`;
     try {
       await sh("ip", "netns", "add", ns.name);

@@ -6,7 +6,7 @@ Every process names itself (comm) after its role, prints one line when it is
 ready and one JSON line when it is done, and takes no input but files:
 
   serve    --host H [--port P] --steps S [--count N | --until FILE]
-           [--accept-delay SECONDS] [--accept-after FILE]
+           [--accept-delay SECONDS] [--accept-after FILE] [--accept-log FILE]
            prints "listening PORT", accepts N connections (or until FILE
            exists), runs the steps on each (concurrently), prints
            {"accepted": N, "peers": [ports]}
@@ -162,6 +162,9 @@ def serve(args):
         conn.settimeout(None)
         plan = plans[min(len(peers), len(plans) - 1)]
         peers.append(addr[1])
+        if args.accept_log:
+            with open(args.accept_log, "a") as log:
+                log.write(f"{addr[1]}\n")
         jobs.append(start_thread(run_steps, conn, plan, lock))
     srv.close()
     finish(jobs)
@@ -342,6 +345,7 @@ def main():
     p.add_argument("--reuse", action="store_true")
     p.add_argument("--accept-delay", type=float, default=0)
     p.add_argument("--accept-after", default="")
+    p.add_argument("--accept-log", default="")
     p.add_argument("--src")
     p.add_argument("--dst")
     p.add_argument("--sport", type=int)
