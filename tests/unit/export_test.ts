@@ -168,3 +168,60 @@ Deno.test("UdpExporter: templates first, again every N messages and after the in
   ]);
   assert.deepEqual(exp.stats, { sent: 4, dropped: 0, queued: 0 });
 });
+
+Deno.test("TcpExporter: a collector that stops reading costs records, counted, never the caller's time", async () => {
+  let received: Uint8Array[] = [];
+  let peer: net.Socket | undefined;
+  const server = net.createServer((sock) => {
+    peer = sock;
+    sock.pause(); // a stuck collector: it accepted, and reads nothing
+    sock.on("data", (d) => received.push(new Uint8Array(d)));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  const exp = new TcpExporter(parseCollectorUrl(`tcp://127.0.0.1:${port}`), {
+    maxQueuedRecords: 1000,
+    warn: () => {},
+  });
+  let written = 0;
+  try {
+    await until("the connection", () => exp.connected && peer !== undefined);
+    // Keep writing until the kernel's buffers and the socket's own are full and
+    // records start to be dropped. write() is synchronous: it cannot wait on the collector.
+    for (let i = 0; i < 2000 && exp.stats.dropped === 0; i++) {
+      assert.equal(exp.write(ends(1000, written)), true);
+      written += 1000;
+      if (i % 50 === 0) await new Promise((r) => setTimeout(r, 0)); // let the socket flush
+    }
+    const stuck = exp.stats;
+    assert.ok(stuck.dropped > 0, "records were dropped once the queue was full");
+    assert.equal(stuck.queued, 1000);
+    assert.equal(stuck.sent + stuck.dropped + stuck.queued, written);
+    // The collector catches up: the queue drains and nothing more is lost.
+    peer!.resume();
+    await until("the queue to drain", () => exp.stats.queued === 0, 30_000);
+  } finally {
+    await exp.close();
+  }
+  await until("the last bytes", () => {
+    const bytes = new Uint8Array(received.reduce((n, b) => n + b.length, 0));
+    let at = 0;
+    for (const b of received) {
+      bytes.set(b, at);
+      at += b.length;
+    }
+    received = [bytes];
+    const v = new DataView(bytes.buffer);
+    // Whole messages only, then count the records they hold.
+    let end = 0;
+    while (end + 4 <= bytes.length && end + v.getUint16(end + 2) <= bytes.length) {
+      end += v.getUint16(end + 2);
+    }
+    const got = messages(bytes.subarray(0, end)).reduce((n, [, , ports]) => n + ports.length, 0);
+    return got === exp.stats.sent;
+  });
+  await new Promise((r) => server.close(r));
+  const s = exp.stats;
+  assert.equal(s.sent + s.dropped, written);
+  assert.equal(s.queued, 0);
+});
