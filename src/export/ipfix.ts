@@ -23,7 +23,8 @@
  * | netflow comm, container id (empty: unknown) | PEN 32473: 3, 4 | variable |
  *
  * A record whose counters the kernel did not give goes out with a template
- * that has no counter elements, rather than with zeros.
+ * that has no counter elements, rather than with zeros. Templates go with
+ * RFC 5610 type records for the PEN 32473 elements (options template 260).
  *
  * @module
  */
@@ -39,6 +40,60 @@ export const PEN_NETFLOW = 32473;
 export const IPFIX_VERSION = 10;
 const SET_HEADER_BYTES = 4;
 const TEMPLATE_SET_ID = 2;
+const OPTIONS_TEMPLATE_SET_ID = 3;
+/** The options template of the RFC 5610 element type records. */
+export const ELEMENT_TYPES_TEMPLATE = 260;
+/**
+ * Its fields, as RFC 5610 section 3.9 lists them: PEN and element id (scope),
+ * data type, semantics, units, range begin and end, name, description.
+ */
+const ELEMENT_TYPE_FIELDS: [id: number, length: number][] = [
+  [346, 4],
+  [303, 2],
+  [339, 1],
+  [344, 1],
+  [345, 2],
+  [342, 8],
+  [343, 8],
+  [341, 0xffff],
+  [340, 0xffff],
+];
+
+/**
+ * netflow's own elements (PEN 32473), as RFC 5610 describes them: IANA data
+ * type codes (3 unsigned32, 13 string) and semantics (0 default, 4 identifier).
+ * src/export/ipfix-elements.xml says the same for tools that load XML.
+ */
+export const NETFLOW_ELEMENTS = [
+  {
+    id: 1,
+    name: "netflowProcessId",
+    dataType: 3,
+    semantics: 4,
+    description: "pid of the process holding the local socket; 4294967295 when unknown",
+  },
+  {
+    id: 2,
+    name: "netflowUserId",
+    dataType: 3,
+    semantics: 4,
+    description: "its uid; 4294967295 when unknown",
+  },
+  {
+    id: 3,
+    name: "netflowProcessName",
+    dataType: 13,
+    semantics: 0,
+    description: "its comm; empty when unknown",
+  },
+  {
+    id: 4,
+    name: "netflowContainerId",
+    dataType: 13,
+    semantics: 0,
+    description: "the container id derived from the socket's cgroup; empty when none",
+  },
+] as const;
 const VARIABLE = 0xffff;
 /** The value of pid and uid when netflow does not know them. */
 export const UNKNOWN_ID = 0xffffffff;
@@ -234,7 +289,13 @@ export class IpfixEncoder {
     this.#sequence = 0;
   }
 
-  /** A message holding one template set with every template. */
+  /**
+   * A message holding every template, then netflow's element definitions as
+   * RFC 5610 information element type records (an options template and its
+   * four records, counted in the sequence number), so a collector that reads
+   * them (libfixbuf: `ipfixDump --rfc5610`) names and types PEN 32473's
+   * elements without any configuration.
+   */
   templateMessage(exportSec: number): Uint8Array {
     const w = new Writer();
     this.#header(w, exportSec);
@@ -252,6 +313,34 @@ export class IpfixEncoder {
       }
     }
     w.view.setUint16(setStart + 2, w.length - setStart);
+    // RFC 5610: scope privateEnterpriseNumber (346) + informationElementId (303).
+    const optStart = w.length;
+    w.u16(OPTIONS_TEMPLATE_SET_ID);
+    w.u16(0);
+    w.u16(ELEMENT_TYPES_TEMPLATE);
+    w.u16(ELEMENT_TYPE_FIELDS.length);
+    w.u16(2); // scope field count
+    for (const [id, length] of ELEMENT_TYPE_FIELDS) {
+      w.u16(id);
+      w.u16(length);
+    }
+    w.view.setUint16(optStart + 2, w.length - optStart);
+    const dataStart = w.length;
+    w.u16(ELEMENT_TYPES_TEMPLATE);
+    w.u16(0);
+    for (const e of NETFLOW_ELEMENTS) {
+      w.u32(PEN_NETFLOW);
+      w.u16(e.id);
+      w.u8(e.dataType);
+      w.u8(e.semantics);
+      w.u16(0); // units: none
+      w.u64(0); // no range
+      w.u64(0);
+      w.varlen(utf8.encode(e.name));
+      w.varlen(utf8.encode(e.description));
+    }
+    w.view.setUint16(dataStart + 2, w.length - dataStart);
+    this.#sequence = (this.#sequence + NETFLOW_ELEMENTS.length) >>> 0;
     return this.#finish(w);
   }
 

@@ -135,6 +135,8 @@ for (const family of [4, 6] as const) {
       }
       nfcapd.child.kill("SIGTERM"); // it writes its file as it ends
       await withTimeout(nfcapd.child.status, 20_000, "nfcapd to end");
+      // nfcapd saw no gap in the sequence numbers (the RFC 5610 records count) and nothing bad.
+      assert.match(await nfcapd.stderr, /Flows: 3, .*Sequence Errors: 0, Bad Packets: 0/);
       const out = await sh(
         "env",
         "TZ=UTC",
@@ -196,7 +198,7 @@ async function ipfixDump(file: string): Promise<Fields[]> {
       fields[m[2]!] = m[3]!.replace(/^\(len: \d+\) ?/, "").trim();
     }
     return fields;
-  });
+  }).filter((f) => f.flowEndMilliseconds !== undefined); // not the RFC 5610 element records
 }
 
 /** Waits until the collector's file holds `n` whole data records, and returns them. */
@@ -324,9 +326,13 @@ e2eTest(
           `, ${url}: 6 IPFIX records sent, 0 dropped, ${neverUrl}: 0 IPFIX records sent, 6 dropped\\n`,
         ),
       );
-      // Each connection to the collector was a session of its own: templates, then sequence 0.
+      // Each connection to the collector was a session of its own: templates, then sequence 0;
+      // from the RFC 5610 records in the stream alone, ipfixDump names netflow's elements.
       for (const file of [`${dir}/first.1`, `${dir}/second.1`]) {
-        const all = await sh("ipfixDump", "--in", file);
+        const all = await sh("ipfixDump", "--rfc5610", "--in", file);
+        for (const name of ["ProcessId", "UserId", "ProcessName", "ContainerId"]) {
+          assert.match(all, new RegExp(`\\(32473/\\d\\)\\s+netflow${name} :`), name);
+        }
         assert.match(
           all,
           /^--- Message Header ---\n.*\n.*sequence number: 0 \(0\)\n\n--- template record/,

@@ -107,7 +107,7 @@ Deno.test("TcpExporter: collector down at start, then up: queued records arrive 
   try {
     await until("the queued records", () => exp.stats.sent === 3);
     await until("their bytes", () => messages(received).some(([id]) => id === 256));
-    assert.deepEqual(messages(received), [[2, 0, []], [256, 0, [2, 3, 4]]]);
+    assert.deepEqual(messages(received), [[2, 0, []], [256, 4, [2, 3, 4]]]);
     assert.match(warnings[1]!, /connected again/);
     // The collector goes away: records wait again, and the next session starts over.
     peer!.destroy();
@@ -117,7 +117,7 @@ Deno.test("TcpExporter: collector down at start, then up: queued records arrive 
     exp.write(ends(2, 10));
     await until("the records after reconnecting", () => exp.stats.sent === 5);
     await until("their bytes", () => messages(received).some(([id]) => id === 256));
-    assert.deepEqual(messages(received), [[2, 0, []], [256, 0, [10, 11]]]);
+    assert.deepEqual(messages(received), [[2, 0, []], [256, 4, [10, 11]]]);
   } finally {
     await exp.close();
     await new Promise((r) => server.close(r));
@@ -158,13 +158,14 @@ Deno.test("UdpExporter: templates first, again every N messages and after the in
     server.close();
   }
   assert.deepEqual(got, [
+    // Each template message carries 4 RFC 5610 records, counted in the sequence.
     [2, 0, []],
-    [256, 0, [1]],
-    [256, 1, [2]],
-    [2, 2, []],
-    [256, 2, [3]],
-    [2, 3, []],
-    [256, 3, [4]],
+    [256, 4, [1]],
+    [256, 5, [2]],
+    [2, 6, []],
+    [256, 10, [3]],
+    [2, 11, []],
+    [256, 15, [4]],
   ]);
   assert.deepEqual(exp.stats, { sent: 4, dropped: 0, queued: 0 });
 });

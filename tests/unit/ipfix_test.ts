@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { parseIP } from "../../src/bpf/addr.ts";
 import type { FlowEndEvent, NetflowEvent } from "../../src/flow/events.ts";
 import {
+  ELEMENT_TYPES_TEMPLATE,
   type FlowRecord,
   IpfixEncoder,
+  NETFLOW_ELEMENTS,
   PEN_NETFLOW,
   PEN_REVERSE,
   TEMPLATES,
@@ -40,7 +42,7 @@ function u64(view: DataView, at: number): number {
   return view.getUint32(at) * 2 ** 32 + view.getUint32(at + 4);
 }
 
-Deno.test("IPFIX template message: header, one template set, reverse and netflow PENs", () => {
+Deno.test("IPFIX template message: templates with reverse and netflow PENs, then RFC 5610 element types", () => {
   const enc = new IpfixEncoder({ domain: 7 });
   const m = enc.templateMessage(1_700_000_000);
   const v = new DataView(m.buffer);
@@ -48,7 +50,8 @@ Deno.test("IPFIX template message: header, one template set, reverse and netflow
     [v.getUint16(0), v.getUint16(2), v.getUint32(4), v.getUint32(8), v.getUint32(12)],
     [10, m.length, 1_700_000_000, 0, 7],
   );
-  assert.deepEqual([v.getUint16(16), v.getUint16(18)], [2, m.length - 16]);
+  const templateSet = v.getUint16(18);
+  assert.equal(v.getUint16(16), 2);
   // First template: id 256 (IPv4 with counters), 18 fields.
   assert.deepEqual([v.getUint16(20), v.getUint16(22)], [256, 18]);
   const fields: string[] = [];
@@ -82,6 +85,36 @@ Deno.test("IPFIX template message: header, one template set, reverse and netflow
     `${PEN_NETFLOW}/4:65535`,
   ]);
   assert.deepEqual([v.getUint16(at), v.getUint16(at + 2)], [TEMPLATES[1].id, 18]);
+  // Then the RFC 5610 options template (scope: PEN and element id) and its records.
+  let o = 16 + templateSet;
+  assert.deepEqual([v.getUint16(o), v.getUint16(o + 4), v.getUint16(o + 6), v.getUint16(o + 8)], [
+    3,
+    ELEMENT_TYPES_TEMPLATE,
+    9,
+    2,
+  ]);
+  const spec = Array.from({ length: 9 }, (_, i) => v.getUint16(o + 10 + 4 * i));
+  assert.deepEqual(spec, [346, 303, 339, 344, 345, 342, 343, 341, 340]);
+  o += v.getUint16(o + 2);
+  assert.equal(v.getUint16(o), ELEMENT_TYPES_TEMPLATE);
+  assert.equal(o + v.getUint16(o + 2), m.length);
+  const names: string[] = [];
+  for (let r = o + 4; r < m.length;) {
+    assert.equal(v.getUint32(r), PEN_NETFLOW);
+    const id = v.getUint16(r + 4), type = m[r + 6]!;
+    r += 4 + 2 + 1 + 1 + 2 + 16;
+    const name = new TextDecoder().decode(m.subarray(r + 1, r + 1 + m[r]!));
+    r += 1 + m[r]!;
+    r += 1 + m[r]!;
+    names.push(`${id} ${name} ${type}`);
+  }
+  assert.deepEqual(names, [
+    "1 netflowProcessId 3",
+    "2 netflowUserId 3",
+    "3 netflowProcessName 13",
+    "4 netflowContainerId 13",
+  ]);
+  assert.equal(enc.sequence, NETFLOW_ELEMENTS.length, "the element records count as data records");
 });
 
 Deno.test("IPFIX data record: every element at its offset, sequence counts records", () => {
