@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import net from "node:net";
-import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEndEvent, FlowEvent, FlowUpdateEvent } from "../../src/flow/events.ts";
 import { formatIPv6, parseIP } from "../../src/bpf/addr.ts";
 import { timeUs } from "../../src/output/view.ts";
 import {
@@ -25,6 +25,7 @@ import {
 } from "../helpers/e2e.ts";
 
 const COLLECTOR = `${ROOT}tests/workloads/collector.py`;
+const LIFECYCLE = `${ROOT}tests/workloads/lifecycle.py`;
 
 async function freePort(kind: "tcp" | "udp"): Promise<number> {
   if (kind === "tcp") {
@@ -564,3 +565,81 @@ e2eTest("Tracee format: a loopback connection's four events, field by field", as
     ["net_flow_tcp_begin", "net_flow_tcp_end"],
   ]);
 });
+
+e2eTest(
+  "IPFIX updates: active-timeout records carry deltas that add up to the end's totals",
+  async () => {
+    await using cg = new TestCgroup();
+    const dir = await Deno.makeTempDir({ prefix: "netflow-collector-" });
+    try {
+      const port = await freePort("tcp");
+      await using collector = new Proc("python3", [
+        COLLECTOR,
+        "--port",
+        String(port),
+        "--out",
+        `${dir}/c`,
+      ]);
+      assert.equal(await collector.line(), `listening ${port}`);
+      await using nf = await Netflow.start([
+        "--format",
+        "json",
+        "--cgroup",
+        cg.dir,
+        "--events",
+        "begin,end,update",
+        "--update-interval",
+        "1",
+        "--ipfix",
+        `tcp://127.0.0.1:${port}`,
+      ]);
+      assert.equal(await collector.line(20_000), "connected 1");
+      // One loopback connection, 1000 bytes every 0.5 s for 4 s: updates on both endpoints.
+      await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
+      const { port: sport } = JSON.parse(await server.line());
+      await using client = cg.spawn("python3", LIFECYCLE, "long", "127.0.0.1", String(sport), "4");
+      const { client: cport } = JSON.parse(await client.line());
+      await client.line(20_000); // done
+      const { events, stderr, code } = await nf.stop();
+      assert.equal(code, 0, stderr);
+      const flows = (events as FlowEvent[]).filter((e) =>
+        e.src_port === cport || e.dst_port === cport
+      );
+      const exported = flows.filter((e) => e.event !== "net_flow_tcp_begin");
+      assert.match(stderr, new RegExp(`: ${exported.length} IPFIX records sent, 0 dropped`));
+      const records = await recordsIn(`${dir}/c.1`, exported.length);
+      assert.equal(records.length, exported.length);
+      for (const direction of ["outgoing", "incoming"] as const) {
+        const mine = exported.filter((e) => e.conn_direction === direction);
+        const got = records.filter((r) =>
+          r.flowDirection === (direction === "outgoing" ? "1" : "0")
+        );
+        // At least one update (how many depends on timing; each one is checked).
+        assert.ok(mine.length >= 2, `${mine.length - 1} updates for ${direction}`);
+        // In order: every update (flowEndReason 2, active timeout), then the end (3).
+        assert.deepEqual(
+          got.map((r) => r.flowEndReason),
+          mine.map((e) => (e.event === "net_flow_tcp_end" ? "3" : "2")),
+        );
+        let octets = 0, reverse = 0;
+        got.forEach((r, i) => {
+          const e = mine[i] as FlowUpdateEvent | FlowEndEvent;
+          // The client initiated: forward is what it sent.
+          const sent = direction === "outgoing" ? e.bytes_sent! : e.bytes_received!;
+          const back = direction === "outgoing" ? e.bytes_received! : e.bytes_sent!;
+          octets += Number(r.octetDeltaCount);
+          reverse += Number(r.reverseOctetDeltaCount);
+          assert.deepEqual([octets, reverse], [sent, back], `record ${i} of ${direction}`);
+          assert.deepEqual([r.sourceTransportPort, r.destinationTransportPort], [
+            String(cport),
+            String(sport),
+          ]);
+          assert.equal(r.flowStartMilliseconds, got[0]!.flowStartMilliseconds);
+        });
+        assert.ok(octets >= 8000, `${octets} bytes from the client`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
