@@ -15,8 +15,8 @@
       with --split in two writes 100 ms apart (TCP_NODELAY): two segments
   dns.py bulk     --host H --bytes B
       a TCP server on H:53 that sends B bytes of junk to whoever connects
-  dns.py flood    --src ADDR --dst ADDR --port P --count C
-      C answer datagrams from ADDR:53 to ADDR:P, random ids, answering nothing
+  dns.py flood    --src ADDR --dst ADDR --port P --count C [--sport S]
+      C answer datagrams from ADDR:53 (or S) to ADDR:P, random ids, answering nothing
   dns.py queries  --dst ADDR --count C
       C queries (distinct ids, random names) from one socket to ADDR:53, never answered
 """
@@ -144,7 +144,7 @@ def bulk(args):
 
 def flood(args):
     s = socket.socket(family(args.src), socket.SOCK_DGRAM)
-    s.bind((args.src, 53))
+    s.bind((args.src, args.sport))
     rnd = random.Random(7)
     target = (args.dst, args.port)
     for i in range(args.count):
@@ -216,6 +216,7 @@ def main():
     fl.add_argument("--dst", required=True)
     fl.add_argument("--port", type=int, required=True)
     fl.add_argument("--count", type=int, required=True)
+    fl.add_argument("--sport", type=int, default=53)
     qs = sub.add_parser("queries")
     qs.add_argument("--dst", required=True)
     qs.add_argument("--count", type=int, required=True)
