@@ -12,8 +12,9 @@
  * local endpoints, one in each network namespace.
  */
 import assert from "node:assert/strict";
+import { RUNTIME_V8_FLAGS } from "../../build.ts";
 import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
-import { e2eTest, type Proc, sh, TestNetns, withTimeout } from "../helpers/e2e.ts";
+import { e2eTest, type Proc, ROOT, sh, TestNetns, withTimeout } from "../helpers/e2e.ts";
 import {
   atLeast,
   badRuns,
@@ -995,6 +996,92 @@ e2eTest(
         `${r.where} end outgoing ${cs} local fin 100/50`,
       ]);
       for (const e of mine) assert.equal(e.preexisting, true, describe(e));
+    }
+  },
+);
+
+// 12. SIGTERM while netflow is blocked writing a batch (its reader is slow: here
+// the test reads nothing until netflow has exited, as a busy `| jq` would):
+// records read before the signal, and those still in the ring, must still
+// become events ("SIGTERM: stop reading, detach, flush stdout"). 150 loopback
+// connections open at start give ~300 preexisting begins: more than a pipe holds.
+e2eTest(
+  "whole host: SIGTERM while stdout is blocked still writes the flows completed before it",
+  async () => {
+    await using scope = new Scope();
+    const lo = "127.0.0.1";
+    const bg = scope.host("serve", "--host", lo, "--count", "150", "--steps", "eof");
+    const bgPort = await listening(bg);
+    const held = scope.host(
+      "connect",
+      "--host",
+      lo,
+      "--port",
+      String(bgPort),
+      "--count",
+      "150",
+      "--steps",
+      `print:open;wait:${scope.path("bg-close")}`,
+    );
+    for (let i = 0; i < 150; i++) await expectLine(held, "open");
+    const server = scope.host(
+      "serve",
+      "--host",
+      lo,
+      "--count",
+      "3",
+      "--steps",
+      "recv:100;send:50;eof",
+    );
+    const port = await listening(server);
+    const nf = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", RUNTIME_V8_FLAGS, `${ROOT}src/cli.ts`, "--format", "json"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    }).spawn();
+    try {
+      const stderr = nf.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let err = "";
+      while (!err.includes("netflow: watching cgroup ")) {
+        const { value, done } = await stderr.read();
+        if (done) throw new Error(`netflow did not start: ${err}`);
+        err += value;
+      }
+      const c = await result<Client>(
+        scope.host(
+          "connect",
+          "--host",
+          lo,
+          "--port",
+          String(port),
+          "--count",
+          "3",
+          "--steps",
+          "send:100;recv:50",
+        ),
+      );
+      await result<Served>(server);
+      // Let the ring and the owner wait (200 ms) settle, as Netflow.stop does.
+      await new Promise((r) => setTimeout(r, 300));
+      nf.kill("SIGTERM");
+      const [out, status] = await Promise.all([new Response(nf.stdout).text(), nf.status]);
+      for (;;) {
+        const { value, done } = await stderr.read();
+        if (done) break;
+        err += value;
+      }
+      assert.equal(status.code, 0, err);
+      const events = out.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+      const mine = ofConns(events, port, c.ports);
+      assert.equal(mine.length, 12, `${mine.length} of 12 events; ${err.trim().split("\n").pop()}`);
+    } finally {
+      try {
+        nf.kill("SIGKILL");
+      } catch { /* exited */ }
+      await nf.status;
+      scope.touch("bg-close");
     }
   },
 );
