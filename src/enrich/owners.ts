@@ -16,9 +16,11 @@
  *   first: softirq): until the holder closes it (release record: its name at
  *   close) or an iterator run finds it still holding the socket;
  *
- * at most `waitMs` (200 ms). The iterator runs at most once per `retryMs`,
- * whatever the number of waiting flows, and only once a record has waited
- * `firstLookMs` (accept usually follows within that). Outgoing begins and
+ * at most `waitMs` (200 ms). The iterator runs at most once per `retryMs`
+ * (20 ms), whatever the number of waiting flows, and less often when a run
+ * is costly (at most `maxShare` of a core: a run that took 2 ms waits 40 ms
+ * for the next); and only once a record has waited `firstLookMs` (accept
+ * usually follows within that). Outgoing begins and
  * ends stamped at close pass straight through.
  *
  * When the wait runs out: a begin takes the only process holding its
@@ -38,6 +40,14 @@ export interface OwnerResolverOptions {
   retryMs?: number;
   /** How long a record waits before the first iterator run looks for it, ms (default 5). */
   firstLookMs?: number;
+  /**
+   * Most of one core the iterator may take (default 0.05): after a run that
+   * took T ms the next waits at least T / maxShare ms (a host with many
+   * sockets gets fewer looks, never a busy core).
+   */
+  maxShare?: number;
+  /** The clock that times iterator runs, ms (injectable for tests). */
+  clock?: () => number;
 }
 
 /** How the owners of the records that passed were settled. */
@@ -61,13 +71,17 @@ interface Held {
   owner: SocketOwner | null | undefined;
 }
 
-const DEFAULTS = { waitMs: 200, retryMs: 20, firstLookMs: 5 };
+const DEFAULTS = { waitMs: 200, retryMs: 20, firstLookMs: 5, maxShare: 0.05 };
 
 export class OwnerResolver {
   readonly #holders: HolderIndex;
   readonly #waitMs: number;
   readonly #retryMs: number;
   readonly #firstLookMs: number;
+  readonly #maxShare: number;
+  readonly #clock: () => number;
+  /** The least time between runs now: retryMs, or more after a costly run. */
+  #intervalMs: number;
   /** Records waiting, per socket (netns|cookie), in arrival order. */
   readonly #held = new Map<string, Held[]>();
   #unsettled = 0;
@@ -85,6 +99,9 @@ export class OwnerResolver {
     this.#waitMs = options.waitMs ?? DEFAULTS.waitMs;
     this.#retryMs = options.retryMs ?? DEFAULTS.retryMs;
     this.#firstLookMs = options.firstLookMs ?? DEFAULTS.firstLookMs;
+    this.#maxShare = options.maxShare ?? DEFAULTS.maxShare;
+    this.#clock = options.clock ?? (() => performance.now());
+    this.#intervalMs = this.#retryMs;
   }
 
   get stats(): OwnerStats {
@@ -114,7 +131,8 @@ export class OwnerResolver {
   /** One record from the ring; returns the records whose owner is settled, in order. */
   push(r: FlowRecord, nowMs: number): FlowRecord[] {
     if (this.#waitMs <= 0) return r.kind === "release" ? [] : [r]; // the kernel's stamps only
-    const key = `${r.netns}|${r.cookie}`;
+    let key = `${r.netns}|${r.cookie}`;
+    if (r.kind === "release" && r.netns === 0) key = this.#keyOfCookie(r.cookie) ?? key;
     const list = this.#held.get(key);
     if (r.kind === "release") {
       if (list === undefined || r.owner === null) return [];
@@ -151,10 +169,12 @@ export class OwnerResolver {
     if (this.#unsettled === 0) return [];
     const out: FlowRecord[] = [];
     const due = this.#oldestSinceMs() + this.#firstLookMs <= nowMs;
-    if ((due && nowMs - this.#lastRunMs >= this.#retryMs) || final) {
+    if ((due && nowMs - this.#lastRunMs >= this.#intervalMs) || final) {
       this.#lastRunMs = nowMs;
       this.#stats.iteratorRuns++;
+      const t0 = this.#clock();
       this.#holders.refresh();
+      this.#intervalMs = Math.max(this.#retryMs, (this.#clock() - t0) / this.#maxShare);
       for (const list of this.#held.values()) {
         for (const h of list) {
           if (h.owner !== undefined) continue;
@@ -181,8 +201,19 @@ export class OwnerResolver {
   wakeInMs(nowMs: number): number | null {
     if (this.#unsettled === 0) return null;
     const oldest = this.#oldestSinceMs();
-    const look = Math.max(oldest + this.#firstLookMs, this.#lastRunMs + this.#retryMs);
+    const look = Math.max(oldest + this.#firstLookMs, this.#lastRunMs + this.#intervalMs);
     return Math.max(1, Math.min(look, oldest + this.#waitMs) - nowMs);
+  }
+
+  /**
+   * The waiting socket with this cookie: a release record names no namespace
+   * when the socket had no owner entry at its begin (accepted on a listener
+   * older than netflow). Cookies are unique host-wide.
+   */
+  #keyOfCookie(cookie: number): string | undefined {
+    const suffix = `|${cookie}`;
+    for (const key of this.#held.keys()) if (key.endsWith(suffix)) return key;
+    return undefined;
   }
 
   #oldestSinceMs(): number {

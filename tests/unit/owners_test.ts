@@ -181,3 +181,34 @@ Deno.test("OwnerResolver with no wait passes every record with the kernel's stam
   assert.deepEqual(r.settle(1000), []);
   assert.equal(holders.runs, 0);
 });
+
+Deno.test("OwnerResolver spaces iterator runs so they take at most 5% of a core", () => {
+  let clock = 0;
+  const holders = new FakeHolders();
+  const slow: HolderIndex = {
+    refresh: () => {
+      holders.refresh();
+      clock += 4; // a run takes 4 ms: the next waits 80 ms
+    },
+    ofSocket: (n, c) => holders.ofSocket(n, c),
+    ofListener: () => holders.ofListener(),
+  };
+  const r = new OwnerResolver(slow, { clock: () => clock });
+  r.push(incoming(), 0);
+  r.settle(5);
+  assert.equal(holders.runs, 1);
+  assert.equal(r.wakeInMs(5), 80);
+  r.settle(50);
+  assert.equal(holders.runs, 1);
+  holders.sockets.set(1, [worker]);
+  assert.deepEqual(r.settle(85).map((x) => x.owner), [worker]);
+  assert.equal(holders.runs, 2);
+});
+
+Deno.test("OwnerResolver matches a release record without a namespace by its cookie", () => {
+  const holders = new FakeHolders();
+  const r = new OwnerResolver(holders);
+  r.push(end({ owner: null, cookie: 77 }), 0);
+  const release = record("release", server, peer, { owner: worker, cookie: 77, netns: 0 });
+  assert.deepEqual(r.push(release, 1).map((x) => [x.cookie, x.owner]), [[77, worker]]);
+});
