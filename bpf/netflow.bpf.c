@@ -594,6 +594,13 @@ static __always_inline void emit_flow(struct bpf_sock_ops *skops, struct tcp_soc
 	bpf_ringbuf_submit(r, 0);
 }
 
+/* From now on the socket's state changes call sock_ops (STATE_CB), on top of
+ * whatever callbacks other programs asked for. */
+static __always_inline void state_callbacks_on(struct bpf_sock_ops *skops)
+{
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
 /* connect(), in the calling process: it is the active opener, and the owner
  * is whoever connects (a socket may have been created by a parent). */
 static __always_inline void on_connect(struct bpf_sock_ops *skops, struct bpf_sock *sk)
@@ -616,8 +623,7 @@ static __always_inline void on_connect(struct bpf_sock_ops *skops, struct bpf_so
 	st->connect_ns = bpf_ktime_get_ns();
 	/* SYN_SENT -> CLOSE is a failed attempt (net_flow_tcp_fail). */
 	if (nf_config.report_fail)
-		bpf_sock_ops_cb_flags_set(skops,
-					  skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		state_callbacks_on(skops);
 	/* An MPTCP subflow connects from the kernel's path manager as often as
 	 * from connect(): it keeps its MPTCP socket's owner instead. */
 	if (bpf_skc_to_mptcp_sock(sk))
@@ -670,8 +676,7 @@ static __always_inline void on_established(struct bpf_sock_ops *skops, struct bp
 	 * begins when the handshake completes, if it ever does. */
 	if (skops->state == TCP_SYN_RECV) {
 		st->state |= NF_ST_TFO;
-		bpf_sock_ops_cb_flags_set(skops,
-					  skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		state_callbacks_on(skops);
 		return;
 	}
 	begin(skops, st, tp);
@@ -756,7 +761,7 @@ static __always_inline void begin(struct bpf_sock_ops *skops, struct nf_sock *st
 	 * callback): connect() says who initiated. */
 	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB || (st->state & NF_ST_CONNECTED))
 		st->flags |= NF_FLOW_OUTGOING | NF_FLOW_SYN_ACKED;
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	state_callbacks_on(skops);
 	emit_flow(skops, tp, st, NF_KIND_BEGIN, NF_END_NONE, 0, TCP_ESTABLISHED);
 }
 

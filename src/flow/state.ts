@@ -299,8 +299,7 @@ export class FlowTable {
     }
     this.#remember(key);
     const flow = this.#newFlow(r, "outgoing", null);
-    flow.localNames = this.#context.names(flow.local.addr, flow.netns);
-    flow.remoteNames = this.#context.names(flow.remote.addr, flow.netns);
+    this.#takeNames(flow);
     const fail = this.#event(flow, r, EVENT_FAIL, true) as FlowEventBase & Partial<FlowFailEvent>;
     fail.reason = r.end === "refused" ? "refused" : "timeout";
     fail.duration_ms = r.beginUs === null ? 0 : Math.max(0, (r.timeUs - r.beginUs) / US_PER_MS);
@@ -314,6 +313,12 @@ export class FlowTable {
     end.duration_ms = flow.beginUs === null ? null : (nowUs - flow.beginUs) / US_PER_MS;
     Object.assign(end, counterFields(NO_COUNTERS));
     return end;
+  }
+
+  /** The names of the flow's addresses, taken once (at its first event) and kept. */
+  #takeNames(flow: Flow): void {
+    flow.localNames ??= this.#context.names(flow.local.addr, flow.netns);
+    flow.remoteNames ??= this.#context.names(flow.remote.addr, flow.netns);
   }
 
   #remember(key: string): void {
@@ -370,8 +375,7 @@ export class FlowTable {
       }
     }
     this.#open.set(key, flow);
-    flow.localNames = this.#context.names(flow.local.addr, flow.netns);
-    flow.remoteNames = this.#context.names(flow.remote.addr, flow.netns);
+    this.#takeNames(flow);
     // In a begin event src is the initiator.
     return this.#event(flow, r, EVENT_BEGIN, direction === "outgoing");
   }
@@ -387,8 +391,7 @@ export class FlowTable {
       this.#newFlow(r, r.outgoing ? "outgoing" : "incoming", null);
     this.#open.delete(key);
     this.#remember(key);
-    flow.localNames ??= this.#context.names(flow.local.addr, flow.netns);
-    flow.remoteNames ??= this.#context.names(flow.remote.addr, flow.netns);
+    this.#takeNames(flow);
     // The end record names the holder at close when it is known (src/enrich/owners.ts).
     if (r.owner !== null) {
       flow.owner = r.owner;
@@ -496,7 +499,15 @@ function tupleKey(
   return `${netns}|${t.localAddr}|${t.localPort}|${t.remoteAddr}|${t.remotePort}`;
 }
 
-type Counters = ReturnType<typeof endCounters>;
+/** A socket's counters, each exact in JSON or null. */
+interface Counters {
+  bytesSent: number | null;
+  bytesReceived: number | null;
+  packetsSent: number | null;
+  packetsReceived: number | null;
+  rttUs: number | null;
+  retransmits: number | null;
+}
 
 const NO_COUNTERS: Counters = {
   bytesSent: null,
@@ -524,16 +535,7 @@ function counterFields(c: Counters): FlowCounters {
  * so far, which the end can only equal or exceed (it adds what is queued).
  */
 export function updateCounters(r: FlowRecord, outgoing: boolean): Counters {
-  const c = r.counters;
-  const syn = (r.synAcked || outgoing) && c.bytesAcked > 0 ? 1 : 0;
-  return {
-    bytesSent: exact(c.bytesAcked - syn),
-    bytesReceived: exact(c.bytesReceived),
-    packetsSent: exact(c.segsOut),
-    packetsReceived: exact(c.segsIn),
-    rttUs: exact(c.srttUs),
-    retransmits: exact(c.totalRetrans),
-  };
+  return socketCounters(r, outgoing, 0, 0);
 }
 
 /** A counter as JSON can carry it exactly, or null. */
@@ -553,20 +555,23 @@ function exact(n: number): number | null {
  * - bytes_received: payload received in order; at the peer's FIN the kernel
  *   has already counted the FIN's sequence number: removed.
  */
-export function endCounters(r: FlowRecord, outgoing = r.synAcked): {
-  bytesSent: number | null;
-  bytesReceived: number | null;
-  packetsSent: number | null;
-  packetsReceived: number | null;
-  rttUs: number | null;
-  retransmits: number | null;
-} {
-  const c: SocketCounters = r.counters;
-  // The kernel flags the SYN when it saw connect(); the snapshot's outgoing flows had one too.
-  const syn = (r.synAcked || outgoing) && c.bytesAcked > 0 ? 1 : 0;
+export function endCounters(r: FlowRecord, outgoing = r.synAcked): Counters {
+  const c = r.counters;
   const atFin = r.end === "local-fin" || r.end === "remote-fin";
   const queued = atFin ? (c.writeSeq - c.sndUna) >>> 0 : 0;
   const fin = r.end === "remote-fin" && c.bytesReceived > 0 ? 1 : 0;
+  return socketCounters(r, outgoing, queued, fin);
+}
+
+/**
+ * The socket's counters as events carry them: `queued` bytes added to those
+ * sent, the peer's `fin` (0 or 1) taken from those received, and the active
+ * opener's SYN taken from bytes_acked (the kernel flags it when it saw
+ * connect(); the snapshot's outgoing flows had one too).
+ */
+function socketCounters(r: FlowRecord, outgoing: boolean, queued: number, fin: number): Counters {
+  const c: SocketCounters = r.counters;
+  const syn = (r.synAcked || outgoing) && c.bytesAcked > 0 ? 1 : 0;
   return {
     bytesSent: exact(c.bytesAcked - syn + queued),
     bytesReceived: exact(c.bytesReceived - fin),
