@@ -1006,7 +1006,11 @@ int netflow_holders(struct bpf_iter__task_file___nf *ctx)
 			return 0;
 		h.mptcp = 1;
 	} else if (sk->sk_protocol == IPPROTO_TCP) {
-		h.cookie = bpf_get_socket_cookie(sk);
+		/* sock->sk is untrusted to newer verifiers (bpf_get_socket_cookie
+		 * refuses it): read the cookie, set when the begin was written. */
+		if (bpf_probe_read_kernel(&h.cookie, sizeof(h.cookie),
+					  &((struct sock_common___nfc *)sk)->skc_cookie.counter))
+			return 0;
 	} else {
 		return 0;
 	}

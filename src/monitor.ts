@@ -249,13 +249,14 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       ...(options.filter === undefined ? {} : { filter: options.filter }),
     });
     this.#decoder = new RecordDecoder(clockOffsetUs());
-    // Who holds the sockets that already exist (they have no socket storage),
-    // then the connections open now: begins with preexisting: true.
-    holders.refresh();
+    // The connections open now (begins with preexisting: true), then who holds
+    // them (they have no socket storage). In that order: the snapshot gives each
+    // socket its cookie, which the holders iterator can only read, not create.
     const snapshot = this.#probe.snapshot(
       this.cgroupDir === mount ? [] : cgroups.ids(),
       this.#netns.all(),
     ).flatMap((bytes) => this.#decoder.snapshot(bytes));
+    holders.refresh();
     this.#push(this.#flows.onSnapshot(this.#owners.snapshot(snapshot)));
     this.#nextSweepMs = performance.now() + this.#sweepEveryMs();
     this.#onRecord = (view, offset, length) => {
