@@ -14,12 +14,15 @@ tools="$root/.tools"
 
 # Packages: the build needs clang, llvm and libbpf-dev (headers) and libbpf1
 # (the library netflow dlopens); the tests and benchmarks need the rest
-# (nfdump, libfixbuf-tools and tshark: the IPFIX collectors and decoders).
+# (nfdump, libfixbuf-tools and tshark: the IPFIX collectors and decoders;
+# qemu-system-x86, busybox-static, xz-utils and zstd: the kernel matrix,
+# tests/kernels/, which boots Debian's kernels under QEMU).
 packages=(
   clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev
   iproute2 python3 dnsmasq-base bind9-dnsutils iperf3 wrk tcpdump libbpf-tools procps util-linux
   nfdump libfixbuf-tools tshark coreutils
   nmap iptables
+  qemu-system-x86 busybox-static xz-utils zstd
 )
 runtime=0
 [ "${1:-}" = "--runtime" ] && runtime=1 && packages=(libbpf1)
