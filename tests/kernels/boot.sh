@@ -8,7 +8,8 @@
 # (writes vanish with the VM). OUT_DIR is shared writable at the same path, so
 # the command reads and writes host paths as they are, and only OUT_DIR's
 # writes come back. The guest has proc, sys, devtmpfs, bpffs, cgroup2 at
-# /sys/fs/cgroup, tracefs, a fresh /tmp and /run, and lo up (IPv4 and IPv6).
+# /sys/fs/cgroup, tracefs, a fresh /run, and lo up (IPv4 and IPv6); /tmp is
+# the host's under the overlay (a checkout may live there).
 # The kernel command line names netflow_kernel_check (guest_check.py runs
 # only where it finds it, or in a private network namespace).
 # The command's exit status is the script's; its output is the serial console,
@@ -108,7 +109,6 @@ mount -t tmpfs tmpfs \$r/dev/shm
 mount -t bpf bpf \$r/sys/fs/bpf
 mount -t cgroup2 cgroup2 \$r/sys/fs/cgroup
 mount -t tracefs tracefs \$r/sys/kernel/tracing
-mount -t tmpfs -o mode=1777 tmpfs \$r/tmp
 mount -t tmpfs -o mode=755 tmpfs \$r/run
 mkdir -p \$r$out
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out \$r$out || fail "no out share"

@@ -82,6 +82,11 @@ CONF
 # the ABI number or the version is in it).
 newest() { apt-cache pkgnames linux-image- 2>/dev/null | grep -E "$re" | sort -V | tail -n1; }
 
+# One fetch at a time per cache (checkouts may share one).
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+
 # Reuse the last fetch when it is fresh enough (offline-fast second run), or
 # when the mirror cannot be reached.
 stamp="$cache/$kernel.current"
@@ -146,4 +151,15 @@ if [ ! -e "$dir/vmlinuz" ]; then
   mv "$dir.tmp" "$dir"
 fi
 echo "$dir" >"$stamp"
+# Older kernels of the series go (each unpacked kernel is 250-450 MB).
+for old in "$cache"/linux-image-*; do
+  name=$(basename "$old")
+  [ "$old" != "$dir" ] && [ -d "$old" ] && grep -qE "$re" <<<"${name%.tmp}" && rm -rf "$old"
+done
+series=$(sed 's/^\^linux-image-/^linux-(image|binary|modules)-/' <<<"$re")
+for f in "$debs"/*.deb; do
+  keep=0
+  for g in "${files[@]}"; do [ "$f" = "$g" ] && keep=1; done
+  [ "$keep" = 0 ] && grep -qE "$series" <<<"$(basename "$f" | cut -d_ -f1)" && rm -f "$f"
+done
 echo "$dir"

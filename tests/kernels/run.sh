@@ -17,6 +17,8 @@ kdir=$("$root/tests/kernels/fetch.sh" "$kernel" | tail -n1)
 deno="${NETFLOW_DENO:-$root/.tools/node_modules/deno/deno}"
 DENO_DIR="${DENO_DIR:-$root/.tools/deno-dir}" DENO_NO_UPDATE_CHECK=1 \
   "$deno" cache --quiet --config "$root/deno.json" "$root/src/cli.ts" >&2
-exec "$root/tests/kernels/boot.sh" "$kdir" "$out" \
+# One VM at a time on this machine (each takes two cores under TCG), whatever
+# runs the matrix.
+exec flock /tmp/netflow-kernels-vm.lock "$root/tests/kernels/boot.sh" "$kdir" "$out" \
   env NETFLOW_DENO="$deno" DENO_DIR="${DENO_DIR:-$root/.tools/deno-dir}" \
   /usr/bin/python3 "$root/tests/kernels/guest_check.py" check "$out/result.json"
