@@ -26,6 +26,10 @@ const REBUILD = `run \`deno task build\` (or ./task build) and commit ${MODULE}`
 const CLANG_FLAGS = [
   "-target",
   "bpf",
+  // ISA v3 (Linux 5.1): 32-bit ALU and jumps, and the atomic fetch-and-or the
+  // skb programs claim their scratch slot with (executed from 5.12 only: the
+  // skb programs need bpf_loop, 5.17, anyway).
+  "-mcpu=v3",
   "-O2",
   "-g",
   "-Wall",

@@ -97,13 +97,14 @@ struct {
  * with its real length (bpf_ringbuf_output), not NF_DNS_MAX. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, NF_SCRATCH_SLOTS);
 	__type(key, __u32);
 	__type(value, struct nf_dns);
 } dns_scratch SEC(".maps");
 
-/* The socket's network namespace inode, read through the kernel's sk_buff
- * (kfunc bpf_cast_to_kern_ctx, Linux 6.2+; CO-RE against the running kernel). */
+/* The socket's network namespace inode, read from the kernel's sk_buff with
+ * bpf_probe_read_kernel and CO-RE offsets (the context register is the
+ * kernel's sk_buff). No kfunc: bpf_cast_to_kern_ctx is Linux 6.2+ only. */
 struct ns_common___nfdns {
 	unsigned int inum;
 } __attribute__((preserve_access_index));
@@ -128,16 +129,18 @@ struct sk_buff___nfdns {
 	struct sock___nfdns *sk;
 } __attribute__((preserve_access_index));
 
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
-
 static __always_inline __u32 skb_netns(struct __sk_buff *skb)
 {
-	struct sk_buff___nfdns *kskb = bpf_cast_to_kern_ctx(skb);
-	struct sock___nfdns *sk = kskb->sk;
+	struct sk_buff___nfdns *kskb = (struct sk_buff___nfdns *)skb;
+	struct sock___nfdns *sk = 0;
+	struct net___nfdns *net = 0;
+	__u32 inum = 0;
 
-	if (!sk)
+	if (bpf_probe_read_kernel(&sk, sizeof(sk), &kskb->sk) || !sk ||
+	    bpf_probe_read_kernel(&net, sizeof(net), &sk->__sk_common.skc_net.net) || !net ||
+	    bpf_probe_read_kernel(&inum, sizeof(inum), &net->ns.inum))
 		return 0;
-	return sk->__sk_common.skc_net.net->ns.inum;
+	return inum;
 }
 
 /* The question's hash: FNV-1a 64 over the wire name (ASCII lowercased, so a
@@ -222,11 +225,10 @@ static __always_inline void dns_key(struct dns_key *k, struct __sk_buff *skb, st
 	k->family = l3->family;
 }
 
-static __always_inline struct nf_dns *dns_scratch_record(void)
+/* The record being built, in this run's scratch slot (claim_slot). */
+static __always_inline struct nf_dns *dns_scratch_record(__u32 slot)
 {
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&dns_scratch, &zero);
+	return bpf_map_lookup_elem(&dns_scratch, &slot);
 }
 
 /* Copies min(len, max) bytes at `off` into r->payload; returns the count (0: failed). */
@@ -234,11 +236,18 @@ static __always_inline __u32 dns_copy(struct __sk_buff *skb, struct nf_dns *r, _
 				      __u32 len, __u32 max)
 {
 	__u64 copy = len < max ? len : max; /* 64-bit: the checked register is the one passed */
+	__u64 less;
 
-	/* The verifier wants a length it can prove is in 1..NF_DNS_MAX; the
-	 * barrier stops clang from folding this check into the one above. */
-	barrier_var(copy);
-	if (copy < 1 || copy > NF_DNS_MAX || bpf_skb_load_bytes(skb, off, r->payload, copy))
+	/* The verifier wants a length it can prove is in 1..NF_DNS_MAX. Older
+	 * verifiers (6.1) learn no lower bound from "!= 0", so the check is on
+	 * copy - 1 (wrapping when copy is 0) and the length passed is that + 1.
+	 * The barrier stops clang from folding it into the min above. */
+	less = copy - 1;
+	barrier_var(less);
+	if (less >= NF_DNS_MAX)
+		return 0;
+	copy = less + 1;
+	if (bpf_skb_load_bytes(skb, off, r->payload, copy))
 		return 0;
 	return copy;
 }
@@ -270,7 +279,7 @@ static __always_inline void dns_emit(struct __sk_buff *skb, __u8 direction, stru
 static __always_inline void dns_udp_query(struct __sk_buff *skb, struct l3 *l3, __u32 off,
 					  __u32 len, struct udphdr *uh, __u16 id)
 {
-	struct nf_dns *r = dns_scratch_record();
+	struct nf_dns *r = dns_scratch_record(l3->slot);
 	struct dns_query q = {};
 	struct dns_key k;
 	__u32 copy;
@@ -306,7 +315,7 @@ static __always_inline void dns_udp_answer(struct __sk_buff *skb, __u8 direction
 							       : NF_CNT_DNS_UNMATCHED);
 		return;
 	}
-	r = dns_scratch_record();
+	r = dns_scratch_record(l3->slot);
 	if (!r)
 		return;
 	copy = dns_copy(skb, r, off, len, NF_DNS_MAX);
@@ -342,7 +351,7 @@ static __always_inline void dns_on_udp(struct __sk_buff *skb, __u8 direction, st
 	__u8 head[4]; /* id, flags */
 	__u32 off = l3->l4_off + sizeof(uh), len;
 
-	if (load(skb, l3->l4_off, &uh, sizeof(uh)))
+	if (load(skb, l3->slot, l3->l4_off, &uh, sizeof(uh)))
 		return;
 	if (uh.source != bpf_htons(DNS_PORT) && uh.dest != bpf_htons(DNS_PORT))
 		return;
@@ -350,7 +359,7 @@ static __always_inline void dns_on_udp(struct __sk_buff *skb, __u8 direction, st
 	if (len < sizeof(uh) + DNS_HDR + 5)
 		return;
 	len -= sizeof(uh);
-	if (load(skb, off, head, sizeof(head)))
+	if (load(skb, l3->slot, off, head, sizeof(head)))
 		return;
 	/* The id stays in network order in the key; QR (0x80) tells answers from queries. */
 	if (head[2] & 0x80) {
@@ -365,7 +374,7 @@ static __always_inline void dns_on_udp(struct __sk_buff *skb, __u8 direction, st
 static __always_inline void dns_tcp_query(struct __sk_buff *skb, struct l3 *l3, struct tcphdr *th,
 					  __u32 off, __u32 payload)
 {
-	struct nf_dns *r = dns_scratch_record();
+	struct nf_dns *r = dns_scratch_record(l3->slot);
 	struct dns_stream st = {};
 	struct dns_key k;
 	__u32 copy, msg_len;
@@ -413,7 +422,7 @@ static __always_inline void dns_tcp_answer(struct __sk_buff *skb, __u8 direction
 		st->end_off = 2 + (((__u32)prefix[0] << 8) | prefix[1]);
 	if (at >= st->end_off || at > 0xffff + 2)
 		return; /* not this answer's bytes */
-	r = dns_scratch_record();
+	r = dns_scratch_record(l3->slot);
 	if (!r)
 		return;
 	copy = dns_copy(skb, r, off, payload, NF_DNS_MAX);

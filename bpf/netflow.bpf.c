@@ -21,6 +21,7 @@
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include "netflow.h"
@@ -140,23 +141,67 @@ static __always_inline void count(__u32 which)
 }
 
 /*
- * Copies `len` (a constant) bytes at `off` from the packet: straight from the
- * linear data when it is there (cheap), else through bpf_skb_load_bytes.
+ * Scratch memory of the cgroup_skb programs. An egress program running in a
+ * task can be interrupted by a softirq (ingress or egress), and on preemptible
+ * kernels preempted by another task that runs it too: each run claims a free
+ * slot of its CPU at entry, atomically, and frees it at exit.
  */
-static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
+#define NF_SCRATCH_SLOTS 4
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} skb_busy SEC(".maps");
+
+struct skb_scratch {
+	__u8 bytes[64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NF_SCRATCH_SLOTS);
+	__type(key, __u32);
+	__type(value, struct skb_scratch);
+} skb_scratch SEC(".maps");
+
+/* A free slot of this CPU, now marked busy; NF_SCRATCH_SLOTS when none is. */
+static __always_inline __u32 claim_slot(__u64 *busy)
+{
+	for (__u32 i = 0; i < NF_SCRATCH_SLOTS; i++)
+		if (!(__sync_fetch_and_or(busy, 1ULL << i) & (1ULL << i)))
+			return i;
+	return NF_SCRATCH_SLOTS;
+}
+
+/*
+ * Copies `len` (a constant, at most 64) bytes at `off` from the packet:
+ * straight from the linear data when it is there (cheap), else through
+ * bpf_skb_load_bytes into the run's scratch slot (7.x verifiers fail on
+ * programs that load bytes into a stack buffer: "verifier bug: stack slot").
+ */
+static __always_inline int load(struct __sk_buff *skb, __u32 slot, __u32 off, void *to,
+				const __u32 len)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
+	struct skb_scratch *s;
 
 	if (off <= 512 && data + off + len <= data_end) {
 		__builtin_memcpy(to, data + off, len);
 		return 0;
 	}
-	return bpf_skb_load_bytes(skb, off, to, len);
+	s = bpf_map_lookup_elem(&skb_scratch, &slot);
+	if (!s || len > sizeof(s->bytes) || bpf_skb_load_bytes(skb, off, s->bytes, len))
+		return -1;
+	__builtin_memcpy(to, s->bytes, len);
+	return 0;
 }
 
 /* Where the transport header starts and which protocol it is. */
 struct l3 {
+	__u32 slot;   /* this run's scratch slot (claim_slot) */
 	__u32 l4_off;
 	__u16 l3_len; /* length of the IP packet (IPv6: header + payload) */
 	__u8 proto;
@@ -169,7 +214,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct l3 *l3)
 {
 	struct iphdr ip;
 
-	if (load(skb, 0, &ip, sizeof(ip)))
+	if (load(skb, l3->slot, 0, &ip, sizeof(ip)))
 		return -1;
 	/* Only the first fragment carries the transport header. */
 	if (ip.frag_off & bpf_htons(0x1fff))
@@ -190,7 +235,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct l3 *l3)
 	__u32 off = sizeof(ip6);
 	__u8 next;
 
-	if (load(skb, 0, &ip6, sizeof(ip6)))
+	if (load(skb, l3->slot, 0, &ip6, sizeof(ip6)))
 		return -1;
 	next = ip6.nexthdr;
 	/* Skip a few extension headers; give up on fragments and long chains. */
@@ -198,7 +243,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct l3 *l3)
 	for (int i = 0; i < 3; i++) {
 		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS)
 			break;
-		if (load(skb, off, &opt, sizeof(opt)))
+		if (load(skb, l3->slot, off, &opt, sizeof(opt)))
 			return -1;
 		next = opt.nexthdr;
 		off += (opt.hdrlen + 1) * 8;
@@ -384,7 +429,7 @@ static __always_inline void on_tcp(struct __sk_buff *skb, __u8 direction, struct
 	__u8 flags;
 	__u32 payload;
 
-	if (load(skb, l3->l4_off, &th, sizeof(th)))
+	if (load(skb, l3->slot, l3->l4_off, &th, sizeof(th)))
 		return;
 	/* The payload from the skb's length, never the IP length field (0 or a
 	 * jumbogram for GSO packets over 64 KiB). */
@@ -405,10 +450,11 @@ static __always_inline void on_tcp(struct __sk_buff *skb, __u8 direction, struct
 		on_handshake(skb, direction, l3, &th, flags);
 }
 
-static __always_inline void on_packet(struct __sk_buff *skb, __u8 direction)
+static __always_inline void on_packet(struct __sk_buff *skb, __u8 direction, __u32 slot)
 {
 	struct l3 l3;
 
+	l3.slot = slot;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		if (parse_ipv4(skb, &l3))
 			return;
@@ -424,17 +470,34 @@ static __always_inline void on_packet(struct __sk_buff *skb, __u8 direction)
 		dns_on_udp(skb, direction, &l3);
 }
 
+/* on_packet with a scratch slot of its own (claim_slot), freed when it returns. */
+static __always_inline void on_packet_claimed(struct __sk_buff *skb, __u8 direction)
+{
+	__u32 zero = 0, slot;
+	__u64 *busy = bpf_map_lookup_elem(&skb_busy, &zero);
+
+	if (!busy)
+		return;
+	slot = claim_slot(busy);
+	if (slot >= NF_SCRATCH_SLOTS) {
+		count(NF_CNT_SCRATCH_BUSY);
+		return;
+	}
+	on_packet(skb, direction, slot);
+	__sync_fetch_and_and(busy, ~(1ULL << slot));
+}
+
 SEC("cgroup_skb/ingress")
 int netflow_ingress(struct __sk_buff *skb)
 {
-	on_packet(skb, NF_INGRESS);
+	on_packet_claimed(skb, NF_INGRESS);
 	return ALLOW;
 }
 
 SEC("cgroup_skb/egress")
 int netflow_egress(struct __sk_buff *skb)
 {
-	on_packet(skb, NF_EGRESS);
+	on_packet_claimed(skb, NF_EGRESS);
 	return ALLOW;
 }
 
@@ -524,26 +587,28 @@ static __always_inline void copy_owner(struct nf_flow *r, struct nf_owner *owner
 		r->flags |= NF_FLOW_OWNER_CLOSER;
 }
 
-static __always_inline void fill_owner(struct nf_flow *r, struct tcp_sock___nf *tp)
-{
-	copy_owner(r, bpf_sk_storage_get(&owners, tp, 0, 0));
-}
-
 /* An MPTCP subflow (a kernel socket) takes its MPTCP socket's owner. The
  * helper wants the program's own socket pointer, so sock_ops only. */
 static __always_inline void fill_mptcp_owner(struct nf_flow *r, struct bpf_sock *sk)
 {
-	struct mptcp_sock *msk = bpf_skc_to_mptcp_sock(sk);
+	struct mptcp_sock *msk;
 
+	if (!(nf_config.kernel_has & NF_HAS_OPS_MPTCP))
+		return;
+	msk = bpf_skc_to_mptcp_sock(sk);
 	if (!msk)
 		return;
 	r->flags |= NF_FLOW_MPTCP;
 	copy_owner(r, bpf_sk_storage_get(&owners, msk, 0, 0));
 }
 
-/* Everything a flow record says about a socket, at this moment. */
+/*
+ * Everything a flow record says about a socket, at this moment. `owner_sk` is
+ * the same socket as the program may pass it to bpf_sk_storage_get: sock_ops'
+ * own socket (5.10 takes no BTF pointer there), an iterator's tcp_sock.
+ */
 static __always_inline int fill_flow(struct nf_flow *r, struct tcp_sock___nf *tp,
-				     struct nf_sock *st, __u8 kind, __u64 cookie)
+				     struct nf_sock *st, __u8 kind, __u64 cookie, void *owner_sk)
 {
 	struct sock___nf *sk = (struct sock___nf *)tp;
 
@@ -567,7 +632,8 @@ static __always_inline int fill_flow(struct nf_flow *r, struct tcp_sock___nf *tp
 		r->begin_ns = st->begin_ns;
 		r->flags = st->flags;
 	}
-	fill_owner(r, tp);
+	if (owner_sk)
+		copy_owner(r, bpf_sk_storage_get(&owners, owner_sk, 0, 0));
 	return 1;
 }
 
@@ -576,18 +642,18 @@ static __always_inline void emit_flow(struct bpf_sock_ops *skops, struct tcp_soc
 				      __u8 new_state)
 {
 	struct nf_flow *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	struct bpf_sock *sk = skops->sk;
 
 	if (!r) {
 		count(NF_CNT_LOST);
 		return;
 	}
 	/* In sock_ops the cookie helper takes the context. */
-	if (!fill_flow(r, tp, st, kind, bpf_get_socket_cookie(skops))) {
+	if (!sk || !fill_flow(r, tp, st, kind, bpf_get_socket_cookie(skops), sk)) {
 		bpf_ringbuf_discard(r, 0);
 		return;
 	}
-	if (skops->sk)
-		fill_mptcp_owner(r, skops->sk);
+	fill_mptcp_owner(r, sk);
 	r->end = end;
 	r->old_state = old_state;
 	r->new_state = new_state;
@@ -601,12 +667,10 @@ static __always_inline void state_callbacks_on(struct bpf_sock_ops *skops)
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
-/* connect(), in the calling process: it is the active opener, and the owner
- * is whoever connects (a socket may have been created by a parent). */
+/* TCP's connect (the SYN is about to leave): this side is the active opener. */
 static __always_inline void on_connect(struct bpf_sock_ops *skops, struct bpf_sock *sk)
 {
 	struct nf_sock *st = bpf_sk_storage_get(&socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	struct nf_owner *owner;
 
 	if (!st) {
 		count(NF_CNT_UNTRACKED);
@@ -624,13 +688,39 @@ static __always_inline void on_connect(struct bpf_sock_ops *skops, struct bpf_so
 	/* SYN_SENT -> CLOSE is a failed attempt (net_flow_tcp_fail). */
 	if (nf_config.report_fail)
 		state_callbacks_on(skops);
-	/* An MPTCP subflow connects from the kernel's path manager as often as
-	 * from connect(): it keeps its MPTCP socket's owner instead. */
-	if (bpf_skc_to_mptcp_sock(sk))
-		return;
+	/* The connecting process is stamped by cgroup/connect4 or connect6:
+	 * sock_ops programs lack the current-task helpers on many kernels. */
+}
+
+/*
+ * connect(), in the calling process, before TCP sends its SYN: the active
+ * opener is whoever connects (a socket may have been created by a parent).
+ * An MPTCP subflow connected by the kernel's path manager is stamped too;
+ * flows of MPTCP subflows take their MPTCP socket's owner anyway.
+ */
+static __always_inline int stamp_connect(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct nf_owner *owner;
+
+	if (!sk || !owned_kind(sk))
+		return ALLOW;
 	owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (owner)
 		stamp_current(owner);
+	return ALLOW;
+}
+
+SEC("cgroup/connect4")
+int netflow_connect4(struct bpf_sock_addr *ctx)
+{
+	return stamp_connect(ctx);
+}
+
+SEC("cgroup/connect6")
+int netflow_connect6(struct bpf_sock_addr *ctx)
+{
+	return stamp_connect(ctx);
 }
 
 /* The process closing a socket, in its own context, unless it is netflow
@@ -649,7 +739,11 @@ static __always_inline void owner_at_local_fin(struct bpf_sock *sk)
 {
 	struct nf_owner *owner;
 
-	if (bpf_skc_to_mptcp_sock(sk))
+	/* Without the current-task helpers in sock_ops (the verifier removes
+	 * this branch), the closer is named at the last close (sock_release). */
+	if (!(nf_config.kernel_has & NF_HAS_OPS_CURRENT))
+		return;
+	if ((nf_config.kernel_has & NF_HAS_OPS_MPTCP) && bpf_skc_to_mptcp_sock(sk))
 		return;
 	owner = bpf_sk_storage_get(&owners, sk, 0, 0);
 	if (owner)
@@ -883,13 +977,13 @@ int netflow_snapshot(struct bpf_iter__tcp___nf *ctx)
 		return 0;
 	state = sk->__sk_common.skc_state;
 	if (state == TCP_LISTEN) {
-		if (fill_flow(&r, tp, 0, NF_KIND_LISTEN, bpf_get_socket_cookie(tp)))
+		if (fill_flow(&r, tp, 0, NF_KIND_LISTEN, bpf_get_socket_cookie(tp), tp))
 			bpf_seq_write((struct seq_file *)ctx->meta->seq, &r, sizeof(r));
 		return 0;
 	}
 	if (state != TCP_ESTABLISHED)
 		return 0;
-	if (!fill_flow(&r, tp, 0, NF_KIND_BEGIN, bpf_get_socket_cookie(tp)))
+	if (!fill_flow(&r, tp, 0, NF_KIND_BEGIN, bpf_get_socket_cookie(tp), tp))
 		return 0;
 	cgroup = r.hdr.cgroup_id;
 	if (!nf_config.snapshot_all && !bpf_map_lookup_elem(&snapshot_cgroups, &cgroup))
@@ -916,7 +1010,7 @@ int netflow_snapshot(struct bpf_iter__tcp___nf *ctx)
 		cb = 0;
 	cb |= BPF_SOCK_OPS_STATE_CB_FLAG;
 	if (bpf_setsockopt(tp, SOL_TCP, TCP_BPF_SOCK_OPS_CB_FLAGS, &cb, sizeof(cb)))
-		count(NF_CNT_UNTRACKED); /* its end will come from the open-flow sweeps */
+		count(NF_CNT_NO_CALLBACKS); /* its end will come from the open-flow sweeps */
 	return 0;
 }
 
@@ -941,7 +1035,7 @@ int netflow_open(struct bpf_iter__tcp___nf *ctx)
 	st = bpf_sk_storage_get(&socks, tp, 0, 0);
 	if (!st || (st->state & (NF_ST_BEGUN | NF_ST_ENDED)) != NF_ST_BEGUN)
 		return 0;
-	if (fill_flow(&r, tp, st, NF_KIND_UPDATE, bpf_get_socket_cookie(tp)))
+	if (fill_flow(&r, tp, st, NF_KIND_UPDATE, bpf_get_socket_cookie(tp), tp))
 		bpf_seq_write((struct seq_file *)ctx->meta->seq, &r, sizeof(r));
 	return 0;
 }
@@ -993,7 +1087,7 @@ int netflow_holders(struct bpf_iter__task_file___nf *ctx)
 	sk = sock->sk;
 	if (!sk || sk->sk_type != SOCK_STREAM)
 		return 0;
-	if (sk->sk_protocol == IPPROTO_MPTCP) {
+	if (sk->sk_protocol == IPPROTO_MPTCP && bpf_core_type_exists(struct mptcp_sock___nf)) {
 		/* Flows are its subflows': name the first (the one a loopback or
 		 * single-path connection has) by its cookie, set when its begin
 		 * was written. The verifier types sock->sk as a plain sock. */

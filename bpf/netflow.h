@@ -189,8 +189,14 @@ struct nf_config {
 	__u8 filter_nets;       /* ...how many of each are set (0: no such filter) */
 	__u8 filter_ports;
 	__u8 filter_directions; /* --direction: bit 0 outgoing, bit 1 incoming; 0: both */
-	__u8 pad[1];
+	__u8 kernel_has;        /* NF_HAS_*: what the kernel offers, probed at load */
 };
+
+/* nf_config.kernel_has: helpers the kernel lets sock_ops programs call. A
+ * branch on a flag that is 0 is removed by the verifier before it checks
+ * helper ids, so one object loads where a helper is missing. */
+#define NF_HAS_OPS_CURRENT 1 /* bpf_get_current_pid_tgid, _uid_gid, _comm */
+#define NF_HAS_OPS_MPTCP 2   /* bpf_skc_to_mptcp_sock */
 
 /* Per-CPU counters, indexes into the `counters` map. */
 enum nf_counter {
@@ -204,7 +210,10 @@ enum nf_counter {
 	NF_CNT_DNS_STREAMS = 7,   /* TCP streams that carried a recorded query */
 	NF_CNT_DNS_REPEATED = 8,  /* another copy of an answered query's answer (dropped) */
 	NF_CNT_FILTERED = 9,      /* sockets that began and did not pass the kernel's filters */
-	NF_CNT_MAX = 10,
+	NF_CNT_SCRATCH_BUSY = 10, /* a packet not looked at: every scratch slot of its CPU busy */
+	NF_CNT_NO_CALLBACKS = 11, /* sockets older than netflow whose state callbacks could not be
+	                           * turned on (before 6.12): they end through the open-flow list */
+	NF_CNT_MAX = 12,
 };
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");

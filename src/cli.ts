@@ -101,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
 
   let left = options.count ?? Infinity;
   // Exporters connect after the ready line, so their warnings come after it.
+  for (const line of monitor.featuresOff) console.error(line);
   console.error(`netflow: watching cgroup ${monitor.cgroupDir}`);
   if (metrics) console.error(`netflow: metrics at ${metrics.url}`);
   const sinks = buildSinks(options);

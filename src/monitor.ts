@@ -6,7 +6,8 @@
  * @module
  */
 import { findCgroup2Mount, relativeCgroupPath, resolveCgroupDir } from "./bpf/cgroup.ts";
-import { DEFAULT_RING_BYTES, Probe, type ProbeCounters } from "./bpf/loader.ts";
+import { kernelRelease } from "./bpf/features.ts";
+import { BPF_NAMES, DEFAULT_RING_BYTES, Probe, type ProbeCounters } from "./bpf/loader.ts";
 import {
   type FlowRecord,
   type KernelRecord,
@@ -19,6 +20,7 @@ import { CgroupPaths } from "./enrich/cgroups.ts";
 import { SocketHolders } from "./enrich/holders.ts";
 import { OwnerResolver } from "./enrich/owners.ts";
 import { NetnsPaths } from "./enrich/netns.ts";
+import { NetflowError } from "./errors.ts";
 import { clocks } from "./ffi/libbpf.ts";
 import type { ReaderKind } from "./ffi/ringbuf.ts";
 import {
@@ -181,6 +183,12 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   readonly cgroupDir: string;
   /** The watched cgroup as a path under the v2 root. */
   readonly cgroup: string;
+  /**
+   * One line for each feature this kernel does not offer, saying what is off
+   * (`netflow: this kernel (5.10.0-32-amd64) has no bpf_loop ...: DNS names
+   * are off`); empty where everything loaded.
+   */
+  readonly featuresOff: readonly string[];
   readonly #probe: Probe;
   readonly #decoder: RecordDecoder;
   readonly #flows: FlowTable;
@@ -248,6 +256,12 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       reportFail: this.#want.has(EVENT_FAIL),
       ...(options.filter === undefined ? {} : { filter: options.filter }),
     });
+    const featuresOff = [...this.#probe.featuresOff];
+    const noList = this.#probe.missing(BPF_NAMES.iterators.open);
+    if (this.#updateMs !== null && noList !== undefined) {
+      this.#probe.close();
+      throw new NetflowError(`Cannot report ${EVENT_UPDATE}: ${noList}`);
+    }
     this.#decoder = new RecordDecoder(clockOffsetUs());
     // The connections open now (begins with preexisting: true), then who holds
     // them (they have no socket storage). In that order: the snapshot gives each
@@ -258,6 +272,15 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     ).flatMap((bytes) => this.#decoder.snapshot(bytes));
     holders.refresh();
     this.#push(this.#flows.onSnapshot(this.#owners.snapshot(snapshot)));
+    const { noCallbacks } = this.#probe.counters();
+    if (noCallbacks > 0) {
+      featuresOff.push(
+        `netflow: this kernel (${kernelRelease()}) cannot turn on a socket's state callbacks ` +
+          `from an iterator (Linux 6.12+): ${noCallbacks} connection(s) open before netflow ` +
+          `started will end as unknown, within 10 s of their socket going`,
+      );
+    }
+    this.featuresOff = featuresOff;
     this.#nextSweepMs = performance.now() + this.#sweepEveryMs();
     this.#onRecord = (view, offset, length) => {
       const record = this.#decoder.decode(view, offset, length);
@@ -378,12 +401,17 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.#nextSweepMs = now + this.#sweepEveryMs();
     // Without updates the list is only needed once an end may have been lost:
     // then keep reconciling long enough for two sweeps to miss a socket.
-    const { lost, untracked } = this.#probe.counters();
+    const { lost, untracked, noCallbacks } = this.#probe.counters();
     if (lost + untracked !== this.#lossSeen) {
       this.#lossSeen = lost + untracked;
       this.#reconcileUntilMs = now + 4 * RECONCILE_MS;
     }
-    if (this.#updateMs === null && now > this.#reconcileUntilMs) return 0;
+    // A socket the kernel could not follow (no storage; or, before 6.12, no
+    // state callbacks for a socket older than netflow) ends only through the
+    // list: while there may be one, reconcile for good.
+    if (
+      this.#updateMs === null && now > this.#reconcileUntilMs && untracked + noCallbacks === 0
+    ) return 0;
     const lists = this.#probe.openFlows(this.#netns.of(this.#flows.namespaces()));
     const drained = this.#drain();
     const nowUs = Number(clocks().realtimeNs / 1000n);

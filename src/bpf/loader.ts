@@ -19,6 +19,15 @@ import {
 } from "../ffi/libbpf.ts";
 import { openRingReader, type ReaderKind, type RingReader } from "../ffi/ringbuf.ts";
 import { type FlowFilter, type KernelFilter, kernelFilter } from "../flow/filter.ts";
+import {
+  kernelRelease,
+  offLine,
+  optional,
+  probeKernel,
+  PROGRAM_NEEDS,
+  refusal,
+  sectionOf,
+} from "./features.ts";
 import { BPF_OBJECT } from "./object.generated.ts";
 import { decodeHolders, LAYOUT, type SocketHolder } from "./records.ts";
 
@@ -28,6 +37,8 @@ export const BPF_NAMES = {
     ingress: "netflow_ingress",
     egress: "netflow_egress",
     sockCreate: "netflow_sock_create",
+    connect4: "netflow_connect4",
+    connect6: "netflow_connect6",
     sockops: "netflow_sockops",
     sockRelease: "netflow_sock_release",
   },
@@ -56,6 +67,8 @@ const COUNTER_DNS_QUERIES = 5;
 const COUNTER_DNS_ANSWERED = 6;
 const COUNTER_DNS_REPEATED = 8;
 const COUNTER_FILTERED = 9;
+const COUNTER_SCRATCH_BUSY = 10;
+const COUNTER_NO_CALLBACKS = 11;
 /** sizeof(struct dns_key) in bpf/dns.bpf.h. */
 const DNS_KEY_SIZE = 44;
 
@@ -96,6 +109,10 @@ export interface ProbeCounters {
   dnsRepeated: number;
   /** Sockets that began and did not pass the kernel's filters (never written). */
   filtered: number;
+  /** Packets not looked at (DNS, fail, packet view): every scratch slot of their CPU busy. */
+  scratchBusy: number;
+  /** Sockets older than netflow whose state callbacks this kernel cannot turn on (before 6.12). */
+  noCallbacks: number;
 }
 
 /** netflow's programs, attached to one cgroup, with the reader of their ring buffer. */
@@ -107,16 +124,29 @@ export class Probe implements Disposable {
   readonly #stack = new DisposableStack();
   readonly #countersFd: number;
   readonly #dnsQueriesFd: number;
-  readonly #holders: BpfLink;
-  readonly #snapshot: BpfLink;
-  readonly #open: BpfLink;
+  readonly #holders: BpfLink | null;
+  readonly #snapshot: BpfLink | null;
+  readonly #open: BpfLink | null;
   readonly #snapshotCgroupsFd: number;
+  /** One line for each program this kernel refused (or that cannot attach), saying what is off. */
+  readonly featuresOff: readonly string[];
+  /** Program name -> why this kernel cannot run it. */
+  readonly #skipped: ReadonlyMap<string, string>;
 
   private constructor(options: ProbeOptions) {
     this.cgroupDir = options.cgroupDir;
     const stack = this.#stack;
     try {
-      const obj = stack.use(loadObject(options));
+      const { obj, skipped } = loadObject(options);
+      stack.use(obj);
+      this.#skipped = skipped;
+      // ingress and egress are off for the same reason: one line.
+      this.featuresOff = [
+        ...new Set([...skipped].map(([program, why]) => offLine(program, why))),
+      ];
+      const loaded = (program: string) => !skipped.has(program);
+      const iterator = (program: string) =>
+        loaded(program) ? stack.use(obj.attachIterator(program)) : null;
       const events = obj.map(BPF_NAMES.maps.events);
       this.#countersFd = obj.map(BPF_NAMES.maps.counters).fd;
       this.reader = stack.use(
@@ -127,19 +157,33 @@ export class Probe implements Disposable {
         openRingReader(options.reader ?? "mmap", dnsEvents.fd, dnsEvents.maxEntries),
       );
       this.#dnsQueriesFd = obj.map(BPF_NAMES.maps.dnsQueries).fd;
-      this.#holders = stack.use(obj.attachIterator(BPF_NAMES.iterators.holders));
-      this.#snapshot = stack.use(obj.attachIterator(BPF_NAMES.iterators.snapshot));
-      this.#open = stack.use(obj.attachIterator(BPF_NAMES.iterators.open));
+      this.#holders = iterator(BPF_NAMES.iterators.holders);
+      this.#snapshot = iterator(BPF_NAMES.iterators.snapshot);
+      this.#open = iterator(BPF_NAMES.iterators.open);
       this.#snapshotCgroupsFd = obj.map(BPF_NAMES.maps.snapshotCgroups).fd;
       // The cgroup fd is needed only to attach: each link holds the cgroup itself.
       using cgroup = openCgroup(options.cgroupDir);
-      for (const program of Object.values(BPF_NAMES.programs)) {
-        stack.use(attachOrExplain(obj, program, cgroup, options.cgroupDir));
+      const off: string[] = [];
+      for (const program of Object.values(BPF_NAMES.programs).filter(loaded)) {
+        try {
+          stack.use(attachOrExplain(obj, program, cgroup, options.cgroupDir));
+        } catch (err) {
+          // Another tool's exclusive (legacy) attachment refuses a link:
+          // an optional program is then left out like a refused one.
+          if (!optional(program) || !(err instanceof NetflowError)) throw err;
+          off.push(offLine(program, `${sectionOf(program)} cannot be attached (${err.message})`));
+        }
       }
+      this.featuresOff = [...this.featuresOff, ...off];
     } catch (err) {
       stack.dispose();
       throw err;
     }
+  }
+
+  /** Why this kernel runs no `program` (a BPF_NAMES entry), or undefined when it runs. */
+  missing(program: string): string | undefined {
+    return this.#skipped.get(program);
   }
 
   /** Checks privileges, then loads and attaches; everything is released on failure. */
@@ -159,6 +203,8 @@ export class Probe implements Disposable {
       dnsAnswered: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_ANSWERED)),
       dnsRepeated: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_REPEATED)),
       filtered: Number(sumPerCpu(this.#countersFd, COUNTER_FILTERED)),
+      scratchBusy: Number(sumPerCpu(this.#countersFd, COUNTER_SCRATCH_BUSY)),
+      noCallbacks: Number(sumPerCpu(this.#countersFd, COUNTER_NO_CALLBACKS)),
     };
   }
 
@@ -181,6 +227,7 @@ export class Probe implements Disposable {
       view.setBigUint64(0, BigInt(id), true);
       updateMap(this.#snapshotCgroupsFd, key, one);
     }
+    if (this.#snapshot === null) return [];
     return eachNetns(this.#snapshot, netns).map(([, bytes]) => bytes);
   }
 
@@ -190,11 +237,13 @@ export class Probe implements Disposable {
    * could not be entered is missing from the result.
    */
   openFlows(netns: ReadonlyMap<number, string>): Map<number, Uint8Array> {
+    if (this.#open === null) return new Map();
     return new Map(eachNetns(this.#open, netns));
   }
 
   /** Every TCP socket some process holds now, with the process (a task_file iterator run). */
   holders(): SocketHolder[] {
+    if (this.#holders === null) return [];
     return decodeHolders(this.#holders.readIterator());
   }
 
@@ -229,6 +278,8 @@ export function encodeConfig(
     selfPid?: number;
     reportFail?: boolean;
     filter?: KernelFilter;
+    /** NF_HAS_* bits (src/bpf/features.ts). */
+    kernelHas?: number;
   },
 ): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(LAYOUT.nf_config.size);
@@ -246,32 +297,51 @@ export function encodeConfig(
     });
   }
   bytes[LAYOUT.nf_config.fields.report_fail] = config.reportFail ? 1 : 0;
+  bytes[LAYOUT.nf_config.fields.kernel_has] = config.kernelHas ?? 0;
   bytes[LAYOUT.nf_config.fields.forward_all] = config.forwardAll ? 1 : 0;
   bytes[LAYOUT.nf_config.fields.snapshot_all] = config.snapshotAll ? 1 : 0;
   new DataView(bytes.buffer).setUint32(LAYOUT.nf_config.fields.self_pid, config.selfPid ?? 0, true);
   return bytes;
 }
 
-/** Opens, configures and loads the object; a refusal becomes one clear line. */
-function loadObject(options: ProbeOptions): BpfObject {
-  const obj = new BpfObject(new Uint8Array(BPF_OBJECT));
-  try {
-    obj.resizeMap(BPF_NAMES.maps.events, options.ringBytes ?? DEFAULT_RING_BYTES);
-    obj.setInitialValue(
-      BPF_NAMES.config,
-      encodeConfig({
-        forwardAll: options.forwardAll ?? false,
-        snapshotAll: options.snapshotAll ?? false,
-        selfPid: Deno.pid,
-        reportFail: options.reportFail ?? false,
-        filter: kernelFilter(options.filter),
-      }),
-    );
-    obj.load();
-    return obj;
-  } catch (err) {
-    obj.close();
-    throw err instanceof LibbpfError ? explainLoadFailure(err) : err;
+/**
+ * Opens, configures and loads the object, leaving out the programs this
+ * kernel cannot run (probed first, then any the verifier still refuses, one
+ * at a time); a refusal of what netflow cannot run without becomes one line.
+ */
+function loadObject(options: ProbeOptions): { obj: BpfObject; skipped: Map<string, string> } {
+  const { skip: skipped, kernelHas } = probeKernel();
+  for (;;) {
+    const obj = new BpfObject(new Uint8Array(BPF_OBJECT));
+    try {
+      obj.resizeMap(BPF_NAMES.maps.events, options.ringBytes ?? DEFAULT_RING_BYTES);
+      obj.setInitialValue(
+        BPF_NAMES.config,
+        encodeConfig({
+          forwardAll: options.forwardAll ?? false,
+          snapshotAll: options.snapshotAll ?? false,
+          selfPid: Deno.pid,
+          reportFail: options.reportFail ?? false,
+          filter: kernelFilter(options.filter),
+          kernelHas,
+        }),
+      );
+      for (const program of skipped.keys()) obj.skip(program);
+      obj.load();
+      return { obj, skipped };
+    } catch (err) {
+      obj.close();
+      if (!(err instanceof LibbpfError)) throw err;
+      const refused = refusal(err.detail ?? "");
+      if (refused === null || !optional(refused.program) || skipped.has(refused.program)) {
+        throw explainLoadFailure(err);
+      }
+      skipped.set(
+        refused.program,
+        `this kernel (${kernelRelease()}) refused ${sectionOf(refused.program)}` +
+          (refused.reason ? ` (${refused.reason})` : ""),
+      );
+    }
   }
 }
 
@@ -281,13 +351,18 @@ export function explainLoadFailure(err: LibbpfError): NetflowError {
   // missing capability is EPERM with no log.
   const verifier = /BEGIN PROG LOAD LOG|processed \d+ insns/.test(err.detail ?? "");
   const denied = !verifier && (err.errno === 1 || err.errno === 13);
+  const refused = refusal(err.detail ?? "");
+  const what = refused === null || optional(refused.program) ||
+      !PROGRAM_NEEDS.some((n) => n.program === refused.program)
+    ? `The kernel refused netflow's BPF programs: ${strerror(err.errno)} (errno ${err.errno})`
+    : `This kernel (${kernelRelease()}) refused netflow's ${sectionOf(refused.program)} ` +
+      `program, without which it cannot report flows` +
+      (refused.reason ? `: ${refused.reason}` : "");
   return new NetflowError(
-    denied
-      ? `Cannot load BPF programs: permission denied (${PRIVILEGE_HINT})`
-      : `The kernel refused netflow's BPF programs: ${strerror(err.errno)} (errno ${err.errno}) ` +
-        (verboseLogOn()
-          ? "(the verifier log is above)"
-          : "(run with --verbose for the verifier log)"),
+    denied ? `Cannot load BPF programs: permission denied (${PRIVILEGE_HINT})` : `${what} ` +
+      (verboseLogOn()
+        ? "(the verifier log is above)"
+        : "(run with --verbose for the verifier log)"),
     { cause: err, ...(err.detail ? { detail: err.detail } : {}) },
   );
 }

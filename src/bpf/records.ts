@@ -94,7 +94,7 @@ export const LAYOUT = {
       filter_nets: 160,
       filter_ports: 161,
       filter_directions: 162,
-      pad: 163,
+      kernel_has: 163,
     },
   },
   nf_dns: {

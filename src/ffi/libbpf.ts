@@ -51,6 +51,10 @@ const SYMBOLS = {
   bpf_map_update_elem: { parameters: ["i32", "buffer", "buffer", "u64"], result: "i32" },
   // int bpf_map_get_next_key(int fd, const void *key, void *next_key);
   bpf_map_get_next_key: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // int bpf_program__set_autoload(struct bpf_program *prog, bool autoload);
+  bpf_program__set_autoload: { parameters: ["pointer", "bool"], result: "i32" },
+  // long syscall(long number, ...); (libc) for bpf(BPF_PROG_LOAD, attr, size): helper probes
+  syscall: { parameters: ["i64", "i64", "buffer", "u64"], result: "i64" },
   // int libbpf_num_possible_cpus(void);
   libbpf_num_possible_cpus: { parameters: [], result: "i32" },
   // int libbpf_strerror(int err, char *buf, size_t size);
@@ -428,6 +432,14 @@ export class BpfObject implements Disposable {
     return { name, fd, maxEntries: libbpf().bpf_map__max_entries(map) };
   }
 
+  /** Leaves a program out of load() (a feature this kernel refuses); only before load(). */
+  skip(program: string): void {
+    check(
+      `Leave out ${program}`,
+      libbpf().bpf_program__set_autoload(this.#program(program), false),
+    );
+  }
+
   /** Attaches an iterator program (run it with BpfLink.readIterator). */
   attachIterator(program: string): BpfLink {
     const link = libbpf().bpf_program__attach_iter(this.#program(program), null);
@@ -463,6 +475,49 @@ export class BpfObject implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+const SYS_BPF = 321n; // x86-64
+const BPF_PROG_LOAD = 5n;
+
+/**
+ * Whether the kernel lets programs of `progType` (attached as `attachType`)
+ * call helper `helperId`: loads `call helper; r0 = 1; exit` and reads the
+ * verifier's answer. A refusal that names the helper ("unknown func",
+ * "invalid func", "cannot use helper") is a no; any other outcome (loaded, or
+ * refused for the arguments this tiny program does not set up) is a yes.
+ * libbpf's own probe misses "cannot use helper" (the wording of newer
+ * kernels) and answers yes, so netflow asks itself.
+ */
+export function probeHelper(progType: number, attachType: number, helperId: number): boolean {
+  const insns = new Uint8Array(24);
+  const iv = new DataView(insns.buffer);
+  insns[0] = 0x85; // call
+  iv.setInt32(4, helperId, true);
+  insns[8] = 0xb7; // r0 = 1 (alu64 mov k)
+  iv.setInt32(12, 1, true);
+  insns[16] = 0x95; // exit
+  const license = cString("GPL");
+  const log = new Uint8Array(16384);
+  const attr = new Uint8Array(72); // union bpf_attr, BPF_PROG_LOAD's fields up to expected_attach_type
+  const av = new DataView(attr.buffer);
+  const addr = (b: Uint8Array<ArrayBuffer>) =>
+    BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
+  av.setUint32(0, progType, true);
+  av.setUint32(4, 3, true); // insn_cnt
+  av.setBigUint64(8, addr(insns), true);
+  av.setBigUint64(16, addr(license), true);
+  av.setUint32(24, 1, true); // log_level
+  av.setUint32(28, log.length, true);
+  av.setBigUint64(32, addr(log), true);
+  av.setUint32(68, attachType, true);
+  const fd = Number(libbpf().syscall(SYS_BPF, BPF_PROG_LOAD, attr, BigInt(attr.length)));
+  if (fd >= 0) {
+    libbpf().close(fd);
+    return true;
+  }
+  const text = decoder.decode(log.subarray(0, Math.max(0, log.indexOf(0))));
+  return !/unknown func|invalid func|cannot use helper/.test(text);
 }
 
 /** Reads every CPU's u64 slot of a per-CPU array entry and sums them. */

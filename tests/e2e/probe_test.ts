@@ -62,8 +62,8 @@ e2eTest("two netflow processes on one cgroup both see every packet", async () =>
   const args = ["--format", "json", "--cgroup", cg.dir, "--events", "net_packet_tcp"];
   await using a = await Netflow.start(args);
   await using b = await Netflow.start(args);
-  // Each: cgroup_skb ingress and egress, sock_create, sockops, sock_release.
-  assert.equal((await attachedPrograms(cg.dir)).length, 10);
+  // Each: cgroup_skb ingress and egress, sock_create, connect4, connect6, sockops, sock_release.
+  assert.equal((await attachedPrograms(cg.dir)).length, 14);
   const { clientPort } = await loopbackConnection(cg);
   const ofClient = (events: unknown[]) =>
     (events as PacketEvent[]).filter((e) => e.src_port === clientPort || e.dst_port === clientPort);
@@ -76,7 +76,7 @@ e2eTest("two netflow processes on one cgroup both see every packet", async () =>
 e2eTest("after SIGKILL no netflow program stays attached", async () => {
   await using cg = new TestCgroup();
   await using nf = await Netflow.start(["--cgroup", cg.dir]);
-  assert.equal((await attachedPrograms(cg.dir)).length, 5);
+  assert.equal((await attachedPrograms(cg.dir)).length, 7);
   nf.proc.kill("SIGKILL");
   await nf.proc.status;
   // Links are released with the process's last file descriptor.
