@@ -153,8 +153,15 @@ export interface KernelFeatures {
   kernelHas: number;
 }
 
-/** Asks whether programs of a type may call a helper (src/ffi/libbpf.ts's probeHelper). */
-export type HelperProbe = (progType: number, attachType: number, helperId: number) => boolean;
+/**
+ * Asks whether programs of a type may call a helper (src/ffi/libbpf.ts's
+ * probeHelper): null when the kernel did not say.
+ */
+export type HelperProbe = (
+  progType: number,
+  attachType: number,
+  helperId: number,
+) => boolean | null;
 
 /** The kernel's release, as `uname -r` prints it. */
 export function kernelRelease(): string {
@@ -176,7 +183,9 @@ export function probeKernel(probe: HelperProbe = probeHelper): KernelFeatures {
   const skip = new Map<string, string>();
   for (const needs of PROGRAM_NEEDS) {
     if (needs.type === undefined) continue;
-    const missing = needs.helpers.find((h) => !has(needs.type!, h));
+    // Only a clear no leaves a program out: if the probe could not tell,
+    // loading it tells (the loader leaves out what the verifier refuses).
+    const missing = needs.helpers.find((h) => has(needs.type!, h) === false);
     if (missing === undefined) continue;
     const why = `this kernel (${release}) has no ${missing.name} in ${needs.type} programs ` +
       `(${missing.name} is Linux ${missing.since}+)`;
@@ -187,10 +196,12 @@ export function probeKernel(probe: HelperProbe = probeHelper): KernelFeatures {
     }
     skip.set(needs.program, why);
   }
+  // A flag is set only on a clear yes: a helper call it guards that the
+  // kernel refuses would refuse sock_ops itself.
   const current = [HELPERS.currentPidTgid, HELPERS.currentUidGid, HELPERS.currentComm]
-    .every((h) => has("sock_ops", h));
+    .every((h) => has("sock_ops", h) === true);
   const kernelHas = (current ? NF_HAS_OPS_CURRENT : 0) |
-    (has("sock_ops", HELPERS.skcToMptcpSock) ? NF_HAS_OPS_MPTCP : 0);
+    (has("sock_ops", HELPERS.skcToMptcpSock) === true ? NF_HAS_OPS_MPTCP : 0);
   return { skip, kernelHas };
 }
 

@@ -53,6 +53,8 @@ const SYMBOLS = {
   bpf_map_get_next_key: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   // int bpf_program__set_autoload(struct bpf_program *prog, bool autoload);
   bpf_program__set_autoload: { parameters: ["pointer", "bool"], result: "i32" },
+  // int setrlimit(int resource, const struct rlimit *rlim); (libc)
+  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   // long syscall(long number, ...); (libc) for bpf(BPF_PROG_LOAD, attr, size): helper probes
   syscall: { parameters: ["i64", "i64", "buffer", "u64"], result: "i64" },
   // int libbpf_num_possible_cpus(void);
@@ -489,7 +491,12 @@ const BPF_PROG_LOAD = 5n;
  * libbpf's own probe misses "cannot use helper" (the wording of newer
  * kernels) and answers yes, so netflow asks itself.
  */
-export function probeHelper(progType: number, attachType: number, helperId: number): boolean {
+export function probeHelper(
+  progType: number,
+  attachType: number,
+  helperId: number,
+): boolean | null {
+  liftMemlockLimit();
   const insns = new Uint8Array(24);
   const iv = new DataView(insns.buffer);
   insns[0] = 0x85; // call
@@ -517,7 +524,25 @@ export function probeHelper(progType: number, attachType: number, helperId: numb
     return true;
   }
   const text = decoder.decode(log.subarray(0, Math.max(0, log.indexOf(0))));
+  // No verifier log: refused before verification (a limit, a privilege), so
+  // the kernel said nothing about the helper.
+  if (text.trim() === "") return null;
   return !/unknown func|invalid func|cannot use helper/.test(text);
+}
+
+let memlockLifted = false;
+
+/**
+ * Before 5.11 BPF memory counts against RLIMIT_MEMLOCK, per user: another
+ * netflow's ring can use it all, and a probe then fails with EPERM. libbpf
+ * lifts the limit when it loads; probes run before that, so lift it first.
+ */
+function liftMemlockLimit(): void {
+  if (memlockLifted) return;
+  memlockLifted = true;
+  const RLIMIT_MEMLOCK = 8;
+  const infinity = new Uint8Array(16).fill(0xff); // { RLIM_INFINITY, RLIM_INFINITY }
+  libbpf().setrlimit(RLIMIT_MEMLOCK, infinity);
 }
 
 /** Reads every CPU's u64 slot of a per-CPU array entry and sums them. */

@@ -24,7 +24,7 @@ kdir="${1:-}" out="${2:-}"
   exit 2
 }
 shift 2
-out=$(cd "$out" && pwd)
+out=$(cd "$out" && pwd -P)
 timeout="${NETFLOW_KERNELS_TIMEOUT:-240}"
 for tool in qemu-system-x86_64 busybox xz zstd; do
   command -v "$tool" >/dev/null || { echo "boot: $tool is missing (scripts/setup.sh installs it)" >&2; exit 1; }

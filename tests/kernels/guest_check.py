@@ -367,6 +367,14 @@ def check(result_path):
                      "--metrics", "127.0.0.1:0"])
         netflows += [a, b]
         a.ready.wait(READY_TIMEOUT)
+        if not a.started() and any("net_flow_tcp_update" in l for l in a.stderr):
+            # A kernel without the open-flow iterator refuses updates in one
+            # line: check the rest without them (lifecycle then fails, named).
+            a.stop(10)
+            result["updates_refused"] = [l for l in a.stderr if l.strip()][-1]
+            a = Netflow(["--events", "begin,end,fail"])
+            netflows.append(a)
+            a.ready.wait(READY_TIMEOUT)
         b.ready.wait(max(1, READY_TIMEOUT - (time.monotonic() - t0)))
         seconds["ready"] = round(time.monotonic() - t0, 1)
         result["started"] = a.started()
@@ -421,6 +429,8 @@ def check(result_path):
         with open(f"{result_path}.events", "w") as f:  # netflow's output, for a failure's reader
             f.writelines(json.dumps(e) + "\n" for e in a.events)
         why = compare(a.events, work, peers)
+        if "updates_refused" in result:
+            why["lifecycle"].insert(0, result["updates_refused"])
         why["filters"] = (compare_filtered(b, sports, work["ports"], filtered) if b_started
                           else [f"netflow --port did not start: {b.notes()[-1:]}"])
         if a.bad:

@@ -10,7 +10,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 kernel="${1:?usage: run.sh KERNEL OUT_DIR}" out="${2:?usage: run.sh KERNEL OUT_DIR}"
 mkdir -p "$out"
-out=$(cd "$out" && pwd)
+out=$(cd "$out" && pwd -P)
 rm -f "$out/result.json" "$out/result.json.events" "$out/console.log"
 kdir=$("$root/tests/kernels/fetch.sh" "$kernel" | tail -n1)
 # The guest has no network: everything netflow imports must be in Deno's cache.

@@ -91,3 +91,9 @@ Deno.test("a helper the kernel predates is named, with the release that added it
     "bpf_get_socket_cookie is not available to this program type",
   );
 });
+
+Deno.test("a probe the kernel does not answer sets no flag and leaves no program out", () => {
+  const f = probeKernel(() => null);
+  assert.deepEqual([...f.skip], []);
+  assert.equal(f.kernelHas, 0);
+});
