@@ -18,7 +18,18 @@ import {
   portValue,
 } from "./flow/filter.ts";
 import { type ListenAddress, listenAddress } from "./metrics/netflow.ts";
+import {
+  budgetValue,
+  DEFAULT_BUDGET,
+  DEFAULT_EXPIRY_MS,
+  DEFAULT_METRIC_LABELS,
+  FLOW_METRIC_EVENTS,
+  type FlowMetricsOptions,
+  metricLabels,
+  netPrefixes,
+} from "./metrics/flows.ts";
 import type { MonitorOptions } from "./monitor.ts";
+import { DEFAULT_MAX_FLOWS } from "./flow/state.ts";
 import { type CollectorUrl, parseCollectorUrl } from "./export/url.ts";
 import { type FormatName, FORMATS as STDOUT_FORMATS } from "./output/stdout.ts";
 import type { TableOptions } from "./output/table.ts";
@@ -160,9 +171,32 @@ export const OPTIONS = {
   ipv6: flag("6", "only IPv6 flows"),
   metrics: single({
     metavar: "HOST:PORT",
-    help: "serve netflow's counters for Prometheus at\n" +
+    help: "serve netflow's counters and flow metrics for Prometheus at\n" +
       "http://HOST:PORT/metrics; PORT or :PORT listens on 127.0.0.1",
     parse: (text, name) => listenAddress(name, text),
+  }),
+  "metrics-labels": single({
+    metavar: "LIST",
+    help: "flow metrics' labels besides direction, comma-separated: comm,\n" +
+      "container, cgroup, uid, remote_name, remote_port, remote_net,\n" +
+      `or none (default: ${DEFAULT_METRIC_LABELS.join(",")})`,
+    parse: (text, name) => metricLabels(name, text),
+  }),
+  "metrics-budget": single({
+    metavar: "N",
+    help: `series per flow metric at most; the idlest label sets fold\ninto "other" (default: ${DEFAULT_BUDGET}, at least 100)`,
+    parse: (text, name) => budgetValue(name, text),
+  }),
+  "metrics-expiry": single({
+    metavar: "SECONDS",
+    help: "a flow metric label set idle this long moves into \"other\"\n" +
+      `(default: ${DEFAULT_EXPIRY_MS / 1000})`,
+    parse: (text, name) => positiveSeconds(name, text),
+  }),
+  "metrics-net-prefix": single({
+    metavar: "V4[,V6]",
+    help: "remote_net's prefix lengths (default: 24,64)",
+    parse: (text, name) => netPrefixes(name, text),
   }),
   verbose: flag("v", "libbpf's log, and error details (the verifier log)"),
   help: flag("h", "this help"),
@@ -196,6 +230,13 @@ export interface CliOptions {
   monitor: MonitorOptions<EventName>;
   /** --metrics: where to serve /metrics. */
   metrics: ListenAddress | undefined;
+  /** With --metrics: the flow metrics' settings. */
+  flowMetrics: FlowMetricsOptions | undefined;
+  /**
+   * The events to write (--events): with flow metrics the monitor is asked
+   * for begin, update, end and fail too, and only these go to the outputs.
+   */
+  events: readonly EventName[];
 }
 
 export function parseCli(argv: readonly string[]): CliOptions {
@@ -203,6 +244,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
   const monitor: MonitorOptions<EventName> = { reader: o.reader ?? "mmap" };
   if (o.cgroup !== undefined) monitor.cgroup = o.cgroup;
   if (o.events.length > 0) monitor.events = [...new Set(o.events.flat())];
+  const events = monitor.events ?? [EVENT_BEGIN, EVENT_END];
   if (o["max-flows"] !== undefined) monitor.maxFlows = o["max-flows"];
   if (o["update-interval"] !== undefined) monitor.updateIntervalMs = o["update-interval"];
   if (o["ring-size"] !== undefined) monitor.ringBytes = o["ring-size"];
@@ -225,6 +267,23 @@ export function parseCli(argv: readonly string[]): CliOptions {
     const used = o.wide ? "--wide" : o.utc ? "--utc" : "--date";
     throw new UsageError(`${used} is for the table format, not --format ${format}`);
   }
+  const metricsOptions = (
+    ["metrics-labels", "metrics-budget", "metrics-expiry", "metrics-net-prefix"] as const
+  ).filter((k) => o[k] !== undefined);
+  if (o.metrics === undefined && metricsOptions.length > 0) {
+    throw new UsageError(`--${metricsOptions[0]} needs --metrics`);
+  }
+  let flowMetrics: FlowMetricsOptions | undefined;
+  if (o.metrics !== undefined) {
+    flowMetrics = {
+      labels: o["metrics-labels"] ?? DEFAULT_METRIC_LABELS,
+      budget: o["metrics-budget"] ?? DEFAULT_BUDGET,
+      expiryMs: o["metrics-expiry"] ?? DEFAULT_EXPIRY_MS,
+      ...(o["metrics-net-prefix"] ?? { prefix4: 24, prefix6: 64 }),
+      maxFlows: monitor.maxFlows ?? DEFAULT_MAX_FLOWS,
+    };
+    monitor.events = [...new Set([...events, ...FLOW_METRIC_EVENTS])];
+  }
   return {
     format,
     ipfix: o.ipfix,
@@ -236,5 +295,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
     table: { utc: o.utc, date: o.date, wide: o.wide },
     monitor,
     metrics: o.metrics,
+    flowMetrics,
+    events,
   };
 }

@@ -47,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
   const [
     { libbpf, setVerboseLog },
     { EventCounts, MetricsServer, registerExportMetrics, registerNetflowMetrics },
+    { FlowMetrics },
     { MetricsRegistry },
     { FlowMonitor },
     { buildSinks },
@@ -54,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
   ] = await Promise.all([
     import("./ffi/libbpf.ts"),
     import("./metrics/netflow.ts"),
+    import("./metrics/flows.ts"),
     import("./metrics/prometheus.ts"),
     import("./monitor.ts"),
     import("./output/sinks.ts"),
@@ -66,6 +68,10 @@ async function main(argv: string[]): Promise<number> {
   await using metrics = options.metrics && new MetricsServer(options.metrics, registry);
   using monitor = new FlowMonitor(options.monitor);
   registerNetflowMetrics(registry, denoJson.version, events, () => monitor.stats);
+  // Flow metrics take begin, update, end and fail events; the outputs only those of --events.
+  const flowMetrics = options.flowMetrics && new FlowMetrics(registry, options.flowMetrics);
+  const written = new Set(options.events);
+  const extra = options.monitor.events?.some((e) => !written.has(e)) ?? false;
   let stopped = false;
   const stop = () => {
     stopped = true;
@@ -110,7 +116,9 @@ async function main(argv: string[]): Promise<number> {
     void watchStdout();
     void watchCgroup();
     if (!writeAll(sinks, [])) stop();
-    for await (let batch of monitor.batches()) {
+    for await (const all of monitor.batches()) {
+      flowMetrics?.write(all);
+      let batch = extra ? all.filter((e) => written.has(e.event)) : all;
       if (batch.length > left) batch = batch.slice(0, left);
       left -= batch.length;
       if (!writeAll(sinks, batch)) stop();

@@ -120,6 +120,9 @@ const US_PER_MS = 1000;
 /** A half-open attempt is forgotten after this long (the kernel's SYN-ACK retries end sooner). */
 const HALF_OPEN_TTL_US = 120_000_000;
 const NO_NAMES: readonly string[] = Object.freeze([]);
+/** Open flows tracked at most unless told (`--max-flows`). */
+export const DEFAULT_MAX_FLOWS = 131_072;
+
 /** Counters are numbers in JSON: anything at or above 2^53 would not stay exact. */
 const MAX_EXACT = Number.MAX_SAFE_INTEGER;
 
@@ -146,7 +149,7 @@ export class FlowTable {
   #unknownEnds = 0;
 
   constructor(options: FlowTableOptions = {}) {
-    this.#maxFlows = options.maxFlows ?? 131_072;
+    this.#maxFlows = options.maxFlows ?? DEFAULT_MAX_FLOWS;
     this.#maxHalfOpen = options.maxHalfOpen ?? 65_536;
     this.#idPrefix = options.idPrefix ?? Math.floor(Math.random() * 0xffffff).toString(16);
     this.#context = { ...DEFAULT_CONTEXT, ...options.context };

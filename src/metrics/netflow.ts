@@ -10,7 +10,7 @@ import { IpfixExporter } from "../export/exporter.ts";
 import { EVENT_NAMES, type EventName } from "../flow/events.ts";
 import type { MonitorStats } from "../monitor.ts";
 import { shown } from "../options.ts";
-import { CONTENT_TYPE, type MetricsRegistry } from "./prometheus.ts";
+import { contentType, type MetricsRegistry, negotiate } from "./prometheus.ts";
 
 /** Where the metrics server listens. */
 export interface ListenAddress {
@@ -173,7 +173,7 @@ export function registerExportMetrics(registry: MetricsRegistry, sinks: readonly
   });
 }
 
-/** The HTTP server of `--metrics`: GET /metrics. */
+/** The HTTP server of `--metrics`: GET /metrics (text 0.0.4, or OpenMetrics when asked). */
 export class MetricsServer implements AsyncDisposable {
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   /** Where it listens, e.g. http://127.0.0.1:9100/metrics. */
@@ -191,7 +191,11 @@ export class MetricsServer implements AsyncDisposable {
         if (request.method !== "GET" && request.method !== "HEAD") {
           return new Response("Method not allowed\n", { status: 405 });
         }
-        return new Response(registry.render(), { headers: { "content-type": CONTENT_TYPE } });
+        // OpenMetrics when the scraper names it in Accept (Prometheus does), else text 0.0.4.
+        const format = negotiate(request.headers.get("accept"));
+        return new Response(registry.render(format), {
+          headers: { "content-type": contentType(format) },
+        });
       });
     } catch (err) {
       const why = err instanceof Error ? err.message.split(" (os error")[0] : String(err);

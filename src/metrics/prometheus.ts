@@ -1,20 +1,26 @@
 /**
  * A small metrics registry rendered in the Prometheus text exposition format
- * (version 0.0.4): each metric is a name, a HELP line, a TYPE and a function
- * that reads its current samples, so values come from the counters netflow
- * keeps anyway, read at scrape time.
+ * (version 0.0.4), or in OpenMetrics 1.0 when the scraper asks for it: each
+ * metric is a name, a HELP line, a TYPE and a function that reads its current
+ * samples, so values come from the counters netflow keeps anyway, read at
+ * scrape time.
  *
  * @module
  */
 
 /** The metric types netflow exposes. */
-export type MetricType = "counter" | "gauge";
+export type MetricType = "counter" | "gauge" | "histogram";
 
 /** One sample: label values (may be empty) and the value. */
 export interface Sample {
   labels?: Readonly<Record<string, string>>;
   value: number;
+  /** A histogram's `_bucket`, `_sum` or `_count` (a bucket's labels end with `le`). */
+  suffix?: "_bucket" | "_sum" | "_count";
 }
+
+/** The two exposition formats: Prometheus text 0.0.4, and OpenMetrics 1.0. */
+export type ExpositionFormat = "text" | "openmetrics";
 
 /** A metric: `collect` is called at each scrape. */
 export interface Metric {
@@ -51,18 +57,31 @@ export class MetricsRegistry {
     this.#metrics.set(metric.name, metric);
   }
 
-  /** The exposition text of every metric, each with its HELP and TYPE lines. */
-  render(): string {
+  /**
+   * The exposition of every metric, each with its HELP and TYPE lines. In
+   * OpenMetrics a counter's family is named without `_total` (its samples
+   * keep it), HELP escapes quotes too, and the text ends with `# EOF`.
+   */
+  render(format: ExpositionFormat = "text"): string {
     for (const fn of this.#before) fn();
+    const om = format === "openmetrics";
     let out = "";
     for (const m of this.#metrics.values()) {
-      out += `# HELP ${m.name} ${escapeHelp(m.help)}\n# TYPE ${m.name} ${m.type}\n`;
+      const family = om && m.type === "counter" ? m.name.slice(0, -"_total".length) : m.name;
+      out += `# HELP ${family} ${escapeHelp(m.help, om)}\n# TYPE ${family} ${m.type}\n`;
       const collected = m.collect();
       const samples = typeof collected === "number" ? [{ value: collected }] : collected;
-      for (const s of samples) out += `${m.name}${labels(s.labels)} ${value(s.value)}\n`;
+      for (const s of samples) {
+        out += `${m.name}${s.suffix ?? ""}${labels(s.labels)} ${value(s.value)}\n`;
+      }
     }
-    return out;
+    return om ? `${out}# EOF\n` : out;
   }
+}
+
+/** The format a scraper asked for in its Accept header (OpenMetrics when it names it). */
+export function negotiate(accept: string | null): ExpositionFormat {
+  return accept !== null && /application\/openmetrics-text/i.test(accept) ? "openmetrics" : "text";
 }
 
 function labels(set: Readonly<Record<string, string>> | undefined): string {
@@ -76,8 +95,9 @@ function labels(set: Readonly<Record<string, string>> | undefined): string {
   }}`;
 }
 
-function escapeHelp(text: string): string {
-  return text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+function escapeHelp(text: string, om: boolean): string {
+  const escaped = text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+  return om ? escaped.replace(/"/g, '\\"') : escaped;
 }
 
 function value(n: number): string {
@@ -89,3 +109,10 @@ function value(n: number): string {
 
 /** The Content-Type of the text format. */
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+/** The Content-Type of OpenMetrics 1.0. */
+export const OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/** The Content-Type of a format. */
+export function contentType(format: ExpositionFormat): string {
+  return format === "openmetrics" ? OPENMETRICS_CONTENT_TYPE : CONTENT_TYPE;
+}
