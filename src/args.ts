@@ -184,12 +184,13 @@ export const OPTIONS = {
   }),
   "metrics-budget": single({
     metavar: "N",
-    help: `series per flow metric at most; the idlest label sets fold\ninto "other" (default: ${DEFAULT_BUDGET}, at least 100)`,
+    help:
+      `series per flow metric at most; the idlest label sets fold\ninto "other" (default: ${DEFAULT_BUDGET}, at least 100)`,
     parse: (text, name) => budgetValue(name, text),
   }),
   "metrics-expiry": single({
     metavar: "SECONDS",
-    help: "a flow metric label set idle this long moves into \"other\"\n" +
+    help: 'a flow metric label set idle this long moves into "other"\n' +
       `(default: ${DEFAULT_EXPIRY_MS / 1000})`,
     parse: (text, name) => positiveSeconds(name, text),
   }),

@@ -25,7 +25,7 @@ import {
 } from "../flow/events.ts";
 import type { Sink } from "../output/sink.ts";
 import { shown, wholeNumber } from "../options.ts";
-import { type FoldOptions, FoldingFamily } from "./fold.ts";
+import { FoldingFamily, type FoldOptions } from "./fold.ts";
 import type { MetricsRegistry } from "./prometheus.ts";
 
 /** The labels `--metrics-labels` may choose (direction is always there). */
@@ -186,7 +186,8 @@ export class FlowMetrics implements Sink {
       for (const f of this.families) f.expire();
     });
     const help: Record<string, string> = {
-      netflow_tcp_flows_begun_total: "TCP flows that began (reached ESTABLISHED, or were open at start)",
+      netflow_tcp_flows_begun_total:
+        "TCP flows that began (reached ESTABLISHED, or were open at start)",
       netflow_tcp_flows_ended_total: "TCP flows that ended, by reason and by who closed",
       netflow_tcp_flows_failed_total: "TCP connection attempts that never established, by reason",
       netflow_tcp_flow_duration_seconds: "Durations of ended TCP flows whose begin was seen",

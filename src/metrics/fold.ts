@@ -201,7 +201,7 @@ export class FoldingFamily {
     }
     const cell = entry.cells.get(subKey);
     if (cell !== undefined) return cell;
-    if (!this.#makeRoom(this.#cellCost, entry, false)) {
+    if (!this.#makeRoom(this.#cellCost, entry)) {
       if (entry.cells.size === 0) {
         // The newcomer is the least active: it folds, and stays folded while busy.
         this.#entries.delete(key);
@@ -222,25 +222,31 @@ export class FoldingFamily {
 
   /**
    * Folds label sets, idle longest first, until `cost` more series fit.
-   * Unless `force`, only those idle for foldIdleMs; never `except`.
+   * Only those idle for foldIdleMs; never `except`.
    */
-  #makeRoom(cost: number, except: Entry | undefined, force: boolean): boolean {
-    const now = this.#now();
+  #makeRoom(cost: number, except: Entry): boolean {
     while (this.#series + cost > this.#o.budget) {
-      // The idlest label set other than `except` (which was just touched: it is last).
-      let victim: [string, Entry] | undefined;
-      for (const kv of this.#entries) {
-        if (kv[1] === except) continue;
-        victim = kv;
-        break;
-      }
-      if (victim === undefined || (!force && now - victim[1].last < this.#o.foldIdleMs)) {
-        return false;
-      }
-      this.#moveToOther(victim[0], victim[1]);
-      this.#tomb(victim[0], now);
-      this.folded++;
+      if (!this.#foldIdlest(except, false)) return false;
     }
+    return true;
+  }
+
+  /** Folds the idlest label set other than `except`; unless `force`, only one idle for foldIdleMs. */
+  #foldIdlest(except: Entry | undefined, force: boolean): boolean {
+    const now = this.#now();
+    // `except` was just touched: it is last, so this looks at one or two entries.
+    let victim: [string, Entry] | undefined;
+    for (const kv of this.#entries) {
+      if (kv[1] === except) continue;
+      victim = kv;
+      break;
+    }
+    if (victim === undefined || (!force && now - victim[1].last < this.#o.foldIdleMs)) {
+      return false;
+    }
+    this.#moveToOther(victim[0], victim[1]);
+    this.#tomb(victim[0], now);
+    this.folded++;
     return true;
   }
 
@@ -270,11 +276,14 @@ export class FoldingFamily {
       entry = { labels: kept, cells: new Map(), last: 0 };
       this.#other.set(key, entry);
     }
-    const cell = entry.cells.get(subKey);
-    if (cell !== undefined) return cell;
+    let cell = entry.cells.get(subKey);
     // `other` is never folded: a new cell of it makes room by force (at most
     // 2 directions x the bounded labels' values, well within any budget allowed).
-    this.#makeRoom(this.#cellCost, undefined, true);
-    return this.#newCell(entry, sub, subKey);
+    // A label set folded for it may make the cell itself.
+    while (cell === undefined && this.#series + this.#cellCost > this.#o.budget) {
+      if (!this.#foldIdlest(undefined, true)) break;
+      cell = entry.cells.get(subKey);
+    }
+    return cell ?? this.#newCell(entry, sub, subKey);
   }
 }

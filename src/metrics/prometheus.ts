@@ -110,7 +110,8 @@ function value(n: number): string {
 /** The Content-Type of the text format. */
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 /** The Content-Type of OpenMetrics 1.0. */
-export const OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+export const OPENMETRICS_CONTENT_TYPE =
+  "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /** The Content-Type of a format. */
 export function contentType(format: ExpositionFormat): string {
