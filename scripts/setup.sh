@@ -43,17 +43,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-# promtool (the tests check /metrics with it), from Debian's prometheus package, unpacked into
-# .tools/bin: installing the package would also start a Prometheus server.
-if [ "$runtime" -eq 0 ] && [ ! -x "$tools/bin/promtool" ]; then
-  echo "setup: unpacking promtool from Debian's prometheus package into $tools/bin" >&2
+# promtool (the tests check /metrics with it) and prometheus (the flow metrics e2e test scrapes
+# netflow with a real server), from Debian's prometheus package, unpacked into .tools/bin:
+# installing the package would also start a Prometheus server.
+if [ "$runtime" -eq 0 ] && { [ ! -x "$tools/bin/promtool" ] || [ ! -x "$tools/bin/prometheus" ]; }; then
+  echo "setup: unpacking promtool and prometheus from Debian's prometheus package into $tools/bin" >&2
   tmp=$(mktemp -d)
   chmod 755 "$tmp"
   ( cd "$tmp" && { apt-get download -qq prometheus 2>/dev/null ||
     { apt-get update -qq && apt-get download -qq prometheus; }; } ) >&2
   dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
   mkdir -p "$tools/bin"
-  cp "$tmp/root/usr/bin/promtool" "$tools/bin/promtool"
+  cp "$tmp/root/usr/bin/promtool" "$tmp/root/usr/bin/prometheus" "$tools/bin/"
   rm -rf "$tmp"
 fi
 

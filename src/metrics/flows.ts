@@ -242,6 +242,8 @@ export class FlowMetrics implements Sink {
           const labels = this.labelsOf(e);
           this.#track(e.flow_id, { labels, last: [0, 0, 0, 0, 0] });
           this.#begun.add(labels, [], 1);
+          // Its counters' series start at 0, so rate() and increase() count the first bytes too.
+          for (const c of this.#counters) c.add(labels, [], 0);
           break;
         }
         case EVENT_UPDATE:
@@ -278,6 +280,7 @@ export class FlowMetrics implements Sink {
     // Not seen before (its begin went before a filter, or was evicted): counts from 0.
     const fresh = { labels: this.labelsOf(e), last: [0, 0, 0, 0, 0] };
     this.#track(e.flow_id, fresh);
+    for (const c of this.#counters) c.add(fresh.labels, [], 0);
     return fresh;
   }
 

@@ -1,0 +1,215 @@
+/**
+ * e2e (root): flow metrics scraped by a real Prometheus (Debian's, started
+ * by the test on loopback, 1 s scrapes) while a workload with known bytes
+ * runs in a child cgroup; PromQL results through Prometheus's HTTP API equal
+ * the sums over the same run's JSON events, exactly.
+ */
+import assert from "node:assert/strict";
+import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
+import {
+  e2eTest,
+  LOCAL,
+  Netflow,
+  TestCgroup,
+  withTimeout,
+  WORKLOAD,
+  workload,
+} from "../helpers/e2e.ts";
+import { Prometheus, prometheusPath } from "../helpers/prometheus.ts";
+import { promtoolCheck } from "../helpers/promtool.ts";
+
+const END = "net_flow_tcp_end", FAIL = "net_flow_tcp_fail";
+
+/** Sums of `value(e)` over events, grouped by `key(e)`. */
+function sums<T>(
+  events: T[],
+  key: (e: T) => string,
+  value: (e: T) => number,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of events) out[key(e)] = (out[key(e)] ?? 0) + value(e);
+  return out;
+}
+
+function sorted(r: Record<string, number>): [string, number][] {
+  return Object.entries(r).sort(([a], [b]) => a.localeCompare(b));
+}
+
+/** Polls `fn` every 250 ms until it is true, bounded by `ms`. */
+async function until(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  await withTimeout(
+    (async () => {
+      while (!(await fn())) await new Promise((r) => setTimeout(r, 250)); // poll, bounded
+    })(),
+    ms,
+    what,
+  );
+}
+
+e2eTest("Prometheus's PromQL sums of the flow metrics equal the run's JSON events", async () => {
+  assert.ok(
+    new Deno.Command("sh", { args: ["-c", `command -v ${prometheusPath()}`] }).outputSync().success,
+    "prometheus is missing (scripts/setup.sh unpacks it into .tools/bin)",
+  );
+  await using cg = new TestCgroup();
+  await using nf = await Netflow.start([
+    "--format",
+    "json",
+    "--events",
+    "begin,update,end,fail",
+    "--update-interval",
+    "0.3",
+    "--cgroup",
+    cg.dir,
+    "--metrics",
+    "0",
+    "--metrics-labels",
+    "comm,remote_port",
+  ]);
+  const url = /(http:\S+)$/.exec(await nf.stderrLine(/^netflow: metrics at /))![1]!;
+  await using prom = await Prometheus.start(new URL(url).host);
+  await until(async () => (await prom.target()).health === "up", 30_000, "the first scrape");
+
+  // Known work: refused connects, then FIN and RST ends of known sizes, then two
+  // flows held open across updates. Loopback: each connection is two flows.
+  const host = { where: LOCAL, host: "127.0.0.1" },
+    client = { where: LOCAL, connectTo: "127.0.0.1" };
+  const closed = (() => {
+    using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    return String((l.addr as Deno.NetAddr).port); // free once closed: nobody listens there
+  })();
+  for (let i = 0; i < 2; i++) {
+    await using refused = cg.spawn(
+      "python3",
+      WORKLOAD,
+      "connect",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      closed,
+      "--scenario",
+      "refused",
+    );
+    await refused.done();
+  }
+  await workload(cg, host, client, { scenario: "client-close", count: 3, bytes: 100_000 });
+  await workload(cg, host, client, { scenario: "rst", count: 2, bytes: 5000 });
+  await workload(cg, host, client, { scenario: "server-close", count: 2, bytes: 777 });
+  const flag = await Deno.makeTempFile({ prefix: "netflow-metrics-wait-" });
+  await Deno.remove(flag);
+  {
+    const args = ["--scenario", "client-close", "--count", "2", "--bytes", "300000"];
+    await using srv = cg.spawn("python3", WORKLOAD, "serve", "--host", "127.0.0.1", ...args);
+    const port = (await srv.line()).split(" ")[1]!;
+    await using cli = cg.spawn(
+      "python3",
+      WORKLOAD,
+      "connect",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      port,
+      "--wait",
+      flag,
+      ...args,
+    );
+    await cli.line();
+    // Open across several update sweeps (0.3 s) and scrapes (1 s).
+    await new Promise((r) => setTimeout(r, 2500));
+    await Deno.writeTextFile(flag, "");
+    await cli.done();
+    await srv.done();
+    await Deno.remove(flag);
+  }
+  const connections = 3 + 2 + 2 + 2;
+  await until(
+    async () =>
+      (await prom.query("sum(netflow_tcp_flows_ended_total)"))[0]?.value === 2 * connections,
+    30_000,
+    "Prometheus to scrape every end",
+  );
+  await new Promise((r) => setTimeout(r, 2500)); // two more scrapes: nothing may change
+  const q = (promql: string, by: string[]) => prom.byLabels(promql, by);
+  const promql = {
+    bytesSent: await q("sum by (comm) (netflow_tcp_bytes_sent_total)", ["comm"]),
+    bytesReceived: await q("sum by (comm) (netflow_tcp_bytes_received_total)", ["comm"]),
+    packetsSent: await q("sum by (direction) (netflow_tcp_packets_sent_total)", ["direction"]),
+    packetsReceived: await q("sum by (comm) (netflow_tcp_packets_received_total)", ["comm"]),
+    retransmits: await q("sum(netflow_tcp_retransmits_total)", []),
+    begun: await q("sum by (direction, comm) (netflow_tcp_flows_begun_total)", [
+      "direction",
+      "comm",
+    ]),
+    ended: await q("sum by (reason, closed_by) (netflow_tcp_flows_ended_total)", [
+      "reason",
+      "closed_by",
+    ]),
+    failed: await q("sum by (reason, direction) (netflow_tcp_flows_failed_total)", [
+      "reason",
+      "direction",
+    ]),
+    durations: await q("sum(netflow_tcp_flow_duration_seconds_count)", []),
+    rtts: await q("sum(netflow_tcp_rtt_seconds_count)", []),
+    topTalkers: await q(
+      "topk(3, sum by (comm, remote_port) (netflow_tcp_bytes_sent_total))",
+      ["comm", "remote_port"],
+    ),
+  };
+  const target = await prom.target();
+  assert.deepEqual({ health: target.health, lastError: target.lastError }, {
+    health: "up",
+    lastError: "",
+  });
+  // What Prometheus asks for (OpenMetrics first) is what netflow answers with.
+  const om = await fetch(url, {
+    headers: {
+      accept:
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    },
+  });
+  assert.match(om.headers.get("content-type")!, /^application\/openmetrics-text; version=1.0.0/);
+  assert.ok((await om.text()).endsWith("\n# EOF\n"));
+  const text = await (await fetch(url)).text();
+  assert.deepEqual(await promtoolCheck(text), { code: 0, output: "" });
+
+  const { events, code, stderr } = await nf.stop();
+  assert.equal(code, 0, stderr);
+  const flows = events as FlowEvent[];
+  // A flow's labels are its first event's (the begin).
+  const first = new Map<string, FlowEvent>();
+  for (const e of flows) if (!first.has(e.flow_id)) first.set(e.flow_id, e);
+  const comm = (e: FlowEvent) => first.get(e.flow_id)!.comm ?? "";
+  const ends = flows.filter((e): e is FlowEndEvent => e.event === END);
+  const updates = flows.filter((e) => e.event === "net_flow_tcp_update");
+  assert.equal(ends.length, 2 * connections);
+  // Positive controls: the held flows had updates with counters before their end.
+  assert.ok(updates.filter((u) => "bytes_sent" in u && u.bytes_sent! > 0).length >= 4);
+  const fromEvents = {
+    bytesSent: sums(ends, comm, (e) => e.bytes_sent!),
+    bytesReceived: sums(ends, comm, (e) => e.bytes_received!),
+    packetsSent: sums(ends, (e) => e.conn_direction, (e) => e.packets_sent!),
+    packetsReceived: sums(ends, comm, (e) => e.packets_received!),
+    retransmits: sums(ends, () => "", (e) => e.retransmits!),
+    begun: sums(
+      flows.filter((e) => e.event === "net_flow_tcp_begin"),
+      (e) => `${e.conn_direction}|${comm(e)}`,
+      () => 1,
+    ),
+    ended: sums(ends, (e) => `${e.reason}|${e.closed_by}`, () => 1),
+    failed: sums(
+      flows.filter((e) => e.event === FAIL),
+      (e) => `${"reason" in e ? e.reason : ""}|${e.conn_direction}`,
+      () => 1,
+    ),
+    durations: { "": ends.filter((e) => e.duration_ms !== null).length },
+    rtts: { "": ends.filter((e) => e.rtt_us !== null).length },
+  };
+  for (const [k, v] of Object.entries(fromEvents)) {
+    assert.deepEqual(sorted(promql[k as keyof typeof promql]), sorted(v), k);
+  }
+  // The bytes are the workload's: 3 x 100,000 + 2 x 5,000 + 2 x 777 + 2 x 300,000 from nf-client.
+  assert.equal(promql.bytesSent["nf-client"], 3 * 100_000 + 2 * 5000 + 2 * 777 + 2 * 300_000);
+  assert.equal(promql.ended["rst|local"], 2);
+  assert.ok((promql.failed["refused|outgoing"] ?? 0) >= 2);
+  if (Deno.env.get("NETFLOW_SHOW_PROMQL") === "1") console.log(JSON.stringify(promql, null, 1));
+});
