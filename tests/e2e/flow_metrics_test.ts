@@ -10,7 +10,9 @@ import {
   e2eTest,
   LOCAL,
   Netflow,
+  sh,
   TestCgroup,
+  TestNetns,
   withTimeout,
   WORKLOAD,
   workload,
@@ -213,3 +215,151 @@ e2eTest("Prometheus's PromQL sums of the flow metrics equal the run's JSON event
   assert.ok((promql.failed["refused|outgoing"] ?? 0) >= 2);
   if (Deno.env.get("NETFLOW_SHOW_PROMQL") === "1") console.log(JSON.stringify(promql, null, 1));
 });
+
+const FLOOD = new URL("../workloads/flood.py", import.meta.url).pathname;
+const FLOW_METRICS = [
+  "netflow_tcp_flows_begun_total",
+  "netflow_tcp_flows_ended_total",
+  "netflow_tcp_flows_failed_total",
+  "netflow_tcp_bytes_sent_total",
+  "netflow_tcp_bytes_received_total",
+  "netflow_tcp_packets_sent_total",
+  "netflow_tcp_packets_received_total",
+  "netflow_tcp_retransmits_total",
+  "netflow_tcp_flow_duration_seconds",
+  "netflow_tcp_rtt_seconds",
+];
+
+/** Series per flow metric in exposition text (a histogram's buckets, sum and count included). */
+function seriesCounts(text: string): Record<string, number> {
+  const out: Record<string, number> = Object.fromEntries(FLOW_METRICS.map((m) => [m, 0]));
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#") || line === "") continue;
+    const name = line.split(/[{ ]/)[0]!.replace(/_(bucket|sum|count)$/, "");
+    if (name in out) out[name]!++;
+  }
+  return out;
+}
+
+/** The sum of a metric's samples in exposition text. */
+function total(text: string, name: string): number {
+  let n = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${name}{`)) n += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return n;
+}
+
+e2eTest(
+  "A port scan and a random-name DNS flood keep every flow metric within its budget",
+  async () => {
+    await using cg = new TestCgroup();
+    await using ns = await TestNetns.create();
+    // Every name answers with its own address in a /64 routed to the namespace,
+    // which takes any address of it as its own.
+    const net = ns.nsAddr6.replace(/::2$/, ":8000::");
+    await sh("ip", "-6", "route", "add", `${net}/64`, "via", ns.nsAddr6);
+    await sh("ip", "-n", ns.name, "-6", "route", "add", "local", `${net}/64`, "dev", "lo");
+    const dns = ns.spawn("python3", FLOOD, "dns", "--host", ns.nsAddr4, "--net", `${net}/64`);
+    assert.equal(await dns.line(), "listening 53");
+    const srv = ns.spawn("python3", FLOOD, "serve", "--port", "8080");
+    assert.equal(await srv.line(), "listening 8080");
+    const BUDGET = 100;
+    await using nf = await Netflow.start([
+      "--format",
+      "json",
+      "--events",
+      "begin,end,fail",
+      "--cgroup",
+      cg.dir,
+      "--metrics",
+      "0",
+      "--metrics-labels",
+      "comm,remote_name,remote_port",
+      "--metrics-budget",
+      String(BUDGET),
+    ]);
+    const url = /(http:\S+)$/.exec(await nf.stderrLine(/^netflow: metrics at /))![1]!;
+    const scrape = async () => await (await fetch(url)).text();
+    const run = async (...args: string[]) => {
+      await using p = cg.spawn("python3", FLOOD, ...args);
+      const out = JSON.parse(await p.line(120_000));
+      await p.done(120_000);
+      return out;
+    };
+
+    // Positive control: a few names give a few series each, named.
+    // (50 ms between an answer and its connect: a begin read within a drain of its
+    // answer may miss the name; the flood does not wait and misses a few percent.)
+    await run("names", "--dns", ns.nsAddr4, "--port", "8080", "--count", "20", "--pause", "50");
+    let text = "";
+    await until(
+      async () => {
+        text = await scrape();
+        return total(text, "netflow_tcp_flows_ended_total") === 20;
+      },
+      30_000,
+      "the 20 flows' ends",
+    );
+    const named = new Set(
+      [...text.matchAll(
+        /^netflow_tcp_flows_begun_total\{[^}]*remote_name="([0-9a-f]{16}\.flood\.test)"/gm,
+      )]
+        .map((m) => m[1]),
+    );
+    // Each flow the DNS cache named has its own series before the budget is reached.
+    assert.equal(named.size, 20);
+
+    // The attacks: 1,500 random names connected to, and a scan of 2,000 closed ports.
+    await run("names", "--dns", ns.nsAddr4, "--port", "8080", "--count", "1500");
+    await run("scan", "--host", ns.nsAddr4, "--first", "10000", "--last", "11999");
+    await until(
+      async () => {
+        text = await scrape();
+        return total(text, "netflow_tcp_flows_ended_total") === 1520 &&
+          total(text, "netflow_tcp_flows_failed_total") >= 2000;
+      },
+      60_000,
+      "every flow and failure in /metrics",
+    );
+    const counts = seriesCounts(text);
+    assert.deepEqual(await promtoolCheck(text), { code: 0, output: "" });
+    const { events, code, stderr } = await nf.stop();
+    assert.equal(code, 0, stderr);
+    const flows = events as FlowEvent[];
+    const fails = flows.filter((e) => e.event === FAIL);
+    const begins = flows.filter((e) => e.event === "net_flow_tcp_begin");
+    // The events had the cardinality: over a thousand names (each flow the DNS
+    // cache named; the first ones named as many series), 2,000 ports.
+    const names = new Set(begins.map((e) => e.dst_dns[0]).filter((n) => n !== undefined));
+    console.log(
+      `${names.size} names in ${begins.length} begins; ${stderr.trim().split("\n").at(-1)}`,
+    );
+    // The positive control's series are the names the first 20 flows had.
+    const first20 = begins.slice(0, 20).map((e) => e.dst_dns[0]).filter((n) => n !== undefined);
+    assert.deepEqual([...named].sort(), first20.sort());
+    assert.ok(names.size >= 10 * BUDGET, `${names.size} names`);
+    for (const n of named) assert.ok(names.has(n!));
+    assert.equal(new Set(fails.map((e) => e.dst_port)).size, 2000);
+    // The metrics did not: every metric within its budget, sums still exact.
+    for (const [metric, n] of Object.entries(counts)) {
+      assert.ok(n <= BUDGET, `${metric}: ${n} series`);
+      assert.ok(n > 0, `${metric} has series`);
+    }
+    assert.equal(total(text, "netflow_tcp_flows_begun_total"), begins.length);
+    assert.equal(total(text, "netflow_tcp_flows_failed_total"), fails.length);
+    const ends = flows.filter((e): e is FlowEndEvent => e.event === END);
+    assert.equal(
+      total(text, "netflow_tcp_bytes_sent_total"),
+      ends.reduce((a, e) => a + e.bytes_sent!, 0),
+    );
+    assert.ok(total(text, "netflow_metrics_series_folded_total") > 0);
+    console.log(`series per metric (budget ${BUDGET}): ${JSON.stringify(counts)}`);
+    console.log(
+      `folded: ${
+        [...text.matchAll(/^netflow_metrics_series_folded_total\{metric="(\w+)"\} (\d+)/gm)]
+          .map((m) => `${m[1]}=${m[2]}`).join(" ")
+      }`,
+    );
+  },
+);
