@@ -25,7 +25,7 @@ import {
 } from "../flow/events.ts";
 import type { Sink } from "../output/sink.ts";
 import { shown, wholeNumber } from "../options.ts";
-import { FoldingFamily, type FoldOptions } from "./fold.ts";
+import { FoldingFamily, type FoldOptions, labelKey } from "./fold.ts";
 import type { MetricsRegistry } from "./prometheus.ts";
 
 /** The labels `--metrics-labels` may choose (direction is always there). */
@@ -120,6 +120,8 @@ export function budgetValue(name: string, value: unknown): number {
 
 interface FlowState {
   labels: readonly string[];
+  /** labelKey(labels), made once per flow. */
+  key: string;
   /** bytes sent, received, packets sent, received, retransmits: last seen. */
   last: number[];
 }
@@ -240,10 +242,11 @@ export class FlowMetrics implements Sink {
       switch (e.event) {
         case EVENT_BEGIN: {
           const labels = this.labelsOf(e);
-          this.#track(e.flow_id, { labels, last: [0, 0, 0, 0, 0] });
-          this.#begun.add(labels, [], 1);
+          const state = { labels, key: labelKey(labels), last: [0, 0, 0, 0, 0] };
+          this.#track(e.flow_id, state);
+          this.#begun.add(labels, [], 1, state.key);
           // Its counters' series start at 0, so rate() and increase() count the first bytes too.
-          for (const c of this.#counters) c.add(labels, [], 0);
+          for (const c of this.#counters) c.add(labels, [], 0, state.key);
           break;
         }
         case EVENT_UPDATE:
@@ -251,11 +254,12 @@ export class FlowMetrics implements Sink {
           break;
         case EVENT_END: {
           const state = this.#state(e);
+          const { labels, key } = state;
           this.#flows.delete(e.flow_id);
           this.#count(state, e);
-          this.#ended.add(state.labels, [e.reason, e.closed_by], 1);
-          if (e.duration_ms !== null) this.#duration.observe(state.labels, [], e.duration_ms / 1e3);
-          if (e.rtt_us !== null) this.#rtt.observe(state.labels, [], e.rtt_us / 1e6);
+          this.#ended.add(labels, [e.reason, e.closed_by], 1, key);
+          if (e.duration_ms !== null) this.#duration.observe(labels, [], e.duration_ms / 1e3, key);
+          if (e.rtt_us !== null) this.#rtt.observe(labels, [], e.rtt_us / 1e6, key);
           break;
         }
         case EVENT_FAIL:
@@ -278,9 +282,10 @@ export class FlowMetrics implements Sink {
     const state = this.#flows.get(e.flow_id);
     if (state !== undefined) return state;
     // Not seen before (its begin went before a filter, or was evicted): counts from 0.
-    const fresh = { labels: this.labelsOf(e), last: [0, 0, 0, 0, 0] };
+    const labels = this.labelsOf(e);
+    const fresh = { labels, key: labelKey(labels), last: [0, 0, 0, 0, 0] };
     this.#track(e.flow_id, fresh);
-    for (const c of this.#counters) c.add(fresh.labels, [], 0);
+    for (const c of this.#counters) c.add(labels, [], 0, fresh.key);
     return fresh;
   }
 
@@ -296,7 +301,7 @@ export class FlowMetrics implements Sink {
       const now = e[COUNTER_FIELDS[i]!];
       const last = state.last[i]!;
       if (now === null || now <= last) continue;
-      this.#counters[i]!.add(state.labels, [], now - last);
+      this.#counters[i]!.add(state.labels, [], now - last, state.key);
       state.last[i] = now;
     }
   }

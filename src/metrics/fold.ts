@@ -59,6 +59,13 @@ interface Entry {
 }
 
 const SEP = "\u0000";
+/** Activity is recorded to this resolution (ms). */
+const TOUCH_MS = 1000;
+
+/** The key of a label set (its values joined). */
+export function labelKey(labels: readonly string[]): string {
+  return labels.join(SEP);
+}
 
 /** A metric's label sets, their cells, the `other` sets and the tombstones. */
 export class FoldingFamily {
@@ -117,16 +124,16 @@ export class FoldingFamily {
     return this.#entries.size;
   }
 
-  /** Adds `n` to a counter. */
-  add(labels: readonly string[], sub: readonly string[], n: number): void {
-    const cell = this.#cell(labels, sub);
+  /** Adds `n` to a counter (`key`: {@link labelKey} of `labels`, when the caller keeps it). */
+  add(labels: readonly string[], sub: readonly string[], n: number, key?: string): void {
+    const cell = this.#cell(labels, sub, key ?? labelKey(labels));
     cell.v[0]! += n;
   }
 
   /** Records one observation in a histogram. */
-  observe(labels: readonly string[], sub: readonly string[], x: number): void {
+  observe(labels: readonly string[], sub: readonly string[], x: number, key?: string): void {
     const buckets = this.#buckets!;
-    const cell = this.#cell(labels, sub);
+    const cell = this.#cell(labels, sub, key ?? labelKey(labels));
     let i = 0;
     while (i < buckets.length && x > buckets[i]!) i++;
     cell.v[i]! += 1;
@@ -178,15 +185,18 @@ export class FoldingFamily {
   }
 
   /** The cell that takes this count: the label set's own, or its `other`. */
-  #cell(labels: readonly string[], sub: readonly string[]): Cell {
+  #cell(labels: readonly string[], sub: readonly string[], key: string): Cell {
     const now = this.#now();
-    const key = labels.join(SEP);
-    const subKey = sub.join(SEP);
+    const subKey = sub.length === 0 ? "" : sub.join(SEP);
     let entry = this.#entries.get(key);
     if (entry !== undefined) {
-      this.#entries.delete(key); // touch: to the end of the activity order
-      this.#entries.set(key, entry);
-      entry.last = now;
+      // Touch: to the end of the activity order, at most once a second (the
+      // order is kept to the second; folding and expiry count in minutes).
+      if (now - entry.last >= TOUCH_MS) {
+        this.#entries.delete(key);
+        this.#entries.set(key, entry);
+        entry.last = now;
+      }
     } else {
       const tomb = this.#tombstones.get(key);
       if (tomb !== undefined) {
