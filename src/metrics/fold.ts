@@ -21,10 +21,12 @@
  *   its counts move into `other` in the same way, without a tombstone.
  *
  * So each exported series only ever increases, `other` included, and the sum
- * over a metric's series is at every scrape exactly the total since netflow
- * started. The cost: a fold or expiry shows in `other` as one step of the
- * moved counts (`increase()` of `other` includes it); per-workload series
- * stay exact.
+ * over a metric's series is exactly the total since netflow started, at
+ * every scrape but for the series new since the previous one: a new series
+ * shows 0 at its first scrape and its counts from the next, since Prometheus
+ * counts no increase before a series' first sample. The cost of moving: a
+ * fold or expiry shows in `other` as one step of the moved counts
+ * (`increase()` of `other` includes it); per-workload series stay exact.
  *
  * @module
  */
@@ -50,6 +52,8 @@ interface Cell {
   sub: readonly string[];
   /** Counter: [value]; histogram: per-bucket counts (not cumulative, +Inf last), then sum, count. */
   v: Float64Array;
+  /** The scrape count when it was made: its first scrape shows it at 0. */
+  born: number;
 }
 
 interface Entry {
@@ -89,6 +93,8 @@ export class FoldingFamily {
   folded = 0;
   /** Label sets expired into `other`. */
   expired = 0;
+  /** Scrapes so far (calls of samples()). */
+  #scrapes = 0;
 
   /**
    * @param labelNames the label set's names, the first `keep` of them kept in `other`
@@ -155,11 +161,18 @@ export class FoldingFamily {
     }
   }
 
-  /** The exported samples: label sets oldest activity first, then `other`. */
+  /**
+   * The exported samples (one scrape): label sets oldest activity first,
+   * then `other`. A series made since the last scrape shows 0 this once:
+   * Prometheus counts no increase before a series' first sample, so its
+   * first counts would be lost to rate() and increase(); they show from the
+   * next scrape.
+   */
   samples(): FamilySample[] {
     const out: FamilySample[] = [];
     for (const e of this.#entries.values()) this.#emit(e, out);
     for (const e of this.#other.values()) this.#emit(e, out);
+    this.#scrapes++;
     return out;
   }
 
@@ -169,18 +182,19 @@ export class FoldingFamily {
       this.#labelNames.forEach((n, i) => labels[n] = entry.labels[i]!);
       this.#subNames.forEach((n, i) => labels[n] = cell.sub[i]!);
       const buckets = this.#buckets;
+      const k = cell.born === this.#scrapes ? 0 : 1; // new since the last scrape: 0 this once
       if (buckets === undefined) {
-        out.push({ labels, value: cell.v[0]! });
+        out.push({ labels, value: k * cell.v[0]! });
         continue;
       }
       let cumulative = 0;
       for (let i = 0; i <= buckets.length; i++) {
         cumulative += cell.v[i]!;
         const le = i < buckets.length ? String(buckets[i]) : "+Inf";
-        out.push({ labels: { ...labels, le }, value: cumulative, suffix: "_bucket" });
+        out.push({ labels: { ...labels, le }, value: k * cumulative, suffix: "_bucket" });
       }
-      out.push({ labels, value: cell.v[buckets.length + 1]!, suffix: "_sum" });
-      out.push({ labels, value: cell.v[buckets.length + 2]!, suffix: "_count" });
+      out.push({ labels, value: k * cell.v[buckets.length + 1]!, suffix: "_sum" });
+      out.push({ labels, value: k * cell.v[buckets.length + 2]!, suffix: "_count" });
     }
   }
 
@@ -224,7 +238,7 @@ export class FoldingFamily {
   }
 
   #newCell(entry: Entry, sub: readonly string[], subKey: string): Cell {
-    const cell = { sub: [...sub], v: new Float64Array(this.#cellCost) };
+    const cell = { sub: [...sub], v: new Float64Array(this.#cellCost), born: this.#scrapes };
     entry.cells.set(subKey, cell);
     this.#series += this.#cellCost;
     return cell;

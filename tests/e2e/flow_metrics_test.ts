@@ -21,6 +21,7 @@ import { Prometheus, prometheusPath } from "../helpers/prometheus.ts";
 import { promtoolCheck } from "../helpers/promtool.ts";
 
 const END = "net_flow_tcp_end", FAIL = "net_flow_tcp_fail";
+const RULES = new URL("../../docs/prometheus/netflow.rules.yml", import.meta.url).pathname;
 
 /** Sums of `value(e)` over events, grouped by `key(e)`. */
 function sums<T>(
@@ -66,10 +67,10 @@ e2eTest("Prometheus's PromQL sums of the flow metrics equal the run's JSON event
     "--metrics",
     "0",
     "--metrics-labels",
-    "comm,remote_port",
+    "comm,remote_port,remote_net",
   ]);
   const url = /(http:\S+)$/.exec(await nf.stderrLine(/^netflow: metrics at /))![1]!;
-  await using prom = await Prometheus.start(new URL(url).host);
+  await using prom = await Prometheus.start(new URL(url).host, RULES);
   await until(async () => (await prom.target()).health === "up", 30_000, "the first scrape");
 
   // Known work: refused connects, then FIN and RST ends of known sizes, then two
@@ -157,6 +158,36 @@ e2eTest("Prometheus's PromQL sums of the flow metrics equal the run's JSON event
       ["comm", "remote_port"],
     ),
   };
+  // The README's queries and recording rules (docs/prometheus/netflow.rules.yml), on this run.
+  const readme: Record<string, unknown> = {};
+  for (
+    const query of [
+      "topk(5, sum by (comm) (netflow_tcp_bytes_sent_total + netflow_tcp_bytes_received_total))",
+      'sum by (remote_port, closed_by) (netflow_tcp_flows_ended_total{reason="rst"})',
+      "sum by (remote_name, remote_net, reason) (netflow_tcp_flows_failed_total)",
+      'count by (__name__) ({__name__=~"netflow_tcp_.+"})',
+      "comm:netflow_tcp_bytes:rate5m",
+      "remote_port_closed_by:netflow_tcp_resets:rate5m",
+      "remote:netflow_tcp_connects_failed:rate5m",
+    ]
+  ) {
+    readme[query] = (await prom.query(query)).map((r) => ({ ...r.metric, value: r.value }));
+  }
+  // Recording rules run every second, on their own schedule: wait for one run on this data.
+  let recorded: unknown;
+  await until(
+    async () => {
+      recorded = await prom.query('comm:netflow_tcp_bytes:rate5m{comm="nf-client"}');
+      const r = recorded as { value: number }[];
+      return r.length === 1 && r[0]!.value > 0;
+    },
+    10_000,
+    "a recording rule's series",
+  ).catch((err) => {
+    throw new Error(`${err.message}: ${JSON.stringify(recorded)}`);
+  });
+  assert.ok((await prom.query("remote_port_closed_by:netflow_tcp_resets:rate5m")).length >= 2);
+  assert.ok((await prom.query("remote:netflow_tcp_connects_failed:rate5m")).length >= 1);
   const target = await prom.target();
   assert.deepEqual({ health: target.health, lastError: target.lastError }, {
     health: "up",
@@ -213,7 +244,9 @@ e2eTest("Prometheus's PromQL sums of the flow metrics equal the run's JSON event
   assert.equal(promql.bytesSent["nf-client"], 3 * 100_000 + 2 * 5000 + 2 * 777 + 2 * 300_000);
   assert.equal(promql.ended["rst|local"], 2);
   assert.ok((promql.failed["refused|outgoing"] ?? 0) >= 2);
-  if (Deno.env.get("NETFLOW_SHOW_PROMQL") === "1") console.log(JSON.stringify(promql, null, 1));
+  if (Deno.env.get("NETFLOW_SHOW_PROMQL") === "1") {
+    console.log(JSON.stringify({ promql, fromEvents, readme }, null, 1));
+  }
 });
 
 const FLOOD = new URL("../workloads/flood.py", import.meta.url).pathname;

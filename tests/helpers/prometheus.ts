@@ -41,8 +41,11 @@ export class Prometheus implements AsyncDisposable {
     this.#proc = proc;
   }
 
-  /** Starts Prometheus scraping `target` (HOST:PORT, path /metrics) every second. */
-  static async start(target: string): Promise<Prometheus> {
+  /**
+   * Starts Prometheus scraping `target` (HOST:PORT, path /metrics) every
+   * second, evaluating the recording rules in `rules` (a file) every second.
+   */
+  static async start(target: string, rules?: string): Promise<Prometheus> {
     const dir = await Deno.makeTempDir({ prefix: "netflow-prometheus-" });
     const port = freePort();
     await Deno.writeTextFile(
@@ -51,6 +54,8 @@ export class Prometheus implements AsyncDisposable {
         "global:",
         "  scrape_interval: 1s",
         "  scrape_timeout: 1s",
+        "  evaluation_interval: 1s",
+        ...(rules === undefined ? [] : ["rule_files:", `  - ${JSON.stringify(rules)}`]),
         "scrape_configs:",
         "  - job_name: netflow",
         "    static_configs:",

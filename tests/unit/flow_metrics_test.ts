@@ -36,6 +36,20 @@ function countOf(text: string, prefix: string): number {
 
 const FOLD: FoldOptions = { budget: 10, foldIdleMs: 60_000, expiryMs: 600_000 };
 
+/** A scrape after a scrape: series new since the last one show 0 at their first. */
+function scraped(f: FoldingFamily) {
+  f.samples();
+  return f.samples();
+}
+
+Deno.test("FoldingFamily shows a new series at 0 once, then its count", () => {
+  const f = new FoldingFamily("x_total", ["direction"], 1, [], undefined, FOLD, () => 0);
+  f.add(["outgoing"], [], 5);
+  assert.deepEqual(f.samples().map((x) => x.value), [0]);
+  f.add(["outgoing"], [], 1);
+  assert.deepEqual(f.samples().map((x) => x.value), [6]);
+});
+
 Deno.test("FoldingFamily folds the idlest label set into other, moving its count", () => {
   let now = 0;
   const f = new FoldingFamily("x_total", ["direction", "comm"], 1, [], undefined, FOLD, () => now);
@@ -44,7 +58,7 @@ Deno.test("FoldingFamily folds the idlest label set into other, moving its count
   now = 61_000;
   f.add(["outgoing", "c1"], [], 1); // c1 busy again; c0 idlest
   f.add(["outgoing", "new"], [], 100); // needs room: c0 folds into other (takes a series)
-  const s = new Map(f.samples().map((x) => [`${x.labels.comm}`, x.value]));
+  const s = new Map(scraped(f).map((x) => [`${x.labels.comm}`, x.value]));
   assert.equal(f.series, 10);
   assert.equal(f.folded, 2); // c0 for new, then c2 for other's own series
   assert.equal(s.get("c0"), undefined);
@@ -61,7 +75,7 @@ Deno.test("FoldingFamily puts a newcomer into other when every label set is busy
   for (let p = 100; p < 5000; p++) f.add(["incoming", `${p}`], [], 1); // a scan
   // 100 still fitted; 101 did not and folded, and other's first series took
   // the room of the idlest, 0 (by force: other is never folded).
-  const s = f.samples();
+  const s = scraped(f);
   assert.ok(f.series <= 10);
   assert.deepEqual(s.map((x) => x.labels.port), [
     "1",
@@ -80,7 +94,7 @@ Deno.test("FoldingFamily puts a newcomer into other when every label set is busy
   // A folded label set that stays busy stays folded (no restart from 0).
   now = 2000;
   f.add(["incoming", "101"], [], 5);
-  assert.equal(f.samples().at(-1)!.value, 4905);
+  assert.equal(scraped(f).at(-1)!.value, 4905);
 });
 
 Deno.test("FoldingFamily keeps a folded label set in other while it is busy (no restart from 0)", () => {
@@ -93,11 +107,11 @@ Deno.test("FoldingFamily keeps a folded label set in other while it is busy (no 
   now = 70_000;
   f.add(["outgoing", "d"], [], 1);
   f.add(["outgoing", "e"], [], 1); // a folds (other takes a series), then b
-  const before = f.samples().map((x) => [x.labels.comm, x.value]);
+  const before = scraped(f).map((x) => [x.labels.comm, x.value]);
   assert.deepEqual(before, [["c", 30], ["d", 1], ["e", 1], ["other", 30]]);
   now = 71_000;
   f.add(["outgoing", "a"], [], 1); // c is idle and could make room: a still goes to other
-  assert.deepEqual(f.samples().map((x) => [x.labels.comm, x.value]), [
+  assert.deepEqual(scraped(f).map((x) => [x.labels.comm, x.value]), [
     ["c", 30],
     ["d", 1],
     ["e", 1],
@@ -107,7 +121,7 @@ Deno.test("FoldingFamily keeps a folded label set in other while it is busy (no 
   now = 71_000 + 600_000;
   f.expire();
   f.add(["outgoing", "a"], [], 1);
-  assert.deepEqual(f.samples().map((x) => [x.labels.comm, x.value]), [["a", 1], ["other", 63]]);
+  assert.deepEqual(scraped(f).map((x) => [x.labels.comm, x.value]), [["a", 1], ["other", 63]]);
 });
 
 Deno.test("FoldingFamily expires an idle label set into other and lets it come back", () => {
@@ -119,10 +133,10 @@ Deno.test("FoldingFamily expires an idle label set into other and lets it come b
   f.add(["outgoing", "b"], [], 1);
   now = 600_000;
   f.expire();
-  assert.deepEqual(f.samples().map((x) => [x.labels.comm, x.value]), [["b", 4], ["other", 7]]);
+  assert.deepEqual(scraped(f).map((x) => [x.labels.comm, x.value]), [["b", 4], ["other", 7]]);
   assert.equal(f.expired, 1);
   f.add(["outgoing", "a"], [], 2); // not a tombstone: a new series
-  assert.deepEqual(f.samples().map((x) => [x.labels.comm, x.value]), [
+  assert.deepEqual(scraped(f).map((x) => [x.labels.comm, x.value]), [
     ["b", 4],
     ["a", 2],
     ["other", 7],
@@ -139,7 +153,7 @@ Deno.test("FoldingFamily histograms count buckets against the budget and fold th
   assert.equal(f.series, 10); // 2 label sets x (2 buckets + +Inf + sum + count)
   now = 70_000;
   f.observe(["c"], [], 2); // a folds into other, which then needs its own 5: b folds too
-  const got = f.samples().map((x) =>
+  const got = scraped(f).map((x) =>
     `${x.labels.direction}${x.suffix}${x.labels.le ?? ""}=${x.value}`
   );
   assert.deepEqual(got, [
@@ -180,12 +194,16 @@ Deno.test("FoldingFamily: within budget, exact sums, and no exported series ever
           total += op.n;
           if (!op.scrape) continue;
           f.expire();
-          const samples = f.samples();
-          assert.ok(f.series <= 12 && samples.length === f.series);
-          assert.equal(samples.reduce((a, s) => a + s.value, 0), total);
-          const next = new Map(samples.map((s) => [JSON.stringify(s.labels), s.value]));
-          for (const [k, v] of next) assert.ok(v >= (seen.get(k) ?? 0), `${k} went back`);
-          seen = next;
+          // Two scrapes in a row: a new series shows 0, then its count; the
+          // second scrape's sum is the total.
+          for (const pass of [1, 2]) {
+            const samples = f.samples();
+            assert.ok(f.series <= 12 && samples.length === f.series);
+            if (pass === 2) assert.equal(samples.reduce((a, s) => a + s.value, 0), total);
+            const next = new Map(samples.map((s) => [JSON.stringify(s.labels), s.value]));
+            for (const [k, v] of next) assert.ok(v >= (seen.get(k) ?? 0), `${k} went back`);
+            seen = next;
+          }
         }
       },
     ),
@@ -242,7 +260,7 @@ Deno.test("Flow metrics: update deltas add up to the end, and an end unseen coun
   const update = (b: number | null) =>
     flowEvent({ ...COUNTERS, event: "net_flow_tcp_update", duration_ms: 1, bytes_sent: b });
   m.write([update(100), update(null), update(250)]);
-  let text = registry.render();
+  let text = (registry.render(), registry.render());
   assert.equal(sumOf(text, "netflow_tcp_bytes_sent_total"), 250);
   // The end: src is the side that closed (remote here), so the remote is src.
   const end = flowEvent({
@@ -265,7 +283,7 @@ Deno.test("Flow metrics: update deltas add up to the end, and an end unseen coun
   // Another flow whose begin and updates were not seen: its end counts once.
   m.write([{ ...end, flow_id: "f-2", bytes_sent: 50 } as FlowEvent]);
   assert.equal(m.openFlows, 0);
-  text = registry.render();
+  text = (registry.render(), registry.render());
   assert.equal(sumOf(text, "netflow_tcp_bytes_sent_total"), 450);
   assert.equal(sumOf(text, "netflow_tcp_bytes_received_total"), 18000);
   assert.equal(sumOf(text, "netflow_tcp_retransmits_total"), 4);
@@ -335,7 +353,7 @@ Deno.test("Flow metrics under a scan stay within the budget; sums stay exact", (
       }),
     ]);
   }
-  const text = registry.render();
+  const text = (registry.render(), registry.render());
   assert.ok(countOf(text, "netflow_tcp_flows_failed_total{") <= 100);
   assert.equal(sumOf(text, "netflow_tcp_flows_failed_total"), 5000);
   assert.ok(
@@ -353,7 +371,7 @@ Deno.test("OpenMetrics: counter families without _total, # EOF, quotes escaped i
     '# HELP a say \\"x\\"\n# TYPE a counter\na_total 1\n# HELP g g\n# TYPE g gauge\ng 2\n# EOF\n',
   );
   assert.equal(
-    registry.render(),
+    (registry.render(), registry.render()),
     '# HELP a_total say "x"\n# TYPE a_total counter\na_total 1\n# HELP g g\n# TYPE g gauge\ng 2\n',
   );
   const prometheus =
