@@ -18,7 +18,7 @@ import {
   workload,
 } from "../helpers/e2e.ts";
 import { Prometheus, prometheusPath } from "../helpers/prometheus.ts";
-import { promtoolCheck } from "../helpers/promtool.ts";
+import { promtoolCheck, promtoolPath } from "../helpers/promtool.ts";
 
 const END = "net_flow_tcp_end", FAIL = "net_flow_tcp_fail";
 const RULES = new URL("../../docs/prometheus/netflow.rules.yml", import.meta.url).pathname;
@@ -204,6 +204,9 @@ e2eTest("Prometheus's PromQL sums of the flow metrics equal the run's JSON event
   assert.ok((await om.text()).endsWith("\n# EOF\n"));
   const text = await (await fetch(url)).text();
   assert.deepEqual(await promtoolCheck(text), { code: 0, output: "" });
+  const rules = await new Deno.Command(promtoolPath(), { args: ["check", "rules", RULES] })
+    .output();
+  assert.ok(rules.success, new TextDecoder().decode(rules.stderr));
 
   const { events, code, stderr } = await nf.stop();
   assert.equal(code, 0, stderr);

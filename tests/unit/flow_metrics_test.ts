@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@3.23.2";
+import { parseCli } from "../../src/args.ts";
 import { UsageError } from "../../src/errors.ts";
 import type { FlowEvent } from "../../src/flow/events.ts";
 import { FoldingFamily, type FoldOptions } from "../../src/metrics/fold.ts";
 import {
+  FLOW_METRIC_EVENTS,
   FlowMetrics,
   type FlowMetricsOptions,
   metricLabels,
@@ -391,4 +393,25 @@ Deno.test("--metrics-labels, --metrics-net-prefix and remote_net refuse or bucke
   assert.equal(remoteNet("198.18.7.200", 20, 64), "198.18.0.0/20");
   assert.equal(remoteNet("fd00:6e67:5::2", 24, 48), "fd00:6e67:5::/48");
   assert.equal(remoteNet("10.1.2.3", 32, 64), "10.1.2.3/32");
+});
+
+Deno.test("--metrics asks the monitor for begin, update, end and fail, and writes only --events", () => {
+  const o = parseCli(["--metrics", "0", "--events", "end"]);
+  assert.deepEqual(o.events, ["net_flow_tcp_end"]);
+  assert.deepEqual(new Set(o.monitor.events), new Set(FLOW_METRIC_EVENTS));
+  assert.deepEqual(o.flowMetrics?.labels, ["comm", "container", "remote_name", "remote_port"]);
+  assert.equal(o.flowMetrics?.budget, 2000);
+  const plain = parseCli([]);
+  assert.equal(plain.flowMetrics, undefined);
+  assert.equal(plain.monitor.events, undefined);
+  assert.throws(
+    () => parseCli(["--metrics-budget", "500"]),
+    (e: unknown) => e instanceof UsageError && e.message === "--metrics-budget needs --metrics",
+  );
+  assert.throws(
+    () => parseCli(["--metrics", "0", "--metrics-budget", "99"]),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      e.message === '--metrics-budget takes a whole number of at least 100, not "99"',
+  );
 });
