@@ -66,7 +66,26 @@ async function main(argv: string[]): Promise<number> {
   const registry = new MetricsRegistry();
   const events = new EventCounts();
   await using metrics = options.metrics && new MetricsServer(options.metrics, registry);
-  using monitor = new FlowMonitor(options.monitor);
+  // Flow metrics ask for updates; on a kernel that cannot list open flows, they
+  // count each flow at its end instead (unless --events asked for updates).
+  const notes: string[] = [];
+  const openMonitor = () => {
+    try {
+      return new FlowMonitor(options.monitor);
+    } catch (err) {
+      const update = "net_flow_tcp_update";
+      if (
+        !options.flowMetrics || options.events.includes(update) ||
+        !(err instanceof NetflowError) || !err.message.startsWith(`Cannot report ${update}`)
+      ) throw err;
+      notes.push(`netflow: flow metrics count each flow at its end only: ${err.message}`);
+      return new FlowMonitor({
+        ...options.monitor,
+        events: options.monitor.events?.filter((e) => e !== update) ?? [],
+      });
+    }
+  };
+  using monitor = openMonitor();
   registerNetflowMetrics(registry, denoJson.version, events, () => monitor.stats);
   // Flow metrics take begin, update, end and fail events; the outputs only those of --events.
   const flowMetrics = options.flowMetrics && new FlowMetrics(registry, options.flowMetrics);
@@ -107,7 +126,7 @@ async function main(argv: string[]): Promise<number> {
 
   let left = options.count ?? Infinity;
   // Exporters connect after the ready line, so their warnings come after it.
-  for (const line of monitor.featuresOff) console.error(line);
+  for (const line of [...monitor.featuresOff, ...notes]) console.error(line);
   console.error(`netflow: watching cgroup ${monitor.cgroupDir}`);
   if (metrics) console.error(`netflow: metrics at ${metrics.url}`);
   const sinks = buildSinks(options);
