@@ -2,9 +2,11 @@
  * `--format ecs`: each event as an Elastic Common Schema document, one JSON
  * object per line (https://www.elastic.co/guide/en/ecs/current/). The host's
  * point of view: `network.direction` is `egress` for a connection this host
- * opened, `ingress` for one it accepted; `source`/`destination` keep the
- * event's own orientation (see ARCHITECTURE.md), and their `bytes`/`packets`
- * are what each of them sent. Fields with no value are left out, as ECS
+ * opened, `ingress` for one it accepted; `source` is always the initiator
+ * (the side that sent the SYN) and `destination` the responder, on ends too
+ * (ECS has no notion of who closed: that stays in `netflow.closed_by`, and
+ * `netflow.local` says which side is this host's), and their
+ * `bytes`/`packets` are what each of them sent. Fields with no value are left out, as ECS
  * expects; what ECS has no field for goes under `netflow.*`.
  *
  * @module
@@ -12,7 +14,7 @@
 import { hostname } from "node:os";
 import { formatTime, type NetflowEvent } from "../flow/events.ts";
 import { CommunityIds } from "./community_id.ts";
-import { ipFamily, localIsSrc, sideCounters, timeUs } from "./view.ts";
+import { initiatorIsSrc, ipFamily, localIsSrc, sideCounters, timeUs } from "./view.ts";
 
 export const ECS_VERSION = "8.11.0";
 
@@ -48,10 +50,16 @@ function endpoint(ip: string, port: number, names: readonly string[] | undefined
 
 /** The ECS document of one event. */
 export function ecsDocument(e: NetflowEvent, communityId: string, host = hostname()): Doc {
+  // source is the initiator on every flow document (an end is oriented by who closed it).
+  const forward = initiatorIsSrc(e) ?? true;
   const srcNames = "src_dns" in e ? e.src_dns : undefined;
   const dstNames = "src_dns" in e ? e.dst_dns : undefined;
-  const source: Doc = endpoint(e.src, e.src_port, srcNames);
-  const destination: Doc = endpoint(e.dst, e.dst_port, dstNames);
+  const source: Doc = forward
+    ? endpoint(e.src, e.src_port, srcNames)
+    : endpoint(e.dst, e.dst_port, dstNames);
+  const destination: Doc = forward
+    ? endpoint(e.dst, e.dst_port, dstNames)
+    : endpoint(e.src, e.src_port, srcNames);
   const network: Doc = {
     transport: "tcp",
     type: ipFamily(e),
@@ -65,8 +73,9 @@ export function ecsDocument(e: NetflowEvent, communityId: string, host = hostnam
   };
   const counters = sideCounters(e);
   if (counters) {
-    Object.assign(source, { bytes: counters.srcBytes, packets: counters.srcPackets });
-    Object.assign(destination, { bytes: counters.dstBytes, packets: counters.dstPackets });
+    const [srcSide, dstSide] = forward ? [source, destination] : [destination, source];
+    Object.assign(srcSide, { bytes: counters.srcBytes, packets: counters.srcPackets });
+    Object.assign(dstSide, { bytes: counters.dstBytes, packets: counters.dstPackets });
     if (counters.srcBytes !== null && counters.dstBytes !== null) {
       network.bytes = counters.srcBytes + counters.dstBytes;
     }
@@ -106,7 +115,10 @@ export function ecsDocument(e: NetflowEvent, communityId: string, host = hostnam
   if ("closed_by" in e) extra.closed_by = e.closed_by;
   if ("rtt_us" in e) extra.rtt_us = e.rtt_us;
   if ("retransmits" in e) extra.retransmits = e.retransmits;
-  const names = [...(srcNames ?? []), ...(dstNames ?? [])];
+  const names = forward
+    ? [...(srcNames ?? []), ...(dstNames ?? [])]
+    : [...(dstNames ?? []), ...(srcNames ?? [])];
+  const ips = forward ? [e.src, e.dst] : [e.dst, e.src];
   const containerId = "container_id" in e ? e.container_id : null;
   return compact({
     "@timestamp": e.time,
@@ -120,11 +132,11 @@ export function ecsDocument(e: NetflowEvent, communityId: string, host = hostnam
     container: containerId === null ? undefined : { id: containerId },
     host: { hostname: host, name: host },
     related: {
-      ip: e.src === e.dst ? [e.src] : [e.src, e.dst],
+      ip: e.src === e.dst ? [e.src] : ips,
       hosts: names.length > 0 ? [...new Set(names)] : undefined,
       user: "uid" in e && e.uid !== null ? [String(e.uid)] : undefined,
     },
-    netflow: { ...extra, local: localIsSrc(e) ? "source" : "destination" },
+    netflow: { ...extra, local: localIsSrc(e) === forward ? "source" : "destination" },
   });
 }
 

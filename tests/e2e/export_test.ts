@@ -466,6 +466,50 @@ for (const family of [4, 6] as const) {
   });
 }
 
+e2eTest(
+  "ECS on loopback: source is the initiator and destination the responder on every document, ends closed by the client and by the server",
+  async () => {
+    await using cg = new TestCgroup();
+    await using nf = await Netflow.start(["--format", "ecs", "--cgroup", cg.dir]);
+    const lo = "127.0.0.1";
+    const runs = [];
+    for (const scenario of ["client-close", "server-close"]) {
+      const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo }, {
+        scenario,
+      });
+      runs.push({ scenario, w });
+    }
+    const { events, stderr, code } = await nf.stop();
+    assert.equal(code, 0, stderr);
+    type Doc = Record<string, Record<string, unknown>>;
+    const docs = events as unknown as Doc[];
+    assert.equal(docs.length, 8, JSON.stringify(docs));
+    for (const { scenario, w } of runs) {
+      const port = w.clientPorts[0]!;
+      const flow = docs.filter((d) => d.source!.port === port || d.destination!.port === port);
+      assert.equal(flow.length, 4, `${scenario}: ${JSON.stringify(docs)}`);
+      for (const d of flow) {
+        const what = `${scenario}: ${JSON.stringify(d)}`;
+        // The client (its ephemeral port) is the source, the server the destination, always.
+        assert.deepEqual(
+          [d.source!.ip, d.source!.port, d.destination!.ip, d.destination!.port],
+          [lo, port, lo, w.serverPort],
+          what,
+        );
+        const outgoing = d.netflow!.conn_direction === "outgoing";
+        assert.equal(d.network!.direction, outgoing ? "egress" : "ingress", what);
+        assert.equal(d.netflow!.local, outgoing ? "source" : "destination", what);
+        if (d.event!.action !== "net_flow_tcp_end") continue;
+        // Who closed stays in netflow's own fields.
+        const clientClosed = scenario === "client-close";
+        assert.equal(d.netflow!.closed_by, outgoing === clientClosed ? "local" : "remote", what);
+        // The client sent 100 bytes, the server replied 50: on both endpoints' documents.
+        assert.deepEqual([d.source!.bytes, d.destination!.bytes], [100, 50], what);
+      }
+    }
+  },
+);
+
 e2eTest("Tracee format: a loopback connection's four events, field by field", async () => {
   await using cg = new TestCgroup();
   await using nf = await Netflow.start(["--format", "tracee", "--cgroup", cg.dir]);

@@ -141,19 +141,19 @@ Deno.test("ECS: an end carries duration in ns, start, end and what each side sen
     end: "2026-11-23T12:34:58.623456Z",
     reason: "fin",
   });
-  // src is the server (it closed): it sent what the local side received.
+  // The event's src is the server (it closed), but ECS's source is the initiator: the client.
   assert.deepEqual(doc.source, {
+    ip: "128.232.110.120",
+    port: 34855,
+    bytes: 120,
+    packets: 20,
+  });
+  assert.deepEqual(doc.destination, {
     ip: "66.35.250.204",
     port: 80,
     domain: "www.example.test",
     bytes: 90000,
     packets: 70,
-  });
-  assert.deepEqual(doc.destination, {
-    ip: "128.232.110.120",
-    port: 34855,
-    bytes: 120,
-    packets: 20,
   });
   assert.deepEqual(doc.network, {
     transport: "tcp",
@@ -168,8 +168,67 @@ Deno.test("ECS: an end carries duration in ns, start, end and what each side sen
   const extra = doc.netflow as Record<string, unknown>;
   assert.deepEqual(
     [extra.closed_by, extra.rtt_us, extra.retransmits, extra.local],
-    ["remote", 900, 1, "destination"],
+    ["remote", 900, 1, "source"],
   );
+});
+
+Deno.test("ECS: source is the initiator and destination the responder on every document, whoever closed", () => {
+  const client = { ip: "128.232.110.120", port: 34855 };
+  const server = { ip: "66.35.250.204", port: 80 };
+  for (const direction of ["outgoing", "incoming"] as const) {
+    // The local side: the client when outgoing, the server when incoming.
+    const [local, remote] = direction === "outgoing" ? [client, server] : [server, client];
+    const b = {
+      ...begin,
+      conn_direction: direction,
+      src: client.ip,
+      src_port: client.port,
+      dst: server.ip,
+      dst_port: server.port,
+    };
+    for (const closedBy of ["local", "remote"] as const) {
+      const [closer, other] = closedBy === "local" ? [local, remote] : [remote, local];
+      const e: FlowEndEvent = {
+        ...end,
+        conn_direction: direction,
+        closed_by: closedBy,
+        src: closer.ip,
+        src_port: closer.port,
+        dst: other.ip,
+        dst_port: other.port,
+        bytes_sent: 7,
+        bytes_received: 9,
+      };
+      for (const doc of [ecsDocument(b, ID, "h"), ecsDocument(e, ID, "h")]) {
+        const what = `${direction}, closed by ${closedBy}, ${
+          (doc.event as Record<string, unknown>).action
+        }`;
+        const s = doc.source as Record<string, unknown>, d = doc.destination as typeof s;
+        assert.deepEqual([s.ip, s.port, d.ip, d.port], [
+          client.ip,
+          client.port,
+          server.ip,
+          server.port,
+        ], what);
+        assert.equal(
+          (doc.network as Record<string, unknown>).direction,
+          direction === "outgoing" ? "egress" : "ingress",
+          what,
+        );
+        const n = doc.netflow as Record<string, unknown>;
+        assert.equal(n.local, direction === "outgoing" ? "source" : "destination", what);
+        assert.deepEqual((doc.related as Record<string, unknown>).ip, [client.ip, server.ip], what);
+      }
+      const doc = ecsDocument(e, ID, "h");
+      // The local side sent 7 bytes and received 9, whichever side it is.
+      const [localDoc, remoteDoc] = direction === "outgoing"
+        ? [doc.source, doc.destination]
+        : [doc.destination, doc.source];
+      assert.equal((localDoc as Record<string, unknown>).bytes, 7);
+      assert.equal((remoteDoc as Record<string, unknown>).bytes, 9);
+      assert.equal((doc.netflow as Record<string, unknown>).closed_by, closedBy);
+    }
+  }
 });
 
 Deno.test("ECS: unknown values are left out, IPv6 is ipv6, packets map too", () => {
