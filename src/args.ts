@@ -7,7 +7,13 @@
  */
 import { flag, optionsHelp, parseArgv, repeatable, single } from "./argv.ts";
 import { UsageError } from "./errors.ts";
-import { EVENT_BEGIN, EVENT_END, EVENT_NAMES, type EventName } from "./flow/events.ts";
+import {
+  EVENT_BEGIN,
+  EVENT_END,
+  EVENT_NAMES,
+  EVENT_UPDATE,
+  type EventName,
+} from "./flow/events.ts";
 import {
   cidrValue,
   commValue,
@@ -98,8 +104,9 @@ export const OPTIONS = {
   date: flag(undefined, "table: the date with each time"),
   "update-interval": single({
     metavar: "SECONDS",
-    help: "with update in --events: an update per open flow every SECONDS\n" +
-      "(decimals allowed, at least 0.1)",
+    help: "updates per open flow every SECONDS (decimals allowed, at\n" +
+      "least 0.1; default 10): on stdout with update in --events,\n" +
+      "to IPFIX collectors with --ipfix; refused with neither",
     parse: (text, name) => {
       const ms = positiveSeconds(name, text);
       if (ms < 100) throw new UsageError(`${name} takes at least 0.1 seconds, not "${text}"`);
@@ -123,8 +130,15 @@ export const OPTIONS = {
   }),
   "ring-size": single({
     metavar: "BYTES",
-    help: "ring buffer size, a power of two from 4K to 1G; K, M, G\n" +
-      "suffixes, B or iB optional (default: 16M, ~100,000 records)",
+    help: "the flows' ring buffer size, a power of two from 4K to 1G;\n" +
+      "K, M, G suffixes, B or iB optional (default: 16M, ~100,000\n" +
+      "records); DNS has its own, --dns-ring-size",
+    parse: (text, name) => ringSize(name, text),
+  }),
+  "dns-ring-size": single({
+    metavar: "BYTES",
+    help: "DNS answers' own ring buffer size, as --ring-size (default:\n" +
+      "4M, ~3,000 answers of the largest size copied)",
     parse: (text, name) => ringSize(name, text),
   }),
   reader: single({
@@ -220,6 +234,14 @@ export interface CliOptions {
   format: Format;
   /** IPFIX collectors (--ipfix), in the order given. */
   ipfix: CollectorUrl[];
+  /**
+   * The events asked for with --events (begin and end by default): what
+   * stdout shows, --count counts and the summary's "N events" counts. The
+   * monitor may make more (`monitor.events`): IPFIX exports every end, and
+   * with --update-interval every update, whatever stdout shows; with flow
+   * metrics (--metrics) it is asked for begin, update, end and fail too.
+   */
+  events: EventName[];
   verbose: boolean;
   help: boolean;
   version: boolean;
@@ -234,21 +256,40 @@ export interface CliOptions {
   /** With --metrics: the flow metrics' settings. */
   flowMetrics: FlowMetricsOptions | undefined;
   /**
-   * The events to write (--events): with flow metrics the monitor is asked
-   * for begin, update, end and fail too, and only these go to the outputs.
+   * What the IPFIX exporters take from the monitor's events: every end, and
+   * every update when updates were asked for (--update-interval, or update
+   * in --events; flow metrics' own updates are not exported).
    */
-  events: readonly EventName[];
+  exported: EventName[];
 }
 
 export function parseCli(argv: readonly string[]): CliOptions {
   const o = parseArgv(argv, OPTIONS);
   const monitor: MonitorOptions<EventName> = { reader: o.reader ?? "mmap" };
   if (o.cgroup !== undefined) monitor.cgroup = o.cgroup;
-  if (o.events.length > 0) monitor.events = [...new Set(o.events.flat())];
-  const events = monitor.events ?? [EVENT_BEGIN, EVENT_END];
+  const events: EventName[] = o.events.length > 0
+    ? [...new Set(o.events.flat())]
+    : [EVENT_BEGIN, EVENT_END];
+  const interval = o["update-interval"];
+  if (interval !== undefined && !events.includes(EVENT_UPDATE) && o.ipfix.length === 0) {
+    throw new UsageError(
+      "--update-interval needs update in --events or an --ipfix collector (it would do nothing)",
+    );
+  }
+  // IPFIX exports every end, and every update when there are updates, whatever stdout shows.
+  const made = new Set(events);
+  if (o.ipfix.length > 0) {
+    made.add(EVENT_END);
+    if (interval !== undefined) made.add(EVENT_UPDATE);
+  }
+  monitor.events = [...made];
+  // What the exporters take: every end, and updates when they were asked for.
+  const exported: EventName[] = [EVENT_END];
+  if (interval !== undefined || events.includes(EVENT_UPDATE)) exported.push(EVENT_UPDATE);
   if (o["max-flows"] !== undefined) monitor.maxFlows = o["max-flows"];
-  if (o["update-interval"] !== undefined) monitor.updateIntervalMs = o["update-interval"];
+  if (interval !== undefined) monitor.updateIntervalMs = interval;
   if (o["ring-size"] !== undefined) monitor.ringBytes = o["ring-size"];
+  if (o["dns-ring-size"] !== undefined) monitor.dnsRingBytes = o["dns-ring-size"];
   const dns: NonNullable<MonitorOptions["dns"]> = {};
   if (o["dns-max-entries"] !== undefined) dns.maxEntries = o["dns-max-entries"];
   if (o["dns-grace"] !== undefined) dns.graceMs = o["dns-grace"] * 1000;
@@ -288,6 +329,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
   return {
     format,
     ipfix: o.ipfix,
+    events,
     verbose: o.verbose,
     help: o.help,
     version: o.version,
@@ -297,6 +339,6 @@ export function parseCli(argv: readonly string[]): CliOptions {
     monitor,
     metrics: o.metrics,
     flowMetrics,
-    events,
+    exported,
   };
 }

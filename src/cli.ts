@@ -76,6 +76,8 @@ async function main(argv: string[]): Promise<number> {
       const update = "net_flow_tcp_update";
       if (
         !options.flowMetrics || options.events.includes(update) ||
+        // Updates asked for the exporters (--update-interval with --ipfix) are not given up.
+        options.monitor.updateIntervalMs !== undefined ||
         !(err instanceof NetflowError) || !err.message.startsWith(`Cannot report ${update}`)
       ) throw err;
       notes.push(`netflow: flow metrics count each flow at its end only: ${err.message}`);
@@ -89,8 +91,6 @@ async function main(argv: string[]): Promise<number> {
   registerNetflowMetrics(registry, denoJson.version, events, () => monitor.stats);
   // Flow metrics take begin, update, end and fail events; the outputs only those of --events.
   const flowMetrics = options.flowMetrics && new FlowMetrics(registry, options.flowMetrics);
-  const written = new Set(options.events);
-  const extra = options.monitor.events?.some((e) => !written.has(e)) ?? false;
   let stopped = false;
   const stop = () => {
     stopped = true;
@@ -130,6 +130,9 @@ async function main(argv: string[]): Promise<number> {
   console.error(`netflow: watching cgroup ${monitor.cgroupDir}`);
   if (metrics) console.error(`netflow: metrics at ${metrics.url}`);
   const sinks = buildSinks(options);
+  // What --events asked for: shown, counted, and what --count counts; the
+  // monitor may make more for the exporters (every end, and updates).
+  const asked = new Set<string>(options.events);
   registerExportMetrics(registry, sinks);
   try {
     void watchStdout();
@@ -137,11 +140,21 @@ async function main(argv: string[]): Promise<number> {
     if (!writeAll(sinks, [])) stop();
     for await (const all of monitor.batches()) {
       flowMetrics?.write(all);
-      let batch = extra ? all.filter((e) => written.has(e.event)) : all;
-      if (batch.length > left) batch = batch.slice(0, left);
-      left -= batch.length;
+      // Stdout shows (and --count counts) only what --events asked for; the
+      // exporters take their own (ends, asked-for updates) from the whole batch.
+      let batch = all;
+      let shown = 0;
+      for (let i = 0; i < batch.length; i++) {
+        if (!asked.has(batch[i]!.event)) continue;
+        if (shown === left) {
+          batch = batch.slice(0, i);
+          break;
+        }
+        shown++;
+      }
+      left -= shown;
       if (!writeAll(sinks, batch)) stop();
-      else events.add(batch);
+      else events.add(batch.filter((e) => asked.has(e.event)));
       if (left === 0) break; // --count reached: ends the loop, which detaches
     }
   } finally {

@@ -7,7 +7,13 @@
  */
 import { findCgroup2Mount, relativeCgroupPath, resolveCgroupDir } from "./bpf/cgroup.ts";
 import { kernelRelease } from "./bpf/features.ts";
-import { BPF_NAMES, DEFAULT_RING_BYTES, Probe, type ProbeCounters } from "./bpf/loader.ts";
+import {
+  BPF_NAMES,
+  DEFAULT_DNS_RING_BYTES,
+  DEFAULT_RING_BYTES,
+  Probe,
+  type ProbeCounters,
+} from "./bpf/loader.ts";
 import {
   type FlowRecord,
   type KernelRecord,
@@ -74,6 +80,12 @@ export interface MonitorOptions<E extends EventName = EventName> {
    * `stats.lost`.
    */
   ringBytes?: number;
+  /**
+   * DNS's own ring buffer size in bytes (DNS answers never cost a TCP
+   * record): a power of two from 4096 to 2^30 (default 4 MiB). Answers that
+   * do not fit are counted in `stats.dnsLost`.
+   */
+  dnsRingBytes?: number;
   /** Ring buffer reader: "mmap" (default) or "callback" (libbpf's ring_buffer__consume). */
   reader?: ReaderKind;
   /**
@@ -88,7 +100,8 @@ export interface MonitorOptions<E extends EventName = EventName> {
   dns?: DnsNamesOptions;
   /**
    * With `net_flow_tcp_update` in `events`: one update per open flow every
-   * this many milliseconds (at least 100; default 10,000).
+   * this many milliseconds (at least 100; default 10,000). Refused without
+   * `net_flow_tcp_update` in `events` (it would do nothing).
    */
   updateIntervalMs?: number;
   /**
@@ -250,6 +263,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.#probe = Probe.open({
       cgroupDir: this.cgroupDir,
       ringBytes: options.ringBytes ?? DEFAULT_RING_BYTES,
+      dnsRingBytes: options.dnsRingBytes ?? DEFAULT_DNS_RING_BYTES,
       reader: options.reader ?? "mmap",
       forwardAll: this.#want.has(EVENT_PACKET),
       snapshotAll: this.cgroupDir === mount,

@@ -9,7 +9,7 @@
  */
 import { UsageError } from "./errors.ts";
 import { checkFilter, type FlowFilter } from "./flow/filter.ts";
-import { EVENT_NAMES, type EventName } from "./flow/events.ts";
+import { EVENT_NAMES, EVENT_UPDATE, type EventName } from "./flow/events.ts";
 import type { ReaderKind } from "./ffi/ringbuf.ts";
 
 /** The value as the user gave it: text quoted, anything else as JSON would show it. */
@@ -159,6 +159,7 @@ export interface CheckedOptions {
   events?: readonly EventName[];
   maxFlows?: number;
   ringBytes?: number;
+  dnsRingBytes?: number;
   reader?: ReaderKind;
   dns?: { maxEntries?: number; graceMs?: number };
   ownerWaitMs?: number;
@@ -179,6 +180,9 @@ export function checkMonitorOptions<T extends CheckedOptions>(options: T): T {
   }
   if (options.maxFlows !== undefined) out.maxFlows = wholeNumber("maxFlows", options.maxFlows, 1);
   if (options.ringBytes !== undefined) out.ringBytes = ringSize("ringBytes", options.ringBytes);
+  if (options.dnsRingBytes !== undefined) {
+    out.dnsRingBytes = ringSize("dnsRingBytes", options.dnsRingBytes);
+  }
   if (options.reader !== undefined) out.reader = readerKind("reader", options.reader);
   if (options.filter !== undefined) out.filter = checkFilter(options.filter);
   if (options.ownerWaitMs !== undefined) {
@@ -186,6 +190,11 @@ export function checkMonitorOptions<T extends CheckedOptions>(options: T): T {
   }
   if (options.updateIntervalMs !== undefined) {
     out.updateIntervalMs = wholeNumber("updateIntervalMs", options.updateIntervalMs, 100);
+    if (!(out as CheckedOptions).events?.includes(EVENT_UPDATE)) {
+      throw new UsageError(
+        `updateIntervalMs needs ${EVENT_UPDATE} in events (without it no update is made)`,
+      );
+    }
   }
   if (options.dns !== undefined) {
     if (typeof options.dns !== "object" || options.dns === null) {

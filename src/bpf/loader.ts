@@ -73,12 +73,16 @@ const COUNTER_NO_CALLBACKS = 11;
 const DNS_KEY_SIZE = 44;
 
 export const DEFAULT_RING_BYTES = 16 << 20;
+/** DNS's own ring (dns_events): 4 MiB, about 3,000 answers of the largest size the kernel copies. */
+export const DEFAULT_DNS_RING_BYTES = 4 << 20;
 
 export interface ProbeOptions {
   /** Absolute path of the cgroup v2 directory to attach to. */
   cgroupDir: string;
   /** Ring buffer size in bytes: a power of two, at least one page. */
   ringBytes?: number;
+  /** DNS's ring (dns_events) size in bytes: a power of two, at least one page. */
+  dnsRingBytes?: number;
   reader?: ReaderKind;
   /** Copy every TCP control packet to the ring (the net_packet_tcp debug view). */
   forwardAll?: boolean;
@@ -315,6 +319,7 @@ function loadObject(options: ProbeOptions): { obj: BpfObject; skipped: Map<strin
     const obj = new BpfObject(new Uint8Array(BPF_OBJECT));
     try {
       obj.resizeMap(BPF_NAMES.maps.events, options.ringBytes ?? DEFAULT_RING_BYTES);
+      obj.resizeMap(BPF_NAMES.maps.dnsEvents, options.dnsRingBytes ?? DEFAULT_DNS_RING_BYTES);
       obj.setInitialValue(
         BPF_NAMES.config,
         encodeConfig({

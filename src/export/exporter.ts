@@ -23,6 +23,11 @@ export interface ExporterOptions {
   warn?: (line: string) => void;
   /** Milliseconds since the epoch (tests pass their own). */
   now?: () => number;
+  /**
+   * The event kinds exported (default: every end and update it is given);
+   * the CLI leaves out updates made only for flow metrics.
+   */
+  events?: ReadonlySet<string>;
 }
 
 export interface ExporterStats {
@@ -41,9 +46,11 @@ export abstract class IpfixExporter implements Sink {
   protected sent = 0;
   protected dropped = 0;
   readonly #builder = new RecordBuilder();
+  readonly #events: ReadonlySet<string> | undefined;
 
   constructor(url: CollectorUrl, options: ExporterOptions) {
     this.url = url;
+    this.#events = options.events;
     this.now = options.now ?? Date.now;
     this.warn = options.warn ?? ((line) => console.error(line));
   }
@@ -51,6 +58,7 @@ export abstract class IpfixExporter implements Sink {
   write(batch: readonly NetflowEvent[]): boolean {
     const records: FlowRecord[] = [];
     for (const e of batch) {
+      if (this.#events !== undefined && !this.#events.has(e.event)) continue;
       const r = this.#builder.build(e);
       if (r) records.push(r);
     }

@@ -1,9 +1,12 @@
 /**
  * The CLI's list of sinks: the stdout format (unless `none`), then one IPFIX
- * exporter per `--ipfix`, in the order given.
+ * exporter per `--ipfix`, in the order given. Stdout shows only the events
+ * asked for (`events`); an exporter takes what it exports (ends, updates)
+ * from every batch.
  *
  * @module
  */
+import type { EventName } from "../flow/events.ts";
 import type { ExporterOptions } from "../export/exporter.ts";
 import { TcpExporter } from "../export/tcp.ts";
 import { UdpExporter } from "../export/udp.ts";
@@ -13,12 +16,24 @@ import { type FormatName, lineFormat, StdoutSink } from "./stdout.ts";
 import type { TableOptions } from "./table.ts";
 
 export function buildSinks(
-  options: { format: FormatName; ipfix: readonly CollectorUrl[]; table?: TableOptions },
+  options: {
+    format: FormatName;
+    ipfix: readonly CollectorUrl[];
+    table?: TableOptions;
+    /** What stdout shows (default: every event it is given). */
+    events?: readonly EventName[];
+    /** What the exporters export (default: every end and update they are given). */
+    exported?: readonly EventName[];
+  },
   exporter: ExporterOptions = {},
 ): Sink[] {
   const sinks: Sink[] = [];
   if (options.format !== "none") {
-    sinks.push(new StdoutSink(lineFormat(options.format, options.table)));
+    const only = options.events === undefined ? undefined : new Set<string>(options.events);
+    sinks.push(new StdoutSink(lineFormat(options.format, options.table), undefined, only));
+  }
+  if (options.exported !== undefined && exporter.events === undefined) {
+    exporter = { ...exporter, events: new Set(options.exported) };
   }
   for (const url of options.ipfix) {
     sinks.push(

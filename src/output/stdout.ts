@@ -54,12 +54,19 @@ export function writeOut(text: string): boolean {
 export class StdoutSink implements Sink {
   readonly #format: LineFormat;
   readonly #write: (text: string) => boolean;
+  readonly #only: ReadonlySet<string> | undefined;
   #open = true;
   #headerDone = false;
 
-  constructor(format: LineFormat, write: (text: string) => boolean = writeOut) {
+  /** `only`: the event names it writes (default: all it is given). */
+  constructor(
+    format: LineFormat,
+    write: (text: string) => boolean = writeOut,
+    only?: ReadonlySet<string>,
+  ) {
     this.#format = format;
     this.#write = write;
+    this.#only = only;
   }
 
   /** Writes the header line now (before any event arrives), if the format has one. */
@@ -73,7 +80,9 @@ export class StdoutSink implements Sink {
     if (!this.#open) return false;
     if (!this.start()) return false;
     let text = "";
-    for (const e of batch) text += `${this.#format.line(e)}\n`;
+    for (const e of batch) {
+      if (this.#only === undefined || this.#only.has(e.event)) text += `${this.#format.line(e)}\n`;
+    }
     return this.#open = this.#write(text);
   }
 

@@ -687,3 +687,153 @@ e2eTest(
     }
   },
 );
+
+e2eTest(
+  "IPFIX: --update-interval without update in --events still exports updates (stdout shows begins and ends only)",
+  async () => {
+    await using cg = new TestCgroup();
+    const dir = await Deno.makeTempDir({ prefix: "netflow-collector-" });
+    try {
+      const port = await freePort("tcp");
+      await using collector = new Proc("python3", [
+        COLLECTOR,
+        "--port",
+        String(port),
+        "--out",
+        `${dir}/c`,
+      ]);
+      assert.equal(await collector.line(), `listening ${port}`);
+      await using nf = await Netflow.start([
+        "--format",
+        "json",
+        "--cgroup",
+        cg.dir,
+        "--update-interval",
+        "1",
+        "--ipfix",
+        `tcp://127.0.0.1:${port}`,
+      ]);
+      assert.equal(await collector.line(20_000), "connected 1");
+      // One loopback connection, 1000 bytes every 0.5 s for 4 s: updates on both endpoints.
+      await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
+      const { port: sport } = JSON.parse(await server.line());
+      await using client = cg.spawn("python3", LIFECYCLE, "long", "127.0.0.1", String(sport), "4");
+      const { client: cport } = JSON.parse(await client.line());
+      await client.line(20_000); // done
+      const { events, stderr, code } = await nf.stop();
+      assert.equal(code, 0, stderr);
+      const flows = (events as FlowEvent[]).filter((e) =>
+        e.src_port === cport || e.dst_port === cport
+      );
+      // stdout: what --events asked for (the default), no update.
+      assert.deepEqual(flows.map((e) => e.event).sort(), [
+        "net_flow_tcp_begin",
+        "net_flow_tcp_begin",
+        "net_flow_tcp_end",
+        "net_flow_tcp_end",
+      ]);
+      const sent = Number(/: (\d+) IPFIX records sent, 0 dropped/.exec(stderr)?.[1]);
+      const records = await recordsIn(`${dir}/c.1`, sent);
+      for (const direction of ["outgoing", "incoming"] as const) {
+        const end = flows.find((e): e is FlowEndEvent =>
+          e.event === "net_flow_tcp_end" && e.conn_direction === direction
+        )!;
+        const got = records.filter((r) =>
+          r.flowDirection === (direction === "outgoing" ? "1" : "0") &&
+          r.sourceTransportPort === String(cport)
+        );
+        // Updates (flowEndReason 2, active timeout), at least one, then the end (3).
+        const reasons = got.map((r) => r.flowEndReason);
+        assert.ok(reasons.length >= 2, `${direction}: ${reasons}`);
+        assert.deepEqual(reasons, [...reasons.slice(0, -1).map(() => "2"), "3"], direction);
+        // The deltas add up to the end's totals.
+        const sum = (k: string) => got.reduce((n, r) => n + Number(r[k]), 0);
+        const fwd = direction === "outgoing" ? end.bytes_sent! : end.bytes_received!;
+        const back = direction === "outgoing" ? end.bytes_received! : end.bytes_sent!;
+        assert.deepEqual([sum("octetDeltaCount"), sum("reverseOctetDeltaCount")], [fwd, back]);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+e2eTest(
+  "IPFIX: --events begin still exports every ended flow (stdout shows only the begins)",
+  async () => {
+    await using cg = new TestCgroup();
+    const dir = await Deno.makeTempDir({ prefix: "netflow-collector-" });
+    try {
+      const port = await freePort("tcp");
+      await using collector = new Proc("python3", [
+        COLLECTOR,
+        "--port",
+        String(port),
+        "--out",
+        `${dir}/c`,
+      ]);
+      assert.equal(await collector.line(), `listening ${port}`);
+      await using nf = await Netflow.start([
+        "--format",
+        "json",
+        "--cgroup",
+        cg.dir,
+        "--events",
+        "begin",
+        "--ipfix",
+        `tcp://127.0.0.1:${port}`,
+      ]);
+      assert.equal(await collector.line(20_000), "connected 1");
+      const lo = "127.0.0.1";
+      const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo }, {
+        count: 2,
+      });
+      const records = await recordsIn(`${dir}/c.1`, 4);
+      const { events, stderr, code } = await nf.stop();
+      assert.equal(code, 0, stderr);
+      assert.deepEqual(
+        (events as FlowEvent[]).map((e) => e.event),
+        Array(4).fill("net_flow_tcp_begin"),
+      );
+      // The summary counts what stdout showed; the exporter what it sent.
+      assert.match(stderr, /netflow: 4 events, /);
+      assert.match(stderr, /: 4 IPFIX records sent, 0 dropped/);
+      assert.deepEqual(describeRecords(records), loopbackRecords(lo, w));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+/** The size of each BPF ring buffer map process `pid` holds, by map name. */
+async function ringSizes(pid: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for await (const fd of Deno.readDir(`/proc/${pid}/fdinfo`)) {
+    const info = await Deno.readTextFile(`/proc/${pid}/fdinfo/${fd.name}`).catch(() => "");
+    const id = /^map_id:\s+(\d+)$/m.exec(info)?.[1];
+    if (id === undefined || !/^map_type:\s+27$/m.test(info)) continue; // BPF_MAP_TYPE_RINGBUF
+    const map = JSON.parse(await sh("bpftool", "-j", "map", "show", "id", id));
+    out.set(map.name, map.max_entries);
+  }
+  return out;
+}
+
+e2eTest("--ring-size sizes the flows' ring and --dns-ring-size DNS's own", async () => {
+  await using cg = new TestCgroup();
+  for (
+    const [args, flows, dns] of [
+      [[], 16 << 20, 4 << 20],
+      [["--ring-size", "64K", "--dns-ring-size", "8K"], 65536, 8192],
+    ] as const
+  ) {
+    await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir, ...args]);
+    const sizes = await ringSizes(nf.proc.pid);
+    assert.deepEqual(
+      Object.fromEntries(sizes),
+      { events: flows, dns_events: dns },
+      args.join(" "),
+    );
+    const { code, stderr } = await nf.stop();
+    assert.equal(code, 0, stderr);
+  }
+});

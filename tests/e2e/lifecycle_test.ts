@@ -197,7 +197,7 @@ e2eTest("a connection whose peer goes silent ends by timeout (TCP_USER_TIMEOUT 2
 
 e2eTest("without --events, no update, fail or packet event appears", async () => {
   await using cg = new TestCgroup();
-  await using nf = await watch(cg, ["--update-interval", "1"]);
+  await using nf = await watch(cg, []);
   await using w = cg.spawn("python3", LIFECYCLE, "refused", "127.0.0.1");
   await json(w);
   await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");

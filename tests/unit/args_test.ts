@@ -5,11 +5,14 @@ import { UsageError } from "../../src/errors.ts";
 import { FlowMonitor } from "../../src/monitor.ts";
 import { checkMonitorOptions, ringSize } from "../../src/options.ts";
 import { BAD } from "../helpers/bad_args.ts";
+import { StdoutSink } from "../../src/output/stdout.ts";
+import type { NetflowEvent } from "../../src/flow/events.ts";
 
 Deno.test("parseCli defaults to the table format and begin/end events", () => {
   const o = parseCli([]);
   assert.equal(o.format, "table");
-  assert.equal(o.monitor.events, undefined);
+  assert.deepEqual(o.events, ["net_flow_tcp_begin", "net_flow_tcp_end"]);
+  assert.deepEqual(o.monitor.events, ["net_flow_tcp_begin", "net_flow_tcp_end"]);
   assert.equal(o.monitor.reader, "mmap");
   assert.equal(o.count, undefined);
   assert.equal(o.durationMs, undefined);
@@ -121,6 +124,18 @@ const BAD_LIBRARY: [Record<string, unknown>, string][] = [
   [{ cgroup: "" }, "cgroup needs a non-empty value (omit it to watch the whole host)"],
   [{ cgroup: " " }, "cgroup needs a non-empty value (omit it to watch the whole host)"],
   [{ cgroup: "../x" }, 'cgroup "../x" leads above the cgroup v2 root'],
+  [
+    { updateIntervalMs: 1000 },
+    "updateIntervalMs needs net_flow_tcp_update in events (without it no update is made)",
+  ],
+  [
+    { events: ["begin", "end"], updateIntervalMs: 1000 },
+    "updateIntervalMs needs net_flow_tcp_update in events (without it no update is made)",
+  ],
+  [
+    { dnsRingBytes: 1000 },
+    "dnsRingBytes takes a power of two from 4K to 1G bytes (K, M, G suffixes; B or iB optional), not 1000",
+  ],
 ];
 
 Deno.test("FlowMonitor refuses bad options with the command line's words, before loading", () => {
@@ -165,4 +180,66 @@ Deno.test("parseCli takes every output format and repeated --ipfix collectors", 
     () => parseCli(["--ipfix", "sctp://h:1"]),
     (e: unknown) => e instanceof UsageError && /unknown scheme "sctp"/.test(e.message),
   );
+});
+
+Deno.test("options that would do nothing are refused or made to work: --update-interval, --events with --ipfix, --dns-ring-size", () => {
+  // --update-interval with neither update on stdout nor a collector: refused, one line.
+  assert.throws(
+    () => parseCli(["--update-interval", "5"]),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      e.message ===
+        "--update-interval needs update in --events or an --ipfix collector (it would do nothing)",
+  );
+  assert.throws(() => parseCli(["--events", "begin,end", "--update-interval", "5"]), UsageError);
+  // With update in --events: updates on stdout, at that interval.
+  const shown = parseCli(["--events", "begin,update", "--update-interval", "5"]);
+  assert.deepEqual(shown.events, ["net_flow_tcp_begin", "net_flow_tcp_update"]);
+  assert.deepEqual(shown.monitor.events, ["net_flow_tcp_begin", "net_flow_tcp_update"]);
+  assert.equal(shown.monitor.updateIntervalMs, 5000);
+  // With --ipfix: the monitor makes updates for the collector, stdout shows what --events says.
+  const exported = parseCli(["--ipfix", "udp://127.0.0.1:4739", "--update-interval", "5"]);
+  assert.deepEqual(exported.events, ["net_flow_tcp_begin", "net_flow_tcp_end"]);
+  assert.deepEqual(exported.monitor.events, [
+    "net_flow_tcp_begin",
+    "net_flow_tcp_end",
+    "net_flow_tcp_update",
+  ]);
+  assert.equal(exported.monitor.updateIntervalMs, 5000);
+  // --events begin --ipfix: the collector still gets every end.
+  const begins = parseCli(["--events", "begin", "--ipfix", "udp://127.0.0.1:4739"]);
+  assert.deepEqual(begins.events, ["net_flow_tcp_begin"]);
+  assert.deepEqual(begins.monitor.events, ["net_flow_tcp_begin", "net_flow_tcp_end"]);
+  // Without --ipfix, nothing more than asked is made.
+  assert.deepEqual(parseCli(["--events", "begin"]).monitor.events, ["net_flow_tcp_begin"]);
+  // DNS's ring has its own size.
+  const rings = parseCli(["--ring-size", "64K", "--dns-ring-size", "8K"]).monitor;
+  assert.deepEqual([rings.ringBytes, rings.dnsRingBytes], [65536, 8192]);
+  assert.throws(
+    () => parseCli(["--dns-ring-size", "3000"]),
+    (e: unknown) =>
+      e instanceof UsageError && /^--dns-ring-size takes a power of two/.test(e.message),
+  );
+  // The library: updateIntervalMs with update in events is taken.
+  assert.deepEqual(
+    checkMonitorOptions({ events: ["update"] as never, updateIntervalMs: 500 }),
+    { events: ["net_flow_tcp_update"], updateIntervalMs: 500 },
+  );
+});
+
+Deno.test("stdout shows only the events asked for; the rest of the batch is for the exporters", () => {
+  let written = "";
+  const sink = new StdoutSink(
+    { line: (e) => e.event },
+    (text) => {
+      written += text;
+      return true;
+    },
+    new Set(["net_flow_tcp_begin"]),
+  );
+  const batch = ["net_flow_tcp_begin", "net_flow_tcp_end", "net_flow_tcp_update"].map((event) =>
+    ({ event }) as unknown as NetflowEvent
+  );
+  assert.equal(sink.write(batch), true);
+  assert.equal(written, "net_flow_tcp_begin\n");
 });
