@@ -428,10 +428,11 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     ) return 0;
     const lists = this.#probe.openFlows(this.#netns.of(this.#flows.namespaces()));
     const drained = this.#drain();
-    const nowUs = Number(clocks().realtimeNs / 1000n);
+    const clock = clocks();
+    const at = { us: Number(clock.realtimeNs / 1000n), ns: Number(clock.monotonicNs) };
     const updateEveryUs = this.#updateMs === null ? null : this.#updateMs * 1000;
     const open = [...lists.values()].map((bytes) => this.#decoder.openList(bytes));
-    this.#push(this.#flows.onOpenList(open, nowUs, updateEveryUs, new Set(lists.keys())));
+    this.#push(this.#flows.onOpenList(open, at, updateEveryUs, new Set(lists.keys())));
     return drained + 1;
   }
 

@@ -198,8 +198,13 @@ export interface SocketCounters {
  */
 export interface FlowRecord {
   readonly kind: typeof FLOW_KINDS[number];
-  /** When the kernel saw it, in µs since the Unix epoch. */
+  /** When the kernel saw it, in µs since the Unix epoch (converted at decoding: for display). */
   readonly timeUs: number;
+  /**
+   * The same, as the kernel wrote it: CLOCK_MONOTONIC ns (bpf_ktime_get_ns).
+   * Durations are differences of these, never of two wall-clock conversions.
+   */
+  readonly timeNs: number;
   /** When the socket reached ESTABLISHED (or was snapshotted), µs since the epoch; null if unknown. */
   readonly beginUs: number | null;
   /** The same, as the kernel's monotonic ns (0 when unknown): exact, part of the flow's identity. */
@@ -255,6 +260,8 @@ export interface OpenList {
 export interface TcpPacket {
   readonly kind: "packet" | "syn" | "hs-rst" | "refused";
   readonly timeUs: number;
+  /** The kernel's CLOCK_MONOTONIC ns. */
+  readonly timeNs: number;
   readonly cgroupId: number;
   /** egress: sent by this host; ingress: received by it. */
   readonly direction: Direction;
@@ -282,6 +289,8 @@ export interface TcpPacket {
 export interface DnsMessage {
   readonly kind: "dns";
   readonly timeUs: number;
+  /** The kernel's CLOCK_MONOTONIC ns. */
+  readonly timeNs: number;
   readonly cgroupId: number;
   readonly direction: Direction;
   readonly transport: "udp" | "tcp";
@@ -363,6 +372,7 @@ export class RecordDecoder {
     return {
       kind,
       timeUs: this.#timeUs(view, at),
+      timeNs: u64(view, at + H.ts_ns),
       beginUs: beginNs === 0 ? null : this.#usFromNs(beginNs),
       beginNs,
       cgroupId: u64(view, at + H.cgroup_id),
@@ -404,6 +414,7 @@ export class RecordDecoder {
     return {
       kind: PACKET_KINDS[view.getUint8(at + H.kind)]!,
       timeUs: this.#timeUs(view, at),
+      timeNs: u64(view, at + H.ts_ns),
       cgroupId: u64(view, at + H.cgroup_id),
       direction: view.getUint8(at + H.direction) === EGRESS ? "egress" : "ingress",
       family,
@@ -475,6 +486,7 @@ export class RecordDecoder {
     return {
       kind: "dns",
       timeUs: this.#timeUs(view, at),
+      timeNs: u64(view, at + H.ts_ns),
       cgroupId: u64(view, at + H.cgroup_id),
       direction: view.getUint8(at + H.direction) === EGRESS ? "egress" : "ingress",
       transport: view.getUint8(at + D.transport) === 6 ? "tcp" : "udp",

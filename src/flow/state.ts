@@ -1,6 +1,9 @@
 /**
  * The TCP flow state machine: the kernel's socket records in, flow events out.
- * Pure: no I/O, no clock but the records' own timestamps.
+ * Pure: no I/O, no clock but the records' own timestamps. Durations are
+ * differences of the kernel's monotonic times (`timeNs`), never of two
+ * wall-clock conversions: a clock step between a begin and its end changes
+ * the events' `time`, not their `duration_ms`.
  *
  * The kernel decides what a flow is (bpf/netflow.bpf.c): a begin record when
  * a TCP socket reaches ESTABLISHED, one end record when it leaves the open
@@ -97,8 +100,8 @@ interface Flow {
   readonly netns: number;
   readonly cookie: number;
   readonly preexisting: boolean;
-  /** When netflow reported the begin (µs since the epoch); null when it did not. */
-  readonly beginUs: number | null;
+  /** When netflow reported the begin, as the kernel's monotonic ns; null when it did not. */
+  readonly beginNs: number | null;
   owner: SocketOwner | null;
   /** The owner has been asked of the context (once per flow). */
   ownerResolved: boolean;
@@ -116,9 +119,8 @@ export interface Listener {
   readonly port: number;
 }
 
-const US_PER_MS = 1000;
 /** A half-open attempt is forgotten after this long (the kernel's SYN-ACK retries end sooner). */
-const HALF_OPEN_TTL_US = 120_000_000;
+const HALF_OPEN_TTL_NS = 120e9;
 const NO_NAMES: readonly string[] = Object.freeze([]);
 /** Open flows tracked at most unless told (`--max-flows`). */
 export const DEFAULT_MAX_FLOWS = 131_072;
@@ -136,7 +138,7 @@ export class FlowTable {
   readonly #open = new Map<string, Flow>();
   /** Keys of flows that ended recently, oldest first: a repeated end is ignored. */
   readonly #ended = new Set<string>();
-  /** SYNs that reached a listener: key -> when, until the attempt establishes or fails. */
+  /** SYNs that reached a listener: key -> when (monotonic ns), until it establishes or fails. */
   readonly #halfOpen = new Map<string, number>();
   readonly #maxFlows: number;
   readonly #maxHalfOpen: number;
@@ -179,7 +181,7 @@ export class FlowTable {
 
   /**
    * The open flows the kernel listed (the update iterator, `update` records)
-   * at `nowUs`: an update event for each flow open at least `updateEveryUs`
+   * at `now` (wall µs for the events' time, monotonic ns for durations): an update event for each flow open at least `updateEveryUs`
    * (none when null), and a `reason: unknown` end for each flow whose socket
    * was missing from two lists in a row (its end record was lost). Only the
    * namespaces in `listedNetns` were listed (all when not given): flows of
@@ -187,7 +189,7 @@ export class FlowTable {
    */
   onOpenList(
     lists: readonly OpenList[],
-    nowUs: number,
+    now: { us: number; ns: number },
     updateEveryUs: number | null,
     listedNetns?: ReadonlySet<number>,
   ): FlowEvent[] {
@@ -207,19 +209,20 @@ export class FlowTable {
         this.#open.delete(key);
         this.#remember(key);
         this.#unknownEnds++;
-        out.push(this.#unknownEnd(flow, nowUs));
+        out.push(this.#unknownEnd(flow, now));
         continue;
       }
       flow.missed = 0;
-      if (updateEveryUs === null || flow.beginUs === null) continue;
-      if (nowUs - flow.beginUs < updateEveryUs) continue;
+      if (updateEveryUs === null || flow.beginNs === null) continue;
+      const everyNs = updateEveryUs * 1000;
+      if (now.ns - flow.beginNs < everyNs) continue;
       const r = found[0].record(found[1]);
       // Due by the record's own time, which the duration is measured to.
-      if (r === undefined || r.timeUs - flow.beginUs < updateEveryUs) continue;
+      if (r === undefined || r.timeNs - flow.beginNs < everyNs) continue;
       const update = this.#event(flow, r, EVENT_UPDATE, flow.direction === "outgoing") as
         & FlowEventBase
         & Partial<FlowUpdateEvent>;
-      update.duration_ms = (r.timeUs - flow.beginUs) / US_PER_MS;
+      update.duration_ms = msBetween(flow.beginNs, r.timeNs);
       Object.assign(update, counterFields(updateCounters(r, flow.direction === "outgoing")));
       out.push(update as FlowUpdateEvent);
     }
@@ -239,7 +242,7 @@ export class FlowTable {
    * listener resets it; this host's RST for a closed port refuses one.
    */
   onHandshake(p: TcpPacket): FlowFailEvent | undefined {
-    this.#expireHalfOpen(p.timeUs);
+    this.#expireHalfOpen(p.timeNs);
     // Ingress packets come from the remote side; the refusal leaves from the local one.
     const remote = p.kind === "refused"
       ? { addr: p.dst, port: p.dstPort }
@@ -259,15 +262,15 @@ export class FlowTable {
         this.#halfOpen.delete(this.#halfOpen.keys().next().value!);
         this.#halfOpenEvicted++;
       }
-      this.#halfOpen.set(key, p.timeUs);
+      this.#halfOpen.set(key, p.timeNs);
       return undefined;
     }
-    let sinceUs = p.timeUs;
+    let sinceNs = p.timeNs;
     if (p.kind === "hs-rst") {
       const syn = this.#halfOpen.get(key);
       if (syn === undefined) return undefined; // no attempt of ours: a stray RST
       this.#halfOpen.delete(key);
-      sinceUs = syn;
+      sinceNs = syn;
     }
     const flow: Flow = {
       id: this.#nextId++,
@@ -278,7 +281,7 @@ export class FlowTable {
       netns: p.netns,
       cookie: p.cookie,
       preexisting: false,
-      beginUs: null,
+      beginNs: null,
       // A refusal has no socket and so no process; a reset attempt reached the listener's.
       owner: p.kind === "refused" ? null : p.owner,
       ownerResolved: true,
@@ -290,7 +293,7 @@ export class FlowTable {
       & FlowEventBase
       & Partial<FlowFailEvent>;
     fail.reason = p.kind === "refused" ? "refused" : "reset";
-    fail.duration_ms = (p.timeUs - sinceUs) / US_PER_MS;
+    fail.duration_ms = msBetween(sinceNs, p.timeNs);
     return fail as FlowFailEvent;
   }
 
@@ -305,15 +308,15 @@ export class FlowTable {
     this.#takeNames(flow);
     const fail = this.#event(flow, r, EVENT_FAIL, true) as FlowEventBase & Partial<FlowFailEvent>;
     fail.reason = r.end === "refused" ? "refused" : "timeout";
-    fail.duration_ms = r.beginUs === null ? 0 : Math.max(0, (r.timeUs - r.beginUs) / US_PER_MS);
+    fail.duration_ms = r.beginNs === 0 ? 0 : msBetween(r.beginNs, r.timeNs);
     return fail as FlowFailEvent;
   }
 
-  #unknownEnd(flow: Flow, nowUs: number): FlowEndEvent {
-    const end = this.#baseEvent(flow, nowUs, EVENT_END, true) as unknown as FlowEndEvent;
+  #unknownEnd(flow: Flow, now: { us: number; ns: number }): FlowEndEvent {
+    const end = this.#baseEvent(flow, now.us, EVENT_END, true) as unknown as FlowEndEvent;
     end.closed_by = "local";
     end.reason = "unknown";
-    end.duration_ms = flow.beginUs === null ? null : (nowUs - flow.beginUs) / US_PER_MS;
+    end.duration_ms = flow.beginNs === null ? null : msBetween(flow.beginNs, now.ns);
     Object.assign(end, counterFields(NO_COUNTERS));
     return end;
   }
@@ -329,9 +332,9 @@ export class FlowTable {
     if (this.#ended.size > this.#maxFlows) this.#ended.delete(this.#ended.values().next().value!);
   }
 
-  #expireHalfOpen(nowUs: number): void {
+  #expireHalfOpen(nowNs: number): void {
     for (const [key, since] of this.#halfOpen) {
-      if (nowUs - since < HALF_OPEN_TTL_US) break;
+      if (nowNs - since < HALF_OPEN_TTL_NS) break;
       this.#halfOpen.delete(key);
     }
   }
@@ -369,7 +372,7 @@ export class FlowTable {
       this.#duplicates++;
       return undefined;
     }
-    const flow = this.#newFlow(r, direction, r.timeUs);
+    const flow = this.#newFlow(r, direction, r.timeNs);
     if (this.#open.size >= this.#maxFlows) {
       const oldest = this.#open.keys().next();
       if (!oldest.done) {
@@ -407,12 +410,12 @@ export class FlowTable {
     const c = endCounters(r, flow.direction === "outgoing");
     end.closed_by = local ? "local" : "remote";
     end.reason = how === "timeout" ? "timeout" : how.endsWith("fin") ? "fin" : "rst";
-    end.duration_ms = flow.beginUs === null ? null : (r.timeUs - flow.beginUs) / US_PER_MS;
+    end.duration_ms = flow.beginNs === null ? null : msBetween(flow.beginNs, r.timeNs);
     Object.assign(end, counterFields(c));
     return end;
   }
 
-  #newFlow(r: FlowRecord, direction: Flow["direction"], beginUs: number | null): Flow {
+  #newFlow(r: FlowRecord, direction: Flow["direction"], beginNs: number | null): Flow {
     return {
       id: this.#nextId++,
       direction,
@@ -422,7 +425,7 @@ export class FlowTable {
       netns: r.netns,
       cookie: r.cookie,
       preexisting: r.preexisting,
-      beginUs,
+      beginNs,
       owner: r.owner,
       ownerResolved: false,
       missed: 0,
@@ -487,6 +490,14 @@ export class FlowTable {
     }
     return flow.owner;
   }
+}
+
+/**
+ * Milliseconds (µs precision, as the events' times have) from one kernel
+ * monotonic time to a later one; never negative.
+ */
+function msBetween(fromNs: number, toNs: number): number {
+  return Math.max(0, Math.floor(toNs / 1000) - Math.floor(fromNs / 1000)) / 1000;
 }
 
 /** A socket's identity: its namespace, cookie, and when it began (a socket can connect again). */

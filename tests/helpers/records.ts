@@ -6,6 +6,7 @@
 import {
   type EndHow,
   type FlowRecord,
+  LAYOUT,
   type OpenList,
   type SocketCounters,
   socketKey,
@@ -17,6 +18,8 @@ export interface Side {
 }
 
 const EPOCH_US = 1_700_000_000_000_000;
+/** The kernel's monotonic clock at the records' epoch: 1000 s after boot. */
+const BOOT_NS = 1_000_000_000_000;
 
 /** A record of the socket at `local` talking to `remote`. */
 export function record(
@@ -38,8 +41,9 @@ export function record(
   return {
     kind,
     timeUs: Math.round((opts.ms ?? 0) * 1000) + EPOCH_US,
+    timeNs: Math.round((opts.ms ?? 0) * 1e6) + BOOT_NS,
     beginUs: EPOCH_US,
-    beginNs: 1,
+    beginNs: BOOT_NS,
     cgroupId: 42,
     netns: opts.netns ?? 4026531840,
     cookie: opts.cookie ?? 1,
@@ -88,7 +92,53 @@ export function openList(records: readonly FlowRecord[]): OpenList[] {
   return [{ keys, record: (at) => records[at] }];
 }
 
-/** The time `ms` after the records' epoch, as onOpenList takes it. */
-export function atMs(ms: number): number {
-  return EPOCH_US + ms * 1000;
+/** The time `ms` after the records' epoch, as onOpenList takes it (wall µs, monotonic ns). */
+export function atMs(ms: number): { us: number; ns: number } {
+  return { us: EPOCH_US + ms * 1000, ns: BOOT_NS + ms * 1e6 };
+}
+
+/** What {@link rawFlow} writes into an nf_flow record (the rest is zero). */
+export interface RawFlow {
+  kind: number;
+  tsNs: bigint;
+  beginNs: bigint;
+  cookie?: bigint;
+  outgoing?: boolean;
+  /** enum nf_end: 1 local FIN, 2 remote FIN, ... */
+  end?: number;
+  local?: [string, number];
+  remote?: [string, number];
+  bytesAcked?: bigint;
+  bytesReceived?: bigint;
+  segsIn?: number;
+  segsOut?: number;
+  totalRetrans?: number;
+}
+
+/** One nf_flow record as the kernel writes it into the ring (IPv4, netns 4026531840). */
+export function rawFlow(r: RawFlow): DataView {
+  const F = LAYOUT.nf_flow.fields;
+  const view = new DataView(new ArrayBuffer(LAYOUT.nf_flow.size));
+  const bytes = new Uint8Array(view.buffer);
+  view.setBigUint64(0, r.tsNs, true);
+  view.setBigUint64(8, 42n, true); // cgroup_id
+  view.setUint8(16, r.kind);
+  view.setUint8(18, 4);
+  const [laddr, lport] = r.local ?? ["10.0.0.1", 40000];
+  const [raddr, rport] = r.remote ?? ["10.0.0.2", 80];
+  bytes.set(laddr.split(".").map(Number), F.laddr);
+  bytes.set(raddr.split(".").map(Number), F.raddr);
+  view.setUint16(F.lport, lport, true);
+  view.setUint16(F.rport, rport, true);
+  view.setBigUint64(F.cookie, r.cookie ?? 1n, true);
+  view.setBigUint64(F.begin_ns, r.beginNs, true);
+  view.setBigUint64(F.bytes_acked, r.bytesAcked ?? 0n, true);
+  view.setBigUint64(F.bytes_received, r.bytesReceived ?? 0n, true);
+  view.setUint32(F.netns, 4026531840, true);
+  view.setUint32(F.segs_in, r.segsIn ?? 0, true);
+  view.setUint32(F.segs_out, r.segsOut ?? 0, true);
+  view.setUint32(F.total_retrans, r.totalRetrans ?? 0, true);
+  view.setUint8(F.flags, (r.outgoing ?? true) ? 1 | 8 : 0); // outgoing, SYN acked
+  view.setUint8(F.end, r.end ?? 0);
+  return view;
 }

@@ -30,6 +30,7 @@ function message(payload: Uint8Array, more: Partial<DnsMessage> = {}): DnsMessag
   return {
     kind: "dns",
     timeUs: 0,
+    timeNs: 0,
     cgroupId: 1,
     direction: "ingress",
     transport: "udp",

@@ -275,8 +275,8 @@ Deno.test("FlowTable ends a flow as unknown once its socket is missing from two 
   const table = new FlowTable();
   const [begin, end] = connection(client, server, { outgoing: true });
   table.onRecord(begin);
-  assert.deepEqual(table.onOpenList([], 5_000, null), []);
-  const [e] = table.onOpenList([], 8_000, null) as [FlowEndEvent];
+  assert.deepEqual(table.onOpenList([], atMs(5), null), []);
+  const [e] = table.onOpenList([], atMs(8), null) as [FlowEndEvent];
   assert.deepEqual([e.reason, e.closed_by, e.bytes_sent], ["unknown", "local", null]);
   assert.equal(table.stats.unknownEnds, 1);
   // The real end arriving late changes nothing.
@@ -285,9 +285,9 @@ Deno.test("FlowTable ends a flow as unknown once its socket is missing from two 
   const [b2] = connection(client, server, { outgoing: true, cookie: 2 });
   table.onRecord(b2);
   const listed = openList([record("update", client, server, { cookie: 2 })]);
-  table.onOpenList([], 0, null);
-  assert.deepEqual(table.onOpenList(listed, 0, null), []);
-  assert.deepEqual(table.onOpenList([], 0, null), []);
+  table.onOpenList([], atMs(0), null);
+  assert.deepEqual(table.onOpenList(listed, atMs(0), null), []);
+  assert.deepEqual(table.onOpenList([], atMs(0), null), []);
 });
 
 Deno.test("FlowTable reports failed connects: refused and timed out, from the first SYN", () => {
@@ -311,6 +311,7 @@ Deno.test("FlowTable tells a SYN scan (reset in the handshake) and a closed port
   const pkt = (kind: "syn" | "hs-rst" | "refused", from: Side, to: Side, ms: number) => ({
     kind,
     timeUs: 1_700_000_000_000_000 + ms * 1000,
+    timeNs: 1_000_000_000_000 + ms * 1e6,
     cgroupId: 1,
     direction: kind === "refused" ? "egress" as const : "ingress" as const,
     family: 4 as const,
