@@ -148,6 +148,13 @@ export interface MonitorStats {
 
 /** How often the kernel's list of open flows is read to find flows whose end was lost. */
 const RECONCILE_MS = 3000;
+/**
+ * Without updates, open flows are still listed this often, so that their
+ * 32-bit kernel counters (segs_in, segs_out, total_retrans) are seen before
+ * they can wrap twice (src/flow/state.ts): at 100 Gbit/s segs_out wraps in
+ * about 8 minutes.
+ */
+const COUNTERS_MS = 300_000;
 const DEFAULT_UPDATE_MS = 10_000;
 
 /** Idle: one poll with this timeout; it also bounds how long a stop takes. */
@@ -220,6 +227,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   /** Records lost and sockets untracked as of the last sweep, and until when to reconcile. */
   #lossSeen = 0;
   #reconcileUntilMs = 0;
+  #nextCountersMs = performance.now() + COUNTERS_MS;
   #malformed = 0;
   #stopping = false;
   /** A loop over batches() is running (it tears down when it ends). */
@@ -422,10 +430,14 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     }
     // A socket the kernel could not follow (no storage; or, before 6.12, no
     // state callbacks for a socket older than netflow) ends only through the
-    // list: while there may be one, reconcile for good.
+    // list: while there may be one, reconcile for good. Every COUNTERS_MS the
+    // list is read anyway, for the 32-bit counters.
+    const counters = now >= this.#nextCountersMs;
     if (
-      this.#updateMs === null && now > this.#reconcileUntilMs && untracked + noCallbacks === 0
+      this.#updateMs === null && now > this.#reconcileUntilMs && untracked + noCallbacks === 0 &&
+      !counters
     ) return 0;
+    if (counters) this.#nextCountersMs = now + COUNTERS_MS;
     const lists = this.#probe.openFlows(this.#netns.of(this.#flows.namespaces()));
     const drained = this.#drain();
     const clock = clocks();

@@ -107,6 +107,13 @@ interface Flow {
   ownerResolved: boolean;
   /** Reconcile sweeps in a row that did not find its socket open. */
   missed: number;
+  /**
+   * The kernel's 32-bit counters (segs_in, segs_out, total_retrans) made
+   * 64-bit: the last raw value seen and the wraps since; null until a record
+   * of the flow gave them. When they were last seen (monotonic ns).
+   */
+  wide: WideCounters | null;
+  wideNs: number;
   /** Names taken at begin, kept for the end event. */
   localNames: readonly string[] | null;
   remoteNames: readonly string[] | null;
@@ -213,12 +220,15 @@ export class FlowTable {
         continue;
       }
       flow.missed = 0;
-      if (updateEveryUs === null || flow.beginNs === null) continue;
-      const everyNs = updateEveryUs * 1000;
-      if (now.ns - flow.beginNs < everyNs) continue;
-      const r = found[0].record(found[1]);
+      const everyNs = updateEveryUs === null ? null : updateEveryUs * 1000;
+      const due = everyNs !== null && flow.beginNs !== null && now.ns - flow.beginNs >= everyNs;
+      // Decode only what is reported on, or whose 32-bit counters are due a look.
+      if (!due && now.ns - flow.wideNs < WIDE_REFRESH_NS) continue;
+      const raw = found[0].record(found[1]);
+      if (raw === undefined) continue;
+      const r = this.#widen(flow, raw);
       // Due by the record's own time, which the duration is measured to.
-      if (r === undefined || r.timeNs - flow.beginNs < everyNs) continue;
+      if (!due || r.timeNs - flow.beginNs! < everyNs!) continue;
       const update = this.#event(flow, r, EVENT_UPDATE, flow.direction === "outgoing") as
         & FlowEventBase
         & Partial<FlowUpdateEvent>;
@@ -286,6 +296,8 @@ export class FlowTable {
       owner: p.kind === "refused" ? null : p.owner,
       ownerResolved: true,
       missed: 0,
+      wide: null,
+      wideNs: 0,
       localNames: this.#context.names(local.addr, p.netns),
       remoteNames: this.#context.names(remote.addr, p.netns),
     };
@@ -381,9 +393,37 @@ export class FlowTable {
       }
     }
     this.#open.set(key, flow);
+    this.#widen(flow, r);
     this.#takeNames(flow);
     // In a begin event src is the initiator.
     return this.#event(flow, r, EVENT_BEGIN, direction === "outgoing");
+  }
+
+  /**
+   * The record with its 32-bit counters extended to 64 bits from what this
+   * flow's earlier records said: a raw value below the last one wrapped.
+   */
+  #widen(flow: Flow, r: FlowRecord): FlowRecord {
+    const c = r.counters;
+    flow.wideNs = Math.max(flow.wideNs, r.timeNs);
+    if (flow.wide === null) {
+      flow.wide = {
+        segsIn: [c.segsIn, 0],
+        segsOut: [c.segsOut, 0],
+        totalRetrans: [c.totalRetrans, 0],
+      };
+      return r;
+    }
+    const w = flow.wide;
+    return {
+      ...r,
+      counters: {
+        ...c,
+        segsIn: widen(w.segsIn, c.segsIn),
+        segsOut: widen(w.segsOut, c.segsOut),
+        totalRetrans: widen(w.totalRetrans, c.totalRetrans),
+      },
+    };
   }
 
   #end(r: FlowRecord): FlowEndEvent | undefined {
@@ -396,6 +436,7 @@ export class FlowTable {
     const flow = this.#open.get(key) ??
       this.#newFlow(r, r.outgoing ? "outgoing" : "incoming", null);
     this.#open.delete(key);
+    r = this.#widen(flow, r);
     this.#remember(key);
     this.#takeNames(flow);
     // The end record names the holder at close when it is known (src/enrich/owners.ts).
@@ -429,6 +470,8 @@ export class FlowTable {
       owner: r.owner,
       ownerResolved: false,
       missed: 0,
+      wide: null,
+      wideNs: 0,
       localNames: null,
       remoteNames: null,
     };
@@ -490,6 +533,30 @@ export class FlowTable {
     }
     return flow.owner;
   }
+}
+
+/** A 32-bit kernel counter made 64-bit: [last raw value, wraps seen]. */
+type Wide = [last: number, wraps: number];
+
+interface WideCounters {
+  segsIn: Wide;
+  segsOut: Wide;
+  totalRetrans: Wide;
+}
+
+/**
+ * An open flow's 32-bit counters are looked at least this often when the
+ * kernel lists it (the monitor lists every 5 minutes even without updates):
+ * at 100 Gbit/s of 1,448-byte segments segs_out wraps in about 8 minutes.
+ */
+const WIDE_REFRESH_NS = 60e9;
+const TWO_32 = 2 ** 32;
+
+/** `raw` (a u32 that only grows) as a 64-bit count, given what was seen before. */
+function widen(w: Wide, raw: number): number {
+  if (raw < w[0]) w[1]++;
+  w[0] = raw;
+  return w[1] * TWO_32 + raw;
 }
 
 /**
