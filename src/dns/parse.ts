@@ -21,7 +21,10 @@ export interface Resolution {
   address: string;
   /** The queried name, then each CNAME on the way, lowercased, in chain order. */
   names: string[];
-  /** The smallest TTL on the chain, in seconds. */
+  /**
+   * The smallest TTL on the chain, in seconds: a TTL of 2^31 or more counts
+   * as 0 (RFC 2181 section 8), and none is kept longer than {@link MAX_TTL_S}.
+   */
   ttl: number;
 }
 
@@ -38,6 +41,15 @@ export interface Answer {
 
 /** A message that is not a DNS answer netflow can read. */
 export class DnsFormatError extends Error {}
+
+/**
+ * TTLs kept at most, in seconds: one day (as unbound's cache-max-ttl). A
+ * longer TTL would keep a name past any plausible re-resolution; a hostile
+ * one would keep it forever.
+ */
+export const MAX_TTL_S = 86_400;
+/** RFC 2181 section 8: a TTL with the top bit set is treated as zero. */
+const TTL_TOP_BIT = 2 ** 31;
 
 /** A chain longer than this is treated as hostile and cut. */
 const MAX_CHAIN = 16;
@@ -116,6 +128,7 @@ export function parseAnswer(message: Uint8Array, wireLength = message.length): A
       type = u16(at);
       klass = u16(at + 2);
       ttl = ((message[at + 4]! << 24) >>> 0) + (message[at + 5]! << 16) + u16(at + 6);
+      ttl = ttl >= TTL_TOP_BIT ? 0 : Math.min(ttl, MAX_TTL_S);
       rdlength = u16(at + 8);
       rdata = at + 10;
       at = rdata + rdlength;

@@ -4,7 +4,7 @@ import { KIND_DNS, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
 import type { DnsMessage } from "../../src/bpf/records.ts";
 import { DnsCache, MAX_GROUPS } from "../../src/dns/cache.ts";
 import { DnsNames } from "../../src/dns/names.ts";
-import { parseAnswer, questionHash } from "../../src/dns/parse.ts";
+import { MAX_TTL_S, parseAnswer, questionHash } from "../../src/dns/parse.ts";
 
 type Answer = { type: "A" | "AAAA" | "CNAME"; name: string; data: string; ttl: number };
 
@@ -425,4 +425,30 @@ Deno.test("RecordDecoder converts kernel times with the offset it has now (re-re
   assert.equal(decoder.decode(view, 0, D.payload)?.timeUs, 1_002_000);
   decoder.clockOffsetUs = 5_000_000; // the wall clock stepped (or the host slept)
   assert.equal(decoder.decode(view, 0, D.payload)?.timeUs, 5_002_000);
+});
+
+Deno.test("TTLs of 2^31 and more count as 0 (RFC 2181 s. 8), and none is kept past a day", () => {
+  const ttlOf = (ttl: number) =>
+    resolve(response("a.test", [{ type: "A", name: "a.test", data: "192.0.2.1", ttl }]))[0]!.ttl;
+  assert.equal(ttlOf(2 ** 31), 0);
+  assert.equal(ttlOf(2 ** 32 - 1), 0);
+  assert.equal(ttlOf(2 ** 31 - 1), MAX_TTL_S);
+  assert.equal(MAX_TTL_S, 86_400);
+  assert.equal(ttlOf(86_401), 86_400);
+  assert.equal(ttlOf(300), 300);
+  // On a chain: the CNAME's huge TTL is 0, so the chain's is 0.
+  const chain = response("www.a.test", [
+    { type: "CNAME", name: "www.a.test", data: "a.test", ttl: 2 ** 32 - 1 },
+    { type: "A", name: "a.test", data: "192.0.2.1", ttl: 300 },
+  ]);
+  assert.equal(resolve(chain)[0]!.ttl, 0);
+  // In the cache: a top-bit TTL lasts only the grace period.
+  let now = 1_000_000;
+  const names = new DnsNames({ graceMs: 5000, now: () => now });
+  names.onMessage(message(response("a.test", [
+    { type: "A", name: "a.test", data: "192.0.2.9", ttl: 2 ** 31 + 5 },
+  ])));
+  assert.deepEqual(names.names(4026531840, "192.0.2.9"), ["a.test"]);
+  now += 5001;
+  assert.deepEqual(names.names(4026531840, "192.0.2.9"), []);
 });
