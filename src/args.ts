@@ -40,8 +40,10 @@ import { type CollectorUrl, parseCollectorUrl } from "./export/url.ts";
 import { type FormatName, FORMATS as STDOUT_FORMATS } from "./output/stdout.ts";
 import type { TableOptions } from "./output/table.ts";
 import {
+  byteSize,
   cgroupPath,
   eventList,
+  MIN_DNS_CACHE_BYTES,
   oneOf,
   positiveSeconds,
   readerKind,
@@ -118,9 +120,16 @@ export const OPTIONS = {
     help: "open flows tracked at most (default: 131072)",
     parse: (text, name) => wholeNumber(name, text, 1),
   }),
+  "dns-cache-bytes": single({
+    metavar: "BYTES",
+    help: "heap the DNS cache may hold, all network namespaces\n" +
+      "together; K, M, G suffixes (default: 64M, at least 64K)",
+    parse: (text, name) => byteSize(name, text, MIN_DNS_CACHE_BYTES),
+  }),
   "dns-max-entries": single({
     metavar: "N",
-    help: "addresses in the DNS cache at most (default: 65536)",
+    help: "addresses in the DNS cache at most, all network namespaces\n" +
+      "together (default: 262144)",
     parse: (text, name) => wholeNumber(name, text, 1),
   }),
   "dns-grace": single({
@@ -292,6 +301,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
   if (o["dns-ring-size"] !== undefined) monitor.dnsRingBytes = o["dns-ring-size"];
   const dns: NonNullable<MonitorOptions["dns"]> = {};
   if (o["dns-max-entries"] !== undefined) dns.maxEntries = o["dns-max-entries"];
+  if (o["dns-cache-bytes"] !== undefined) dns.maxBytes = o["dns-cache-bytes"];
   if (o["dns-grace"] !== undefined) dns.graceMs = o["dns-grace"] * 1000;
   monitor.dns = dns;
   const filter: FlowFilter = {

@@ -96,7 +96,11 @@ export interface MonitorOptions<E extends EventName = EventName> {
    * then names its listener's creator, e.g. a prefork master).
    */
   ownerWaitMs?: number;
-  /** DNS cache size (`maxEntries`, at least 1) and expiry (`graceMs`, at least 0). */
+  /**
+   * The DNS cache, one for all network namespaces: heap bytes it may hold
+   * (`maxBytes`, default 64 MiB, at least 65536), addresses (`maxEntries`,
+   * default 262144, at least 1) and expiry (`graceMs`, at least 0).
+   */
   dns?: DnsNamesOptions;
   /**
    * With `net_flow_tcp_update` in `events`: one update per open flow every
@@ -155,6 +159,8 @@ const RECONCILE_MS = 3000;
  * about 8 minutes.
  */
 const COUNTERS_MS = 300_000;
+/** How often the DNS cache lets go of the names of network namespaces that are gone. */
+const NETNS_GONE_MS = 30_000;
 const DEFAULT_UPDATE_MS = 10_000;
 
 /** Idle: one poll with this timeout; it also bounds how long a stop takes. */
@@ -228,6 +234,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #lossSeen = 0;
   #reconcileUntilMs = 0;
   #nextCountersMs = performance.now() + COUNTERS_MS;
+  #nextNetnsMs = performance.now() + NETNS_GONE_MS;
   #malformed = 0;
   #stopping = false;
   /** A loop over batches() is running (it tears down when it ends). */
@@ -357,6 +364,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
         let drained = this.#drain();
         this.#settleOwners(false);
         if (performance.now() >= this.#nextSweepMs) drained += this.#sweep();
+        if (performance.now() >= this.#nextNetnsMs) this.#forgetGoneNamespaces();
         if (this.#batch.length > 0) yield this.#take();
         if (this.#stopping) break;
         const owners = this.#owners.wakeInMs(performance.now()) ?? IDLE_WAIT_MS;
@@ -406,6 +414,12 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     // DNS first: the names are in the caches before the flows that need them.
     return this.#probe.dnsReader.drain(this.#onDnsRecord) +
       this.#probe.reader.drain(this.#onRecord);
+  }
+
+  /** Names of namespaces that no longer exist go (a fresh scan of /proc and /run/netns). */
+  #forgetGoneNamespaces(): void {
+    this.#nextNetnsMs = performance.now() + NETNS_GONE_MS;
+    if (this.#dns.entries > 0) this.#dns.retainNamespaces(new Set(this.#netns.all().keys()));
   }
 
   #sweepEveryMs(): number {

@@ -93,6 +93,28 @@ export function ringSize(name: string, value: unknown): number {
   return n;
 }
 
+export const MIN_DNS_CACHE_BYTES = 65_536;
+
+/**
+ * A number of bytes of at least `min`: a whole number, or text with a K, M
+ * or G suffix (binary), with or without `B` / `iB` (`64M`, `64MiB`).
+ */
+export function byteSize(name: string, value: unknown, min: number): number {
+  let n: unknown = value;
+  if (typeof value === "string") {
+    const m = /^(\d+)\s*(?:([KMG])(?:i?B)?|B)?$/i.exec(value.trim());
+    n = m ? Number(m[1]) * 1024 ** (" KMG".indexOf((m[2] ?? " ").toUpperCase())) : NaN;
+  }
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < min) {
+    refuse(
+      name,
+      `a number of bytes of at least ${min} (K, M, G suffixes; B or iB optional)`,
+      value,
+    );
+  }
+  return n;
+}
+
 /** The short name of an event: `begin`, `end`, `update`, `fail`, `packet`. */
 export function shortEventName(event: string): string {
   if (event.startsWith("net_flow_tcp_")) return event.slice("net_flow_tcp_".length);
@@ -161,7 +183,7 @@ export interface CheckedOptions {
   ringBytes?: number;
   dnsRingBytes?: number;
   reader?: ReaderKind;
-  dns?: { maxEntries?: number; graceMs?: number };
+  dns?: { maxEntries?: number; maxBytes?: number; graceMs?: number };
   ownerWaitMs?: number;
   updateIntervalMs?: number;
 }
@@ -205,6 +227,9 @@ export function checkMonitorOptions<T extends CheckedOptions>(options: T): T {
       dns.maxEntries = wholeNumber("dns.maxEntries", dns.maxEntries, 1);
     }
     if (dns.graceMs !== undefined) dns.graceMs = wholeNumber("dns.graceMs", dns.graceMs, 0);
+    if (dns.maxBytes !== undefined) {
+      dns.maxBytes = byteSize("dns.maxBytes", dns.maxBytes, MIN_DNS_CACHE_BYTES);
+    }
     out.dns = dns;
   }
   return out;

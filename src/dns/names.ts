@@ -2,9 +2,11 @@
  * The names each network namespace resolved: the kernel's matched DNS answers
  * in, `names(netns, address)` out.
  *
- * - One {@link DnsCache} per network namespace (a bounded map of bounded
- *   caches, evictions counted), so one container cannot name another's
- *   addresses.
+ * - One {@link DnsCache} for all network namespaces, keyed by namespace and
+ *   address, so one container cannot name another's addresses, bounded in
+ *   bytes as a whole (evictions counted): no namespace has a fixed share, and
+ *   a node with hundreds of pods keeps every pod's names while they fit. A
+ *   namespace's names go when the namespace does ({@link DnsNames.retainNamespaces}).
  * - DNS over TCP arrives as the segments of one answer stream (the kernel
  *   copies only streams that carried a recorded query); they are reassembled
  *   here per namespace and 4-tuple, in a bounded buffer, and the message is
@@ -19,24 +21,25 @@ import { DnsCache, type DnsCacheOptions } from "./cache.ts";
 import { type Answer, parseAnswer } from "./parse.ts";
 import { boottimeMs } from "../ffi/libbpf.ts";
 
-/** The DNS caches' options: each namespace's cache, and how many namespaces have one. */
-export interface DnsNamesOptions extends DnsCacheOptions {
-  /** Network namespaces with a cache at most (default 64); the least recently used goes first. */
-  maxNamespaces?: number;
-}
+/** The DNS cache's options (one cache, all namespaces). */
+export type DnsNamesOptions = DnsCacheOptions;
 
 export interface DnsNamesStats {
-  /** Namespaces with a cache now, and the addresses all of them hold. */
+  /** Namespaces with names now, and the addresses all of them hold. */
   namespaces: number;
   entries: number;
+  /** The heap the cache is charged (bytes; at most its maxBytes). */
+  bytes: number;
   /** DNS answers handed over (a TCP answer counts once, when complete or cut). */
   responses: number;
   /** Answers that were not valid DNS, or (TCP) not the query's id and question. */
   malformed: number;
   /** Answers read only in part: cut by the kernel's copy, or a TCP stream with a hole. */
   cut: number;
-  /** Addresses dropped from full caches, and with the caches of evicted namespaces. */
+  /** Addresses dropped because the cache was full (bytes or entries). */
   evicted: number;
+  /** Addresses dropped because their network namespace was gone. */
+  namespaceGone: number;
   /** TCP answer streams dropped unfinished (too many at once, or idle too long). */
   streamsDropped: number;
 }
@@ -61,45 +64,55 @@ const MAX_STREAMS = 256;
 const STREAM_IDLE_MS = 10_000;
 
 export class DnsNames {
-  readonly #caches = new Map<number, DnsCache>();
+  readonly #cache: DnsCache;
   readonly #streams = new Map<string, Stream>();
-  readonly #options: DnsNamesOptions;
-  readonly #maxNamespaces: number;
   readonly #now: () => number;
   #responses = 0;
   #malformed = 0;
   #cut = 0;
-  #evictedWithNamespace = 0;
-  #evictedCaches = 0;
   #streamsDropped = 0;
+  #namespaceGone = 0;
 
   constructor(options: DnsNamesOptions = {}) {
-    this.#options = options;
-    this.#maxNamespaces = Math.max(1, options.maxNamespaces ?? 64);
+    this.#cache = new DnsCache(options);
     this.#now = options.now ?? boottimeMs;
   }
 
   get stats(): DnsNamesStats {
-    let entries = 0, evicted = this.#evictedWithNamespace + this.#evictedCaches;
-    for (const cache of this.#caches.values()) {
-      entries += cache.stats.entries;
-      evicted += cache.stats.evicted;
-    }
+    const cache = this.#cache.stats;
+    const namespaces = new Set<string>();
+    for (const key of this.#cache.keys()) namespaces.add(key.slice(0, key.indexOf("|")));
     return {
-      namespaces: this.#caches.size,
-      entries,
+      namespaces: namespaces.size,
+      entries: cache.entries,
+      bytes: cache.bytes,
       responses: this.#responses,
       malformed: this.#malformed,
       cut: this.#cut,
-      evicted,
+      evicted: cache.evicted,
+      namespaceGone: this.#namespaceGone,
       streamsDropped: this.#streamsDropped,
     };
   }
 
+  /** Addresses cached now (cheaper than stats). */
+  get entries(): number {
+    return this.#cache.stats.entries;
+  }
+
   /** The unexpired names `netns` resolved to `address` (queried name first, then CNAMEs). */
   names(netns: number, address: string): readonly string[] {
-    const cache = this.#caches.get(netns);
-    return cache === undefined ? NO_NAMES : cache.names(address);
+    return this.#cache.names(`${netns}|${address}`);
+  }
+
+  /**
+   * Drops the names of every namespace not in `live` (the namespaces that
+   * exist now); returns how many addresses went.
+   */
+  retainNamespaces(live: ReadonlySet<number>): number {
+    const gone = this.#cache.dropWhere((key) => !live.has(Number(key.slice(0, key.indexOf("|")))));
+    this.#namespaceGone += gone;
+    return gone;
   }
 
   /** Feeds one matched answer (UDP) or answer segment (TCP) from the kernel. Never throws. */
@@ -133,26 +146,10 @@ export class DnsNames {
       return;
     }
     if (answer.resolutions.length === 0) return;
-    const cache = this.#cache(netns);
     const nowMs = this.#now();
-    for (const r of answer.resolutions) cache.add(r.address, r.names, r.ttl, nowMs);
-  }
-
-  #cache(netns: number): DnsCache {
-    let cache = this.#caches.get(netns);
-    if (cache !== undefined) {
-      this.#caches.delete(netns); // re-inserted last: most recently used
-    } else {
-      cache = new DnsCache(this.#options);
-      while (this.#caches.size >= this.#maxNamespaces) {
-        const [oldest, old] = this.#caches.entries().next().value!;
-        this.#evictedWithNamespace += old.stats.entries;
-        this.#evictedCaches += old.stats.evicted;
-        this.#caches.delete(oldest);
-      }
+    for (const r of answer.resolutions) {
+      this.#cache.add(`${netns}|${r.address}`, r.names, r.ttl, nowMs);
     }
-    this.#caches.set(netns, cache);
-    return cache;
   }
 
   #segment(m: DnsMessage): void {
@@ -243,8 +240,6 @@ export class DnsNames {
     }
   }
 }
-
-const NO_NAMES: readonly string[] = Object.freeze([]);
 
 /** `head` followed by `bytes` placed at `offset` (offset <= head.length). */
 function concat(head: Uint8Array, bytes: Uint8Array, offset: number): Uint8Array {

@@ -220,6 +220,15 @@ Deno.test("options that would do nothing are refused or made to work: --update-i
     (e: unknown) =>
       e instanceof UsageError && /^--dns-ring-size takes a power of two/.test(e.message),
   );
+  // The DNS cache's byte budget.
+  assert.equal(parseCli(["--dns-cache-bytes", "1M"]).monitor.dns?.maxBytes, 1 << 20);
+  assert.throws(
+    () => parseCli(["--dns-cache-bytes", "1K"]),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      e.message ===
+        '--dns-cache-bytes takes a number of bytes of at least 65536 (K, M, G suffixes; B or iB optional), not "1K"',
+  );
   // The library: updateIntervalMs with update in events is taken.
   assert.deepEqual(
     checkMonitorOptions({ events: ["update"] as never, updateIntervalMs: 500 }),
