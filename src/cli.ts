@@ -25,7 +25,10 @@ export function summary(events: number, stats: MonitorStats, sinks: string[] = [
     `${stats.dnsResponses} DNS responses (${stats.dnsMalformed} malformed, ${stats.dnsCut} cut, ` +
     `${stats.dnsEvicted} evicted from the cache), ${stats.dnsLost} lost DNS records, ` +
     `${stats.dnsUnmatched} unmatched DNS answers, ${stats.dnsRepeated} repeated DNS answers, ` +
-    `${stats.dnsQueriesEvicted} evicted DNS queries, ${stats.openFlows} flows still open` +
+    `${stats.dnsQueriesEvicted} evicted DNS queries, ` +
+    `${stats.halfOpenEvicted} evicted half-open attempts, ${stats.unknownEnds} unknown ends, ` +
+    `${stats.duplicates} duplicate records, ${stats.dnsStreamsDropped} dropped DNS TCP streams, ` +
+    `${stats.ownerTimeouts} owner waits timed out, ${stats.openFlows} flows still open` +
     sinks.map((s) => `, ${s}`).join("");
 }
 

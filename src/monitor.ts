@@ -21,10 +21,10 @@ import {
   type TcpPacket,
 } from "./bpf/records.ts";
 import type { FlowEvent } from "./flow/events.ts";
-import { DnsNames, type DnsNamesOptions } from "./dns/names.ts";
+import { DnsNames, type DnsNamesOptions, type DnsNamesStats } from "./dns/names.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
 import { SocketHolders } from "./enrich/holders.ts";
-import { OwnerResolver } from "./enrich/owners.ts";
+import { OwnerResolver, type OwnerStats } from "./enrich/owners.ts";
 import { NetnsPaths } from "./enrich/netns.ts";
 import { NetflowError } from "./errors.ts";
 import { clocks } from "./ffi/libbpf.ts";
@@ -41,7 +41,7 @@ import {
   type PacketEvent,
 } from "./flow/events.ts";
 import { compileFilter, type FlowFilter } from "./flow/filter.ts";
-import { FlowTable } from "./flow/state.ts";
+import { type FlowStats, FlowTable } from "./flow/state.ts";
 import { checkMonitorOptions } from "./options.ts";
 
 /** The events a monitor reports when `events` is not given. */
@@ -148,6 +148,59 @@ export interface MonitorStats {
   kernelFiltered: number;
   /** Recorded queries pushed out of the kernel's bounded query map before their answer. */
   dnsQueriesEvicted: number;
+  /** Half-open attempts (--events fail) dropped because their table was full. */
+  halfOpenEvicted: number;
+  /** Flows ended with reason unknown: their socket went away, its end record lost. */
+  unknownEnds: number;
+  /** Records that repeated a begin or an end already reported (ignored). */
+  duplicates: number;
+  /** DNS-over-TCP answer streams dropped unfinished (too many at once, or idle too long). */
+  dnsStreamsDropped: number;
+  /** Incoming flows whose owner wait ran out: their owner is a guess (the listener's) or null. */
+  ownerTimeouts: number;
+}
+
+/** Where the counts come from: the kernel's counters and each stage's own. */
+export interface StatsSources {
+  kernel: ProbeCounters & { dnsPending: number };
+  /** The monitor is closed: the kernel's counters are final. */
+  final: boolean;
+  events: number;
+  malformed: number;
+  flows: FlowStats;
+  dns: DnsNamesStats;
+  owners: OwnerStats;
+}
+
+/** The monitor's counts from its sources (pure: what the summary and /metrics show). */
+export function monitorStats(s: StatsSources): MonitorStats {
+  const { kernel, flows, dns } = s;
+  // Entries leave the LRU query map by their answer or by eviction; what stays is pending.
+  const queriesEvicted = s.final
+    ? Math.max(0, kernel.dnsQueries - kernel.dnsAnswered - kernel.dnsPending)
+    : 0;
+  return {
+    events: s.events,
+    lost: kernel.lost,
+    malformed: s.malformed,
+    evicted: flows.evicted,
+    openFlows: flows.open,
+    untracked: kernel.untracked,
+    dnsResponses: dns.responses,
+    dnsMalformed: dns.malformed,
+    dnsCut: dns.cut,
+    dnsEvicted: dns.evicted,
+    dnsLost: kernel.dnsLost,
+    dnsUnmatched: kernel.dnsUnmatched,
+    dnsRepeated: kernel.dnsRepeated,
+    kernelFiltered: kernel.filtered,
+    dnsQueriesEvicted: queriesEvicted,
+    halfOpenEvicted: flows.halfOpenEvicted,
+    unknownEnds: flows.unknownEnds,
+    duplicates: flows.duplicates,
+    dnsStreamsDropped: dns.streamsDropped,
+    ownerTimeouts: s.owners.byTimeout,
+  };
 }
 
 /** How often the kernel's list of open flows is read to find flows whose end was lost. */
@@ -330,30 +383,15 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
 
   /** The counts so far (final once the monitor is closed): what the exit summary prints. */
   get stats(): MonitorStats {
-    const kernel = this.#final ?? { ...this.#probe.counters(), dnsPending: 0 };
-    const flows = this.#flows.stats;
-    const dns = this.#dns.stats;
-    // Entries leave the LRU query map by their answer or by eviction; what stays is pending.
-    const queriesEvicted = this.#final === undefined
-      ? 0
-      : Math.max(0, kernel.dnsQueries - kernel.dnsAnswered - kernel.dnsPending);
-    return {
+    return monitorStats({
+      kernel: this.#final ?? { ...this.#probe.counters(), dnsPending: 0 },
+      final: this.#final !== undefined,
       events: this.#events,
-      lost: kernel.lost,
       malformed: this.#malformed,
-      evicted: flows.evicted,
-      openFlows: flows.open,
-      untracked: kernel.untracked,
-      dnsResponses: dns.responses,
-      dnsMalformed: dns.malformed,
-      dnsCut: dns.cut,
-      dnsEvicted: dns.evicted,
-      dnsLost: kernel.dnsLost,
-      dnsUnmatched: kernel.dnsUnmatched,
-      dnsRepeated: kernel.dnsRepeated,
-      kernelFiltered: kernel.filtered,
-      dnsQueriesEvicted: queriesEvicted,
-    };
+      flows: this.#flows.stats,
+      dns: this.#dns.stats,
+      owners: this.#owners.stats,
+    });
   }
 
   /** Events in the batches the reader drains them; ends (and detaches) after close(). */

@@ -142,6 +142,36 @@ export function registerNetflowMetrics(
       "counter",
       (s) => s.dnsRepeated,
     ],
+    [
+      "half_open_evicted_total",
+      "Half-open connection attempts (--events fail) dropped because their table was full",
+      "counter",
+      (s) => s.halfOpenEvicted,
+    ],
+    [
+      "flows_unknown_end_total",
+      "Flows ended with reason unknown (their socket went away, its end record lost)",
+      "counter",
+      (s) => s.unknownEnds,
+    ],
+    [
+      "records_duplicate_total",
+      "Records that repeated a begin or end already reported (ignored)",
+      "counter",
+      (s) => s.duplicates,
+    ],
+    [
+      "dns_tcp_streams_dropped_total",
+      "DNS-over-TCP answer streams dropped unfinished (too many at once, or idle too long)",
+      "counter",
+      (s) => s.dnsStreamsDropped,
+    ],
+    [
+      "owner_waits_timed_out_total",
+      "Incoming flows whose wait for the accepting process ran out (owner guessed or null)",
+      "counter",
+      (s) => s.ownerTimeouts,
+    ],
   ];
   for (const [name, help, type, read] of counters) {
     registry.register({ name: `netflow_${name}`, help, type, collect: () => read(s) });

@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { UsageError } from "../../src/errors.ts";
 import { EventCounts, listenAddress, registerNetflowMetrics } from "../../src/metrics/netflow.ts";
 import { MetricsRegistry } from "../../src/metrics/prometheus.ts";
-import type { MonitorStats } from "../../src/monitor.ts";
+import { type MonitorStats, monitorStats } from "../../src/monitor.ts";
+import { summary } from "../../src/cli.ts";
+import { FlowTable } from "../../src/flow/state.ts";
+import { DnsNames } from "../../src/dns/names.ts";
+import { OwnerResolver } from "../../src/enrich/owners.ts";
+import type { HolderIndex } from "../../src/enrich/holders.ts";
+import type { DnsMessage } from "../../src/bpf/records.ts";
+import { atMs, record } from "../helpers/records.ts";
 import { promtoolCheck, sample } from "../helpers/promtool.ts";
 
 Deno.test("--metrics listens on loopback unless a host is given", () => {
@@ -41,6 +48,11 @@ const STATS: MonitorStats = {
   dnsRepeated: 6,
   kernelFiltered: 8,
   dnsQueriesEvicted: 0,
+  halfOpenEvicted: 9,
+  unknownEnds: 10,
+  duplicates: 11,
+  dnsStreamsDropped: 12,
+  ownerTimeouts: 13,
 };
 
 Deno.test("netflow's metrics are valid exposition text with HELP and TYPE, per promtool", async () => {
@@ -61,6 +73,11 @@ Deno.test("netflow's metrics are valid exposition text with HELP and TYPE, per p
   assert.equal(sample(text, "netflow_dns_answers_repeated_total"), 6);
   assert.equal(sample(text, "netflow_flows_filtered_in_kernel_total"), 8);
   assert.equal(sample(text, 'netflow_build_info{version="0.1.0"}'), 1);
+  assert.equal(sample(text, "netflow_half_open_evicted_total"), 9);
+  assert.equal(sample(text, "netflow_flows_unknown_end_total"), 10);
+  assert.equal(sample(text, "netflow_records_duplicate_total"), 11);
+  assert.equal(sample(text, "netflow_dns_tcp_streams_dropped_total"), 12);
+  assert.equal(sample(text, "netflow_owner_waits_timed_out_total"), 13);
   for (const line of text.split("\n").filter((l) => l !== "" && !l.startsWith("#"))) {
     const name = line.split(/[{ ]/)[0]!;
     assert.match(name, /^netflow_/);
@@ -103,4 +120,114 @@ Deno.test("a registry takes extra metrics and escapes their labels and help", as
   );
   assert.equal(reads, 1);
   assert.deepEqual(await promtoolCheck(text), { code: 0, output: "" });
+});
+
+/** The pipeline's stages, each driven to one loss or guess (or none), counted as the monitor counts. */
+function stages(cause: boolean): MonitorStats {
+  const a = { addr: "10.0.0.1", port: 80 }, b = { addr: "10.0.0.2", port: 40000 };
+  const flows = new FlowTable({ maxHalfOpen: 1 });
+  const dns = new DnsNames({ now: () => 1000 });
+  const nobody: HolderIndex = { refresh() {}, ofSocket: () => [], ofListener: () => [] };
+  const owners = new OwnerResolver(nobody, { clock: () => 0 });
+  const syn = (port: number) => ({
+    kind: "syn" as const,
+    timeUs: 0,
+    timeNs: 0,
+    cgroupId: 1,
+    direction: "ingress" as const,
+    family: 4 as const,
+    src: b.addr,
+    dst: a.addr,
+    srcPort: port,
+    dstPort: a.port,
+    seq: 0,
+    ack: 0,
+    flags: 2,
+    cookie: 0,
+    sockState: 0,
+    netns: 1,
+    owner: null,
+  });
+  const segment = (streamOffset: number): DnsMessage => ({
+    kind: "dns",
+    timeUs: 0,
+    timeNs: 0,
+    cgroupId: 1,
+    direction: "ingress",
+    transport: "tcp",
+    netns: 1,
+    src: "192.0.2.53",
+    dst: "192.0.2.1",
+    srcPort: 53,
+    dstPort: 40000,
+    queryId: 7,
+    question: 0n,
+    streamOffset,
+    length: 1,
+    payload: new Uint8Array([0]),
+  });
+  // Positive controls in both runs: a SYN, a flow that begins and ends, a TCP answer's start.
+  flows.onHandshake(syn(1));
+  const [begin, end] = [record("begin", a, b, { cookie: 5 }), record("end", a, b, { cookie: 5 })];
+  flows.onRecord(begin);
+  flows.onRecord(end);
+  dns.onMessage(segment(0));
+  // An incoming begin whose acceptor is found at once (a holder of its socket) waits for nobody.
+  const held = record("begin", a, b, { cookie: 6, outgoing: true });
+  owners.push(held, 0);
+  if (cause) {
+    flows.onHandshake(syn(2)); // the half-open table (1) is full: the first attempt goes
+    flows.onRecord(begin); // a repeated begin
+    const lost = record("begin", a, b, { cookie: 7 });
+    flows.onRecord(lost);
+    flows.onOpenList([], atMs(1), null);
+    flows.onOpenList([], atMs(2), null); // its socket is gone, its end was lost: unknown end
+    dns.onMessage(segment(0)); // a new answer on the same connection drops the unfinished one
+    owners.push(record("begin", a, b, { cookie: 8 }), 0); // incoming: nobody accepts it
+    owners.settle(1000);
+  }
+  return monitorStats({
+    kernel: {
+      lost: 0,
+      dnsCut: 0,
+      untracked: 0,
+      dnsLost: 0,
+      dnsUnmatched: 0,
+      dnsQueries: 0,
+      dnsAnswered: 0,
+      dnsRepeated: 0,
+      filtered: 0,
+      dnsPending: 0,
+    },
+    final: true,
+    events: 0,
+    malformed: 0,
+    flows: flows.stats,
+    dns: dns.stats,
+    owners: owners.stats,
+  });
+}
+
+Deno.test("every loss and guess reaches the summary and /metrics: each moves with its cause, 0 without", async () => {
+  const counts = {
+    halfOpenEvicted: ["evicted half-open attempts", "netflow_half_open_evicted_total"],
+    unknownEnds: ["unknown ends", "netflow_flows_unknown_end_total"],
+    duplicates: ["duplicate records", "netflow_records_duplicate_total"],
+    dnsStreamsDropped: ["dropped DNS TCP streams", "netflow_dns_tcp_streams_dropped_total"],
+    ownerTimeouts: ["owner waits timed out", "netflow_owner_waits_timed_out_total"],
+  } as const;
+  for (const cause of [false, true]) {
+    const stats = stages(cause);
+    const line = summary(0, stats);
+    const registry = new MetricsRegistry();
+    registerNetflowMetrics(registry, "0.1.0", new EventCounts(), () => stats);
+    const text = registry.render();
+    assert.deepEqual(await promtoolCheck(text), { code: 0, output: "" });
+    for (const [key, [words, metric]] of Object.entries(counts)) {
+      const want = cause ? 1 : 0;
+      assert.equal(stats[key as keyof typeof counts], want, `${key} (cause: ${cause})`);
+      assert.match(line, new RegExp(`, ${want} ${words}, `), `${key} in ${line}`);
+      assert.equal(sample(text, metric), want, metric);
+    }
+  }
 });
