@@ -21,6 +21,7 @@ import {
   type TcpPacket,
 } from "./bpf/records.ts";
 import type { FlowEvent } from "./flow/events.ts";
+import { drainInOrder } from "./bpf/drain.ts";
 import { DnsNames, type DnsNamesOptions, type DnsNamesStats } from "./dns/names.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
 import { SocketHolders } from "./enrich/holders.ts";
@@ -273,10 +274,11 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   readonly #flows: FlowTable;
   readonly #owners: OwnerResolver;
   readonly #dns: DnsNames;
-  readonly #onDnsRecord: (view: DataView, offset: number, length: number) => void;
+  readonly #onDnsRecord: (record: KernelRecord | undefined) => void;
   readonly #want: ReadonlySet<EventName>;
   readonly #pass: ((e: NetflowEvent) => boolean) | undefined;
-  readonly #onRecord: (view: DataView, offset: number, length: number) => void;
+  readonly #onRecord: (record: KernelRecord | undefined) => void;
+  readonly #decode: (view: DataView, offset: number, length: number) => KernelRecord | undefined;
   #batch: NetflowEvent[] = [];
   #events = 0;
   /** Update events every this many ms, or null when not asked for. */
@@ -364,13 +366,12 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     }
     this.featuresOff = featuresOff;
     this.#nextSweepMs = performance.now() + this.#sweepEveryMs();
-    this.#onRecord = (view, offset, length) => {
-      const record = this.#decoder.decode(view, offset, length);
+    this.#decode = (view, offset, length) => this.#decoder.decode(view, offset, length);
+    this.#onRecord = (record) => {
       if (record === undefined) this.#malformed++;
       else this.#dispatch(record);
     };
-    this.#onDnsRecord = (view, offset, length) => {
-      const record = this.#decoder.decode(view, offset, length);
+    this.#onDnsRecord = (record) => {
       if (record?.kind === "dns") this.#dns.onMessage(record);
       else this.#malformed++;
     };
@@ -449,9 +450,14 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     if (this.#closed) return 0;
     // Re-read at every drain: the wall clock may have stepped, or the host slept.
     this.#decoder.clockOffsetUs = clockOffsetUs();
-    // DNS first: the names are in the caches before the flows that need them.
-    return this.#probe.dnsReader.drain(this.#onDnsRecord) +
-      this.#probe.reader.drain(this.#onRecord);
+    // In the kernel's time order: an answer is in the cache before the flows after it.
+    return drainInOrder(
+      this.#probe.reader,
+      this.#probe.dnsReader,
+      this.#decode,
+      this.#onRecord,
+      this.#onDnsRecord,
+    );
   }
 
   /** Names of namespaces that no longer exist go (a fresh scan of /proc and /run/netns). */

@@ -1,0 +1,122 @@
+/**
+ * DNS answers and flow records come through two rings; they are applied in
+ * the kernel's time order. Recorded records replayed through two fake rings,
+ * with the answer committed to the DNS ring while the flow ring is read (what
+ * the old DNS-then-flows drain got wrong: the begin got no names).
+ */
+import assert from "node:assert/strict";
+import dnsPacket from "npm:dns-packet@5.6.1";
+import { drainInOrder } from "../../src/bpf/drain.ts";
+import { KIND_BEGIN, KIND_DNS, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
+import type { KernelRecord } from "../../src/bpf/records.ts";
+import type { RecordHandler } from "../../src/ffi/ringbuf.ts";
+import { DnsNames } from "../../src/dns/names.ts";
+import type { FlowBeginEvent } from "../../src/flow/events.ts";
+import { FlowTable } from "../../src/flow/state.ts";
+import { rawFlow } from "../helpers/records.ts";
+
+/** A ring holding recorded records; `beforeDrain` runs as a drain starts (a commit racing it). */
+class FakeRing {
+  records: DataView[] = [];
+  beforeDrain: () => void = () => {};
+  drain(onRecord: RecordHandler): number {
+    this.beforeDrain();
+    const taken = this.records;
+    this.records = [];
+    for (const view of taken) onRecord(view, 0, view.byteLength);
+    return taken.length;
+  }
+}
+
+const NETNS = 4026531840;
+
+/** One nf_dns record: a UDP answer naming `address`, as the kernel copies it. */
+function rawAnswer(tsNs: bigint, name: string, address: string): DataView {
+  const D = LAYOUT.nf_dns.fields;
+  const payload = new Uint8Array(dnsPacket.encode({
+    type: "response",
+    id: 7,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: "A", name }],
+    answers: [{ type: "A", name, data: address, ttl: 60, class: "IN" }],
+  }));
+  const view = new DataView(new ArrayBuffer(D.payload + payload.length));
+  view.setBigUint64(0, tsNs, true);
+  view.setUint8(16, KIND_DNS);
+  view.setUint8(18, 4);
+  view.setUint32(D.netns, NETNS, true);
+  view.setUint16(D.sport, 53, true);
+  view.setUint16(D.payload_len, payload.length, true);
+  view.setUint16(D.captured_len, payload.length, true);
+  view.setUint16(D.query_id, 7, true);
+  view.setUint8(D.transport, 17);
+  new Uint8Array(view.buffer).set(payload, D.payload);
+  return view;
+}
+
+/** The pipeline after the rings: names into the cache, flow records into the table. */
+function pipeline() {
+  const decoder = new RecordDecoder(1_700_000_000_000_000);
+  const dns = new DnsNames({ now: () => 1000 });
+  const table = new FlowTable({ context: { names: (addr, netns) => dns.names(netns, addr) } });
+  const begins: FlowBeginEvent[] = [];
+  const order: string[] = [];
+  const decode = (v: DataView, o: number, l: number) => decoder.decode(v, o, l);
+  const onFlow = (r: KernelRecord | undefined) => {
+    assert.ok(r !== undefined && r.kind === "begin");
+    order.push(`flow ${r.timeNs}`);
+    const e = table.onRecord(r);
+    if (e?.event === "net_flow_tcp_begin") begins.push(e);
+  };
+  const onDns = (r: KernelRecord | undefined) => {
+    assert.ok(r?.kind === "dns");
+    order.push(`dns ${r.timeNs}`);
+    dns.onMessage(r);
+  };
+  return { decode, onFlow, onDns, begins, order };
+}
+
+Deno.test("a begin whose answer was committed just before it gets its names, though the answer lands mid-drain", () => {
+  const flows = new FakeRing(), dnsRing = new FakeRing();
+  const p = pipeline();
+  // The kernel: the answer at t=100 ns, the begin of the connection to that address at t=200.
+  flows.records.push(
+    rawFlow({
+      kind: KIND_BEGIN,
+      tsNs: 200n,
+      beginNs: 200n,
+      outgoing: true,
+      remote: ["192.0.2.80", 443],
+    }),
+  );
+  // The answer's commit reaches the DNS ring only as the flow ring is being read.
+  flows.beforeDrain = () => dnsRing.records.push(rawAnswer(100n, "www.example.test", "192.0.2.80"));
+  assert.equal(drainInOrder(flows, dnsRing, p.decode, p.onFlow, p.onDns), 2);
+  assert.deepEqual(p.order, ["dns 100", "flow 200"]);
+  assert.equal(p.begins.length, 1);
+  assert.deepEqual(p.begins[0]!.dst_dns, ["www.example.test"]);
+});
+
+Deno.test("records of both rings are handed over in the kernel's time order", () => {
+  const flows = new FakeRing(), dnsRing = new FakeRing();
+  const p = pipeline();
+  for (const [ts, port] of [[20n, 1], [40n, 2], [60n, 3]] as const) {
+    flows.records.push(
+      rawFlow({ kind: KIND_BEGIN, tsNs: ts, beginNs: ts, cookie: ts, local: ["10.0.0.1", port] }),
+    );
+  }
+  // Answers out of order in their ring (two CPUs), one after every flow record.
+  for (const ts of [50n, 10n, 70n, 40n]) {
+    dnsRing.records.push(rawAnswer(ts, `n${ts}.test`, `192.0.2.${Number(ts)}`));
+  }
+  assert.equal(drainInOrder(flows, dnsRing, p.decode, p.onFlow, p.onDns), 7);
+  assert.deepEqual(p.order, [
+    "dns 10",
+    "flow 20",
+    "dns 40",
+    "flow 40",
+    "dns 50",
+    "flow 60",
+    "dns 70",
+  ]);
+});
