@@ -99,12 +99,13 @@ e2eTest("sudo ./netflow --format table from a clean clone shows a real connectio
     where: LOCAL,
     connectTo: "127.0.0.1",
   });
-  const client = `127.0.0.1:${w.clientPorts[0]}`;
+  const client = `127.0.0.1:${w.clientPorts[0]}`, server = `127.0.0.1:${w.serverPort}`;
   const mine: string[] = [];
-  // The client's begin and end, and the server side's: four lines name the client's port.
+  // The client's begin and end, and the server side's: four lines name both ports (the
+  // client's port alone may also be another process's, to another server, on this busy host).
   while (mine.length < 4) {
     const line = await nf.line();
-    if (line.includes(` ${client} `)) mine.push(line);
+    if (line.includes(` ${client} `) && line.includes(` ${server} `)) mine.push(line);
   }
   const outgoing = mine.filter((l) => /\bout\b/.test(l));
   assert.equal(outgoing.length, 2, mine.join("\n"));
