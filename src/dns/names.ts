@@ -25,8 +25,7 @@ import { boottimeMs } from "../ffi/libbpf.ts";
 export type DnsNamesOptions = DnsCacheOptions;
 
 export interface DnsNamesStats {
-  /** Namespaces with names now, and the addresses all of them hold. */
-  namespaces: number;
+  /** Addresses all namespaces hold now. */
   entries: number;
   /** The heap the cache is charged (bytes; at most its maxBytes). */
   bytes: number;
@@ -80,10 +79,7 @@ export class DnsNames {
 
   get stats(): DnsNamesStats {
     const cache = this.#cache.stats;
-    const namespaces = new Set<string>();
-    for (const key of this.#cache.keys()) namespaces.add(key.slice(0, key.indexOf("|")));
     return {
-      namespaces: namespaces.size,
       entries: cache.entries,
       bytes: cache.bytes,
       responses: this.#responses,
@@ -93,6 +89,13 @@ export class DnsNames {
       namespaceGone: this.#namespaceGone,
       streamsDropped: this.#streamsDropped,
     };
+  }
+
+  /** The network namespaces with names now (a walk of the whole cache). */
+  namespaces(): number {
+    const seen = new Set<string>();
+    for (const key of this.#cache.keys()) seen.add(key.slice(0, key.indexOf("|")));
+    return seen.size;
   }
 
   /** Addresses cached now (cheaper than stats). */
