@@ -448,8 +448,13 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
 
   #drain(): number {
     if (this.#closed) return 0;
-    // Re-read at every drain: the wall clock may have stepped, or the host slept.
-    this.#decoder.clockOffsetUs = clockOffsetUs();
+    // Re-read at every drain: the wall clock may have stepped, or NTP slewed it. Taken
+    // only when it moved by more than the reading's own jitter, so that the times of a
+    // flow's events agree with its (monotonic) duration unless the clock really moved.
+    const offset = clockOffsetUs();
+    if (Math.abs(offset - this.#decoder.clockOffsetUs) > CLOCK_MOVED_US) {
+      this.#decoder.clockOffsetUs = offset;
+    }
     // In the kernel's time order: an answer is in the cache before the flows after it.
     return drainInOrder(
       this.#probe.reader,
@@ -553,6 +558,13 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     if (this.#pass === undefined || this.#pass(event)) this.#batch.push(event);
   }
 }
+
+/**
+ * The wall clock moved against the monotonic one by more than this (µs):
+ * the two clock reads behind clockOffsetUs() jitter by a few µs, NTP slews at
+ * most 500 µs a second.
+ */
+const CLOCK_MOVED_US = 200;
 
 /** Realtime minus monotonic (what the kernel's timestamps count), in µs. */
 function clockOffsetUs(): number {
