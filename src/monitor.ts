@@ -290,6 +290,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #reconcileUntilMs = 0;
   #nextCountersMs = performance.now() + COUNTERS_MS;
   #nextNetnsMs = performance.now() + NETNS_GONE_MS;
+  /** The network namespaces the last scan found. */
+  #liveNetns = new Set<number>();
   #malformed = 0;
   #stopping = false;
   /** A loop over batches() is running (it tears down when it ends). */
@@ -350,9 +352,11 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     // The connections open now (begins with preexisting: true), then who holds
     // them (they have no socket storage). In that order: the snapshot gives each
     // socket its cookie, which the holders iterator can only read, not create.
+    const namespaces = this.#netns.all();
+    this.#liveNetns = new Set(namespaces.keys());
     const snapshot = this.#probe.snapshot(
       this.cgroupDir === mount ? [] : cgroups.ids(),
-      this.#netns.all(),
+      namespaces,
     ).flatMap((bytes) => this.#decoder.snapshot(bytes));
     holders.refresh();
     this.#push(this.#flows.onSnapshot(this.#owners.snapshot(snapshot)));
@@ -465,10 +469,17 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     );
   }
 
-  /** Names of namespaces that no longer exist go (a fresh scan of /proc and /run/netns). */
+  /**
+   * Names of namespaces that no longer exist go: those a scan of /proc and
+   * /run/netns found before and finds no more (one netflow cannot see, e.g.
+   * from its own pid namespace, keeps its names: they are still bounded).
+   */
   #forgetGoneNamespaces(): void {
     this.#nextNetnsMs = performance.now() + NETNS_GONE_MS;
-    if (this.#dns.entries > 0) this.#dns.retainNamespaces(new Set(this.#netns.all().keys()));
+    const live = new Set(this.#netns.all().keys());
+    const gone = new Set([...this.#liveNetns].filter((n) => !live.has(n)));
+    this.#liveNetns = live;
+    if (gone.size > 0) this.#dns.forgetNamespaces(gone);
   }
 
   #sweepEveryMs(): number {

@@ -6,7 +6,7 @@
  *   address, so one container cannot name another's addresses, bounded in
  *   bytes as a whole (evictions counted): no namespace has a fixed share, and
  *   a node with hundreds of pods keeps every pod's names while they fit. A
- *   namespace's names go when the namespace does ({@link DnsNames.retainNamespaces}).
+ *   namespace's names go when the namespace does ({@link DnsNames.forgetNamespaces}).
  * - DNS over TCP arrives as the segments of one answer stream (the kernel
  *   copies only streams that carried a recorded query); they are reassembled
  *   here per namespace and 4-tuple, in a bounded buffer, and the message is
@@ -108,14 +108,11 @@ export class DnsNames {
     return this.#cache.names(`${netns}|${address}`);
   }
 
-  /**
-   * Drops the names of every namespace not in `live` (the namespaces that
-   * exist now); returns how many addresses went.
-   */
-  retainNamespaces(live: ReadonlySet<number>): number {
-    const gone = this.#cache.dropWhere((key) => !live.has(Number(key.slice(0, key.indexOf("|")))));
-    this.#namespaceGone += gone;
-    return gone;
+  /** Drops the names of the namespaces in `gone` (they no longer exist); returns how many went. */
+  forgetNamespaces(gone: ReadonlySet<number>): number {
+    const n = this.#cache.dropWhere((key) => gone.has(Number(key.slice(0, key.indexOf("|")))));
+    this.#namespaceGone += n;
+    return n;
   }
 
   /** Feeds one matched answer (UDP) or answer segment (TCP) from the kernel. Never throws. */

@@ -207,7 +207,7 @@ Deno.test("a namespace's names go when the namespace is gone, others stay", () =
     const msg = response("n.test", [{ type: "A", name: "n.test", data: `192.0.2.${ns}`, ttl: 60 }]);
     names.onMessage(message(msg, { netns: ns }));
   }
-  assert.equal(names.retainNamespaces(new Set([1, 3])), 1);
+  assert.equal(names.forgetNamespaces(new Set([2, 4])), 1);
   assert.deepEqual(names.names(2, "192.0.2.2"), []);
   assert.deepEqual(names.names(1, "192.0.2.1"), ["n.test"]);
   assert.deepEqual(names.names(3, "192.0.2.3"), ["n.test"]);
