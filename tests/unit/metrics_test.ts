@@ -197,6 +197,8 @@ function stages(cause: boolean): MonitorStats {
       dnsAnswered: 0,
       dnsRepeated: 0,
       filtered: 0,
+      scratchBusy: 0,
+      noCallbacks: 0,
       dnsPending: 0,
     },
     final: true,
