@@ -212,6 +212,12 @@ Deno.test("options that would do nothing are refused or made to work: --update-i
   assert.deepEqual(begins.monitor.events, ["net_flow_tcp_begin", "net_flow_tcp_end"]);
   // Without --ipfix, nothing more than asked is made.
   assert.deepEqual(parseCli(["--events", "begin"]).monitor.events, ["net_flow_tcp_begin"]);
+  // What the exporters take: ends, and updates only when asked for (not flow metrics' own).
+  assert.deepEqual(exported.exported, ["net_flow_tcp_end", "net_flow_tcp_update"]);
+  assert.deepEqual(begins.exported, ["net_flow_tcp_end"]);
+  const withMetrics = parseCli(["--metrics", "0", "--ipfix", "udp://127.0.0.1:4739"]);
+  assert.ok(withMetrics.monitor.events?.includes("net_flow_tcp_update"));
+  assert.deepEqual(withMetrics.exported, ["net_flow_tcp_end"]);
   // DNS's ring has its own size.
   const rings = parseCli(["--ring-size", "64K", "--dns-ring-size", "8K"]).monitor;
   assert.deepEqual([rings.ringBytes, rings.dnsRingBytes], [65536, 8192]);

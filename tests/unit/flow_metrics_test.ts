@@ -403,7 +403,7 @@ Deno.test("--metrics asks the monitor for begin, update, end and fail, and write
   assert.equal(o.flowMetrics?.budget, 2000);
   const plain = parseCli([]);
   assert.equal(plain.flowMetrics, undefined);
-  assert.equal(plain.monitor.events, undefined);
+  assert.deepEqual(plain.monitor.events, ["net_flow_tcp_begin", "net_flow_tcp_end"]);
   assert.throws(
     () => parseCli(["--metrics-budget", "500"]),
     (e: unknown) => e instanceof UsageError && e.message === "--metrics-budget needs --metrics",
