@@ -49,6 +49,8 @@ enum nf_flow_flags {
 	NF_FLOW_OWNER_CLOSER = 16, /* pid/uid/comm were stamped by the process closing the socket,
 	                            * in its own context (sock_release, or shutdown's FIN) */
 	NF_FLOW_MPTCP = 32,      /* a subflow of an MPTCP socket: the owner is that socket's */
+	NF_FLOW_BEGIN_LOST = 64, /* the ring was full at the begin: its record was never written
+	                          * (the end, with begin_ns, says it began) */
 };
 
 /* nf_flow.end: how an established socket ended, read from its own state change */
@@ -213,7 +215,10 @@ enum nf_counter {
 	NF_CNT_SCRATCH_BUSY = 10, /* a packet not looked at: every scratch slot of its CPU busy */
 	NF_CNT_NO_CALLBACKS = 11, /* sockets older than netflow whose state callbacks could not be
 	                           * turned on (before 6.12): they end through the open-flow list */
-	NF_CNT_MAX = 12,
+	NF_CNT_KEPT = 12,         /* an end or fail record kept in `kept` (the ring was full) */
+	NF_CNT_FLOWS_LOST = 13,   /* an end or fail record lost: the ring and `kept` were full */
+	NF_CNT_BEGINS_DEFERRED = 14, /* a begin record the full ring lost, written with its end */
+	NF_CNT_MAX = 15,
 };
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");

@@ -137,6 +137,12 @@ export const OPTIONS = {
     help: "keep DNS answers this long past their TTL (default: 5)",
     parse: (text, name) => wholeNumber(name, text, 0),
   }),
+  "kernel-store": single({
+    metavar: "N",
+    help: "ended flows the kernel keeps while the ring buffer is full\n" +
+      "(netflow's reader stalled), read after the ring (default: 65536)",
+    parse: (text, name) => wholeNumber(name, text, 1),
+  }),
   "ring-size": single({
     metavar: "BYTES",
     help: "the flows' ring buffer size, a power of two from 4K to 1G;\n" +
@@ -299,6 +305,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
   if (interval !== undefined) monitor.updateIntervalMs = interval;
   if (o["ring-size"] !== undefined) monitor.ringBytes = o["ring-size"];
   if (o["dns-ring-size"] !== undefined) monitor.dnsRingBytes = o["dns-ring-size"];
+  if (o["kernel-store"] !== undefined) monitor.keptFlows = o["kernel-store"];
   const dns: NonNullable<MonitorOptions["dns"]> = {};
   if (o["dns-max-entries"] !== undefined) dns.maxEntries = o["dns-max-entries"];
   if (o["dns-cache-bytes"] !== undefined) dns.maxBytes = o["dns-cache-bytes"];

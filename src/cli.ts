@@ -22,6 +22,8 @@ import denoJson from "../deno.json" with { type: "json" };
 export function summary(events: number, stats: MonitorStats, sinks: string[] = []): string {
   return `netflow: ${events} events, ${stats.lost} lost records, ` +
     `${stats.evicted} evicted flows, ${stats.malformed} malformed records, ` +
+    `${stats.flowsRecovered} flows recovered from the kernel's store, ` +
+    `${stats.flowsLost} flows lost, ` +
     `${stats.dnsResponses} DNS responses (${stats.dnsMalformed} malformed, ${stats.dnsCut} cut, ` +
     `${stats.dnsEvicted} evicted from the cache), ${stats.dnsLost} lost DNS records, ` +
     `${stats.dnsUnmatched} unmatched DNS answers, ${stats.dnsRepeated} repeated DNS answers, ` +

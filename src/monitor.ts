@@ -87,6 +87,12 @@ export interface MonitorOptions<E extends EventName = EventName> {
    * do not fit are counted in `stats.dnsLost`.
    */
   dnsRingBytes?: number;
+  /**
+   * Ended flows the kernel keeps aside while the ring buffer is full (the
+   * reader stalled), read after the ring; beyond them a flow is lost, and
+   * counted (default 65,536).
+   */
+  keptFlows?: number;
   /** Ring buffer reader: "mmap" (default) or "callback" (libbpf's ring_buffer__consume). */
   reader?: ReaderKind;
   /**
@@ -159,6 +165,10 @@ export interface MonitorStats {
   dnsStreamsDropped: number;
   /** Incoming flows whose owner wait ran out: their owner is a guess (the listener's) or null. */
   ownerTimeouts: number;
+  /** Flows the kernel kept aside while the ring was full (end or fail records), all reported. */
+  flowsRecovered: number;
+  /** Flows whose end or fail record was lost (the ring and the kernel's store were full). */
+  flowsLost: number;
 }
 
 /** Where the counts come from: the kernel's counters and each stage's own. */
@@ -171,6 +181,8 @@ export interface StatsSources {
   flows: FlowStats;
   dns: DnsNamesStats;
   owners: OwnerStats;
+  /** Records read from the kernel's `kept` map (ends it kept while the ring was full). */
+  recovered: number;
 }
 
 /** The monitor's counts from its sources (pure: what the summary and /metrics show). */
@@ -201,6 +213,8 @@ export function monitorStats(s: StatsSources): MonitorStats {
     duplicates: flows.duplicates,
     dnsStreamsDropped: dns.streamsDropped,
     ownerTimeouts: s.owners.byTimeout,
+    flowsRecovered: s.recovered,
+    flowsLost: kernel.flowsLost,
   };
 }
 
@@ -215,6 +229,8 @@ const RECONCILE_MS = 3000;
 const COUNTERS_MS = 300_000;
 /** How often the DNS cache lets go of the names of network namespaces that are gone. */
 const NETNS_GONE_MS = 30_000;
+/** Kept records read per drain (each costs three map calls). */
+const KEPT_PER_DRAIN = 4096;
 const DEFAULT_UPDATE_MS = 10_000;
 
 /** Idle: one poll with this timeout; it also bounds how long a stop takes. */
@@ -293,6 +309,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   /** The network namespaces the last scan found. */
   #liveNetns = new Set<number>();
   #malformed = 0;
+  /** Records read from the kernel's `kept` map. */
+  #recovered = 0;
   #stopping = false;
   /** A loop over batches() is running (it tears down when it ends). */
   #iterating = false;
@@ -336,6 +354,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       cgroupDir: this.cgroupDir,
       ringBytes: options.ringBytes ?? DEFAULT_RING_BYTES,
       dnsRingBytes: options.dnsRingBytes ?? DEFAULT_DNS_RING_BYTES,
+      ...(options.keptFlows === undefined ? {} : { keptFlows: options.keptFlows }),
       reader: options.reader ?? "mmap",
       forwardAll: this.#want.has(EVENT_PACKET),
       snapshotAll: this.cgroupDir === mount,
@@ -396,6 +415,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       flows: this.#flows.stats,
       dns: this.#dns.stats,
       owners: this.#owners.stats,
+      recovered: this.#recovered,
     });
   }
 
@@ -460,13 +480,21 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       this.#decoder.clockOffsetUs = offset;
     }
     // In the kernel's time order: an answer is in the cache before the flows after it.
-    return drainInOrder(
+    const drained = drainInOrder(
       this.#probe.reader,
       this.#probe.dnsReader,
       this.#decode,
       this.#onRecord,
       this.#onDnsRecord,
     );
+    // Then what the kernel kept while the ring was full (bounded: the rest
+    // waits for the next drain, so a backlog is written as it is read).
+    const kept = this.#probe.takeKept(KEPT_PER_DRAIN);
+    for (const bytes of kept) {
+      this.#onRecord(this.#decode(new DataView(bytes.buffer), bytes.byteOffset, bytes.length));
+    }
+    this.#recovered += kept.length;
+    return drained + kept.length;
   }
 
   /**
@@ -531,6 +559,11 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   }
 
   #dispatch(record: KernelRecord): void {
+    // The full ring lost this flow's begin: the kernel says when it began and
+    // how, so the begin is written now, just before its end.
+    if (record.kind === "end" && record.beginLost && !this.#flows.isOpen(record)) {
+      this.#flow({ ...record, kind: "begin", timeUs: record.beginUs ?? record.timeUs, end: null });
+    }
     switch (record.kind) {
       case "dns":
         this.#malformed++; // DNS has its own ring

@@ -182,6 +182,7 @@ export interface CheckedOptions {
   maxFlows?: number;
   ringBytes?: number;
   dnsRingBytes?: number;
+  keptFlows?: number;
   reader?: ReaderKind;
   dns?: { maxEntries?: number; maxBytes?: number; graceMs?: number };
   ownerWaitMs?: number;
@@ -204,6 +205,9 @@ export function checkMonitorOptions<T extends CheckedOptions>(options: T): T {
   if (options.ringBytes !== undefined) out.ringBytes = ringSize("ringBytes", options.ringBytes);
   if (options.dnsRingBytes !== undefined) {
     out.dnsRingBytes = ringSize("dnsRingBytes", options.dnsRingBytes);
+  }
+  if (options.keptFlows !== undefined) {
+    out.keptFlows = wholeNumber("keptFlows", options.keptFlows, 1);
   }
   if (options.reader !== undefined) out.reader = readerKind("reader", options.reader);
   if (options.filter !== undefined) out.filter = checkFilter(options.filter);

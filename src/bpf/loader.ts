@@ -14,6 +14,7 @@ import {
   LibbpfError,
   strerror,
   sumPerCpu,
+  takeMapValues,
   updateMap,
   verboseLogOn,
 } from "../ffi/libbpf.ts";
@@ -52,6 +53,7 @@ export const BPF_NAMES = {
     snapshotCgroups: "snapshot_cgroups",
     dnsEvents: "dns_events",
     dnsQueries: "dns_queries",
+    kept: "kept",
   },
   /** The .rodata section: struct nf_config nf_config, its only variable. */
   config: ".rodata",
@@ -69,6 +71,9 @@ const COUNTER_DNS_REPEATED = 8;
 const COUNTER_FILTERED = 9;
 const COUNTER_SCRATCH_BUSY = 10;
 const COUNTER_NO_CALLBACKS = 11;
+const COUNTER_KEPT = 12;
+const COUNTER_FLOWS_LOST = 13;
+const COUNTER_BEGINS_DEFERRED = 14;
 /** sizeof(struct dns_key) in bpf/dns.bpf.h. */
 const DNS_KEY_SIZE = 44;
 
@@ -83,6 +88,8 @@ export interface ProbeOptions {
   ringBytes?: number;
   /** DNS's ring (dns_events) size in bytes: a power of two, at least one page. */
   dnsRingBytes?: number;
+  /** Entries of the kernel's `kept` map (ended flows kept while the ring is full). */
+  keptFlows?: number;
   reader?: ReaderKind;
   /** Copy every TCP control packet to the ring (the net_packet_tcp debug view). */
   forwardAll?: boolean;
@@ -117,6 +124,12 @@ export interface ProbeCounters {
   scratchBusy: number;
   /** Sockets older than netflow whose state callbacks this kernel cannot turn on (before 6.12). */
   noCallbacks: number;
+  /** End and fail records kept in the kernel's `kept` map while the ring was full. */
+  kept: number;
+  /** End and fail records lost: the ring and `kept` were both full. */
+  flowsLost: number;
+  /** Begin records the full ring lost, written with their end instead. */
+  beginsDeferred: number;
 }
 
 /** netflow's programs, attached to one cgroup, with the reader of their ring buffer. */
@@ -128,6 +141,7 @@ export class Probe implements Disposable {
   readonly #stack = new DisposableStack();
   readonly #countersFd: number;
   readonly #dnsQueriesFd: number;
+  readonly #keptFd: number;
   readonly #holders: BpfLink | null;
   readonly #snapshot: BpfLink | null;
   readonly #open: BpfLink | null;
@@ -161,6 +175,7 @@ export class Probe implements Disposable {
         openRingReader(options.reader ?? "mmap", dnsEvents.fd, dnsEvents.maxEntries),
       );
       this.#dnsQueriesFd = obj.map(BPF_NAMES.maps.dnsQueries).fd;
+      this.#keptFd = obj.map(BPF_NAMES.maps.kept).fd;
       this.#holders = iterator(BPF_NAMES.iterators.holders);
       this.#snapshot = iterator(BPF_NAMES.iterators.snapshot);
       this.#open = iterator(BPF_NAMES.iterators.open);
@@ -209,7 +224,18 @@ export class Probe implements Disposable {
       filtered: Number(sumPerCpu(this.#countersFd, COUNTER_FILTERED)),
       scratchBusy: Number(sumPerCpu(this.#countersFd, COUNTER_SCRATCH_BUSY)),
       noCallbacks: Number(sumPerCpu(this.#countersFd, COUNTER_NO_CALLBACKS)),
+      kept: Number(sumPerCpu(this.#countersFd, COUNTER_KEPT)),
+      flowsLost: Number(sumPerCpu(this.#countersFd, COUNTER_FLOWS_LOST)),
+      beginsDeferred: Number(sumPerCpu(this.#countersFd, COUNTER_BEGINS_DEFERRED)),
     };
+  }
+
+  /**
+   * Up to `max` end and fail records the kernel kept while the ring was full
+   * (nf_flow records), taken out of its `kept` map.
+   */
+  takeKept(max: number): Uint8Array[] {
+    return takeMapValues(this.#keptFd, LAYOUT.nf_flow.size, max);
   }
 
   /** Queries recorded now and not yet answered (a walk over the map's keys). */
@@ -320,6 +346,7 @@ function loadObject(options: ProbeOptions): { obj: BpfObject; skipped: Map<strin
     try {
       obj.resizeMap(BPF_NAMES.maps.events, options.ringBytes ?? DEFAULT_RING_BYTES);
       obj.resizeMap(BPF_NAMES.maps.dnsEvents, options.dnsRingBytes ?? DEFAULT_DNS_RING_BYTES);
+      if (options.keptFlows !== undefined) obj.resizeMap(BPF_NAMES.maps.kept, options.keptFlows);
       obj.setInitialValue(
         BPF_NAMES.config,
         encodeConfig({

@@ -146,6 +146,7 @@ const FLOW_OWNER = 4;
 const FLOW_SYN_ACKED = 8;
 const FLOW_OWNER_CLOSER = 16;
 const FLOW_MPTCP = 32;
+const FLOW_BEGIN_LOST = 64;
 const COMM_LEN = 16;
 
 /** TCP header flag bits, as in the tcp_flags byte. */
@@ -233,6 +234,8 @@ export interface FlowRecord {
   readonly ownerAtClose?: boolean;
   /** A subflow of an MPTCP socket (its owner is that socket's). */
   readonly mptcp?: boolean;
+  /** The ring was full at its begin: the kernel never wrote the begin record (`beginNs` is set). */
+  readonly beginLost?: boolean;
   readonly counters: SocketCounters;
 }
 
@@ -393,6 +396,7 @@ export class RecordDecoder {
       owner: flags & FLOW_OWNER ? this.#owner(view, bytes, at, F.pid, F.uid, F.comm) : null,
       ownerAtClose: (flags & FLOW_OWNER_CLOSER) !== 0,
       mptcp: (flags & FLOW_MPTCP) !== 0,
+      beginLost: (flags & FLOW_BEGIN_LOST) !== 0,
       counters: {
         bytesAcked: u64(view, at + F.bytes_acked),
         bytesReceived: u64(view, at + F.bytes_received),

@@ -49,6 +49,8 @@ const SYMBOLS = {
   bpf_map_lookup_elem: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   // int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags);
   bpf_map_update_elem: { parameters: ["i32", "buffer", "buffer", "u64"], result: "i32" },
+  // int bpf_map_delete_elem(int fd, const void *key);
+  bpf_map_delete_elem: { parameters: ["i32", "buffer"], result: "i32" },
   // int bpf_map_get_next_key(int fd, const void *key, void *next_key);
   bpf_map_get_next_key: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   // int bpf_program__set_autoload(struct bpf_program *prog, bool autoload);
@@ -543,6 +545,30 @@ function liftMemlockLimit(): void {
   const RLIMIT_MEMLOCK = 8;
   const infinity = new Uint8Array(16).fill(0xff); // { RLIM_INFINITY, RLIM_INFINITY }
   libbpf().setrlimit(RLIMIT_MEMLOCK, infinity);
+}
+
+/**
+ * Takes up to `max` entries out of a hash map (u64 keys): each value is
+ * read, then deleted. An entry added meanwhile is left for the next call.
+ */
+export function takeMapValues(mapFd: number, valueSize: number, max: number): Uint8Array[] {
+  const lib = libbpf();
+  // The keys first: deleting while walking would send the walk back to the start.
+  const keys: Uint8Array<ArrayBuffer>[] = [];
+  let key: Uint8Array<ArrayBuffer> | null = null; // NULL asks for the first key
+  for (let next = new Uint8Array(8); keys.length < max; next = new Uint8Array(8)) {
+    if (lib.bpf_map_get_next_key(mapFd, key, next) !== 0) break;
+    keys.push(next);
+    key = next;
+  }
+  const out: Uint8Array[] = [];
+  for (const k of keys) {
+    const value = new Uint8Array(valueSize);
+    if (lib.bpf_map_lookup_elem(mapFd, k, value) !== 0) continue;
+    lib.bpf_map_delete_elem(mapFd, k);
+    out.push(value);
+  }
+  return out;
 }
 
 /** Reads every CPU's u64 slot of a per-CPU array entry and sums them. */

@@ -7,12 +7,17 @@
  * - {@link CallbackRingReader} uses libbpf's `ring_buffer__consume` with a
  *   synchronous FFI callback (~500 ns per record).
  *
- * Both bound one drain to the records present when it starts, and wait for
- * more with poll(2) on a worker thread, always with a finite timeout.
+ * Both bound one drain to the records present when it starts, and to at most
+ * {@link DRAIN_MAX} of them (a backlog after a stall is read, and written, in
+ * bounded batches), and wait for more with poll(2) on a worker thread, always
+ * with a finite timeout.
  *
  * @module
  */
 import { check, libbpf, pageSize } from "./libbpf.ts";
+
+/** The most records one drain hands over: the events of one batch stay few (memory). */
+export const DRAIN_MAX = 16_384;
 
 /** Gets one record: `length` bytes at `offset` in `view`, valid only during the call. */
 export type RecordHandler = (view: DataView, offset: number, length: number) => void;
@@ -109,7 +114,7 @@ export class MmapRingReader implements RingReader {
     const produced = Number(Atomics.load(this.#producerPos, 0));
     let count = 0;
     try {
-      while (consumed < produced) {
+      while (consumed < produced && count < DRAIN_MAX) {
         const at = this.#page + (consumed % this.#size);
         const header = Atomics.load(this.#headers, at >> 2);
         if (header & BUSY_BIT) break; // reserved, not yet submitted
@@ -164,7 +169,7 @@ export class CallbackRingReader implements RingReader {
 
   constructor(mapFd: number, size: number) {
     // libbpf 1.1 keeps consuming while records arrive: stop after one ring's worth.
-    this.#limit = Math.max(1, Math.floor(size / 16));
+    this.#limit = Math.max(1, Math.min(DRAIN_MAX, Math.floor(size / 16)));
     this.#callback = new Deno.UnsafeCallback(
       { parameters: ["pointer", "pointer", "usize"], result: "i32" } as const,
       (_ctx, data, size) => {

@@ -175,6 +175,11 @@ export class FlowTable {
     };
   }
 
+  /** Whether the flow of this record is open (its begin was seen and no end yet). */
+  isOpen(r: FlowRecord): boolean {
+    return this.#open.has(flowKey(r));
+  }
+
   /** Feeds one kernel record; returns the event it makes, if any. */
   onRecord(r: FlowRecord): FlowEvent | undefined {
     if (r.kind === "begin") {

@@ -172,6 +172,18 @@ export function registerNetflowMetrics(
       "counter",
       (s) => s.ownerTimeouts,
     ],
+    [
+      "flows_recovered_total",
+      "Flows whose end the kernel kept aside while the ring buffer was full, all reported",
+      "counter",
+      (s) => s.flowsRecovered,
+    ],
+    [
+      "flows_lost_total",
+      "Flows whose end record was lost: the ring buffer and the kernel's store were both full",
+      "counter",
+      (s) => s.flowsLost,
+    ],
   ];
   for (const [name, help, type, read] of counters) {
     registry.register({ name: `netflow_${name}`, help, type, collect: () => read(s) });

@@ -211,10 +211,10 @@ e2eTest("without --events, no update, fail or packet event appears", async () =>
 });
 
 e2eTest(
-  "flows whose end records were lost (a 4 KiB ring) end as unknown once their sockets go",
+  "flows whose end records were lost (a 4 KiB ring, a kernel store of 8) end as unknown once their sockets go",
   async () => {
     await using cg = new TestCgroup();
-    await using nf = await watch(cg, ["--ring-size", "4K"]);
+    await using nf = await watch(cg, ["--ring-size", "4K", "--kernel-store", "8"]);
     await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
     const { port } = await json(server);
     // 300 connections opened, then closed in one burst: far more records than 4 KiB holds.

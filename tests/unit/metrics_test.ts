@@ -53,6 +53,8 @@ const STATS: MonitorStats = {
   duplicates: 11,
   dnsStreamsDropped: 12,
   ownerTimeouts: 13,
+  flowsRecovered: 14,
+  flowsLost: 15,
 };
 
 Deno.test("netflow's metrics are valid exposition text with HELP and TYPE, per promtool", async () => {
@@ -199,6 +201,9 @@ function stages(cause: boolean): MonitorStats {
       filtered: 0,
       scratchBusy: 0,
       noCallbacks: 0,
+      kept: 0,
+      flowsLost: 0,
+      beginsDeferred: 0,
       dnsPending: 0,
     },
     final: true,
@@ -207,6 +212,7 @@ function stages(cause: boolean): MonitorStats {
     flows: flows.stats,
     dns: dns.stats,
     owners: owners.stats,
+    recovered: 0,
   });
 }
 

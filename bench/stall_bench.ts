@@ -1,0 +1,156 @@
+/**
+ * A stalled reader during a connection storm, on the whole host (issue 23), as root:
+ *
+ *   sudo deno run -A bench/stall_bench.ts [CONNECTIONS] [STALL_SECONDS]
+ *
+ * netflow watches the whole host (--port keeps the storm's flows only, in the
+ * kernel), writing JSON to a file. Four client processes open CONNECTIONS
+ * (default 44,000) loopback connections to a server that reads to EOF; one
+ * second in, netflow is stopped (SIGSTOP) for STALL_SECONDS (default 6),
+ * then continued. Once every endpoint's end is written (or 120 s pass),
+ * netflow is stopped and the bench prints: connections, endpoints with one
+ * begin and one end and exact bytes, endpoints missing, records lost, flows
+ * recovered from the kernel's store, flows lost, and netflow's peak RSS
+ * (VmHWM). Nothing is asserted: the figures go in bench/RESULTS.md.
+ *
+ * @module
+ */
+const ROOT = new URL("../", import.meta.url).pathname;
+const CONNECTIONS = Number(Deno.args[0] ?? 44_000);
+const STALL_S = Number(Deno.args[1] ?? 6);
+const CLIENTS = 4;
+const decoder = new TextDecoder();
+
+const SERVER = `
+import socket, threading, json, sys
+ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(4096)
+print(json.dumps({"port": ls.getsockname()[1]}), flush=True)
+def drain(c):
+    while c.recv(65536): pass
+    c.close()
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=drain, args=(c,), daemon=True).start()
+`;
+const CLIENT = `
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"s" * 100)
+    s.close()
+`;
+
+function python(code: string, ...args: string[]): Deno.ChildProcess {
+  return new Deno.Command("python3", {
+    args: ["-c", code, ...args],
+    stdout: "piped",
+    stderr: "inherit",
+    stdin: "null",
+  }).spawn();
+}
+
+async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const reader = stream.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value);
+  }
+  reader.releaseLock();
+  return text.split("\n")[0]!;
+}
+
+function peakRssMb(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+const out = await Deno.makeTempFile({ suffix: ".json" });
+const server = python(SERVER);
+const port = JSON.parse(await firstLine(server.stdout)).port as number;
+const nfOut = await Deno.open(out, { write: true });
+const nf = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "-A",
+    "--v8-flags=--max-semi-space-size=4",
+    `${ROOT}src/cli.ts`,
+    "--format",
+    "json",
+    "--port",
+    String(port),
+  ],
+  stdout: "piped",
+  stderr: "piped",
+  stdin: "null",
+}).spawn();
+const copying = nf.stdout.pipeTo(nfOut.writable);
+const ready = await firstLine(nf.stderr);
+const stderrText = new Response(nf.stderr).text();
+try {
+  if (!ready.startsWith("netflow: watching")) throw new Error(`netflow did not start: ${ready}`);
+  const t0 = performance.now();
+  const clients = Array.from(
+    { length: CLIENTS },
+    () => python(CLIENT, String(port), String(Math.ceil(CONNECTIONS / CLIENTS))),
+  );
+  await new Promise((r) => setTimeout(r, 1000));
+  Deno.kill(nf.pid, "SIGSTOP");
+  await new Promise((r) => setTimeout(r, STALL_S * 1000));
+  Deno.kill(nf.pid, "SIGCONT");
+  for (const c of clients) await c.status;
+  const stormS = (performance.now() - t0) / 1000;
+  // Every end written, or 120 s.
+  const want = 2 * CLIENTS * Math.ceil(CONNECTIONS / CLIENTS);
+  for (let i = 0; i < 240; i++) {
+    const ends = (await Deno.readTextFile(out)).split("\n")
+      .filter((l) => l.includes('"net_flow_tcp_end"')).length;
+    if (ends >= want) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const rss = peakRssMb(nf.pid);
+  Deno.kill(nf.pid, "SIGINT");
+  await nf.status;
+  await copying.catch(() => {});
+  const stderr = await stderrText;
+  const flows = new Map<string, { begins: number; ends: number; exact: boolean }>();
+  for (const line of (await Deno.readTextFile(out)).split("\n")) {
+    if (!line) continue;
+    const e = JSON.parse(line);
+    const f = flows.get(e.flow_id) ?? { begins: 0, ends: 0, exact: false };
+    if (e.event === "net_flow_tcp_begin") f.begins++;
+    if (e.event === "net_flow_tcp_end") {
+      f.ends++;
+      const bytes = e.conn_direction === "outgoing" ? [100, 0] : [0, 100];
+      f.exact = e.bytes_sent === bytes[0] && e.bytes_received === bytes[1];
+    }
+    flows.set(e.flow_id, f);
+  }
+  const whole = [...flows.values()].filter((f) => f.begins === 1 && f.ends === 1 && f.exact);
+  const num = (re: RegExp) => Number(re.exec(stderr)?.[1] ?? NaN);
+  console.log(JSON.stringify(
+    {
+      connections: want / 2,
+      stall_s: STALL_S,
+      storm_s: Math.round(stormS * 10) / 10,
+      endpoints: want,
+      endpoints_whole_and_exact: whole.length,
+      endpoints_missing: want - flows.size,
+      records_lost: num(/(\d+) lost records/),
+      flows_recovered: num(/(\d+) flows recovered from the kernel's store/),
+      flows_lost: num(/(\d+) flows lost/),
+      peak_rss_mb: Math.round(rss),
+    },
+    null,
+    1,
+  ));
+} finally {
+  try {
+    nf.kill("SIGKILL");
+  } catch { /* ended */ }
+  server.kill("SIGKILL");
+  await server.status;
+  await Deno.remove(out).catch(() => {});
+}
