@@ -87,10 +87,15 @@ const nf = new Deno.Command(Deno.execPath(), {
   stdin: "null",
 }).spawn();
 const copying = nf.stdout.pipeTo(nfOut.writable);
-const ready = await firstLine(nf.stderr);
-const stderrText = new Response(nf.stderr).text();
+let stderrAll = "";
+const pumping = (async () => {
+  for await (const chunk of nf.stderr.pipeThrough(new TextDecoderStream())) stderrAll += chunk;
+})();
 try {
-  if (!ready.startsWith("netflow: watching")) throw new Error(`netflow did not start: ${ready}`);
+  for (let i = 0; i < 600 && !stderrAll.includes("netflow: watching"); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!stderrAll.includes("netflow: watching")) throw new Error(`no ready line: ${stderrAll}`);
   const t0 = performance.now();
   const clients = Array.from(
     { length: CLIENTS },
@@ -114,7 +119,8 @@ try {
   Deno.kill(nf.pid, "SIGINT");
   await nf.status;
   await copying.catch(() => {});
-  const stderr = await stderrText;
+  await pumping;
+  const stderr = stderrAll;
   const flows = new Map<string, { begins: number; ends: number; exact: boolean }>();
   for (const line of (await Deno.readTextFile(out)).split("\n")) {
     if (!line) continue;
