@@ -22,15 +22,15 @@ import denoJson from "../deno.json" with { type: "json" };
 export function summary(events: number, stats: MonitorStats, sinks: string[] = []): string {
   return `netflow: ${events} events, ${stats.lost} lost records, ` +
     `${stats.evicted} evicted flows, ${stats.malformed} malformed records, ` +
-    `${stats.flowsRecovered} flows recovered from the kernel's store, ` +
-    `${stats.flowsLost} flows lost, ` +
     `${stats.dnsResponses} DNS responses (${stats.dnsMalformed} malformed, ${stats.dnsCut} cut, ` +
     `${stats.dnsEvicted} evicted from the cache), ${stats.dnsLost} lost DNS records, ` +
     `${stats.dnsUnmatched} unmatched DNS answers, ${stats.dnsRepeated} repeated DNS answers, ` +
     `${stats.dnsQueriesEvicted} evicted DNS queries, ` +
     `${stats.halfOpenEvicted} evicted half-open attempts, ${stats.unknownEnds} unknown ends, ` +
     `${stats.duplicates} duplicate records, ${stats.dnsStreamsDropped} dropped DNS TCP streams, ` +
-    `${stats.ownerTimeouts} owner waits timed out, ${stats.openFlows} flows still open` +
+    `${stats.ownerTimeouts} owner waits timed out, ` +
+    `${stats.flowsRecovered} flows recovered from the kernel's store, ` +
+    `${stats.flowsLost} flows lost, ${stats.openFlows} flows still open` +
     sinks.map((s) => `, ${s}`).join("");
 }
 
