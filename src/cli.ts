@@ -129,6 +129,7 @@ async function main(argv: string[]): Promise<number> {
     }
   };
 
+  for (const line of monitor.notes) console.error(line);
   let left = options.count ?? Infinity;
   // Exporters connect after the ready line, so their warnings come after it.
   for (const line of [...monitor.featuresOff, ...notes]) console.error(line);

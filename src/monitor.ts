@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { findCgroup2Mount, relativeCgroupPath, resolveCgroupDir } from "./bpf/cgroup.ts";
+import { findHostCgroupRoot, relativeCgroupPath, resolveCgroupDir } from "./bpf/cgroup.ts";
 import { kernelRelease } from "./bpf/features.ts";
 import {
   BPF_NAMES,
@@ -285,6 +285,11 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
    * are off`); empty where everything loaded.
    */
   readonly featuresOff: readonly string[];
+  /**
+   * One line for what netflow cannot see from where it runs (a container
+   * without the host's pid namespace: src/bpf/cgroup.ts); empty on a host.
+   */
+  readonly notes: readonly string[];
   readonly #probe: Probe;
   readonly #decoder: RecordDecoder;
   readonly #flows: FlowTable;
@@ -333,7 +338,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       ? options.updateIntervalMs ?? DEFAULT_UPDATE_MS
       : null;
     this.#pass = options.filter && compileFilter(options.filter);
-    const mount = findCgroup2Mount();
+    const host = findHostCgroupRoot(), mount = host.mount;
+    this.notes = host.notes;
     this.cgroupDir = resolveCgroupDir(mount, options.cgroup);
     this.cgroup = relativeCgroupPath(mount, this.cgroupDir);
     this.#dns = new DnsNames(options.dns);
@@ -357,7 +363,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       ...(options.keptFlows === undefined ? {} : { keptFlows: options.keptFlows }),
       reader: options.reader ?? "mmap",
       forwardAll: this.#want.has(EVENT_PACKET),
-      snapshotAll: this.cgroupDir === mount,
+      snapshotAll: host.whole && this.cgroupDir === mount,
       reportFail: this.#want.has(EVENT_FAIL),
       ...(options.filter === undefined ? {} : { filter: options.filter }),
     });
@@ -374,7 +380,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     const namespaces = this.#netns.all();
     this.#liveNetns = new Set(namespaces.keys());
     const snapshot = this.#probe.snapshot(
-      this.cgroupDir === mount ? [] : cgroups.ids(),
+      host.whole && this.cgroupDir === mount ? [] : cgroups.ids(),
       namespaces,
     ).flatMap((bytes) => this.#decoder.snapshot(bytes));
     holders.refresh();

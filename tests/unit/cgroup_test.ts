@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   findCgroup2Mount,
+  findHostCgroupRoot,
   parseCgroup2Mount,
   relativeCgroupPath,
   resolveCgroupDir,
@@ -88,4 +89,122 @@ Deno.test("resolveCgroupDir names cgroup v1 and other directories outside the v2
   } finally {
     for (const d of [mount, v1, other]) Deno.removeSync(d, { recursive: true });
   }
+});
+
+/**
+ * A made-up procfs for findHostCgroupRoot: `self` sees `local` as its cgroup2
+ * mount; each listed pid's root is "/" and its cgroup2 mount is the real one
+ * (whose root is cgroup 1 on any cgroup v2 host); `ownPids` makes self's pid
+ * namespace another than the initial one.
+ */
+function fakeProc(
+  local: string | undefined,
+  pids: string[],
+  ownPids = false,
+): { proc: string; real: string } {
+  const proc = Deno.makeTempDirSync({ prefix: "nf-proc-" });
+  const real = findCgroup2Mount();
+  const line = (point: string) => `41 31 0:38 / ${point} rw,relatime - cgroup2 cgroup2 rw\n`;
+  Deno.mkdirSync(`${proc}/self/ns`, { recursive: true });
+  Deno.writeTextFileSync(`${proc}/self/mountinfo`, local === undefined ? "" : line(local));
+  if (ownPids) Deno.writeTextFileSync(`${proc}/self/ns/pid`, "");
+  else Deno.symlinkSync("/proc/self/ns/pid", `${proc}/self/ns/pid`);
+  for (const pid of pids) {
+    Deno.mkdirSync(`${proc}/${pid}/ns`, { recursive: true });
+    Deno.writeTextFileSync(`${proc}/${pid}/mountinfo`, line(real));
+    Deno.symlinkSync("/", `${proc}/${pid}/root`);
+    Deno.writeTextFileSync(`${proc}/${pid}/ns/mnt`, ""); // a mount namespace of its own
+  }
+  return { proc, real };
+}
+
+const v2Root = (() => {
+  try {
+    return Deno.statSync(findCgroup2Mount()).ino === 1;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "findHostCgroupRoot takes a local mount only when its root is the hierarchy's (cgroup 1)",
+  ignore: !v2Root,
+  fn: () => {
+    const subtree = Deno.makeTempDirSync(); // a container's own cgroup: any id but 1
+    const cases = [
+      fakeProc(findCgroup2Mount(), ["1"]), // a host, or the host's /sys/fs/cgroup bind-mounted
+      fakeProc(subtree, ["1"]), // a cgroup namespace: pid 1 shows the host's
+      fakeProc(subtree, ["57"]), // pid 1 not readable: another process does
+      fakeProc(undefined, ["1"]), // no cgroup2 mounted in the container at all
+    ];
+    try {
+      const [host, ns, other, none] = cases.map(({ proc }) => findHostCgroupRoot(proc));
+      assert.deepEqual(host, { mount: findCgroup2Mount(), whole: true, notes: [] });
+      assert.deepEqual(ns, {
+        mount: `${cases[1]!.proc}/1/root${cases[1]!.real}`,
+        whole: true,
+        notes: [],
+      });
+      // Held open: the process it was found through may exit.
+      assert.match(other!.mount, /^\/proc\/self\/fd\/\d+$/);
+      assert.equal(Deno.statSync(other!.mount).ino, 1);
+      assert.deepEqual(other!.notes, []);
+      assert.equal(none!.mount, `${cases[3]!.proc}/1/root${cases[3]!.real}`);
+    } finally {
+      for (const { proc } of cases) Deno.removeSync(proc, { recursive: true });
+      Deno.removeSync(subtree);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "findHostCgroupRoot says in one line what a container with its own pid namespace cannot see",
+  ignore: !v2Root,
+  fn: () => {
+    const subtree = Deno.makeTempDirSync();
+    const cases = [
+      fakeProc(subtree, [], true), // nothing of the host visible
+      fakeProc(findCgroup2Mount(), [], true), // the host's cgroups mounted, its pids not visible
+      fakeProc(subtree, []), // the host's pid namespace, but no process readable
+      fakeProc(undefined, []),
+    ];
+    try {
+      const [alone, mounted, unreadable] = cases.slice(0, 3).map(({ proc }) =>
+        findHostCgroupRoot(proc)
+      );
+      const id = Deno.statSync(subtree).ino;
+      assert.equal(alone!.mount, subtree);
+      assert.equal(alone!.whole, false);
+      assert.deepEqual(alone!.notes, [
+        `netflow: ${subtree} is cgroup ${id}, not the host's root, and in a pid namespace of its ` +
+        "own, no host process is visible (pids are the host's, not this namespace's; holders of " +
+        "accepted connections, and flows open at start, are found only among the processes " +
+        "visible here): watching only the cgroups under it (give netflow the host's pid " +
+        "namespace to watch the whole host)",
+      ]);
+      assert.deepEqual(mounted, {
+        mount: findCgroup2Mount(),
+        whole: true,
+        notes: [
+          "netflow: in a pid namespace of its own: pids are the host's, not this namespace's; " +
+          "holders of accepted connections, and flows open at start, are found only among the " +
+          "processes visible here",
+        ],
+      });
+      assert.equal(unreadable!.whole, false);
+      assert.match(
+        unreadable!.notes[0]!,
+        /no host process's root can be read \(that needs CAP_SYS_PTRACE\)/,
+      );
+      assert.equal(unreadable!.notes.length, 1);
+      assert.throws(
+        () => findHostCgroupRoot(cases[3]!.proc),
+        /^NetflowError: Cgroup v2 is not mounted/,
+      );
+    } finally {
+      for (const { proc } of cases) Deno.removeSync(proc, { recursive: true });
+      Deno.removeSync(subtree);
+    }
+  },
 });
