@@ -174,9 +174,23 @@ export class HostNetflow implements AsyncDisposable {
   readonly #out: Promise<void>;
   readonly #err: Promise<void>;
 
-  private constructor() {
-    const proc = this.#proc = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", RUNTIME_V8_FLAGS, `${ROOT}src/cli.ts`, "--format", "json"],
+  /** Signals go to the wrapper's only child (a wrapper that forks: `unshare --fork`). */
+  readonly #forks: boolean;
+
+  private constructor(wrapper: string[], forks: boolean) {
+    this.#forks = forks;
+    const netflow = [
+      Deno.execPath(),
+      "run",
+      "--allow-all",
+      RUNTIME_V8_FLAGS,
+      `${ROOT}src/cli.ts`,
+      "--format",
+      "json",
+    ];
+    const [cmd, ...args] = [...wrapper, ...netflow];
+    const proc = this.#proc = new Deno.Command(cmd!, {
+      args,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -198,8 +212,13 @@ export class HostNetflow implements AsyncDisposable {
     })();
   }
 
-  static async start(): Promise<HostNetflow> {
-    const nf = new HostNetflow();
+  /**
+   * Starts netflow, run by `wrapper` when given (a command that ends by
+   * running its arguments, e.g. `unshare ...`; `forks` when it runs them as
+   * its child and ignores SIGTERM itself, as `unshare --fork` does).
+   */
+  static async start(wrapper: string[] = [], forks = false): Promise<HostNetflow> {
+    const nf = new HostNetflow(wrapper, forks);
     try {
       // A host with many open sockets makes the start snapshot long.
       await until(
@@ -225,7 +244,13 @@ export class HostNetflow implements AsyncDisposable {
 
   /** SIGTERM; then the exit code once stdout and stderr are read to their end. */
   async stop(): Promise<number> {
-    this.#proc.kill("SIGTERM");
+    if (!this.#forks) this.#proc.kill("SIGTERM");
+    else {
+      const pid = this.#proc.pid;
+      const child = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`).trim();
+      assert.match(child, /^\d+$/, `one child of ${pid}`);
+      Deno.kill(Number(child), "SIGTERM");
+    }
     const [status] = await withTimeout(
       Promise.all([this.#proc.status, this.#out, this.#err]),
       60_000,
