@@ -136,7 +136,8 @@ export function findHostCgroupRoot(proc = "/proc"): HostCgroupRoot {
   const pidNs = inodeOf(`${proc}/self/ns/pid`);
   const ownPids = pidNs !== null && pidNs !== INIT_PID_NS_INO;
   const pidNote = "pids are the host's, not this namespace's; holders of accepted " +
-    "connections, and flows open at start, are found only among the processes visible here";
+    "connections are found only among the processes visible here, and flows open at start only " +
+    "in their network namespaces";
   const notes = ownPids ? [`netflow: in a pid namespace of its own: ${pidNote}`] : [];
   if (local !== undefined && inodeOf(local) === ROOT_CGROUP_ID) {
     return { mount: local, whole: true, notes };
@@ -226,10 +227,12 @@ export function resolveCgroupDir(mount: string, arg?: string, mountinfo?: string
   } else {
     // A directory of the filesystem, outside the v2 mount.
     const mounts = parseMounts(mountinfo ?? Deno.readTextFileSync("/proc/self/mountinfo"));
-    const v1 = fstypeOf(trimmed(arg), mounts) === "cgroup";
+    const fstype = fstypeOf(trimmed(arg), mounts);
     throw new UsageError(
-      v1
+      fstype === "cgroup"
         ? `Cgroup "${arg}" is on cgroup v1; netflow watches cgroup v2 only (its mount here is "${root}")`
+        : fstype === "cgroup2"
+        ? `Cgroup "${arg}" is in this container's cgroup2 mount, not the host's: give the cgroup as the host names it (as events show it), under "${root}"`
         : `"${arg}" is not a cgroup: give a path under the cgroup v2 mount "${root}", or relative to it`,
     );
   }

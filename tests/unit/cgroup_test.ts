@@ -91,6 +91,24 @@ Deno.test("resolveCgroupDir names cgroup v1 and other directories outside the v2
   }
 });
 
+Deno.test("resolveCgroupDir asks for the host's name of a cgroup of the container's own mount", () => {
+  const host = Deno.makeTempDirSync(); // the host's root, as /proc/1/root/sys/fs/cgroup
+  const local = Deno.makeTempDirSync(); // the container's cgroup2 mount
+  Deno.mkdirSync(`${local}/app`);
+  const info = `1 0 0:1 / / rw - ext4 /dev/vda rw\n3 1 0:3 / ${local} rw - cgroup2 cgroup2 rw\n`;
+  try {
+    assert.throws(
+      () => resolveCgroupDir(host, `${local}/app`, info),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        e.message ===
+          `Cgroup "${local}/app" is in this container's cgroup2 mount, not the host's: give the cgroup as the host names it (as events show it), under "${host}"`,
+    );
+  } finally {
+    for (const d of [host, local]) Deno.removeSync(d, { recursive: true });
+  }
+});
+
 /**
  * A made-up procfs for findHostCgroupRoot: `self` sees `local` as its cgroup2
  * mount; each listed pid's root is "/" and its cgroup2 mount is the real one
@@ -179,17 +197,17 @@ Deno.test({
       assert.deepEqual(alone!.notes, [
         `netflow: ${subtree} is cgroup ${id}, not the host's root, and in a pid namespace of its ` +
         "own, no host process is visible (pids are the host's, not this namespace's; holders of " +
-        "accepted connections, and flows open at start, are found only among the processes " +
-        "visible here): watching only the cgroups under it (give netflow the host's pid " +
-        "namespace to watch the whole host)",
+        "accepted connections are found only among the processes visible here, and flows open " +
+        "at start only in their network namespaces): watching only the cgroups under it (give " +
+        "netflow the host's pid namespace to watch the whole host)",
       ]);
       assert.deepEqual(mounted, {
         mount: findCgroup2Mount(),
         whole: true,
         notes: [
           "netflow: in a pid namespace of its own: pids are the host's, not this namespace's; " +
-          "holders of accepted connections, and flows open at start, are found only among the " +
-          "processes visible here",
+          "holders of accepted connections are found only among the processes visible here, and " +
+          "flows open at start only in their network namespaces",
         ],
       });
       assert.equal(unreadable!.whole, false);
