@@ -129,10 +129,9 @@ async function main(argv: string[]): Promise<number> {
     }
   };
 
-  for (const line of monitor.notes) console.error(line);
   let left = options.count ?? Infinity;
   // Exporters connect after the ready line, so their warnings come after it.
-  for (const line of [...monitor.featuresOff, ...notes]) console.error(line);
+  for (const line of [...monitor.notes, ...monitor.featuresOff, ...notes]) console.error(line);
   console.error(`netflow: watching cgroup ${monitor.cgroupDir}`);
   if (metrics) console.error(`netflow: metrics at ${metrics.url}`);
   const sinks = buildSinks(options);

@@ -147,15 +147,21 @@ export function findHostCgroupRoot(proc = "/proc"): HostCgroupRoot {
     return { mount: dir.startsWith(`${proc}/1/`) ? dir : holdOpen(dir), whole: true, notes };
   }
   if (local === undefined) throw new NetflowError(NOT_MOUNTED);
-  const why = ownPids
-    ? `in a pid namespace of its own, no host process is visible (${pidNote})`
-    : "no host process's root can be read (that needs CAP_SYS_PTRACE)";
+  const [why, fix] = ownPids
+    ? [
+      `in a pid namespace of its own, no host process is visible (${pidNote})`,
+      "give netflow the host's pid namespace",
+    ]
+    : [
+      "no host process's root can be read (that needs CAP_SYS_PTRACE)",
+      "grant CAP_SYS_PTRACE",
+    ];
   return {
     mount: local,
     whole: false,
     notes: [
       `netflow: ${local} is cgroup ${inodeOf(local)}, not the host's root, and ${why}: ` +
-      `watching only the cgroups under it (give netflow the host's pid namespace to watch the whole host)`,
+      `watching only the cgroups under it (${fix}, or mount the host's cgroup2 root, to watch the whole host)`,
     ],
   };
 }

@@ -17,10 +17,15 @@ import { BEGIN, END, HostNetflow, ofConns, stopped } from "../helpers/wholehost.
 /**
  * The command that runs netflow in `container`: moved into it, then in new
  * cgroup and mount namespaces (the cgroup namespace's root is the container's
- * cgroup) where cgroup2 is mounted again at the host's mount point; with
- * `ownPids`, in a new pid namespace with its own /proc too.
+ * cgroup) where cgroup2 is mounted again at the host's mount point, as a
+ * runtime does (`hostCgroup`: the host's mount is left there, as a hostPath
+ * of /sys/fs/cgroup gives); with `ownPids`, in a new pid namespace with its
+ * own /proc too.
  */
-function inContainer(container: TestCgroup, ownPids: boolean): string[] {
+function inContainer(
+  container: TestCgroup,
+  { ownPids, hostCgroup = false }: { ownPids: boolean; hostCgroup?: boolean },
+): string[] {
   return [
     "sh",
     "-c",
@@ -33,7 +38,7 @@ function inContainer(container: TestCgroup, ownPids: boolean): string[] {
     ...(ownPids ? ["--pid", "--fork", "--kill-child", "--mount-proc"] : []),
     "sh",
     "-c",
-    'umount "$0" && mount -t cgroup2 none "$0" && exec "$@"',
+    hostCgroup ? 'exec "$@"' : 'umount "$0" && mount -t cgroup2 none "$0" && exec "$@"',
     findCgroup2Mount(),
   ];
 }
@@ -73,7 +78,7 @@ e2eTest("netflow in a container with its own cgroup namespace watches the whole 
   const mount = findCgroup2Mount();
   await using container = new TestCgroup();
   await using other = new TestCgroup();
-  await using nf = await HostNetflow.start(inContainer(container, false));
+  await using nf = await HostNetflow.start(inContainer(container, { ownPids: false }));
   // The control for what follows: inside, the container's mount is a subtree.
   assert.notEqual(Deno.statSync(container.dir).ino, 1);
   const ready = /^netflow: watching cgroup (.*)$/m.exec(nf.stderr)![1]!;
@@ -97,7 +102,7 @@ e2eTest(
   async () => {
     await using container = new TestCgroup();
     await using other = new TestCgroup();
-    await using nf = await HostNetflow.start(inContainer(container, true), true);
+    await using nf = await HostNetflow.start(inContainer(container, { ownPids: true }), true);
     const lines = nf.stderr.split("\n");
     assert.match(
       lines[0]!,
@@ -105,7 +110,7 @@ e2eTest(
         `^netflow: ${findCgroup2Mount()} is cgroup ${container.id}, not the host's root, and in a ` +
           "pid namespace of its own, no host process is visible \\(pids are the host's, not this " +
           "namespace's; .*\\): watching only the cgroups under it \\(give netflow the host's pid " +
-          "namespace to watch the whole host\\)$",
+          "namespace, or mount the host's cgroup2 root, to watch the whole host\\)$",
       ),
     );
     assert.equal(lines[1], `netflow: watching cgroup ${findCgroup2Mount()}`);
@@ -122,6 +127,28 @@ e2eTest(
     // The kernel's pids are the host's, as the line says; the cgroup is named
     // from the container's root, the only one netflow can see.
     owned(flows, inside, "/", container.id);
+  },
+  NEEDS,
+);
+
+e2eTest(
+  "netflow with its own pid namespace and the host's cgroup2 mount watches the host, and says what its pids are",
+  async () => {
+    await using container = new TestCgroup();
+    await using other = new TestCgroup();
+    await using nf = await HostNetflow.start(
+      inContainer(container, { ownPids: true, hostCgroup: true }),
+      true,
+    );
+    assert.deepEqual(nf.stderr.split("\n").slice(0, 2), [
+      "netflow: in a pid namespace of its own: pids are the host's, not this namespace's; holders " +
+      "of accepted connections are found only among the processes visible here, and flows open at " +
+      "start only in their network namespaces",
+      `netflow: watching cgroup ${findCgroup2Mount()}`,
+    ]);
+    const outside = await connection(other);
+    const flows = await stopped(nf, {}, complete(outside));
+    owned(flows, outside, other.path, other.id);
   },
   NEEDS,
 );

@@ -199,7 +199,7 @@ Deno.test({
         "own, no host process is visible (pids are the host's, not this namespace's; holders of " +
         "accepted connections are found only among the processes visible here, and flows open " +
         "at start only in their network namespaces): watching only the cgroups under it (give " +
-        "netflow the host's pid namespace to watch the whole host)",
+        "netflow the host's pid namespace, or mount the host's cgroup2 root, to watch the whole host)",
       ]);
       assert.deepEqual(mounted, {
         mount: findCgroup2Mount(),
@@ -213,7 +213,7 @@ Deno.test({
       assert.equal(unreadable!.whole, false);
       assert.match(
         unreadable!.notes[0]!,
-        /no host process's root can be read \(that needs CAP_SYS_PTRACE\)/,
+        /no host process's root can be read \(that needs CAP_SYS_PTRACE\): watching only the cgroups under it \(grant CAP_SYS_PTRACE, or mount the host's cgroup2 root, to watch the whole host\)$/,
       );
       assert.equal(unreadable!.notes.length, 1);
       assert.throws(
