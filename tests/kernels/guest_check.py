@@ -5,7 +5,7 @@ flows beside it, compares the events with the exact ones expected, and writes
 one JSON result.
 
   guest_check.py check RESULT.json      run the check (as root)
-  guest_check.py server PORTS.json      internal: the server peer (comm kc-server)
+  guest_check.py server PORTS.json      internal: the server peer (kc-server, its worker kc-worker)
   guest_check.py client PORTS.json      internal: the client peer (comm kc-client)
 
 It runs where the network is its own: in a VM booted by boot.sh (the kernel
@@ -17,8 +17,9 @@ on 127.0.0.1:53.
 Two netflow instances watch the whole host: A with every event kind (begin,
 end, fail, update each second), B with `--port` (a filter applied in the
 kernel) and `--metrics`. The flows, between the processes kc-client and
-kc-server, each side sending a known number of bytes (the client 1000, the
-server 3000, the client closes first):
+kc-worker (forked by kc-server, which made the listeners and keeps them: only
+netflow's holders iterator names the worker), each side sending a known number
+of bytes (the client 1000, the server 3000, the client closes first):
 
   v4      127.0.0.1, one connection
   v6      ::1, one connection
@@ -74,8 +75,11 @@ def recv_eof(conn):
 
 
 def server(ports_file):
-    """Serves one connection on each of the flows' listeners: reads SENT
-    bytes, writes REPLY bytes, reads to the client's FIN, closes."""
+    """A prefork server: kc-server makes the flows' listeners and keeps them;
+    its forked kc-worker accepts one connection on each, reads SENT bytes,
+    writes REPLY bytes, reads to the client's FIN and closes. Only netflow's
+    holders iterator can name the worker (the listener's creator is kc-server,
+    and both hold the listener). Prints {"worker": PID}."""
     set_comm("kc-server")
     ports = json.load(open(ports_file))
     listeners = []
@@ -85,6 +89,12 @@ def server(ports_file):
         s.bind((host, ports[flow]))
         s.listen(4)
         listeners.append(s)
+    worker = os.fork()
+    if worker:
+        print(json.dumps({"worker": worker}), flush=True)
+        _, status = os.waitpid(worker, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    set_comm("kc-worker")
 
     def serve(s):
         conn, _ = s.accept()
@@ -96,9 +106,10 @@ def server(ports_file):
     threads = [threading.Thread(target=serve, args=(s,)) for s in listeners]
     for t in threads:
         t.start()
-    print("ready", flush=True)
     for t in threads:
         t.join()
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def client(ports_file):
@@ -213,7 +224,7 @@ def compare(events, work, peers):
     why = {f: [] for f in FEATURES}
     cports, sports = work["ports"], work["server_ports"]
     for flow in FLOWS:
-        for direction, who in [("outgoing", "client"), ("incoming", "server")]:
+        for direction, who in [("outgoing", "client"), ("incoming", "worker")]:
             at = f"{flow} {direction}"
             begins = endpoint(events, "begin", cports.get(flow), sports[flow], direction)
             ends = endpoint(events, "end", cports.get(flow), sports[flow], direction)
@@ -401,7 +412,9 @@ def check(result_path):
         srv = subprocess.Popen([sys.executable, __file__, "server", ports_file],
                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         procs.append(srv)
-        if srv.stdout.readline().strip() != b"ready":
+        try:
+            worker = json.loads(srv.stdout.readline())["worker"]
+        except ValueError:
             raise RuntimeError("the server peer did not start")
         cli = subprocess.run([sys.executable, __file__, "client", ports_file],
                              capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
@@ -410,7 +423,7 @@ def check(result_path):
         work = json.loads(cli.stdout)
         work["server_ports"] = sports
         srv.wait(30)
-        peers = {"client": work["pid"], "server": srv.pid}
+        peers = {"client": work["pid"], "worker": worker}
         seconds["flows"] = round(time.monotonic() - t0, 1)
 
         # Every end (8), and the fail, or 20 s.
