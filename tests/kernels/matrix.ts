@@ -3,7 +3,8 @@
  * fetch.sh, boot.sh, guest_check.py) and reads the flow check's result.
  *
  * By hand, as root (`./task kernels` runs it; kernels: 5.10 6.1 6.12 7.x, all
- * by default), one VM at a time, then a table:
+ * by default, and `host`: this machine's kernel without a VM), one VM at a
+ * time, then a table:
  *
  *   deno run -A tests/kernels/matrix.ts [KERNEL...]
  *
@@ -30,7 +31,7 @@ export type Feature = typeof FEATURES[number];
 
 /** guest_check.py's result, plus what the host saw of the VM. */
 export interface KernelResult {
-  kernel: Kernel;
+  kernel: Kernel | "host";
   /** The guest's `uname -r`; null when the VM never ran the check. */
   release: string | null;
   started: boolean;
@@ -61,12 +62,25 @@ export function missingPrerequisite(): string | undefined {
   return undefined;
 }
 
-/** Fetches, boots and checks one kernel; never throws for what happens in the VM. */
-export async function runKernel(kernel: Kernel): Promise<KernelResult> {
+/**
+ * Fetches, boots and checks one kernel; never throws for what happens in the VM.
+ * "host": the same check on this machine's kernel, without a VM
+ * (host_check.sh, under the whole-host tests' lock).
+ */
+export async function runKernel(kernel: Kernel | "host"): Promise<KernelResult> {
   const dir = `${ROOT}.tools/kernels/results/${kernel}`;
   const t0 = performance.now();
-  const run = await new Deno.Command(`${ROOT}tests/kernels/run.sh`, {
-    args: [kernel, dir],
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.remove(`${dir}/result.json`).catch(() => {});
+  const [cmd, args] = kernel === "host"
+    ? ["flock", [
+      "/tmp/netflow-ok.lock",
+      `${ROOT}tests/kernels/host_check.sh`,
+      `${dir}/result.json`,
+    ]]
+    : [`${ROOT}tests/kernels/run.sh`, [kernel, dir]];
+  const run = await new Deno.Command(cmd, {
+    args,
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
@@ -133,9 +147,11 @@ export function table(results: KernelResult[]): string {
 
 if (import.meta.main) {
   const asked = Deno.args.length > 0 ? Deno.args : Object.keys(KERNELS);
-  const unknown = asked.filter((k) => !(k in KERNELS));
+  const unknown = asked.filter((k) => !(k in KERNELS) && k !== "host");
   if (unknown.length > 0) {
-    console.error(`kernels: no kernel "${unknown[0]}" (one of ${Object.keys(KERNELS).join(", ")})`);
+    console.error(
+      `kernels: no kernel "${unknown[0]}" (one of ${Object.keys(KERNELS).join(", ")}, host)`,
+    );
     Deno.exit(2);
   }
   const missing = missingPrerequisite();
@@ -144,8 +160,10 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   const results: KernelResult[] = [];
-  for (const kernel of asked as Kernel[]) {
-    console.error(`kernels: ${kernel} (${KERNELS[kernel]}) ...`);
+  for (const kernel of asked as (Kernel | "host")[]) {
+    console.error(
+      `kernels: ${kernel} (${kernel === "host" ? "this machine" : KERNELS[kernel]}) ...`,
+    );
     results.push(await runKernel(kernel));
   }
   console.log(table(results));
