@@ -5,7 +5,7 @@ flows beside it, compares the events with the exact ones expected, and writes
 one JSON result.
 
   guest_check.py check RESULT.json      run the check (as root)
-  guest_check.py server PORTS.json      internal: the server peer (kc-server, its worker kc-worker)
+  guest_check.py server PORTS.json      internal: the server peers (kc-server, kc-worker)
   guest_check.py client PORTS.json      internal: the client peer (comm kc-client)
 
 It runs where the network is its own: in a VM booted by boot.sh (the kernel
@@ -16,21 +16,24 @@ on 127.0.0.1:53.
 
 Two netflow instances watch the whole host: A with every event kind (begin,
 end, fail, update each second), B with `--port` (a filter applied in the
-kernel) and `--metrics`. The flows, between the processes kc-client and
-kc-worker (forked by kc-server, which made the listeners and keeps them: only
-netflow's holders iterator names the worker), each side sending a known number
-of bytes (the client 1000, the server 3000, the client closes first):
+kernel) and `--metrics`. The flows, from the process kc-client to kc-server
+(which listens and accepts), each side sending a known number of bytes (the
+client 1000, the server 3000, the client closes first):
 
   v4      127.0.0.1, one connection
   v6      ::1, one connection
   dns     the client resolves kernel-check.test (dnsmasq on 127.0.0.1 answers
           127.0.0.7) and connects to the server listening there
   long    127.0.0.1, held open 2.5 s after the exchange (updates)
+  holder  127.0.0.1, accepted by kc-worker, a prefork worker of kc-server
+          (which made the listener and keeps it), held open 2.5 s: only
+          netflow's holders iterator can name the worker at its begin
+          (feature "holders")
   refused 127.0.0.1, a port nobody listens on
 
 The result: {"kernel", "started", "start_error", "notes" (netflow's stderr
 lines other than the ready line and the summary: features that are off),
-"features": {begin_end, bytes, owners, dns, lifecycle, filters: {"pass",
+"features": {begin_end, bytes, owners, holders, dns, lifecycle, filters: {"pass",
 "reason"}}, "seconds": {...}, "events": N}.
 """
 import json
@@ -48,8 +51,8 @@ SENT, REPLY = 1000, 3000  # the client's bytes, the server's bytes
 NAME, NAME_ADDR = "kernel-check.test", "127.0.0.7"
 HOLD = 2.5  # seconds the long flow stays open after its exchange
 READY_TIMEOUT = float(os.environ.get("NETFLOW_KERNELS_READY_TIMEOUT", "150"))
-FEATURES = ["begin_end", "bytes", "owners", "dns", "lifecycle", "filters"]
-FLOWS = ["v4", "v6", "dns", "long"]
+FEATURES = ["begin_end", "bytes", "owners", "holders", "dns", "lifecycle", "filters"]
+FLOWS = ["v4", "v6", "dns", "long", "holder"]
 
 
 def set_comm(name):
@@ -75,26 +78,20 @@ def recv_eof(conn):
 
 
 def server(ports_file):
-    """A prefork server: kc-server makes the flows' listeners and keeps them;
-    its forked kc-worker accepts one connection on each, reads SENT bytes,
-    writes REPLY bytes, reads to the client's FIN and closes. Only netflow's
-    holders iterator can name the worker (the listener's creator is kc-server,
-    and both hold the listener). Prints {"worker": PID}."""
+    """kc-server listens for every flow and accepts all but the holder flow;
+    for that one its forked kc-worker accepts while kc-server keeps the
+    listener open (a prefork server). Each connection: read SENT bytes, write
+    REPLY bytes, read to the client's FIN, close. Prints {"worker": PID}."""
     set_comm("kc-server")
     ports = json.load(open(ports_file))
-    listeners = []
-    for flow, host in [("v4", "127.0.0.1"), ("v6", "::1"), ("dns", NAME_ADDR), ("long", "127.0.0.1")]:
+    listeners = {}
+    for flow, host in [("v4", "127.0.0.1"), ("v6", "::1"), ("dns", NAME_ADDR),
+                       ("long", "127.0.0.1"), ("holder", "127.0.0.1")]:
         s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((host, ports[flow]))
         s.listen(4)
-        listeners.append(s)
-    worker = os.fork()
-    if worker:
-        print(json.dumps({"worker": worker}), flush=True)
-        _, status = os.waitpid(worker, 0)
-        sys.exit(os.waitstatus_to_exitcode(status))
-    set_comm("kc-worker")
+        listeners[flow] = s
 
     def serve(s):
         conn, _ = s.accept()
@@ -103,13 +100,20 @@ def server(ports_file):
             conn.sendall(b"s" * REPLY)
             recv_eof(conn)
 
-    threads = [threading.Thread(target=serve, args=(s,)) for s in listeners]
+    worker = os.fork()
+    if worker == 0:
+        set_comm("kc-worker")
+        serve(listeners["holder"])
+        os._exit(0)
+    print(json.dumps({"worker": worker}), flush=True)
+    threads = [threading.Thread(target=serve, args=(s,))
+               for flow, s in listeners.items() if flow != "holder"]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    sys.stdout.flush()
-    os._exit(0)
+    _, status = os.waitpid(worker, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
 
 
 def client(ports_file):
@@ -127,6 +131,9 @@ def client(ports_file):
 
     held = exchange("127.0.0.1", ports["long"], "long")
     held_since = time.monotonic()
+    # Open until the end: its begin is written before anyone closes it (a
+    # close would name the worker by itself, without the holders iterator).
+    holder = exchange("127.0.0.1", ports["holder"], "holder")
     exchange("127.0.0.1", ports["v4"], "v4").close()
     exchange("::1", ports["v6"], "v6").close()
     resolved = socket.getaddrinfo(NAME, ports["dns"], socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
@@ -141,6 +148,7 @@ def client(ports_file):
     r.close()
     time.sleep(max(0, HOLD - (time.monotonic() - held_since)))
     held.close()
+    holder.close()
     print(json.dumps({"pid": os.getpid(), "ports": mine, "resolved": resolved, "refused": refused}),
           flush=True)
 
@@ -224,7 +232,7 @@ def compare(events, work, peers):
     why = {f: [] for f in FEATURES}
     cports, sports = work["ports"], work["server_ports"]
     for flow in FLOWS:
-        for direction, who in [("outgoing", "client"), ("incoming", "worker")]:
+        for direction, who in [("outgoing", "client"), ("incoming", "server")]:
             at = f"{flow} {direction}"
             begins = endpoint(events, "begin", cports.get(flow), sports[flow], direction)
             ends = endpoint(events, "end", cports.get(flow), sports[flow], direction)
@@ -243,11 +251,15 @@ def compare(events, work, peers):
             if (end.get("bytes_sent"), end.get("bytes_received")) != (sent, received):
                 why["bytes"].append(f"{at}: bytes {end.get('bytes_sent')}/"
                                     f"{end.get('bytes_received')}, not {sent}/{received}")
+            # The holder flow's incoming side is the prefork worker's.
+            holder = flow == "holder" and who == "server"
+            name = "kc-worker" if holder else f"kc-{who}"
             for e in begins + ends:
                 owner = (e.get("pid"), e.get("comm"))
-                if owner != (peers[who], f"kc-{who}"):
-                    why["owners"].append(f"{at} {e['event'][13:]}: owner {owner[0]}/{owner[1]}, "
-                                         f"not {peers[who]}/kc-{who}")
+                if owner != (peers[name], name):
+                    why["holders" if holder else "owners"].append(
+                        f"{at} {e['event'][13:]}: owner {owner[0]}/{owner[1]}, "
+                        f"not {peers[name]}/{name}")
             if flow == "dns":
                 for e in begins:
                     if NAME not in (e.get("dst_dns") or []):
@@ -268,10 +280,10 @@ def compare(events, work, peers):
     if len(fails) != 1:
         why["lifecycle"].append(f"refused: {len(fails)} outgoing fail events, not 1")
     elif (fails[0].get("reason"), fails[0].get("pid"), fails[0].get("src_port")) != (
-            "refused", peers["client"], cports.get("refused")):
+            "refused", peers["kc-client"], cports.get("refused")):
         f = fails[0]
         why["lifecycle"].append(f"refused: fail {f.get('reason')} pid {f.get('pid')} port "
-                                f"{f.get('src_port')}, not refused {peers['client']} "
+                                f"{f.get('src_port')}, not refused {peers['kc-client']} "
                                 f"{cports.get('refused')}")
     if work.get("refused") != "refused":
         why["lifecycle"].append(f"refused: the connect was {work.get('refused')}")
@@ -294,8 +306,9 @@ def compare_filtered(b, sports, cports, filtered):
             why.append(f"v4 {direction} with --port {port}: {n[0]} begin, {n[1]} end")
     if filtered is None:
         why.append("no netflow_flows_filtered_in_kernel_total from --metrics")
-    elif filtered < 6:
-        why.append(f"the kernel dropped {filtered} flow endpoints, not at least 6 (v6, dns, long)")
+    elif filtered < 8:
+        why.append(f"the kernel dropped {filtered} flow endpoints, not at least 8 "
+                   "(v6, dns, long, holder)")
     return why
 
 
@@ -423,14 +436,14 @@ def check(result_path):
         work = json.loads(cli.stdout)
         work["server_ports"] = sports
         srv.wait(30)
-        peers = {"client": work["pid"], "worker": worker}
+        peers = {"kc-client": work["pid"], "kc-server": srv.pid, "kc-worker": worker}
         seconds["flows"] = round(time.monotonic() - t0, 1)
 
         # Every end (8), and the fail, or 20 s.
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             ends = [e for e in a.events if e.get("event") == "net_flow_tcp_end"]
-            if len(ends) >= 8 and any(e.get("event") == "net_flow_tcp_fail" for e in a.events):
+            if len(ends) >= 2 * len(FLOWS) and any(e.get("event") == "net_flow_tcp_fail" for e in a.events):
                 break
             time.sleep(0.2)
         time.sleep(1)  # anything that would come late or twice

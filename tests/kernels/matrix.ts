@@ -26,7 +26,15 @@ export const KERNELS = {
 export type Kernel = keyof typeof KERNELS;
 
 /** What the flow check measures (guest_check.py's FEATURES). */
-export const FEATURES = ["begin_end", "bytes", "owners", "dns", "lifecycle", "filters"] as const;
+export const FEATURES = [
+  "begin_end",
+  "bytes",
+  "owners",
+  "holders",
+  "dns",
+  "lifecycle",
+  "filters",
+] as const;
 export type Feature = typeof FEATURES[number];
 
 /** guest_check.py's result, plus what the host saw of the VM. */
