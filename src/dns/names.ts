@@ -59,7 +59,9 @@ interface Stream {
   startedMs: number;
 }
 
-const MAX_STREAMS = 256;
+/** TCP answers reassembled at once at most, and reordered segments kept per answer. */
+export const MAX_STREAMS = 256;
+export const MAX_PENDING = 64;
 const STREAM_IDLE_MS = 10_000;
 
 export class DnsNames {
@@ -96,6 +98,19 @@ export class DnsNames {
     const seen = new Set<string>();
     for (const key of this.#cache.keys()) seen.add(key.slice(0, key.indexOf("|")));
     return seen.size;
+  }
+
+  /**
+   * What the TCP reassembly holds now: streams, and bytes in their buffers and
+   * reordered segments (a walk of the streams, for tests and debugging).
+   */
+  reassembly(): { streams: number; bytes: number } {
+    let bytes = 0;
+    for (const s of this.#streams.values()) {
+      bytes += s.data.length;
+      for (const p of s.pending.values()) bytes += p.length;
+    }
+    return { streams: this.#streams.size, bytes };
   }
 
   /** Addresses cached now (cheaper than stats). */
@@ -176,7 +191,7 @@ export class DnsNames {
     const bytes = m.payload;
     if (m.length > bytes.length) stream.cut = true; // a hole after these bytes
     if (m.streamOffset > stream.contiguous) {
-      if (stream.pending.size < 64) stream.pending.set(m.streamOffset, bytes);
+      if (stream.pending.size < MAX_PENDING) stream.pending.set(m.streamOffset, bytes);
       else stream.cut = true;
       return;
     }

@@ -52,7 +52,7 @@ export const MAX_TTL_S = 86_400;
 const TTL_TOP_BIT = 2 ** 31;
 
 /** A chain longer than this is treated as hostile and cut. */
-const MAX_CHAIN = 16;
+export const MAX_CHAIN = 16;
 const HEADER = 12;
 /** The smallest resource record: a root name (1), type, class, TTL, RDLENGTH (10). */
 const MIN_RECORD = 11;
