@@ -3,7 +3,7 @@
  * exact control packets of a real loopback connection.
  */
 import assert from "node:assert/strict";
-import { explainLoadFailure } from "../../src/bpf/loader.ts";
+import { BPF_NAMES, explainLoadFailure } from "../../src/bpf/loader.ts";
 import { BpfObject, LibbpfError } from "../../src/ffi/libbpf.ts";
 import type { PacketEvent } from "../../src/flow/events.ts";
 import {
@@ -11,11 +11,18 @@ import {
   e2eTest,
   LOCAL,
   Netflow,
+  ROOT,
   runNetflow,
   sh,
   TestCgroup,
   workload,
 } from "../helpers/e2e.ts";
+import { exitValues } from "../helpers/xlated.ts";
+
+/** The programs attached to a cgroup directory: id and name, per bpftool. */
+async function attachedIds(dir: string): Promise<{ id: number; name: string }[]> {
+  return JSON.parse(await sh("bpftool", "cgroup", "show", dir, "--json"));
+}
 
 /** One loopback connection (client closes first) between two processes in `cg`. */
 async function loopbackConnection(cg: TestCgroup) {
@@ -57,21 +64,87 @@ e2eTest("netflow reports each control packet of a loopback connection once per h
   assert.match(stderr, /^netflow: \d+ events, 0 lost records/m);
 });
 
-e2eTest("two netflow processes on one cgroup both see every packet", async () => {
-  await using cg = new TestCgroup();
-  const args = ["--format", "json", "--cgroup", cg.dir, "--events", "net_packet_tcp"];
-  await using a = await Netflow.start(args);
-  await using b = await Netflow.start(args);
-  // Each: cgroup_skb ingress and egress, sock_create, connect4, connect6, sockops, sock_release.
-  assert.equal((await attachedPrograms(cg.dir)).length, 14);
-  const { clientPort } = await loopbackConnection(cg);
-  const ofClient = (events: unknown[]) =>
-    (events as PacketEvent[]).filter((e) => e.src_port === clientPort || e.dst_port === clientPort);
-  const [ra, rb] = [await a.stop(), await b.stop()];
-  assert.equal(ofClient(ra.events).length, 8);
-  assert.equal(ofClient(rb.events).length, 8);
-  assert.deepEqual(await attachedPrograms(cg.dir), []);
-});
+e2eTest(
+  "two netflow processes on one cgroup both see every packet and report the same flows",
+  async () => {
+    await using cg = new TestCgroup();
+    const args = ["--format", "json", "--cgroup", cg.dir, "--events", "packet,begin,end"];
+    await using a = await Netflow.start(args);
+    await using b = await Netflow.start(args);
+    // Each: cgroup_skb ingress and egress, sock_create, connect4, connect6, sockops, sock_release.
+    assert.equal((await attachedPrograms(cg.dir)).length, 14);
+    const { clientPort } = await loopbackConnection(cg);
+    const ofClient = (events: unknown[]) =>
+      (events as PacketEvent[]).filter((e) =>
+        e.src_port === clientPort || e.dst_port === clientPort
+      );
+    const [ra, rb] = [await a.stop(), await b.stop()];
+    const packets = (events: unknown[]) =>
+      ofClient(events).filter((e) => e.event === "net_packet_tcp");
+    assert.equal(packets(ra.events).length, 8);
+    assert.equal(packets(rb.events).length, 8);
+    // The connection's flows, as each instance reports them: the same begins and ends, counters and all.
+    const flows = (events: unknown[]) =>
+      ofClient(events).filter((e) => e.event !== "net_packet_tcp").map((e) => {
+        // Each instance times a flow from its own copy of the begin record: microseconds apart.
+        const { time: _t, flow_id: _f, duration_ms: _d, ...rest } = e as unknown as Record<
+          string,
+          unknown
+        >;
+        return JSON.stringify(rest);
+      }).sort();
+    assert.equal(flows(ra.events).length, 4); // a begin and an end for each endpoint
+    assert.deepEqual(flows(rb.events), flows(ra.events));
+    assert.deepEqual(await attachedPrograms(cg.dir), []);
+  },
+);
+
+e2eTest(
+  "every cgroup program netflow loads returns 1 on every exit path (bpftool xlated)",
+  async () => {
+    await using cg = new TestCgroup();
+    await using _nf = await Netflow.start(["--cgroup", cg.dir]);
+    const attached = await attachedIds(cg.dir);
+    assert.deepEqual(
+      attached.map((p) => p.name).sort(),
+      Object.values(BPF_NAMES.programs).sort(),
+    );
+    for (const { id, name } of attached) {
+      // The program as loaded: bpftool prog show, then the instructions the kernel runs.
+      const show = JSON.parse(await sh("bpftool", "prog", "show", "id", String(id), "--json"));
+      assert.equal(show.name, name);
+      assert.match(show.type, /^cgroup_|^sock_ops$/, `${name} is a ${show.type} program`);
+      const exits = exitValues(await sh("bpftool", "prog", "dump", "xlated", "id", String(id)));
+      assert.ok(exits.size > 0, `${name}: no exit found`);
+      for (const [at, r0] of exits) {
+        assert.equal(r0, 1, `${name} (id ${id}): the exit at ${at} returns ${r0}`);
+      }
+    }
+  },
+);
+
+/** Every bpf filesystem mounted and what is in it: what netflow could have pinned. */
+async function pinned(): Promise<string[]> {
+  const mounts = (await Deno.readTextFile("/proc/mounts")).split("\n")
+    .filter((l) => l.split(" ")[2] === "bpf").map((l) => l.split(" ")[1]!);
+  const out = mounts.map((m) => `mount ${m}`);
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(dir)) {
+      out.push(`${dir}/${e.name}`);
+      if (e.isDirectory) await walk(`${dir}/${e.name}`);
+    }
+  };
+  for (const m of mounts) await walk(m);
+  return out.sort();
+}
+
+/** Waits until nothing is attached to `dir` (links go with the process's last descriptor). */
+async function detached(dir: string): Promise<string[]> {
+  for (let i = 0; i < 50 && (await attachedPrograms(dir)).length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return await attachedPrograms(dir);
+}
 
 e2eTest("after SIGKILL no netflow program stays attached", async () => {
   await using cg = new TestCgroup();
@@ -79,12 +152,70 @@ e2eTest("after SIGKILL no netflow program stays attached", async () => {
   assert.equal((await attachedPrograms(cg.dir)).length, 7);
   nf.proc.kill("SIGKILL");
   await nf.proc.status;
-  // Links are released with the process's last file descriptor.
-  for (let i = 0; i < 50 && (await attachedPrograms(cg.dir)).length > 0; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.deepEqual(await attachedPrograms(cg.dir), []);
+  assert.deepEqual(await detached(cg.dir), []);
 });
+
+e2eTest(
+  "SIGKILL at random moments of start leaves nothing attached and nothing pinned",
+  async () => {
+    await using cg = new TestCgroup();
+    const pinsBefore = await pinned();
+    const spawn = () => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-all", `${ROOT}src/cli.ts`, "--cgroup", cg.dir],
+        stdout: "null",
+        stderr: "piped",
+        stdin: "null",
+        env: { NO_COLOR: "1" },
+      }).spawn();
+      const ready = (async () => {
+        let text = "";
+        for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+          text += chunk;
+          if (text.includes("netflow: watching cgroup ")) return true;
+        }
+        return false;
+      })();
+      return { child, ready };
+    };
+    // How long a start takes here: the kill moments are spread over it.
+    const t0 = performance.now();
+    const first = spawn();
+    assert.equal(await first.ready, true);
+    const startMs = performance.now() - t0;
+    assert.equal((await attachedPrograms(cg.dir)).length, 7); // the positive control
+    first.child.kill("SIGKILL");
+    await first.child.status;
+    assert.deepEqual(await detached(cg.dir), []);
+    const seen: string[] = [];
+    // Random moments over the start, most near its end (loading and attaching; Deno starts
+    // first), and one as soon as the first program is attached.
+    const moments: (number | "first-attach")[] = [
+      ...[0, 1, 2].map(() => Math.random() * 0.7),
+      ...[0, 1, 2, 3, 4, 5, 6, 7].map(() => 0.7 + Math.random() * 0.35),
+    ].map((f) => Math.round(startMs * f));
+    moments.push("first-attach");
+    for (const at of moments) {
+      const { child, ready } = spawn();
+      if (at === "first-attach") {
+        for (let i = 0; i < 600 && (await attachedPrograms(cg.dir)).length === 0; i++) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      } else {
+        await new Promise((r) => setTimeout(r, at));
+      }
+      const attached = (await attachedPrograms(cg.dir)).length;
+      child.kill("SIGKILL");
+      await child.status;
+      await ready.catch(() => false);
+      const left = await detached(cg.dir);
+      seen.push(`${at} ms: ${attached} attached at the kill, ${left.length} after`);
+      assert.deepEqual(left, [], seen.join("; "));
+    }
+    assert.deepEqual(await pinned(), pinsBefore, seen.join("; "));
+    console.log(`start ${Math.round(startMs)} ms; ${seen.join("; ")}`);
+  },
+);
 
 e2eTest("SIGINT detaches, flushes the table and prints the summary with exit 0", async () => {
   await using cg = new TestCgroup();
