@@ -302,7 +302,7 @@ interface Sample {
   eventsPerS: number;
   lost: number;
   markers: number;
-  /** Flow metrics' series in the scrape (lines of netflow_flow_*). */
+  /** Flow metrics' series in the scrape (lines of netflow_tcp_*). */
   series: number;
 }
 
@@ -319,7 +319,7 @@ async function scrape(port: number): Promise<{ events: number; lost: number; ser
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   let events = 0, lost = 0, series = 0;
   for (const line of text.split("\n")) {
-    if (line.startsWith("netflow_flow")) series++;
+    if (line.startsWith("netflow_tcp_")) series++;
     if (line.startsWith("netflow_events_total")) events += Number(line.split(" ").at(-1));
     if (line.startsWith("netflow_records_lost_total")) lost += Number(line.split(" ").at(-1));
   }
