@@ -378,7 +378,19 @@ function loadObject(options: ProbeOptions): { obj: BpfObject; skipped: Map<strin
 }
 
 /** The user's one line for a refused load; the verifier log goes in `detail` (--verbose). */
-export function explainLoadFailure(err: LibbpfError): NetflowError {
+export function explainLoadFailure(
+  err: LibbpfError,
+  hasBtf: () => boolean = kernelHasBtf,
+): NetflowError {
+  // libbpf finds no kernel BTF to relocate against: ESRCH, before any program.
+  if (err.errno === 3 && !hasBtf()) {
+    return new NetflowError(
+      `This kernel (${kernelRelease()}) has no BTF (${KERNEL_BTF} is missing), which ` +
+        `netflow's programs are relocated against: a kernel built with ` +
+        `CONFIG_DEBUG_INFO_BTF=y, or in a container that path mounted from the host`,
+      { cause: err, ...(err.detail ? { detail: err.detail } : {}) },
+    );
+  }
   // The verifier refuses with EACCES (or EINVAL) and writes a load log; a
   // missing capability is EPERM with no log.
   const verifier = /BEGIN PROG LOAD LOG|processed \d+ insns/.test(err.detail ?? "");
@@ -397,6 +409,17 @@ export function explainLoadFailure(err: LibbpfError): NetflowError {
         : "(run with --verbose for the verifier log)"),
     { cause: err, ...(err.detail ? { detail: err.detail } : {}) },
   );
+}
+
+const KERNEL_BTF = "/sys/kernel/btf/vmlinux";
+
+function kernelHasBtf(): boolean {
+  try {
+    Deno.statSync(KERNEL_BTF);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function openCgroup(dir: string): CgroupFd {

@@ -8,7 +8,8 @@ import {
   PROGRAM_NEEDS,
   refusal,
 } from "../../src/bpf/features.ts";
-import { BPF_NAMES } from "../../src/bpf/loader.ts";
+import { BPF_NAMES, explainLoadFailure } from "../../src/bpf/loader.ts";
+import { LibbpfError } from "../../src/ffi/libbpf.ts";
 import { NetflowError } from "../../src/errors.ts";
 
 /** A kernel whose programs of type `progType` lack the helpers in `missing[progType]`. */
@@ -96,4 +97,13 @@ Deno.test("a probe the kernel does not answer sets no flag and leaves no program
   const f = probeKernel(() => null);
   assert.deepEqual([...f.skip], []);
   assert.equal(f.kernelHas, 0);
+});
+
+Deno.test("a kernel without BTF is named in one line, never as errno 3", () => {
+  const err = new LibbpfError("Load BPF programs", 3, "libbpf: failed to find valid kernel BTF");
+  const said = explainLoadFailure(err, () => false).message;
+  assert.match(said, /^This kernel \(.+\) has no BTF \(\/sys\/kernel\/btf\/vmlinux is missing\)/);
+  assert.doesNotMatch(said, /errno|\n/);
+  // With BTF present, errno 3 is something else, and says so as before.
+  assert.match(explainLoadFailure(err, () => true).message, /No such process \(errno 3\)/);
 });
