@@ -35,13 +35,9 @@
  *
  * @module
  */
-export {
-  type DefaultEventName,
-  type EventOf,
-  FlowMonitor,
-  type MonitorOptions,
-  type MonitorStats,
-} from "./src/monitor.ts";
+export { FlowMonitor } from "./src/monitor.ts";
+export type { DefaultEventName, EventOf, MonitorOptions } from "./src/monitor_options.ts";
+export type { MonitorStats } from "./src/stats.ts";
 export {
   EVENT_BEGIN,
   EVENT_END,
@@ -59,10 +55,10 @@ export {
   type FlowUpdateEvent,
   type NetflowEvent,
   type PacketEvent,
-} from "./src/flow/events.ts";
+} from "./src/events.ts";
 export type { DnsCacheOptions } from "./src/dns/cache.ts";
 export type { DnsNamesOptions } from "./src/dns/names.ts";
-export type { FlowFilter } from "./src/flow/filter.ts";
-export type { ReaderKind } from "./src/ffi/ringbuf.ts";
+export type { FlowFilter } from "./src/events.ts";
+export type { ReaderKind } from "./src/options.ts";
 export { findCgroup2Mount } from "./src/bpf/cgroup.ts";
 export { NetflowError, UsageError } from "./src/errors.ts";

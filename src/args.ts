@@ -13,16 +13,10 @@ import {
   EVENT_NAMES,
   EVENT_UPDATE,
   type EventName,
-} from "./flow/events.ts";
-import {
-  cidrValue,
-  commValue,
-  containerValue,
-  directionValue,
   type FlowFilter,
-  pidValue,
-  portValue,
-} from "./flow/filter.ts";
+} from "./events.ts";
+import { cidrValue } from "./bpf/addr.ts";
+import { commValue, containerValue, directionValue, pidValue, portValue } from "./flow/filter.ts";
 import { type ListenAddress, listenAddress } from "./metrics/netflow.ts";
 import {
   budgetValue,
@@ -34,7 +28,7 @@ import {
   metricLabels,
   netPrefixes,
 } from "./metrics/flows.ts";
-import type { MonitorOptions } from "./monitor.ts";
+import type { MonitorOptions } from "./monitor_options.ts";
 import { DEFAULT_MAX_FLOWS } from "./flow/state.ts";
 import { type CollectorUrl, parseCollectorUrl } from "./export/url.ts";
 import { type FormatName, FORMATS as STDOUT_FORMATS } from "./output/stdout.ts";

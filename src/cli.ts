@@ -15,7 +15,8 @@
  */
 import { parseCli, SHORT_USAGE, USAGE } from "./args.ts";
 import { NetflowError, UsageError } from "./errors.ts";
-import type { MonitorStats } from "./monitor.ts";
+import { writeAll } from "./events.ts";
+import type { MonitorStats } from "./stats.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 /** The exit line: the process contract's first words, then what the sinks counted (IPFIX). */
@@ -56,15 +57,13 @@ async function main(argv: string[]): Promise<number> {
     { MetricsRegistry },
     { FlowMonitor },
     { buildSinks },
-    { writeAll },
   ] = await Promise.all([
     import("./ffi/libbpf.ts"),
     import("./metrics/netflow.ts"),
     import("./metrics/flows.ts"),
     import("./metrics/prometheus.ts"),
     import("./monitor.ts"),
-    import("./output/sinks.ts"),
-    import("./output/sink.ts"),
+    import("./sinks.ts"),
   ]);
   setVerboseLog(options.verbose);
   // Metrics: the same counters as the exit summary, read at each scrape.

@@ -20,16 +20,13 @@ import {
   RecordDecoder,
   type TcpPacket,
 } from "./bpf/records.ts";
-import type { FlowEvent } from "./flow/events.ts";
 import { drainInOrder } from "./bpf/drain.ts";
-import { DnsNames, type DnsNamesOptions, type DnsNamesStats } from "./dns/names.ts";
+import { DnsNames } from "./dns/names.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
 import { SocketHolders } from "./enrich/holders.ts";
-import { OwnerResolver, type OwnerStats } from "./enrich/owners.ts";
+import { OwnerResolver } from "./enrich/owners.ts";
 import { NetnsPaths } from "./enrich/netns.ts";
 import { NetflowError } from "./errors.ts";
-import { clocks } from "./ffi/libbpf.ts";
-import type { ReaderKind } from "./ffi/ringbuf.ts";
 import {
   EVENT_BEGIN,
   EVENT_END,
@@ -37,186 +34,21 @@ import {
   EVENT_PACKET,
   EVENT_UPDATE,
   type EventName,
+  type FlowEvent,
   formatTime,
   type NetflowEvent,
   type PacketEvent,
-} from "./flow/events.ts";
-import { compileFilter, type FlowFilter } from "./flow/filter.ts";
-import { type FlowStats, FlowTable } from "./flow/state.ts";
-import { checkMonitorOptions } from "./options.ts";
-
-/** The events a monitor reports when `events` is not given. */
-export type DefaultEventName = typeof EVENT_BEGIN | typeof EVENT_END;
-
-/** The event type of the named events: `EventOf<"net_flow_tcp_end">` is FlowEndEvent. */
-export type EventOf<E extends EventName> = Extract<NetflowEvent, { event: E }>;
-
-/**
- * What a {@link FlowMonitor} watches and how. Every value is checked when the
- * monitor is constructed, with the command line's rules and words: a bad one
- * throws `UsageError`.
- */
-export interface MonitorOptions<E extends EventName = EventName> {
-  /**
-   * The cgroup v2 directory to watch: a path under the v2 root
-   * (`/system.slice`, `a/b`), or an absolute path inside the v2 mount;
-   * `..` is resolved but may not leave the root. Default: the root, the whole
-   * host. Empty or whitespace-only text is refused (omit it instead).
-   */
-  cgroup?: string;
-  /**
-   * Which events to report, by full (`net_flow_tcp_end`) or short (`end`)
-   * name; at least one. Default: `net_flow_tcp_begin` and `net_flow_tcp_end`.
-   * The monitor's iterator yields exactly these event types.
-   */
-  events?: readonly E[];
-  /**
-   * Open flows tracked at most, a whole number of at least 1 (default
-   * 131072); beyond it the oldest is evicted and counted in `stats.evicted`.
-   */
-  maxFlows?: number;
-  /**
-   * Ring buffer size in bytes: a power of two from 4096 to 2^30 (default
-   * 16 MiB, about 100,000 records). Records that do not fit are counted in
-   * `stats.lost`.
-   */
-  ringBytes?: number;
-  /**
-   * DNS's own ring buffer size in bytes (DNS answers never cost a TCP
-   * record): a power of two from 4096 to 2^30 (default 4 MiB). Answers that
-   * do not fit are counted in `stats.dnsLost`.
-   */
-  dnsRingBytes?: number;
-  /**
-   * Ended flows the kernel keeps aside while the ring buffer is full (the
-   * reader stalled), read after the ring; beyond them a flow is lost, and
-   * counted (default 65,536).
-   */
-  keptFlows?: number;
-  /** Ring buffer reader: "mmap" (default) or "callback" (libbpf's ring_buffer__consume). */
-  reader?: ReaderKind;
-  /**
-   * How long an incoming begin may wait for the process that accepts it,
-   * and an end the peer closed for its holder's name at close, in ms: a
-   * whole number, default 200 (src/enrich/owners.ts). 0: no wait and no
-   * iterator runs; owners are the kernel's stamps only (an incoming flow
-   * then names its listener's creator, e.g. a prefork master).
-   */
-  ownerWaitMs?: number;
-  /**
-   * The DNS cache, one for all network namespaces: heap bytes it may hold
-   * (`maxBytes`, default 64 MiB, at least 65536), addresses (`maxEntries`,
-   * default 262144, at least 1) and expiry (`graceMs`, at least 0).
-   */
-  dns?: DnsNamesOptions;
-  /**
-   * With `net_flow_tcp_update` in `events`: one update per open flow every
-   * this many milliseconds (at least 100; default 10,000). Refused without
-   * `net_flow_tcp_update` in `events` (it would do nothing).
-   */
-  updateIntervalMs?: number;
-  /**
-   * Report only the events that pass (`--pid`, `--comm`, `--port`,
-   * `--container`, `--net`, `--direction`, `-4`/`-6`): OR within a kind,
-   * AND across kinds (src/flow/filter.ts). Default: everything.
-   */
-  filter?: FlowFilter;
-}
-
-/** Counts for the exit summary. */
-export interface MonitorStats {
-  /** Events produced (after --events selection). */
-  events: number;
-  /** Records the kernel could not queue because the ring buffer was full. */
-  lost: number;
-  /** Records shorter than their layout, or of an unknown kind. */
-  malformed: number;
-  /** Open flows dropped because the flow table was full. */
-  evicted: number;
-  /** Open flows now. */
-  openFlows: number;
-  /** Sockets the kernel could not follow (no socket storage could be had). */
-  untracked: number;
-  /** DNS answers read (each matched a query of its namespace). */
-  dnsResponses: number;
-  /** DNS answers that were not valid DNS (counted, otherwise ignored). */
-  dnsMalformed: number;
-  /** DNS answers read only in part (longer than the kernel copies, or a TCP stream with a hole). */
-  dnsCut: number;
-  /** Addresses dropped from full DNS caches (one cache per network namespace). */
-  dnsEvicted: number;
-  /** DNS records lost because DNS's own ring was full (never costs a TCP record). */
-  dnsLost: number;
-  /** DNS answers that matched no query of their namespace, dropped in the kernel. */
-  dnsUnmatched: number;
-  /** More copies of an answered query's answer (a resolver and its client both watched), dropped. */
-  dnsRepeated: number;
-  /** Flows that did not pass the filters in the kernel (--port, --net, --direction, -4/-6). */
-  kernelFiltered: number;
-  /** Recorded queries pushed out of the kernel's bounded query map before their answer. */
-  dnsQueriesEvicted: number;
-  /** Half-open attempts (--events fail) dropped because their table was full. */
-  halfOpenEvicted: number;
-  /** Flows ended with reason unknown: their socket went away, its end record lost. */
-  unknownEnds: number;
-  /** Records that repeated a begin or an end already reported (ignored). */
-  duplicates: number;
-  /** DNS-over-TCP answer streams dropped unfinished (too many at once, or idle too long). */
-  dnsStreamsDropped: number;
-  /** Incoming flows whose owner wait ran out: their owner is a guess (the listener's) or null. */
-  ownerTimeouts: number;
-  /** Flows the kernel kept aside while the ring was full (end or fail records), all reported. */
-  flowsRecovered: number;
-  /** Flows whose end or fail record was lost (the ring and the kernel's store were full). */
-  flowsLost: number;
-}
-
-/** Where the counts come from: the kernel's counters and each stage's own. */
-export interface StatsSources {
-  kernel: ProbeCounters & { dnsPending: number };
-  /** The monitor is closed: the kernel's counters are final. */
-  final: boolean;
-  events: number;
-  malformed: number;
-  flows: FlowStats;
-  dns: DnsNamesStats;
-  owners: OwnerStats;
-  /** Records read from the kernel's `kept` map (ends it kept while the ring was full). */
-  recovered: number;
-}
-
-/** The monitor's counts from its sources (pure: what the summary and /metrics show). */
-export function monitorStats(s: StatsSources): MonitorStats {
-  const { kernel, flows, dns } = s;
-  // Entries leave the LRU query map by their answer or by eviction; what stays is pending.
-  const queriesEvicted = s.final
-    ? Math.max(0, kernel.dnsQueries - kernel.dnsAnswered - kernel.dnsPending)
-    : 0;
-  return {
-    events: s.events,
-    lost: kernel.lost,
-    malformed: s.malformed,
-    evicted: flows.evicted,
-    openFlows: flows.open,
-    untracked: kernel.untracked,
-    dnsResponses: dns.responses,
-    dnsMalformed: dns.malformed,
-    dnsCut: dns.cut,
-    dnsEvicted: dns.evicted,
-    dnsLost: kernel.dnsLost,
-    dnsUnmatched: kernel.dnsUnmatched,
-    dnsRepeated: kernel.dnsRepeated,
-    kernelFiltered: kernel.filtered,
-    dnsQueriesEvicted: queriesEvicted,
-    halfOpenEvicted: flows.halfOpenEvicted,
-    unknownEnds: flows.unknownEnds,
-    duplicates: flows.duplicates,
-    dnsStreamsDropped: dns.streamsDropped,
-    ownerTimeouts: s.owners.byTimeout,
-    flowsRecovered: s.recovered,
-    flowsLost: kernel.flowsLost,
-  };
-}
+} from "./events.ts";
+import { clocks } from "./ffi/libbpf.ts";
+import { compileFilter } from "./flow/filter.ts";
+import { FlowTable } from "./flow/state.ts";
+import {
+  checkMonitorOptions,
+  type DefaultEventName,
+  type EventOf,
+  type MonitorOptions,
+} from "./monitor_options.ts";
+import { type MonitorStats, monitorStats } from "./stats.ts";
 
 /** How often the kernel's list of open flows is read to find flows whose end was lost. */
 const RECONCILE_MS = 3000;

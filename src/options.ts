@@ -8,9 +8,7 @@
  * @module
  */
 import { UsageError } from "./errors.ts";
-import { checkFilter, type FlowFilter } from "./flow/filter.ts";
-import { EVENT_NAMES, EVENT_UPDATE, type EventName } from "./flow/events.ts";
-import type { ReaderKind } from "./ffi/ringbuf.ts";
+import { EVENT_NAMES, type EventName } from "./events.ts";
 
 /** The value as the user gave it: text quoted, anything else as JSON would show it. */
 export function shown(value: unknown): string {
@@ -26,7 +24,8 @@ export function shown(value: unknown): string {
   }
 }
 
-function refuse(name: string, what: string, value: unknown): never {
+/** Throws the rules' one line: `<name> takes <what>, not <value>`. */
+export function refuse(name: string, what: string, value: unknown): never {
   throw new UsageError(`${name} takes ${what}, not ${shown(value)}`);
 }
 
@@ -145,6 +144,13 @@ export function eventList(name: string, value: unknown): EventName[] {
   return names;
 }
 
+/**
+ * How the ring buffer is read: `mmap` (the default) maps its pages and parses
+ * records in TypeScript (~20 ns per record); `callback` uses libbpf's
+ * `ring_buffer__consume` with an FFI callback (~500 ns per record).
+ */
+export type ReaderKind = "mmap" | "callback";
+
 export const READERS: readonly ReaderKind[] = ["mmap", "callback"];
 
 /** `mmap` or `callback`. */
@@ -172,69 +178,4 @@ export function cgroupPath(name: string, value: unknown): string {
   }
   const joined = parts.join("/");
   return text.startsWith("/") ? `/${joined}` : joined || ".";
-}
-
-/** The library's options, checked with the rules the command line uses. */
-export interface CheckedOptions {
-  cgroup?: string;
-  filter?: FlowFilter;
-  events?: readonly EventName[];
-  maxFlows?: number;
-  ringBytes?: number;
-  dnsRingBytes?: number;
-  keptFlows?: number;
-  reader?: ReaderKind;
-  dns?: { maxEntries?: number; maxBytes?: number; graceMs?: number };
-  ownerWaitMs?: number;
-  updateIntervalMs?: number;
-}
-
-/**
- * Checks FlowMonitor's options and returns them normalized (the cgroup path,
- * short event names made full); throws {@link UsageError} with the words the
- * command line uses for the same mistake.
- */
-export function checkMonitorOptions<T extends CheckedOptions>(options: T): T {
-  if (typeof options !== "object" || options === null) refuse("options", "an object", options);
-  const out: T = { ...options };
-  if (options.cgroup !== undefined) out.cgroup = cgroupPath("cgroup", options.cgroup);
-  if (options.events !== undefined) {
-    (out as CheckedOptions).events = eventList("events", options.events);
-  }
-  if (options.maxFlows !== undefined) out.maxFlows = wholeNumber("maxFlows", options.maxFlows, 1);
-  if (options.ringBytes !== undefined) out.ringBytes = ringSize("ringBytes", options.ringBytes);
-  if (options.dnsRingBytes !== undefined) {
-    out.dnsRingBytes = ringSize("dnsRingBytes", options.dnsRingBytes);
-  }
-  if (options.keptFlows !== undefined) {
-    out.keptFlows = wholeNumber("keptFlows", options.keptFlows, 1);
-  }
-  if (options.reader !== undefined) out.reader = readerKind("reader", options.reader);
-  if (options.filter !== undefined) out.filter = checkFilter(options.filter);
-  if (options.ownerWaitMs !== undefined) {
-    out.ownerWaitMs = wholeNumber("ownerWaitMs", options.ownerWaitMs, 0);
-  }
-  if (options.updateIntervalMs !== undefined) {
-    out.updateIntervalMs = wholeNumber("updateIntervalMs", options.updateIntervalMs, 100);
-    if (!(out as CheckedOptions).events?.includes(EVENT_UPDATE)) {
-      throw new UsageError(
-        `updateIntervalMs needs ${EVENT_UPDATE} in events (without it no update is made)`,
-      );
-    }
-  }
-  if (options.dns !== undefined) {
-    if (typeof options.dns !== "object" || options.dns === null) {
-      refuse("dns", "an object", options.dns);
-    }
-    const dns = { ...options.dns };
-    if (dns.maxEntries !== undefined) {
-      dns.maxEntries = wholeNumber("dns.maxEntries", dns.maxEntries, 1);
-    }
-    if (dns.graceMs !== undefined) dns.graceMs = wholeNumber("dns.graceMs", dns.graceMs, 0);
-    if (dns.maxBytes !== undefined) {
-      dns.maxBytes = byteSize("dns.maxBytes", dns.maxBytes, MIN_DNS_CACHE_BYTES);
-    }
-    out.dns = dns;
-  }
-  return out;
 }

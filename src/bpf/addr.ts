@@ -1,9 +1,11 @@
 /**
  * IP addresses from raw bytes: IPv4 dotted, IPv6 in RFC 5952 form, and
- * IPv4-mapped IPv6 (::ffff:a.b.c.d) shown as plain IPv4.
+ * IPv4-mapped IPv6 (::ffff:a.b.c.d) shown as plain IPv4; CIDR blocks
+ * (`--net`) parsed and matched.
  *
  * @module
  */
+import { refuse } from "../options.ts";
 
 /** Formats 4 bytes at `offset` as dotted IPv4. */
 export function formatIPv4(bytes: Uint8Array, offset = 0): string {
@@ -111,4 +113,40 @@ function parseIPv4Into(text: string, out: Uint8Array, offset: number): boolean {
   if (digits === 0 || part !== 3) return false;
   out[offset + 3] = value;
   return true;
+}
+
+/** A parsed CIDR block. */
+export interface Cidr {
+  bytes: Uint8Array;
+  prefix: number;
+}
+
+/** `ADDRESS/PREFIX` or `ADDRESS` (IPv4 or IPv6), with the host bits zero or not. */
+export function cidrValue(name: string, value: unknown): Cidr {
+  const text = typeof value === "string" ? value : "";
+  const [address = "", prefix, extra] = text.split("/");
+  const bytes = extra === undefined ? parseIP(address) : undefined;
+  const bits = bytes === undefined ? NaN : prefix === undefined ? bytes.length * 8 : Number(prefix);
+  if (
+    bytes === undefined || (prefix !== undefined && !/^\d{1,3}$/.test(prefix)) ||
+    bits > bytes.length * 8
+  ) {
+    refuse(name, "an address or CIDR block (10.0.0.0/8, fd00::/8)", value);
+  }
+  // IPv4-mapped IPv6 (::ffff:a.b.c.d) is IPv4, as netflow prints it.
+  const mapped = bytes.length === 16 && bits >= 96 && bytes.subarray(0, 10).every((b) => b === 0) &&
+    bytes[10] === 0xff && bytes[11] === 0xff;
+  if (mapped) return { bytes: bytes.slice(12), prefix: bits - 96 };
+  return { bytes, prefix: bits };
+}
+
+/** True when `address` (netflow's text form) is in `cidr`. */
+export function inCidr(cidr: Cidr, address: Uint8Array): boolean {
+  if (address.length !== cidr.bytes.length) return false;
+  const whole = cidr.prefix >> 3;
+  for (let i = 0; i < whole; i++) if (address[i] !== cidr.bytes[i]) return false;
+  const rest = cidr.prefix & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (address[whole]! & mask) === (cidr.bytes[whole]! & mask);
 }

@@ -18,8 +18,10 @@ import {
   updateMap,
   verboseLogOn,
 } from "../ffi/libbpf.ts";
-import { openRingReader, type ReaderKind, type RingReader } from "../ffi/ringbuf.ts";
-import { type FlowFilter, type KernelFilter, kernelFilter } from "../flow/filter.ts";
+import { openRingReader, type RingReader } from "../ffi/ringbuf.ts";
+import type { ReaderKind } from "../options.ts";
+import type { FlowFilter } from "../events.ts";
+import { type KernelFilter, kernelFilter } from "./kernel_filter.ts";
 import {
   kernelRelease,
   offLine,
@@ -97,7 +99,7 @@ export interface ProbeOptions {
   snapshotAll?: boolean;
   /** Write failed attempts (net_flow_tcp_fail): SYN_SENT closes, handshake packets. */
   reportFail?: boolean;
-  /** The filters sock_ops applies where a flow begins (src/flow/filter.ts's kernelFilter). */
+  /** The filters sock_ops applies where a flow begins (src/bpf/kernel_filter.ts). */
   filter?: FlowFilter;
 }
 

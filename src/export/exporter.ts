@@ -4,8 +4,7 @@
  *
  * @module
  */
-import type { NetflowEvent } from "../flow/events.ts";
-import type { Sink } from "../output/sink.ts";
+import type { NetflowEvent, Sink } from "../events.ts";
 import type { FlowRecord } from "./ipfix.ts";
 import { RecordBuilder } from "./record.ts";
 import type { CollectorUrl } from "./url.ts";

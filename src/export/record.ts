@@ -6,9 +6,7 @@
  * @module
  */
 import { parseIP } from "../bpf/addr.ts";
-import type { NetflowEvent } from "../flow/events.ts";
-import { IPPROTO_TCP } from "../output/community_id.ts";
-import { initiatorIsSrc, sideCounters, timeUs } from "../output/view.ts";
+import { initiatorIsSrc, IPPROTO_TCP, type NetflowEvent, sideCounters, timeUs } from "../events.ts";
 import { END_REASON, type FlowRecord } from "./ipfix.ts";
 
 const UPDATE = "net_flow_tcp_update";

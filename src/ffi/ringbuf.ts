@@ -14,6 +14,7 @@
  *
  * @module
  */
+import type { ReaderKind } from "../options.ts";
 import { check, libbpf, pageSize } from "./libbpf.ts";
 
 /** The most records one drain hands over: the events of one batch stay few (memory). */
@@ -29,13 +30,6 @@ export interface RingReader extends Disposable {
   wait(timeoutMs: number): Promise<void>;
   close(): void;
 }
-
-/**
- * How the ring buffer is read: `mmap` (the default) maps its pages and parses
- * records in TypeScript (~20 ns per record); `callback` uses libbpf's
- * `ring_buffer__consume` with an FFI callback (~500 ns per record).
- */
-export type ReaderKind = "mmap" | "callback";
 
 export function openRingReader(kind: ReaderKind, mapFd: number, size: number): RingReader {
   return kind === "mmap" ? new MmapRingReader(mapFd, size) : new CallbackRingReader(mapFd, size);

@@ -38,7 +38,7 @@ import {
   type FlowFailEvent,
   type FlowUpdateEvent,
   formatTime,
-} from "./events.ts";
+} from "../events.ts";
 
 /** What the flow table knows about a flow when it asks for its owner. */
 export interface OwnerQuery {

@@ -22,8 +22,8 @@ import {
   type FlowCounters,
   type FlowEvent,
   type NetflowEvent,
-} from "../flow/events.ts";
-import type { Sink } from "../output/sink.ts";
+  type Sink,
+} from "../events.ts";
 import { shown, wholeNumber } from "../options.ts";
 import { FoldingFamily, type FoldOptions, labelKey } from "./fold.ts";
 import type { MetricsRegistry } from "./prometheus.ts";

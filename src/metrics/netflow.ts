@@ -7,8 +7,8 @@
  */
 import { NetflowError, UsageError } from "../errors.ts";
 import { IpfixExporter } from "../export/exporter.ts";
-import { EVENT_NAMES, type EventName } from "../flow/events.ts";
-import type { MonitorStats } from "../monitor.ts";
+import { EVENT_NAMES, type EventName } from "../events.ts";
+import type { MonitorStats } from "../stats.ts";
 import { shown } from "../options.ts";
 import { contentType, type MetricsRegistry, negotiate } from "./prometheus.ts";
 

@@ -13,9 +13,7 @@
  */
 import * as crypto from "node:crypto";
 import { parseIPInto } from "../bpf/addr.ts";
-import type { NetflowEvent } from "../flow/events.ts";
-
-export const IPPROTO_TCP = 6;
+import { IPPROTO_TCP, type NetflowEvent } from "../events.ts";
 
 /**
  * The Community ID v1 of a 5-tuple; the same whichever way round the
@@ -23,7 +21,8 @@ export const IPPROTO_TCP = 6;
  *
  * @example
  * ```ts
- * import { communityIdV1, IPPROTO_TCP } from "./community_id.ts";
+ * import { IPPROTO_TCP } from "../events.ts";
+ * import { communityIdV1 } from "./community_id.ts";
  * // The spec's own baseline (baseline/baseline_deflt.json).
  * const id = communityIdV1(IPPROTO_TCP, "128.232.110.120", 34855, "66.35.250.204", 80);
  * if (id !== "1:LQU9qZlK+B5F3KDmev6m5PMibrg=") throw new Error(id);

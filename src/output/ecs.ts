@@ -12,9 +12,16 @@
  * @module
  */
 import { hostname } from "node:os";
-import { formatTime, type NetflowEvent } from "../flow/events.ts";
 import { CommunityIds } from "./community_id.ts";
-import { initiatorIsSrc, ipFamily, localIsSrc, sideCounters, timeUs } from "./view.ts";
+import {
+  formatTime,
+  initiatorIsSrc,
+  ipFamily,
+  localIsSrc,
+  type NetflowEvent,
+  sideCounters,
+  timeUs,
+} from "../events.ts";
 
 export const ECS_VERSION = "8.11.0";
 

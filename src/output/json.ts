@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { FlowCounters, FlowEvent, NetflowEvent } from "../flow/events.ts";
+import type { FlowCounters, FlowEvent, NetflowEvent } from "../events.ts";
 import { CommunityIds } from "./community_id.ts";
 
 const quote = JSON.stringify;

@@ -4,11 +4,10 @@
  *
  * @module
  */
-import type { NetflowEvent } from "../flow/events.ts";
+import type { NetflowEvent, Sink } from "../events.ts";
 import { CommunityIds } from "./community_id.ts";
 import { ecsFormatter } from "./ecs.ts";
 import { jsonFormatter } from "./json.ts";
-import type { Sink } from "./sink.ts";
 import { type TableOptions, TableWriter } from "./table.ts";
 import { traceeFormatter } from "./tracee.ts";
 

@@ -12,9 +12,8 @@
  * @module
  */
 import { hostname } from "node:os";
-import type { NetflowEvent } from "../flow/events.ts";
 import { CommunityIds } from "./community_id.ts";
-import { timeUs } from "./view.ts";
+import { type NetflowEvent, timeUs } from "../events.ts";
 
 /** Tracee's event ids (pkg/events/core.go: NetPacketIPv4 = 2000, ...). */
 const TRACEE_EVENT_IDS: Record<string, string> = {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { RUNTIME_V8_FLAGS } from "../../build.ts";
 import { findCgroup2Mount } from "../../src/bpf/cgroup.ts";
 import { missingCapabilitiesMessage, REQUIRED_CAPABILITIES } from "../../src/caps.ts";
-import type { FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEvent } from "../../src/events.ts";
 import {
   e2eTest,
   LOCAL,

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { findCgroup2Mount } from "../../src/bpf/cgroup.ts";
-import type { FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEvent } from "../../src/events.ts";
 import { e2eTest, LOCAL, TestCgroup, workload } from "../helpers/e2e.ts";
 import { BEGIN, END, HostNetflow, ofConns, stopped } from "../helpers/wholehost.ts";
 

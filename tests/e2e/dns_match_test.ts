@@ -5,7 +5,7 @@
  * forgers, odd servers and floods.
  */
 import assert from "node:assert/strict";
-import type { FlowEvent, NetflowEvent } from "../../src/flow/events.ts";
+import type { FlowEvent, NetflowEvent } from "../../src/events.ts";
 import { FlowMonitor } from "../../src/monitor.ts";
 import { connect, dig, ofPort, startDnsmasq, ZONE } from "../helpers/dns.ts";
 import {

@@ -4,7 +4,7 @@
  * real TCP connections go to the answered addresses.
  */
 import assert from "node:assert/strict";
-import type { FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEvent } from "../../src/events.ts";
 import { connect, dig, ofPort, startDnsmasq, ZONE } from "../helpers/dns.ts";
 import { e2eTest, Netflow, sh, TestCgroup, TestNetns } from "../helpers/e2e.ts";
 

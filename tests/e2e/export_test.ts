@@ -8,9 +8,9 @@
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import net from "node:net";
-import type { FlowEndEvent, FlowEvent, FlowUpdateEvent } from "../../src/flow/events.ts";
+import type { FlowEndEvent, FlowEvent, FlowUpdateEvent } from "../../src/events.ts";
 import { formatIPv6, parseIP } from "../../src/bpf/addr.ts";
-import { timeUs } from "../../src/output/view.ts";
+import { timeUs } from "../../src/events.ts";
 import {
   e2eTest,
   LOCAL,

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { findCgroup2Mount } from "../../src/bpf/cgroup.ts";
-import type { FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEvent } from "../../src/events.ts";
 import {
   e2eTest,
   Netflow,

@@ -5,7 +5,7 @@
  * the sums over the same run's JSON events, exactly.
  */
 import assert from "node:assert/strict";
-import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEndEvent, FlowEvent } from "../../src/events.ts";
 import {
   e2eTest,
   LOCAL,

@@ -3,7 +3,7 @@
  * exact expectations: counts, orientation, ports, owners, counters.
  */
 import assert from "node:assert/strict";
-import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEndEvent, FlowEvent } from "../../src/events.ts";
 import {
   e2eTest,
   LOCAL,

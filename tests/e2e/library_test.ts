@@ -4,7 +4,7 @@
  * flag, run with plain `deno run -A script.ts`.
  */
 import assert from "node:assert/strict";
-import type { FlowBeginEvent, FlowEndEvent } from "../../src/flow/events.ts";
+import type { FlowBeginEvent, FlowEndEvent } from "../../src/events.ts";
 import { e2eTest, LOCAL, Proc, ROOT, TestCgroup, workload } from "../helpers/e2e.ts";
 
 const SCRIPT = (modPath: string) =>

@@ -4,12 +4,7 @@
  * in the handshake), and connections the kernel gives up on.
  */
 import assert from "node:assert/strict";
-import type {
-  FlowEndEvent,
-  FlowEvent,
-  FlowFailEvent,
-  FlowUpdateEvent,
-} from "../../src/flow/events.ts";
+import type { FlowEndEvent, FlowEvent, FlowFailEvent, FlowUpdateEvent } from "../../src/events.ts";
 import { e2eTest, Netflow, ROOT, sh, TestCgroup, TestNetns } from "../helpers/e2e.ts";
 
 const LIFECYCLE = `${ROOT}tests/workloads/lifecycle.py`;

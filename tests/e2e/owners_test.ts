@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { RUNTIME_V8_FLAGS } from "../../build.ts";
-import type { FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEvent } from "../../src/events.ts";
 import { e2eTest, Proc, ROOT, TestCgroup, TestNetns, withTimeout } from "../helpers/e2e.ts";
 
 const OWNERS = `${ROOT}tests/workloads/owners.py`;

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { BPF_NAMES, explainLoadFailure } from "../../src/bpf/loader.ts";
 import { BpfObject, LibbpfError } from "../../src/ffi/libbpf.ts";
-import type { PacketEvent } from "../../src/flow/events.ts";
+import type { PacketEvent } from "../../src/events.ts";
 import {
   attachedPrograms,
   e2eTest,

@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { RUNTIME_V8_FLAGS } from "../../build.ts";
-import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEndEvent, FlowEvent } from "../../src/events.ts";
 import { e2eTest, type Proc, ROOT, sh, TestNetns, withTimeout } from "../helpers/e2e.ts";
 import {
   atLeast,

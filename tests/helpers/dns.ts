@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEvent } from "../../src/events.ts";
 import { LOCAL, type Proc, sh, type TestCgroup, type TestNetns, workload } from "./e2e.ts";
 
 export const ZONE = "netflow.test";

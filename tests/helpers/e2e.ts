@@ -9,7 +9,7 @@
  */
 import { RUNTIME_V8_FLAGS } from "../../build.ts";
 import { findCgroup2Mount } from "../../src/bpf/cgroup.ts";
-import type { NetflowEvent } from "../../src/flow/events.ts";
+import type { NetflowEvent } from "../../src/events.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const WORKLOAD = `${ROOT}tests/workloads/tcp.py`;

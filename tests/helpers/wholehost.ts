@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { RUNTIME_V8_FLAGS } from "../../build.ts";
-import type { FlowEvent, NetflowEvent } from "../../src/flow/events.ts";
+import type { FlowEvent, NetflowEvent } from "../../src/events.ts";
 import { Proc, ROOT, sh, type TestNetns, withTimeout } from "./e2e.ts";
 
 const SCRIPT = `${ROOT}tests/workloads/wholehost.py`;

@@ -3,10 +3,11 @@ import { OPTIONS, parseCli, USAGE } from "../../src/args.ts";
 import { parseArgv, repeatable, single } from "../../src/argv.ts";
 import { UsageError } from "../../src/errors.ts";
 import { FlowMonitor } from "../../src/monitor.ts";
-import { checkMonitorOptions, ringSize } from "../../src/options.ts";
+import { ringSize } from "../../src/options.ts";
+import { checkMonitorOptions } from "../../src/monitor_options.ts";
 import { BAD } from "../helpers/bad_args.ts";
 import { StdoutSink } from "../../src/output/stdout.ts";
-import type { NetflowEvent } from "../../src/flow/events.ts";
+import type { NetflowEvent } from "../../src/events.ts";
 
 Deno.test("parseCli defaults to the table format and begin/end events", () => {
   const o = parseCli([]);

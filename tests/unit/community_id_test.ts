@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
 import { parseIP } from "../../src/bpf/addr.ts";
-import {
-  CommunityIds,
-  communityIdV1,
-  eventCommunityId,
-  IPPROTO_TCP,
-} from "../../src/output/community_id.ts";
-import type { FlowBeginEvent, FlowEndEvent } from "../../src/flow/events.ts";
+import { CommunityIds, communityIdV1, eventCommunityId } from "../../src/output/community_id.ts";
+import { type FlowBeginEvent, type FlowEndEvent, IPPROTO_TCP } from "../../src/events.ts";
 
 // From the specification's own baseline, corelight/community-id-spec
 // baseline/baseline_deflt.json (seed 0), each in both directions.

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { KIND_BEGIN, KIND_END, KIND_UPDATE, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
 import type { FlowRecord } from "../../src/bpf/records.ts";
-import type { FlowEndEvent, FlowEvent, FlowUpdateEvent } from "../../src/flow/events.ts";
+import type { FlowEndEvent, FlowEvent, FlowUpdateEvent } from "../../src/events.ts";
 import { FlowTable } from "../../src/flow/state.ts";
 import { RecordBuilder } from "../../src/export/record.ts";
 import { type RawFlow, rawFlow } from "../helpers/records.ts";

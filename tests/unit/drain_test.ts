@@ -11,7 +11,7 @@ import { KIND_BEGIN, KIND_DNS, LAYOUT, RecordDecoder } from "../../src/bpf/recor
 import type { KernelRecord } from "../../src/bpf/records.ts";
 import type { RecordHandler } from "../../src/ffi/ringbuf.ts";
 import { DnsNames } from "../../src/dns/names.ts";
-import type { FlowBeginEvent } from "../../src/flow/events.ts";
+import type { FlowBeginEvent } from "../../src/events.ts";
 import { FlowTable } from "../../src/flow/state.ts";
 import { rawFlow } from "../helpers/records.ts";
 

@@ -6,11 +6,11 @@
 import assert from "node:assert/strict";
 import { KIND_BEGIN, KIND_END, KIND_UPDATE, RecordDecoder } from "../../src/bpf/records.ts";
 import type { FlowRecord } from "../../src/bpf/records.ts";
-import type { FlowEndEvent, FlowUpdateEvent } from "../../src/flow/events.ts";
+import type { FlowEndEvent, FlowUpdateEvent } from "../../src/events.ts";
 import { FlowTable } from "../../src/flow/state.ts";
 import { RecordBuilder } from "../../src/export/record.ts";
 import { ecsDocument } from "../../src/output/ecs.ts";
-import { timeUs } from "../../src/output/view.ts";
+import { timeUs } from "../../src/events.ts";
 import { LAYOUT } from "../../src/bpf/records.ts";
 import { rawFlow } from "../helpers/records.ts";
 

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import net from "node:net";
-import type { FlowEndEvent } from "../../src/flow/events.ts";
+import type { FlowEndEvent } from "../../src/events.ts";
 import { TcpExporter } from "../../src/export/tcp.ts";
 import { UdpExporter } from "../../src/export/udp.ts";
 import { parseCollectorUrl } from "../../src/export/url.ts";

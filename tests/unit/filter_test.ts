@@ -1,16 +1,10 @@
 import assert from "node:assert/strict";
 import { parseCli } from "../../src/args.ts";
 import { UsageError } from "../../src/errors.ts";
-import type { FlowBeginEvent, FlowEndEvent, PacketEvent } from "../../src/flow/events.ts";
-import {
-  checkFilter,
-  cidrValue,
-  compileFilter,
-  type FlowFilter,
-  inCidr,
-  kernelFilter,
-} from "../../src/flow/filter.ts";
-import { parseIP } from "../../src/bpf/addr.ts";
+import type { FlowBeginEvent, FlowEndEvent, FlowFilter, PacketEvent } from "../../src/events.ts";
+import { checkFilter, compileFilter } from "../../src/flow/filter.ts";
+import { kernelFilter } from "../../src/bpf/kernel_filter.ts";
+import { cidrValue, inCidr, parseIP } from "../../src/bpf/addr.ts";
 
 function begin(over: Partial<FlowBeginEvent> = {}): FlowBeginEvent {
   return {

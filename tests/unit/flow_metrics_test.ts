@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fc from "npm:fast-check@3.23.2";
 import { parseCli } from "../../src/args.ts";
 import { UsageError } from "../../src/errors.ts";
-import type { FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEvent } from "../../src/events.ts";
 import { FoldingFamily, type FoldOptions } from "../../src/metrics/fold.ts";
 import {
   FLOW_METRIC_EVENTS,

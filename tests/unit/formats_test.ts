@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import type { FlowBeginEvent, FlowEndEvent, PacketEvent } from "../../src/flow/events.ts";
+import type { FlowBeginEvent, FlowEndEvent, PacketEvent } from "../../src/events.ts";
 import { CommunityIds } from "../../src/output/community_id.ts";
 import { ecsDocument, ecsFormatter } from "../../src/output/ecs.ts";
 import { traceeEvent, traceeFormatter } from "../../src/output/tracee.ts";
-import { initiatorIsSrc, localIsSrc, sideCounters, timeUs } from "../../src/output/view.ts";
+import { initiatorIsSrc, localIsSrc, sideCounters, timeUs } from "../../src/events.ts";
 
 const ID = "1:LQU9qZlK+B5F3KDmev6m5PMibrg=";
 

@@ -17,7 +17,7 @@ import {
   parseAnswer,
   questionHash,
 } from "../../src/dns/parse.ts";
-import type { FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEvent } from "../../src/events.ts";
 import { FlowTable } from "../../src/flow/state.ts";
 
 const F = LAYOUT.nf_flow.fields;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseIP } from "../../src/bpf/addr.ts";
-import type { FlowEndEvent, NetflowEvent } from "../../src/flow/events.ts";
+import type { FlowEndEvent, NetflowEvent } from "../../src/events.ts";
 import {
   ELEMENT_TYPES_TEMPLATE,
   type FlowRecord,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { UsageError } from "../../src/errors.ts";
 import { EventCounts, listenAddress, registerNetflowMetrics } from "../../src/metrics/netflow.ts";
 import { MetricsRegistry } from "../../src/metrics/prometheus.ts";
-import { type MonitorStats, monitorStats } from "../../src/monitor.ts";
+import { type MonitorStats, monitorStats } from "../../src/stats.ts";
 import { summary } from "../../src/cli.ts";
 import { FlowTable } from "../../src/flow/state.ts";
 import { DnsNames } from "../../src/dns/names.ts";

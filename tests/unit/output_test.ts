@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type FlowEndEvent, formatTime } from "../../src/flow/events.ts";
+import { type FlowEndEvent, formatTime } from "../../src/events.ts";
 import { formatJson } from "../../src/output/json.ts";
 import { sanitize } from "../../src/output/sanitize.ts";
 import { bytes, duration, TableWriter, zoneOffset } from "../../src/output/table.ts";

@@ -3,7 +3,7 @@ import type { FlowRecord, SocketOwner } from "../../src/bpf/records.ts";
 import type { HolderIndex } from "../../src/enrich/holders.ts";
 import { OwnerResolver } from "../../src/enrich/owners.ts";
 import { FlowTable } from "../../src/flow/state.ts";
-import type { FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEvent } from "../../src/events.ts";
 import { record } from "../helpers/records.ts";
 
 const master = { pid: 100, uid: 0, comm: "master" };

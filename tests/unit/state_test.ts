@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@3.23.2";
 import type { EndHow, FlowRecord } from "../../src/bpf/records.ts";
-import type { FlowEndEvent, FlowEvent } from "../../src/flow/events.ts";
+import type { FlowEndEvent, FlowEvent } from "../../src/events.ts";
 import { endCounters, FlowTable } from "../../src/flow/state.ts";
 import { atMs, connection, openList, record, type Side } from "../helpers/records.ts";
 

@@ -1,7 +1,9 @@
 /**
- * The events netflow reports, as JSON Lines and to library users: one begin
- * and one end per local TCP endpoint (a loopback connection has two), and, when
- * asked for, updates, failed attempts and raw control packets. The names and
+ * The vocabulary every stage shares, importing nothing: the events netflow
+ * reports (as JSON Lines and to library users: one begin and one end per local
+ * TCP endpoint, a loopback connection has two, and, when asked for, updates,
+ * failed attempts and raw control packets), the filter spec, how to read an
+ * event's sides, and the {@link Sink} every output implements. The names and
  * fields follow Tracee's net_flow_tcp_begin / net_flow_tcp_end; docs/events.md
  * has the same reference with the table's columns.
  *
@@ -238,4 +240,112 @@ export function formatTime(us: number): string {
     cachedPrefix = new Date(second * 1000).toISOString().slice(0, 19); // 2026-11-23T12:34:56
   }
   return `${cachedPrefix}.${String(us - second * 1e6).padStart(6, "0")}Z`;
+}
+
+/**
+ * Which events to report (`--pid`, `--comm`, `--port`, `--container`, `--net`,
+ * `--direction`, `-4`/`-6`): values of one kind are alternatives (OR), kinds
+ * combine (AND); an absent or empty list does not filter (src/flow/filter.ts).
+ */
+export interface FlowFilter {
+  /** The local process's pid. */
+  pid?: readonly number[];
+  /** The local process's name (comm, at most 15 characters), exactly. */
+  comm?: readonly string[];
+  /** Either side's TCP port. */
+  port?: readonly number[];
+  /** A container id or its prefix (docker's 12-character short ids work). */
+  container?: readonly string[];
+  /** CIDR blocks (or single addresses) the remote address is in. */
+  net?: readonly string[];
+  /** Who initiated the connection. */
+  direction?: readonly ("incoming" | "outgoing")[];
+  /** IP version. */
+  family?: readonly (4 | 6)[];
+}
+
+/** TCP's IANA protocol number (IPFIX's protocolIdentifier, Community ID's proto). */
+export const IPPROTO_TCP = 6;
+
+// How to read an event beyond its fields, written against the contract only,
+// so every event kind (begin, update, end, fail, packet) maps the same way.
+
+let parsedPrefix = "";
+let parsedSecondUs = 0;
+
+/** Microseconds since the epoch from netflow's RFC 3339 time (the inverse of formatTime). */
+export function timeUs(text: string): number {
+  const prefix = text.slice(0, 19); // 2026-11-23T12:34:56
+  if (prefix !== parsedPrefix) {
+    parsedPrefix = prefix;
+    parsedSecondUs = Date.parse(`${prefix}Z`) * 1000;
+  }
+  const dot = text.indexOf(".", 19);
+  if (dot < 0) return parsedSecondUs;
+  const digits = text.slice(dot + 1).replace(/\D.*$/, "");
+  return parsedSecondUs + Number(digits.padEnd(6, "0").slice(0, 6));
+}
+
+/** True when the event's `src` is this host's endpoint. */
+export function localIsSrc(e: NetflowEvent): boolean {
+  if (e.event === "net_packet_tcp") return e.direction === "egress";
+  // An end is oriented by who closed it; every other flow event like a begin.
+  if ("closed_by" in e) return e.closed_by === "local";
+  return e.conn_direction === "outgoing";
+}
+
+/** True when the event's `src` sent the SYN; undefined for a single packet. */
+export function initiatorIsSrc(e: NetflowEvent): boolean | undefined {
+  if (e.event === "net_packet_tcp") return undefined;
+  return localIsSrc(e) === (e.conn_direction === "outgoing");
+}
+
+/** Bytes and packets each side sent, or null where the kernel gave none. */
+export interface SideCounters {
+  srcBytes: number | null;
+  srcPackets: number | null;
+  dstBytes: number | null;
+  dstPackets: number | null;
+}
+
+/** The local counters of an event that has them, as `src` and `dst` sent them. */
+export function sideCounters(e: NetflowEvent): SideCounters | undefined {
+  if (!("bytes_sent" in e)) return undefined;
+  const local = localIsSrc(e);
+  return {
+    srcBytes: local ? e.bytes_sent : e.bytes_received,
+    srcPackets: local ? e.packets_sent : e.packets_received,
+    dstBytes: local ? e.bytes_received : e.bytes_sent,
+    dstPackets: local ? e.packets_received : e.packets_sent,
+  };
+}
+
+/** "ipv4" or "ipv6", as the addresses were written. */
+export function ipFamily(e: NetflowEvent): "ipv4" | "ipv6" {
+  return e.src.includes(":") ? "ipv6" : "ipv4";
+}
+
+/**
+ * Where events go: the stdout format, IPFIX exporters, flow metrics. Each
+ * batch the monitor yields is handed to every sink in turn; a new output is a
+ * new Sink, and no stage before it knows.
+ */
+export interface Sink {
+  /**
+   * Takes one batch. Never waits on the network (a slow or absent collector
+   * costs records, counted, never the caller's time). Returns false when
+   * this sink can take no more (stdout's reader has gone): the caller stops.
+   */
+  write(batch: readonly NetflowEvent[]): boolean;
+  /** Flushes what it still holds (waiting a bounded time at most) and lets go of its resources. */
+  close(): Promise<void>;
+  /** Its counts for the exit summary, or undefined when it has none. */
+  summary(): string | undefined;
+}
+
+/** Hands a batch to every sink; false when one of them can take no more. */
+export function writeAll(sinks: readonly Sink[], batch: readonly NetflowEvent[]): boolean {
+  let ok = true;
+  for (const sink of sinks) ok = sink.write(batch) && ok;
+  return ok;
 }

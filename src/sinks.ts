@@ -6,14 +6,13 @@
  *
  * @module
  */
-import type { EventName } from "../flow/events.ts";
-import type { ExporterOptions } from "../export/exporter.ts";
-import { TcpExporter } from "../export/tcp.ts";
-import { UdpExporter } from "../export/udp.ts";
-import type { CollectorUrl } from "../export/url.ts";
-import type { Sink } from "./sink.ts";
-import { type FormatName, lineFormat, StdoutSink } from "./stdout.ts";
-import type { TableOptions } from "./table.ts";
+import type { EventName, Sink } from "./events.ts";
+import type { ExporterOptions } from "./export/exporter.ts";
+import { TcpExporter } from "./export/tcp.ts";
+import { UdpExporter } from "./export/udp.ts";
+import type { CollectorUrl } from "./export/url.ts";
+import { type FormatName, lineFormat, StdoutSink } from "./output/stdout.ts";
+import type { TableOptions } from "./output/table.ts";
 
 export function buildSinks(
   options: {

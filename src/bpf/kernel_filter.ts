@@ -1,0 +1,51 @@
+/**
+ * The part of a filter the kernel applies where a flow begins (sock_ops, with
+ * struct nf_config's filter_* fields): ports, remote address, direction and
+ * family. The rest (pid, comm, container) and any kind with more values than
+ * the kernel holds stays in TypeScript (src/flow/filter.ts).
+ *
+ * @module
+ */
+import type { FlowFilter } from "../events.ts";
+import { cidrValue } from "./addr.ts";
+
+/** The kernel's part of a filter (struct nf_config's filter_* fields). */
+export interface KernelFilter {
+  /** Bit 0 IPv4, bit 1 IPv6; 0: every family. */
+  families: number;
+  /** Bit 0 outgoing, bit 1 incoming; 0: both. */
+  directions: number;
+  /** At most {@link KERNEL_PORTS}; empty: no port filter in the kernel. */
+  ports: number[];
+  /** 16-byte addresses (IPv4 as ::ffff:a.b.c.d), prefixes in 128 bits; at most {@link KERNEL_NETS}. */
+  nets: { bytes: Uint8Array; prefix: number }[];
+}
+
+/** NF_FILTER_PORTS and NF_FILTER_NETS in bpf/netflow.h. */
+export const KERNEL_PORTS = 8, KERNEL_NETS = 8;
+
+/**
+ * What the kernel can filter where a flow begins: ports, remote address,
+ * direction and family (a kind with more values than the kernel holds stays
+ * in TypeScript only). pid, comm and container stay in TypeScript: the kernel
+ * learns the owner later than the begin.
+ */
+export function kernelFilter(filter: FlowFilter | undefined): KernelFilter {
+  const ports = [...new Set(filter?.port ?? [])];
+  const nets = (filter?.net ?? []).map((n) => cidrValue("net", n)).map(({ bytes, prefix }) => {
+    if (bytes.length === 16) return { bytes, prefix };
+    const mapped = new Uint8Array(16);
+    mapped[10] = mapped[11] = 0xff;
+    mapped.set(bytes, 12);
+    return { bytes: mapped, prefix: prefix + 96 };
+  });
+  let families = 0, directions = 0;
+  for (const f of filter?.family ?? []) families |= f === 4 ? 1 : 2;
+  for (const d of filter?.direction ?? []) directions |= d === "outgoing" ? 1 : 2;
+  return {
+    families,
+    directions,
+    ports: ports.length <= KERNEL_PORTS ? ports : [],
+    nets: nets.length <= KERNEL_NETS ? nets : [],
+  };
+}
