@@ -14,9 +14,9 @@
  *
  * @module
  */
-import { RUNTIME_V8_FLAGS } from "../build.ts";
 import { startDnsmasq, ZONE } from "../tests/helpers/dns.ts";
 import { ROOT as HERE, sh, TestCgroup, TestNetns } from "../tests/helpers/e2e.ts";
+import { Netflow } from "../tests/helpers/netflow.ts";
 
 const arg = (name: string, fallback: string) => {
   const at = Deno.args.indexOf(name);
@@ -71,31 +71,11 @@ async function main() {
   const rxPort = Number((await rx.line()).split(" ")[1]);
 
   const out = Deno.makeTempFileSync({ prefix: "netflow-dns-flood-", suffix: ".jsonl" });
-  const nf = new Deno.Command("sh", {
-    args: [
-      "-c",
-      'out=$1; shift; exec "$@" > "$out"',
-      "sh",
-      out,
-      Deno.execPath(),
-      "run",
-      "--allow-all",
-      RUNTIME_V8_FLAGS,
-      `${ROOT}src/cli.ts`,
-      "--format",
-      "json",
-      "--cgroup",
-      cg.dir,
-    ],
-    stderr: "piped",
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-  }).spawn();
-  const stderr = collect(nf.stderr);
   try {
-    while (!stderr.text.includes("netflow: watching cgroup")) {
-      if (stderr.done) throw new Error(`netflow did not start: ${stderr.text}`);
-      await sleep(50);
-    }
+    await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir], {
+      cli: `${ROOT}src/cli.ts`,
+      stdoutFile: out,
+    });
     // The kernel's cost of a forged answer, alone: the ingress program's
     // run time per datagram from port 53, against the same datagrams from port 54.
     const cost: Record<string, number> = {};
@@ -190,10 +170,7 @@ print(c.getsockname()[1], flush=True); c.close(); a.close()`,
     await sleep(1500);
     const snmp1 = await snmpTcp(ns), cpu1 = cpuTicks(nf.pid), rss = peakRssMb(nf.pid);
     const elapsed = (performance.now() - started) / 1000;
-    nf.kill("SIGTERM");
-    await nf.status;
-    await stderr.finished;
-    const summary = stderr.text.trim().split("\n").at(-1)!;
+    const summary = (await nf.stop()).summary;
 
     const events = Deno.readTextFileSync(out).split("\n").filter((l) => l !== "").map((l) =>
       JSON.parse(l)
@@ -224,10 +201,6 @@ print(c.getsockname()[1], flush=True); c.close(); a.close()`,
     };
     console.log(JSON.stringify(result, null, 2));
   } finally {
-    try {
-      nf.kill("SIGKILL");
-    } catch { /* ended */ }
-    await nf.status;
     Deno.removeSync(out);
   }
 }
@@ -262,17 +235,6 @@ async function floodOnce(ns: TestNetns, port: number, count: number, sport: numb
     "--sport",
     String(sport),
   );
-}
-
-/** A stream's text so far, growing as it arrives. */
-function collect(stream: ReadableStream<Uint8Array>) {
-  const state = { text: "", done: false, finished: Promise.resolve() };
-  const decoder = new TextDecoder();
-  state.finished = (async () => {
-    for await (const chunk of stream) state.text += decoder.decode(chunk, { stream: true });
-    state.done = true;
-  })();
-  return state;
 }
 
 await main();

@@ -17,11 +17,10 @@
  *
  * @module
  */
-import { RUNTIME_V8_FLAGS } from "../build.ts";
 import { findCgroup2Mount } from "../src/bpf/cgroup.ts";
+import { Netflow, ROOT } from "../tests/helpers/netflow.ts";
 
 const QUICK = Deno.args.includes("--quick");
-const ROOT = new URL("../", import.meta.url).pathname;
 const CONNECTIONS = QUICK ? 2000 : 5000;
 const ROUNDS = QUICK ? 2 : 5;
 const CGROUP = `${findCgroup2Mount()}/netflow-metrics-bench-${Deno.pid}`;
@@ -112,36 +111,17 @@ type Arm = "off" | "events" | "on";
 /** One storm; netflow's CPU seconds, flows ended, scrapes and series. */
 async function storm(arm: Arm) {
   const metrics = arm === "on";
-  const nf = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      RUNTIME_V8_FLAGS,
-      `${ROOT}src/cli.ts`,
-      "--format",
-      "json",
-      "--cgroup",
-      CGROUP,
-      ...(arm === "events" ? ["--events", "begin,end,update,fail"] : []),
-      ...(metrics ? ["--metrics", "0"] : []),
-    ],
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stderr = nf.stderr.getReader();
-  let err = "";
-  const line = async (re: RegExp) => {
-    for (;;) {
-      const m = err.split("\n").find((l) => re.test(l));
-      if (m !== undefined) return m;
-      const { value, done } = await stderr.read();
-      if (done) throw new Error(`netflow ended: ${err}`);
-      err += decoder.decode(value);
-    }
-  };
-  await line(/^netflow: watching cgroup/);
-  const url = metrics ? /(http:\S+)$/.exec(await line(/^netflow: metrics at /))![1]! : undefined;
+  await using nf = await Netflow.start([
+    "--format",
+    "json",
+    "--cgroup",
+    CGROUP,
+    ...(arm === "events" ? ["--events", "begin,end,update,fail"] : []),
+    ...(metrics ? ["--metrics", "0"] : []),
+  ], { stdoutFile: "/dev/null" });
+  const url = metrics
+    ? /(http:\S+)$/.exec(await nf.stderrLine(/^netflow: metrics at /))![1]!
+    : undefined;
   const srv = inCgroup("python3", ["-c", SERVER], "piped");
   const port = await waitLine(srv.stdout, (l) => /^\d+$/.test(l));
   let scrapes = 0, last = "";
@@ -162,13 +142,7 @@ async function storm(arm: Arm) {
   const cpu = cpuSeconds(nf.pid) - before;
   scraping = false;
   await scraper;
-  kill(nf, "SIGTERM");
-  for (;;) {
-    const { value, done } = await stderr.read();
-    if (done) break;
-    err += decoder.decode(value);
-  }
-  await nf.status;
+  const err = (await nf.stop("SIGTERM")).stderr;
   kill(srv);
   await srv.status;
   const events = Number(/netflow: (\d+) events/.exec(err)?.[1]);

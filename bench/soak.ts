@@ -32,8 +32,8 @@
  *
  * @module
  */
-import { RUNTIME_V8_FLAGS } from "../build.ts";
 import { findCgroup2Mount } from "../src/bpf/cgroup.ts";
+import { Netflow } from "../tests/helpers/netflow.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -493,39 +493,22 @@ async function main() {
     const metricsPort = (probe.addr as Deno.NetAddr).port;
     probe.close();
     const eventsFile = `${o.out}/events.jsonl`;
-    const out = await Deno.open(eventsFile, { write: true, create: true, truncate: true });
     const scopeArgs = o.wholeHost
       ? ["--net", `198.18.${subA}.0/24`, "--net", `198.18.${subB}.0/24`]
       : ["--cgroup", cgroup];
-    const nf = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-all",
-        RUNTIME_V8_FLAGS,
-        `${ROOT}src/cli.ts`,
-        "--format",
-        "json",
-        "--events",
-        "begin,end,update,fail",
-        "--update-interval",
-        "5",
-        "--metrics",
-        `127.0.0.1:${metricsPort}`,
-        ...scopeArgs,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-      stdin: "null",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const written = nf.stdout.pipeTo(out.writable);
-    const stderrText = new Response(nf.stderr).text();
-    scope.add(async () => {
-      try {
-        nf.kill("SIGKILL");
-      } catch { /* gone */ }
-      await nf.status;
-    });
+    // netflow writes its events straight to the file: no pipe between.
+    const nf = await Netflow.start([
+      "--format",
+      "json",
+      "--events",
+      "begin,end,update,fail",
+      "--update-interval",
+      "5",
+      "--metrics",
+      `127.0.0.1:${metricsPort}`,
+      ...scopeArgs,
+    ], { stdoutFile: eventsFile });
+    scope.add(() => nf[Symbol.asyncDispose]());
     for (let i = 0; i < 300; i++) {
       try {
         await scrape(metricsPort);
@@ -636,10 +619,7 @@ async function main() {
     await Promise.all([reading, churn, scan]);
     await sleep(2000); // the last ends reach the ring
     const final = await scrape(metricsPort);
-    nf.kill("SIGTERM");
-    const status = await nf.status;
-    await written.catch(() => {});
-    const stderr = await stderrText;
+    const { code, stderr } = await nf.stop("SIGTERM");
     await scope.close();
 
     // Markers.
@@ -720,7 +700,7 @@ async function main() {
         count("dns")
       } looked-up connections carry their name`,
       ...check.problems.map((p) => `  not exact: ${p}`),
-      `netflow exit ${status.code}; its summary: ${
+      `netflow exit ${code}; its summary: ${
         stderr.split("\n").find((l) => /^netflow: \d+ events/.test(l)) ?? "(none)"
       }`,
     ];

@@ -15,7 +15,8 @@
  *
  * @module
  */
-const ROOT = new URL("../", import.meta.url).pathname;
+import { Netflow } from "../tests/helpers/netflow.ts";
+
 const CONNECTIONS = Number(Deno.args[0] ?? 44_000);
 const STALL_S = Number(Deno.args[1] ?? 6);
 const CLIENTS = 4;
@@ -70,32 +71,9 @@ function peakRssMb(pid: number): number {
 const out = await Deno.makeTempFile({ suffix: ".json" });
 const server = python(SERVER);
 const port = JSON.parse(await firstLine(server.stdout)).port as number;
-const nfOut = await Deno.open(out, { write: true });
-const nf = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "-A",
-    "--v8-flags=--max-semi-space-size=4",
-    `${ROOT}src/cli.ts`,
-    "--format",
-    "json",
-    "--port",
-    String(port),
-  ],
-  stdout: "piped",
-  stderr: "piped",
-  stdin: "null",
-}).spawn();
-const copying = nf.stdout.pipeTo(nfOut.writable);
-let stderrAll = "";
-const pumping = (async () => {
-  for await (const chunk of nf.stderr.pipeThrough(new TextDecoderStream())) stderrAll += chunk;
-})();
+// netflow writes its events straight to the file: no pipe between.
+const nf = await Netflow.start(["--format", "json", "--port", String(port)], { stdoutFile: out });
 try {
-  for (let i = 0; i < 600 && !stderrAll.includes("netflow: watching"); i++) {
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  if (!stderrAll.includes("netflow: watching")) throw new Error(`no ready line: ${stderrAll}`);
   const t0 = performance.now();
   const clients = Array.from(
     { length: CLIENTS },
@@ -116,11 +94,7 @@ try {
     await new Promise((r) => setTimeout(r, 500));
   }
   const rss = peakRssMb(nf.pid);
-  Deno.kill(nf.pid, "SIGINT");
-  await nf.status;
-  await copying.catch(() => {});
-  await pumping;
-  const stderr = stderrAll;
+  const { stderr } = await nf.stop();
   const flows = new Map<string, { begins: number; ends: number; exact: boolean }>();
   for (const line of (await Deno.readTextFile(out)).split("\n")) {
     if (!line) continue;
@@ -153,9 +127,7 @@ try {
     1,
   ));
 } finally {
-  try {
-    nf.kill("SIGKILL");
-  } catch { /* ended */ }
+  await nf[Symbol.asyncDispose]();
   server.kill("SIGKILL");
   await server.status;
   await Deno.remove(out).catch(() => {});

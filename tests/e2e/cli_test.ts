@@ -5,94 +5,46 @@
  * for a user who is not root, from a clean clone.
  */
 import assert from "node:assert/strict";
-import { RUNTIME_V8_FLAGS } from "../../build.ts";
 import { findCgroup2Mount } from "../../src/bpf/cgroup.ts";
 import { missingCapabilitiesMessage, REQUIRED_CAPABILITIES } from "../../src/caps.ts";
 import type { FlowEvent } from "../../src/events.ts";
-import {
-  e2eTest,
-  LOCAL,
-  Netflow,
-  ROOT,
-  sh,
-  TestCgroup,
-  withTimeout,
-  workload,
-} from "../helpers/e2e.ts";
+import { e2eTest, LOCAL, ROOT, sh, TestCgroup, withTimeout, workload } from "../helpers/e2e.ts";
+import { ENV, Netflow, runNetflow } from "../helpers/netflow.ts";
 
 const decoder = new TextDecoder();
-const CLI = `${ROOT}src/cli.ts`;
-const ENV = { NO_COLOR: "1", RUST_BACKTRACE: "0" };
 
-/** The command line of netflow under setpriv with exactly `caps` (inheritable, ambient, bounding). */
-function withCapabilities(caps: readonly string[], args: string[]): Deno.Command {
+/** setpriv with exactly `caps` (inheritable, ambient, bounding): a wrapper for netflow. */
+function withCapabilities(caps: readonly string[]): string[] {
   const set = ["-all", ...caps.map((c) => `+${c.replace(/^CAP_/, "").toLowerCase()}`)].join(",");
-  return new Deno.Command("setpriv", {
-    args: [
-      `--inh-caps=${set}`,
-      `--ambient-caps=${set}`,
-      `--bounding-set=${set}`,
-      Deno.execPath(),
-      "run",
-      "--allow-all",
-      RUNTIME_V8_FLAGS,
-      CLI,
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: ENV,
-  });
+  return ["setpriv", `--inh-caps=${set}`, `--ambient-caps=${set}`, `--bounding-set=${set}`];
 }
 
 async function runWithCapabilities(caps: readonly string[], args: string[]) {
-  const out = await withCapabilities(caps, args).output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+  return await runNetflow(args, { wrapper: withCapabilities(caps) });
 }
 
 e2eTest(
   "with exactly the documented capabilities netflow reports flows and their owners",
   async () => {
     await using cg = new TestCgroup();
-    const nf = withCapabilities(REQUIRED_CAPABILITIES, [
-      "--format",
-      "json",
-      "--cgroup",
-      cg.dir,
-      "--count",
-      "4",
-    ]).spawn();
-    try {
-      const stdout = new Response(nf.stdout).text();
-      const stderrLines = nf.stderr.pipeThrough(new TextDecoderStream()).getReader();
-      let stderr = "";
-      while (!stderr.includes("\n")) {
-        const next = await withTimeout(stderrLines.read(), 60_000, "netflow's ready line");
-        if (next.done) break;
-        stderr += next.value;
-      }
-      assert.match(stderr, /^netflow: watching cgroup /, stderr);
-      const lo = "127.0.0.1";
-      const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo });
-      const status = await withTimeout(nf.status, 30_000, "netflow to write 4 events");
-      assert.equal(status.code, 0);
-      const events = (await stdout).trimEnd().split("\n").map((l) => JSON.parse(l) as FlowEvent);
-      const seen = events.map((e) => `${e.event} ${e.conn_direction} ${e.comm}`).sort();
-      assert.deepEqual(seen, [
-        "net_flow_tcp_begin incoming nf-server",
-        "net_flow_tcp_begin outgoing nf-client",
-        "net_flow_tcp_end incoming nf-server",
-        "net_flow_tcp_end outgoing nf-client",
-      ]);
-      for (const e of events) {
-        assert.equal(e.pid, e.conn_direction === "outgoing" ? w.clientPid : w.serverPid);
-      }
-    } finally {
-      try {
-        nf.kill("SIGKILL");
-      } catch { /* already gone */ }
-      await nf.status;
+    await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir, "--count", "4"], {
+      wrapper: withCapabilities(REQUIRED_CAPABILITIES),
+    });
+    assert.match(nf.stderr, /^netflow: watching cgroup /, nf.stderr);
+    const lo = "127.0.0.1";
+    const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo });
+    const { code, events } = await nf.finish(30_000);
+    assert.equal(code, 0);
+    const seen = (events as FlowEvent[]).map((e) => `${e.event} ${e.conn_direction} ${e.comm}`)
+      .sort();
+    assert.deepEqual(seen, [
+      "net_flow_tcp_begin incoming nf-server",
+      "net_flow_tcp_begin outgoing nf-client",
+      "net_flow_tcp_end incoming nf-server",
+      "net_flow_tcp_end outgoing nf-client",
+    ]);
+    for (const e of events as FlowEvent[]) {
+      assert.equal(e.pid, e.conn_direction === "outgoing" ? w.clientPid : w.serverPid);
     }
   },
 );
@@ -181,44 +133,23 @@ e2eTest(
     const dir = Deno.makeTempDirSync();
     const fifo = `${dir}/stdout`;
     await sh("mkfifo", fifo);
-    // netflow writes into the fifo (sh execs it: the pid is netflow's); head reads one line.
-    const nf = new Deno.Command("sh", {
-      args: [
-        "-c",
-        'exec "$@" > "$0"',
-        fifo,
-        Deno.execPath(),
-        "run",
-        "--allow-all",
-        RUNTIME_V8_FLAGS,
-        CLI,
-        "--cgroup",
-        cg.dir,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-      env: ENV,
-    }).spawn();
+    // head reads one line; netflow writes into the fifo (once head has it open).
     const head = new Deno.Command("head", { args: ["-1", fifo], stdout: "piped" }).spawn();
+    await using nf = Netflow.spawn(["--cgroup", cg.dir], { stdoutFile: fifo });
     try {
       const headOut = await withTimeout(head.output(), 60_000, "head to read a line");
       assert.match(decoder.decode(headOut.stdout), /^TIME\(\S+\) +EVENT +DIR +LOCAL +REMOTE/);
       const started = performance.now();
       // Nothing more is written: only watching the pipe can notice that head left.
-      const status = await withTimeout(nf.status, 15_000, "netflow to notice the closed pipe");
+      const { code, stderr } = await nf.finish(15_000);
       console.log(`netflow ended ${Math.round(performance.now() - started)} ms after head`);
-      const stderr = decoder.decode(await new Response(nf.stderr).arrayBuffer());
-      assert.equal(status.code, 0, stderr);
+      assert.equal(code, 0, stderr);
       assert.match(stderr, /^netflow: watching cgroup .*\nnetflow: 0 events, 0 lost records/);
     } finally {
-      for (const p of [nf, head]) {
-        try {
-          p.kill("SIGKILL");
-        } catch { /* already gone */ }
-        await p.status;
-      }
-      await nf.stderr.cancel().catch(() => {});
+      try {
+        head.kill("SIGKILL");
+      } catch { /* already gone */ }
+      await head.status;
       Deno.removeSync(dir, { recursive: true });
     }
   },

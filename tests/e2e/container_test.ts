@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { findCgroup2Mount } from "../../src/bpf/cgroup.ts";
 import type { FlowEvent } from "../../src/events.ts";
 import { e2eTest, LOCAL, TestCgroup, workload } from "../helpers/e2e.ts";
-import { BEGIN, END, HostNetflow, ofConns, stopped } from "../helpers/wholehost.ts";
+import { BEGIN, END, ofConns, stopped, watchHost } from "../helpers/wholehost.ts";
 
 /**
  * The command that runs netflow in `container`: moved into it, then in new
@@ -78,7 +78,7 @@ e2eTest("netflow in a container with its own cgroup namespace watches the whole 
   const mount = findCgroup2Mount();
   await using container = new TestCgroup();
   await using other = new TestCgroup();
-  await using nf = await HostNetflow.start(inContainer(container, { ownPids: false }));
+  await using nf = await watchHost({ wrapper: inContainer(container, { ownPids: false }) });
   // The control for what follows: inside, the container's mount is a subtree.
   assert.notEqual(Deno.statSync(container.dir).ino, 1);
   const ready = /^netflow: watching cgroup (.*)$/m.exec(nf.stderr)![1]!;
@@ -102,7 +102,10 @@ e2eTest(
   async () => {
     await using container = new TestCgroup();
     await using other = new TestCgroup();
-    await using nf = await HostNetflow.start(inContainer(container, { ownPids: true }), true);
+    await using nf = await watchHost({
+      wrapper: inContainer(container, { ownPids: true }),
+      forks: true,
+    });
     const lines = nf.stderr.split("\n");
     assert.match(
       lines[0]!,
@@ -136,10 +139,10 @@ e2eTest(
   async () => {
     await using container = new TestCgroup();
     await using other = new TestCgroup();
-    await using nf = await HostNetflow.start(
-      inContainer(container, { ownPids: true, hostCgroup: true }),
-      true,
-    );
+    await using nf = await watchHost({
+      wrapper: inContainer(container, { ownPids: true, hostCgroup: true }),
+      forks: true,
+    });
     assert.deepEqual(nf.stderr.split("\n").slice(0, 2), [
       "netflow: in a pid namespace of its own: pids are the host's, not this namespace's; holders " +
       "of accepted connections are found only among the processes visible here, and flows open at " +

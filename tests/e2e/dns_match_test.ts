@@ -11,14 +11,15 @@ import { connect, dig, ofPort, startDnsmasq, ZONE } from "../helpers/dns.ts";
 import {
   e2eTest,
   LOCAL,
-  Netflow,
   type Proc,
   ROOT,
   sh,
   TestCgroup,
   TestNetns,
+  withTimeout,
   workload,
 } from "../helpers/e2e.ts";
+import { atLeast, eachPort, Netflow, until } from "../helpers/netflow.ts";
 
 const DNS_PY = `${ROOT}tests/workloads/dns.py`;
 const EVIL = "evil.example.test";
@@ -118,6 +119,8 @@ for (const wholeHost of [false, true]) {
       assert.equal(await rx.line(), "got 1"); // the forged datagram did reach a watched socket
       const port = await connect(cg, dnsNs, z.chain);
 
+      // Whole host: the server's side too.
+      await nf.untilFlows(eachPort(wholeHost ? 4 : 2, [port]), "the connection's events");
       const { events, stderr, code } = await nf.stop();
       assert.equal(code, 0, stderr);
       const flows = events as FlowEvent[];
@@ -188,6 +191,10 @@ e2eTest(
     const evilPort = await connect(cg, ns, evilAt);
     const wrongIdPort = await connect(cg, ns, wrongId);
 
+    await nf.untilFlows(
+      eachPort(2, [port, evilPort, wrongIdPort]),
+      "a begin and an end for each connection",
+    );
     const { events, stderr, code } = await nf.stop();
     assert.equal(code, 0, stderr);
     const flows = events as FlowEvent[];
@@ -239,7 +246,11 @@ e2eTest("two namespaces resolve one name to two addresses: each keeps its own", 
       where: inB,
       connectTo: addrB,
     });
-    await new Promise((r) => setTimeout(r, 300));
+    await until(
+      () =>
+        [hostPort, w.clientPorts[0]!].every((p) => ofPort(events as FlowEvent[], p).length >= 2),
+      "a begin and an end for each connection",
+    );
     monitor.close();
     await loop;
 
@@ -307,6 +318,7 @@ e2eTest("an answer over 1,280 bytes keeps the records that fit and counts as cut
   await addAddress(ns, last);
   const firstPort = await connect(cg, ns, first);
   const lastPort = await connect(cg, ns, last);
+  await nf.untilFlows(eachPort(2, [firstPort, lastPort]), "a begin and an end for each connection");
   const { events, stderr } = await nf.stop();
   const flows = events as FlowEvent[];
   expectNames(flows, firstPort, [`big.${ZONE}`], "1.6 kB answer, first record");
@@ -350,6 +362,10 @@ e2eTest(
     );
     await using _bulk = await start(bulk, "bulk", "--bytes", String(4 << 20));
     await using tcpdump = cg.spawn(
+      "sh",
+      "-c",
+      'exec "$@" 2>&1',
+      "sh",
       "tcpdump",
       "-i",
       "any",
@@ -358,7 +374,7 @@ e2eTest(
       "--immediate-mode",
       `tcp and src port 53 and src host ${big}`,
     );
-    await new Promise((r) => setTimeout(r, 500)); // tcpdump is listening
+    while (!(await tcpdump.line()).includes("listening on")) { /* its banner first */ }
     await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir]);
 
     assert.equal(await dig(cg, small, `split.${ZONE}`, "A", "+tcp"), first);
@@ -385,14 +401,23 @@ print(n)`,
     assert.equal(await dl.line(), String(4 << 20));
     const firstPort = await connect(cg, ns, first);
     const lastPort = await connect(cg, ns, last);
+    await nf.untilFlows(
+      eachPort(2, [firstPort, lastPort]),
+      "a begin and an end for each connection",
+    );
     const { events, stderr } = await nf.stop();
+    // tcpdump's witness: the answer came in two segments with data, or more.
     const segments: string[] = [];
-    try {
-      for (;;) segments.push(await tcpdump.line(500));
-    } catch { /* no more lines */ }
-    const withData = segments.filter((l) => !/length 0$/.test(l));
-    console.log(`tcpdump: ${withData.length} segments with data from ${big}:53`);
-    assert.ok(withData.length >= 2, segments.join("\n"));
+    const withData = () => segments.filter((l) => !/length 0$/.test(l));
+    await withTimeout(
+      (async () => {
+        while (withData().length < 2) segments.push(await tcpdump.line());
+      })(),
+      20_000,
+      "two segments with data",
+    ).catch(() => {});
+    console.log(`tcpdump: ${withData().length} segments with data from ${big}:53`);
+    assert.ok(withData().length >= 2, segments.join("\n"));
     const flows = events as FlowEvent[];
     expectNames(flows, firstPort, [`split.${ZONE}`], "TCP answer in two segments");
     expectNames(
@@ -442,6 +467,12 @@ e2eTest(
     const [w] = await Promise.all([storm, flood]);
     const got = Number((await rx.line(30_000)).split(" ")[1]);
     const port = await connect(cg, ns, z.chain);
+    await nf.untilFlows(
+      (flows) =>
+        eachPort(2, [port])(flows) &&
+        atLeast(600, (e) => w.clientPorts.includes(e.src_port))(flows),
+      "a begin and an end for each connection",
+    );
     const { events, stderr, code } = await nf.stop();
     assert.equal(code, 0, stderr);
     const flows = events as FlowEvent[];
@@ -475,6 +506,7 @@ e2eTest("a flood of unanswered queries is bounded in the kernel, and counted", a
   // Queries after the flood are recorded and answered as ever.
   assert.equal(await dig(cg, ns.nsAddr4, `end.${ZONE}`, "A"), z.chain);
   const port = await connect(cg, ns, z.chain);
+  await nf.untilFlows(eachPort(2, [port]), "a begin and an end for each connection");
   const { events, stderr } = await nf.stop();
   expectNames(events as FlowEvent[], port, [`end.${ZONE}`], "after a query flood");
   // 20,001 recorded, 1 answered, at most 16,384 (the map's size) still there.
@@ -491,6 +523,7 @@ e2eTest("a client and its resolver both watched: one answer read, its copy a rep
   await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir]);
   assert.equal(await dig(cg, ns.hostAddr4, `end.${ZONE}`, "A"), z.chain);
   const port = await connect(cg, ns, z.chain);
+  await nf.untilFlows(eachPort(2, [port]), "a begin and an end for each connection");
   const { events, stderr } = await nf.stop();
   expectNames(events as FlowEvent[], port, [`end.${ZONE}`], "resolver and client both watched");
   assert.match(stderr, / 1 DNS responses \(0 malformed/);

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import type { FlowEvent } from "../../src/events.ts";
 import { connect, dig, ofPort, startDnsmasq, ZONE } from "../helpers/dns.ts";
-import { e2eTest, Netflow, sh, TestCgroup, TestNetns } from "../helpers/e2e.ts";
+import { e2eTest, sh, TestCgroup, TestNetns } from "../helpers/e2e.ts";
+import { eachPort, Netflow } from "../helpers/netflow.ts";
 
 e2eTest(
   "flows carry the names the host resolved: chains, shared addresses, IPv6, TCP, expiry",
@@ -39,6 +40,8 @@ e2eTest(
     await new Promise((r) => setTimeout(r, 3200)); // TTL and grace have passed
     const expiredPort = await connect(cg, ns, z.short);
 
+    const ports = [chainPort, sharedPort, v6Port, tcpPort, shortPort, expiredPort];
+    await nf.untilFlows(eachPort(2, ports), "a begin and an end for each connection");
     const { events, stderr, code } = await nf.stop();
     assert.equal(code, 0, stderr);
     const flows = events as FlowEvent[];
@@ -79,6 +82,7 @@ e2eTest("answers a watched local resolver sends are cached too (egress)", async 
   await ask(`tcp.${ZONE}`, "A", "+short", "+tcp"); // over TCP: the query arrives, the answer leaves
   const port = await connect(cg, ns, z.chain);
   const tcpPort = await connect(cg, ns, z.tcp);
+  await nf.untilFlows(eachPort(2, [port, tcpPort]), "a begin and an end for each connection");
   const { events, stderr } = await nf.stop();
   const got = ofPort(events as FlowEvent[], port);
   assert.equal(got.length, 2);

@@ -14,7 +14,6 @@ import { timeUs } from "../../src/events.ts";
 import {
   e2eTest,
   LOCAL,
-  Netflow,
   Proc,
   ROOT,
   sh,
@@ -23,7 +22,9 @@ import {
   withTimeout,
   workload,
 } from "../helpers/e2e.ts";
+import { atLeast, eachPort, Netflow, onPort } from "../helpers/netflow.ts";
 
+const END = "net_flow_tcp_end";
 const COLLECTOR = `${ROOT}tests/workloads/collector.py`;
 const LIFECYCLE = `${ROOT}tests/workloads/lifecycle.py`;
 
@@ -120,6 +121,7 @@ for (const family of [4, 6] as const) {
         { where: LOCAL, connectTo: server },
         { count: 3, bytes: 30_000, scenario: "server-close" },
       );
+      await nf.untilFlows(eachPort(2, w.clientPorts), "a begin and an end for each connection");
       const { events, stderr, code } = await nf.stop();
       assert.equal(code, 0, stderr);
       const ends = (events as FlowEvent[]).filter((e): e is FlowEndEvent =>
@@ -405,6 +407,7 @@ for (const family of [4, 6] as const) {
         { where: LOCAL, connectTo: server },
         { count: 2 },
       );
+      await nf.until((docs) => docs.length >= 4, "a begin and an end for each connection");
       const { events, stderr, code } = await nf.stop();
       assert.equal(code, 0, stderr);
       tcpdump.kill("SIGINT");
@@ -482,6 +485,7 @@ e2eTest(
       });
       runs.push({ scenario, w });
     }
+    await nf.until((docs) => docs.length >= 8, "both endpoints' begins and ends");
     const { events, stderr, code } = await nf.stop();
     assert.equal(code, 0, stderr);
     type Doc = Record<string, Record<string, unknown>>;
@@ -518,6 +522,7 @@ e2eTest("Tracee format: a loopback connection's four events, field by field", as
   await using nf = await Netflow.start(["--format", "tracee", "--cgroup", cg.dir]);
   const lo = "127.0.0.1";
   const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo });
+  await nf.until((events) => events.length >= 4, "the connection's four events");
   const { stdout, stderr, code } = await nf.stop();
   assert.equal(code, 0, stderr);
   const lines = stdout.trim().split("\n");
@@ -647,6 +652,7 @@ e2eTest(
       await using client = cg.spawn("python3", LIFECYCLE, "long", "127.0.0.1", String(sport), "4");
       const { client: cport } = JSON.parse(await client.line());
       await client.line(20_000); // done
+      await nf.untilFlows(atLeast(2, (e) => onPort(cport)(e) && e.event === END), "both ends");
       const { events, stderr, code } = await nf.stop();
       assert.equal(code, 0, stderr);
       const flows = (events as FlowEvent[]).filter((e) =>
@@ -723,6 +729,7 @@ e2eTest(
       await using client = cg.spawn("python3", LIFECYCLE, "long", "127.0.0.1", String(sport), "4");
       const { client: cport } = JSON.parse(await client.line());
       await client.line(20_000); // done
+      await nf.untilFlows(atLeast(2, (e) => onPort(cport)(e) && e.event === END), "both ends");
       const { events, stderr, code } = await nf.stop();
       assert.equal(code, 0, stderr);
       const flows = (events as FlowEvent[]).filter((e) =>
@@ -792,6 +799,7 @@ e2eTest(
         count: 2,
       });
       const records = await recordsIn(`${dir}/c.1`, 4);
+      await nf.until((events) => events.length >= 4, "the four begins");
       const { events, stderr, code } = await nf.stop();
       assert.equal(code, 0, stderr);
       assert.deepEqual(
@@ -830,7 +838,7 @@ e2eTest("--ring-size sizes the flows' ring and --dns-ring-size DNS's own", async
     ] as const
   ) {
     await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir, ...args]);
-    const sizes = await ringSizes(nf.proc.pid);
+    const sizes = await ringSizes(nf.pid);
     assert.deepEqual(
       Object.fromEntries(sizes),
       { events: flows, dns_events: dns },

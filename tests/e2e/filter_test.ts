@@ -6,15 +6,8 @@
 import assert from "node:assert/strict";
 import { findCgroup2Mount } from "../../src/bpf/cgroup.ts";
 import type { FlowEvent } from "../../src/events.ts";
-import {
-  e2eTest,
-  Netflow,
-  Proc,
-  TestCgroup,
-  TestNetns,
-  withTimeout,
-  WORKLOAD,
-} from "../helpers/e2e.ts";
+import { e2eTest, Proc, TestCgroup, TestNetns, withTimeout, WORKLOAD } from "../helpers/e2e.ts";
+import { atLeast, Netflow, onPort } from "../helpers/netflow.ts";
 import { sample } from "../helpers/promtool.ts";
 
 /** A free TCP port now (the servers must listen where the filter says before netflow starts). */
@@ -28,8 +21,16 @@ interface Server {
   port: number;
 }
 
-/** tcp.py's server on `host:port`, started by `spawn` (a cgroup's, a namespace's, or a plain one). */
-async function serve(spawn: (...a: string[]) => Proc, host: string, port = 0): Promise<Server> {
+/**
+ * tcp.py's server on `host:port`, started by `spawn` (a cgroup's, a namespace's, or a plain
+ * one), named `comm` when given.
+ */
+async function serve(
+  spawn: (...a: string[]) => Proc,
+  host: string,
+  port = 0,
+  comm?: string,
+): Promise<Server> {
   const proc = spawn(
     "python3",
     WORKLOAD,
@@ -40,14 +41,20 @@ async function serve(spawn: (...a: string[]) => Proc, host: string, port = 0): P
     String(port),
     "--scenario",
     "client-close",
+    ...(comm ? ["--comm", comm] : []),
   );
   const [word, got] = (await proc.line()).split(" ");
   assert.equal(word, "listening");
   return { proc, port: Number(got) };
 }
 
-/** One client-close connection to `server`; returns the client's local port and pid. */
-async function connect(spawn: (...a: string[]) => Proc, host: string, server: Server) {
+/** One client-close connection to `server` (by a client named `comm`); its local port and pid. */
+async function connect(
+  spawn: (...a: string[]) => Proc,
+  host: string,
+  server: Server,
+  comm?: string,
+) {
   await using cli = spawn(
     "python3",
     WORKLOAD,
@@ -58,6 +65,7 @@ async function connect(spawn: (...a: string[]) => Proc, host: string, server: Se
     String(server.port),
     "--scenario",
     "client-close",
+    ...(comm ? ["--comm", comm] : []),
   );
   const out = JSON.parse(await cli.line()) as { pid: number; ports: number[] };
   await cli.done();
@@ -65,15 +73,33 @@ async function connect(spawn: (...a: string[]) => Proc, host: string, server: Se
   return { port: out.ports[0]!, pid: out.pid };
 }
 
-/** netflow (whole host, JSON) with `filter`, stopped after `run`; the events on `ports`. */
-async function filtered(filter: string[], run: () => Promise<number[]>) {
+/**
+ * netflow (whole host, JSON) with `filter`, stopped once `want` events on the
+ * ports `run` returns are written; when `want` is 0, once the two events (a
+ * begin and an end) of `control` are: a connection the filter keeps, made
+ * after `run`'s (the positive control). Returns the events on `run`'s ports.
+ */
+async function filtered(
+  filter: string[],
+  run: () => Promise<number[]>,
+  want: number,
+  control?: () => Promise<number>,
+) {
   await using nf = await Netflow.start(["--format", "json", ...filter]);
   const ports = await run();
+  const mine = (flows: FlowEvent[]) =>
+    flows.filter((e) => ports.includes(e.src_port) || ports.includes(e.dst_port));
+  if (want === 0 && control === undefined) throw new Error("nothing expected: a control is needed");
+  const controlPort = want === 0 ? await control!() : undefined;
+  await nf.untilFlows(
+    (flows) =>
+      mine(flows).length >= want &&
+      (controlPort === undefined || atLeast(2, onPort(controlPort))(flows)),
+    want === 0 ? "the control's begin and end" : `${want} events`,
+  );
   const { events, stderr, code } = await nf.stop();
   assert.equal(code, 0, stderr);
-  return (events as FlowEvent[]).filter((e) =>
-    ports.includes(e.src_port) || ports.includes(e.dst_port)
-  );
+  return mine(events as FlowEvent[]);
 }
 
 /** "begin outgoing", "end incoming", ... of the events, in order. */
@@ -91,7 +117,7 @@ e2eTest("--port keeps flows on that port and drops another's (whole host)", asyn
     const cb = await connect(spawn, "127.0.0.1", b);
     // Only the clients' ports: another process may use `wanted` as its ephemeral port.
     return [ca.port, cb.port];
-  });
+  }, 4);
   assert.ok(events.every((e) => e.dst_port === wanted || e.src_port === wanted));
   assert.deepEqual(kinds(events), [
     "begin incoming",
@@ -118,28 +144,43 @@ e2eTest(
   async () => {
     await using cg = new TestCgroup();
     const spawn = (...a: string[]) => cg.spawn(a[0]!, ...a.slice(1));
-    const cases: [string[], "outgoing" | "incoming" | "none", boolean][] = [
-      // [filter, the endpoint kept, whether this process is the client]
-      [["--pid", String(Deno.pid)], "outgoing", true],
-      [["--pid", String(Deno.pid), "--pid", "1"], "outgoing", true],
-      [["--pid", String(Deno.pid)], "none", false],
-      [["--comm", "nf-client"], "outgoing", false],
-      [["--comm", "nf-nobody", "--comm", "nf-client"], "outgoing", false],
-      [["--comm", "nf-nobody"], "none", false],
-      [["--direction", "outgoing"], "outgoing", false],
-      [["--direction", "incoming"], "incoming", false],
-      // AND across kinds: the client's name but incoming flows: nothing.
-      [["--comm", "nf-client", "--direction", "incoming"], "none", false],
-    ];
-    for (const [filter, kept, fromHere] of cases) {
-      const server = await serve(spawn, "127.0.0.1");
-      const events = await filtered(filter, async () => {
-        return [
-          fromHere
-            ? await connectFromHere(server)
-            : (await connect(spawn, "127.0.0.1", server)).port,
-        ];
-      });
+    const lo = "127.0.0.1";
+    // Positive controls, for the filters that keep nothing of the connection: a
+    // connection they keep one endpoint of (its client's port).
+    const fromHere = async () => await connectFromHere(await serve(spawn, lo));
+    const named = (comm: string) => async () =>
+      (await connect(spawn, lo, await serve(spawn, lo), comm)).port;
+    const serverNamed = (comm: string) => async () =>
+      (await connect(spawn, lo, await serve(spawn, lo, 0, comm))).port;
+    const cases: [string[], "outgoing" | "incoming" | "none", boolean, (() => Promise<number>)?][] =
+      [
+        // [filter, the endpoint kept, whether this process is the client, the control]
+        [["--pid", String(Deno.pid)], "outgoing", true],
+        [["--pid", String(Deno.pid), "--pid", "1"], "outgoing", true],
+        [["--pid", String(Deno.pid)], "none", false, fromHere],
+        [["--comm", "nf-client"], "outgoing", false],
+        [["--comm", "nf-nobody", "--comm", "nf-client"], "outgoing", false],
+        [["--comm", "nf-nobody"], "none", false, named("nf-nobody")],
+        [["--direction", "outgoing"], "outgoing", false],
+        [["--direction", "incoming"], "incoming", false],
+        // AND across kinds: the client's name but incoming flows: nothing.
+        [
+          ["--comm", "nf-client", "--direction", "incoming"],
+          "none",
+          false,
+          serverNamed("nf-client"),
+        ],
+      ];
+    for (const [filter, kept, here, control] of cases) {
+      const server = await serve(spawn, lo);
+      const events = await filtered(
+        filter,
+        async () => {
+          return [here ? await connectFromHere(server) : (await connect(spawn, lo, server)).port];
+        },
+        kept === "none" ? 0 : 2,
+        control,
+      );
       const want = kept === "none" ? [] : [`begin ${kept}`, `end ${kept}`];
       assert.deepEqual(kinds(events), want, filter.join(" "));
     }
@@ -165,15 +206,15 @@ e2eTest(
     let run: Awaited<ReturnType<typeof flows>> | undefined;
     const go = async () => (run = await flows()).ports;
 
-    let events = await filtered(["-6"], go);
+    let events = await filtered(["-6"], go, 4);
     assert.ok(events.length === 4 && events.every((e) => e.src === "::1" && e.dst === "::1"));
 
-    events = await filtered(["-4"], go);
+    events = await filtered(["-4"], go, 8);
     // Loopback v4: both endpoints; veth: the client's and the namespace server's.
     assert.equal(events.length, 8);
     assert.ok(events.every((e) => !e.src.includes(":")));
 
-    events = await filtered(["--net", `${ns.nsAddr4}/32`], go);
+    events = await filtered(["--net", `${ns.nsAddr4}/32`], go, 2);
     // Only the host's client, whose remote is the namespace; the namespace server's remote is the host.
     assert.deepEqual(kinds(events), ["begin outgoing", "end outgoing"]);
     assert.ok(events.every((e) => e.src_port === run!.cNs.port || e.dst_port === run!.cNs.port));
@@ -181,6 +222,7 @@ e2eTest(
     events = await filtered(
       ["--net", "127.0.0.0/8", "--net", "::1/128", "--direction", "incoming"],
       go,
+      4,
     );
     assert.equal(events.length, 4); // both loopback servers' endpoints
     assert.ok(events.every((e) => e.conn_direction === "incoming" && e.pid !== run!.cNs.pid));
@@ -206,7 +248,7 @@ e2eTest("--container keeps the flows of a container's cgroup (whole host)", asyn
       const s = await serve(inside, "127.0.0.1");
       const c = await connect(outside, "127.0.0.1", s);
       return [c.port];
-    });
+    }, 2);
     // The container's server endpoint only; the client outside is not in it.
     assert.deepEqual(kinds(events), ["begin incoming", "end incoming"]);
     assert.ok(events.every((e) => e.container_id === id));
@@ -283,6 +325,12 @@ e2eTest(
       await connect(spawn, "::1", await serve(spawn, "::1"));
     };
     const one = async () => void await connect(spawn, "127.0.0.1", await serve(spawn, "127.0.0.1"));
+    // The positive control for a filter that keeps nothing of `one`: a connection to 127.0.0.2,
+    // whose client's endpoint it keeps (the server's remote is 127.0.0.1).
+    const oneThenControl = async () => {
+      await one();
+      await connect(spawn, "127.0.0.2", await serve(spawn, "127.0.0.2"));
+    };
     // [filter, workload, events written, endpoints the kernel dropped]
     const cases: [string[], () => Promise<void>, number, number][] = [
       [["--port", String(wanted)], twoPorts, 4, 2],
@@ -290,7 +338,7 @@ e2eTest(
       [["-6"], v4AndV6, 4, 2],
       [["-4"], v4AndV6, 4, 2],
       [["--direction", "incoming"], one, 2, 1],
-      [["--net", "127.0.0.2/32"], one, 0, 2],
+      [["--net", "127.0.0.2/32"], oneThenControl, 2, 3], // the control's client only
       [["--net", "127.0.0.0/8", "--net", "::1"], v4AndV6, 8, 0],
       [["--net", "::ffff:127.0.0.0/104"], one, 4, 0], // IPv4 written as mapped IPv6
       [["--comm", "nf-client"], one, 2, 0], // the owner is known later: filtered in netflow
@@ -298,6 +346,10 @@ e2eTest(
     for (const [filter, run, events, filtered] of cases) {
       const got = await kernelCounts(cg, filter, run, events);
       assert.equal(got.filtered, filtered, filter.join(" "));
+      if (run === oneThenControl) {
+        const to2 = (e: FlowEvent) => e.dst === "127.0.0.2" || e.src === "127.0.0.2";
+        assert.ok((got.events as FlowEvent[]).every(to2), JSON.stringify(got.events));
+      }
     }
   },
 );

@@ -9,7 +9,6 @@ import type { FlowEndEvent, FlowEvent } from "../../src/events.ts";
 import {
   e2eTest,
   LOCAL,
-  Netflow,
   sh,
   TestCgroup,
   TestNetns,
@@ -17,6 +16,7 @@ import {
   WORKLOAD,
   workload,
 } from "../helpers/e2e.ts";
+import { atLeast, Netflow, onPort } from "../helpers/netflow.ts";
 import { Prometheus, prometheusPath } from "../helpers/prometheus.ts";
 import { promtoolCheck, promtoolPath } from "../helpers/promtool.ts";
 
@@ -116,9 +116,24 @@ e2eTest("Prometheus's PromQL sums of the flow metrics equal the run's JSON event
       flag,
       ...args,
     );
-    await cli.line();
-    // Open across several update sweeps (0.3 s) and scrapes (1 s).
-    await new Promise((r) => setTimeout(r, 2500));
+    const held = (JSON.parse(await cli.line()) as { ports: number[] }).ports;
+    // Open across several update sweeps (0.3 s): two updates with bytes on each of the
+    // four flows (two endpoints each); and across two scrapes (1 s).
+    await nf.untilFlows(
+      (flows) =>
+        held.every((p) =>
+          ["outgoing", "incoming"].every((d) =>
+            atLeast(
+              2,
+              (e) =>
+                onPort(p)(e) && e.conn_direction === d && e.event === "net_flow_tcp_update" &&
+                e.bytes_sent! > 0,
+            )(flows)
+          )
+        ),
+      "two updates of each held flow",
+    );
+    await prom.scrapes(2);
     await Deno.writeTextFile(flag, "");
     await cli.done();
     await srv.done();
@@ -131,7 +146,7 @@ e2eTest("Prometheus's PromQL sums of the flow metrics equal the run's JSON event
     30_000,
     "Prometheus to scrape every end",
   );
-  await new Promise((r) => setTimeout(r, 2500)); // two more scrapes: nothing may change
+  await prom.scrapes(2); // two more scrapes: nothing may change
   const q = (promql: string, by: string[]) => prom.byLabels(promql, by);
   const promql = {
     bytesSent: await q("sum by (comm) (netflow_tcp_bytes_sent_total)", ["comm"]),
@@ -208,6 +223,7 @@ e2eTest("Prometheus's PromQL sums of the flow metrics equal the run's JSON event
     .output();
   assert.ok(rules.success, new TextDecoder().decode(rules.stderr));
 
+  await nf.untilFlows(atLeast(2 * connections, (e) => e.event === END), "every end on stdout");
   const { events, code, stderr } = await nf.stop();
   assert.equal(code, 0, stderr);
   const flows = events as FlowEvent[];

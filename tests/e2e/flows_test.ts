@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import type { FlowEndEvent, FlowEvent } from "../../src/events.ts";
 import {
+  control,
   e2eTest,
   LOCAL,
-  Netflow,
   type Run,
   sh,
   TestCgroup,
@@ -16,6 +16,7 @@ import {
   WORKLOAD,
   workload,
 } from "../helpers/e2e.ts";
+import { atLeast, Netflow, onPort } from "../helpers/netflow.ts";
 
 function ofPort(events: FlowEvent[], port: number): FlowEvent[] {
   return events.filter((e) => e.src_port === port || e.dst_port === port);
@@ -33,7 +34,9 @@ async function watch(cg: TestCgroup, extra: string[] = []) {
   return await Netflow.start(["--format", "json", "--cgroup", cg.dir, ...extra]);
 }
 
-async function stopped(nf: Netflow) {
+/** Stops netflow once `ready` holds for its flow events; checks its exit and summary. */
+async function stopped(nf: Netflow, ready: (flows: FlowEvent[]) => boolean) {
+  await nf.untilFlows(ready, "the test's events");
   const { events, stderr, code } = await nf.stop();
   assert.equal(code, 0, stderr);
   assert.match(stderr, /, 0 lost records, 0 evicted flows, 0 malformed records,/);
@@ -47,7 +50,8 @@ for (const family of [4, 6] as const) {
     await using cg = new TestCgroup();
     await using nf = await watch(cg);
     const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo });
-    const events = ofPort(await stopped(nf), w.clientPorts[0]!);
+    const port = w.clientPorts[0]!;
+    const events = ofPort(await stopped(nf, atLeast(4, onPort(port))), port);
     const c = `${lo}:${w.clientPorts[0]}`, s = `${lo}:${w.serverPort}`;
     assert.deepEqual(events.map(describe).sort(), [
       `begin incoming ${c}>${s}`,
@@ -79,7 +83,8 @@ for (const family of [4, 6] as const) {
       scenario: "server-close",
     });
     const c = `${lo}:${w.clientPorts[0]}`, s = `${lo}:${w.serverPort}`;
-    const ends = ofPort(await stopped(nf), w.clientPorts[0]!).filter((e) =>
+    const port = w.clientPorts[0]!;
+    const ends = ofPort(await stopped(nf, atLeast(4, onPort(port))), port).filter((e) =>
       e.event === "net_flow_tcp_end"
     );
     assert.deepEqual(ends.map(describe).sort(), [
@@ -95,7 +100,8 @@ for (const family of [4, 6] as const) {
       scenario: "rst",
     });
     const c = `${lo}:${w.clientPorts[0]}`, s = `${lo}:${w.serverPort}`;
-    const events = ofPort(await stopped(nf), w.clientPorts[0]!);
+    const port = w.clientPorts[0]!;
+    const events = ofPort(await stopped(nf, atLeast(4, onPort(port))), port);
     assert.deepEqual(events.filter((e) => e.event === "net_flow_tcp_end").map(describe).sort(), [
       `end incoming ${c}>${s} remote rst`,
       `end outgoing ${c}>${s} local rst`,
@@ -129,7 +135,8 @@ for (const family of [4, 6] as const) {
     );
     const { ports } = JSON.parse(await cli.line());
     await cli.done();
-    const events = await stopped(nf);
+    // The positive control: a connection after it, whose events must come.
+    const events = await stopped(nf, await control(cg));
     assert.deepEqual(ofPort(events, ports[0]), []);
   });
 
@@ -140,7 +147,8 @@ for (const family of [4, 6] as const) {
       scenario: "halfclose",
     });
     const c = `${lo}:${w.clientPorts[0]}`, s = `${lo}:${w.serverPort}`;
-    const events = ofPort(await stopped(nf), w.clientPorts[0]!);
+    const port = w.clientPorts[0]!;
+    const events = ofPort(await stopped(nf, atLeast(4, onPort(port))), port);
     const ends = events.filter((e): e is FlowEndEvent => e.event === "net_flow_tcp_end");
     assert.deepEqual(ends.map(describe).sort(), [
       `end incoming ${c}>${s} remote fin`,
@@ -165,7 +173,7 @@ for (const family of [4, 6] as const) {
       const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo }, {
         count: 200,
       });
-      const events = (await stopped(nf)).filter((e) =>
+      const events = (await stopped(nf, atLeast(800, onPort(w.serverPort)))).filter((e) =>
         e.dst_port === w.serverPort || e.src_port === w.serverPort
       );
       const count = (event: string, dir: string) =>
@@ -194,7 +202,8 @@ for (const family of [4, 6] as const) {
     const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo }, {
       bytes,
     });
-    const ends = ofPort(await stopped(nf), w.clientPorts[0]!)
+    const port = w.clientPorts[0]!;
+    const ends = ofPort(await stopped(nf, atLeast(4, onPort(port))), port)
       .filter((e): e is FlowEndEvent => e.event === "net_flow_tcp_end");
     const out = ends.find((e) => e.conn_direction === "outgoing")!;
     const inc = ends.find((e) => e.conn_direction === "incoming")!;
@@ -215,7 +224,8 @@ for (const family of [4, 6] as const) {
           const { w, local, client, server } = await vethWorkload(cg, ns, family, direction, {
             scenario,
           });
-          const events = ofPort(await stopped(nf), w.clientPorts[0]!);
+          const port = w.clientPorts[0]!;
+          const events = ofPort(await stopped(nf, atLeast(2, onPort(port))), port);
           const closer = scenario === "server-close" ? server : client;
           const other = closer === server ? client : server;
           const reason = scenario === "rst" ? "rst" : "fin";
@@ -248,7 +258,12 @@ for (const family of [4, 6] as const) {
         const many = await vethWorkload(cg, ns, family, direction, { count: 200 });
         const bytes = 16 << 20;
         const big = await vethWorkload(cg, ns, family, direction, { bytes });
-        const events = await stopped(nf);
+        const events = await stopped(
+          nf,
+          (flows) =>
+            atLeast(400, onPort(many.w.serverPort))(flows) &&
+            atLeast(2, onPort(big.w.serverPort))(flows),
+        );
         // The 200 connections: their client ports and their server's port (the big transfer's
         // client may reuse a port of theirs, to another server port).
         const ofMany = events.filter((e) =>
@@ -288,7 +303,8 @@ for (const family of [4, 6] as const) {
     );
     const { ports } = JSON.parse(await cli.line());
     await cli.done();
-    assert.deepEqual(ofPort(await stopped(nf), ports[0]), []);
+    // The positive control: a connection after it, whose events must come.
+    assert.deepEqual(ofPort(await stopped(nf, await control(cg)), ports[0]), []);
   });
 
   e2eTest(
@@ -308,12 +324,16 @@ for (const family of [4, 6] as const) {
         { where: { kind: "netns", ns: b, watched: true }, connectTo: addrA },
       );
       const c = `${addrB}:${w.clientPorts[0]}`, s = `${addrA}:${w.serverPort}`;
-      assert.deepEqual(ofPort(await stopped(nf), w.clientPorts[0]!).map(describe).sort(), [
-        `begin incoming ${c}>${s}`,
-        `begin outgoing ${c}>${s}`,
-        `end incoming ${c}>${s} remote fin`,
-        `end outgoing ${c}>${s} local fin`,
-      ]);
+      const port = w.clientPorts[0]!;
+      assert.deepEqual(
+        ofPort(await stopped(nf, atLeast(4, onPort(port))), port).map(describe).sort(),
+        [
+          `begin incoming ${c}>${s}`,
+          `begin outgoing ${c}>${s}`,
+          `end incoming ${c}>${s} remote fin`,
+          `end outgoing ${c}>${s} local fin`,
+        ],
+      );
     },
   );
 }
@@ -383,7 +403,8 @@ e2eTest("IPv4 on a dual-stack IPv6 socket is reported as IPv4", async () => {
     where: LOCAL,
     connectTo: "127.0.0.1",
   });
-  const events = ofPort(await stopped(nf), w.clientPorts[0]!);
+  const port = w.clientPorts[0]!;
+  const events = ofPort(await stopped(nf, atLeast(4, onPort(port))), port);
   assert.equal(events.length, 4);
   for (const e of events) assert.deepEqual([e.src, e.dst], ["127.0.0.1", "127.0.0.1"]);
 });
@@ -418,7 +439,7 @@ e2eTest("a worker forked after listen owns its incoming flows", async () => {
   const { ports } = JSON.parse(await client.line());
   await client.done();
   // Stop netflow while the worker is up, as a real worker would be.
-  const events = await stopped(nf);
+  const events = await stopped(nf, atLeast(4, onPort(ports[0])));
   Deno.writeTextFileSync(exit, "");
   await server.done();
   const inc = ofPort(events, ports[0]).filter((e) => e.conn_direction === "incoming");
@@ -451,7 +472,7 @@ e2eTest("a connection older than netflow: a preexisting begin at start, then its
   await client.done();
   await server.done();
   const c = `${lo}:${ports[0]}`, s = `${lo}:${port}`;
-  const events = ofPort(await stopped(nf), ports[0]) as FlowEvent[];
+  const events = ofPort(await stopped(nf, atLeast(4, onPort(ports[0]))), ports[0]) as FlowEvent[];
   // The snapshot orients them: the server's socket shares its port with a listener.
   assert.deepEqual(events.map(describe).sort(), [
     `begin incoming ${c}>${s}`,
@@ -502,7 +523,7 @@ e2eTest("a client running as another user carries its uid", async () => {
   const { ports, pid } = JSON.parse(await client.line());
   await client.done();
   await server.done();
-  const events = ofPort(await stopped(nf), ports[0]);
+  const events = ofPort(await stopped(nf, atLeast(4, onPort(ports[0]))), ports[0]);
   const out = events.filter((e) => e.conn_direction === "outgoing");
   const inc = events.filter((e) => e.conn_direction === "incoming");
   assert.deepEqual([out.length, inc.length], [2, 2]);

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import type { FlowEndEvent, FlowEvent, FlowFailEvent, FlowUpdateEvent } from "../../src/events.ts";
-import { e2eTest, Netflow, ROOT, sh, TestCgroup, TestNetns } from "../helpers/e2e.ts";
+import { control, e2eTest, ROOT, sh, TestCgroup, TestNetns } from "../helpers/e2e.ts";
+import { atLeast, Netflow, onPort } from "../helpers/netflow.ts";
 
 const LIFECYCLE = `${ROOT}tests/workloads/lifecycle.py`;
 
@@ -14,7 +15,9 @@ async function watch(cg: TestCgroup | null, extra: string[] = []) {
   return await Netflow.start(["--format", "json", ...where, ...extra]);
 }
 
-async function stopped(nf: Netflow): Promise<FlowEvent[]> {
+/** Stops netflow once `ready` holds for its flow events; checks its exit. */
+async function stopped(nf: Netflow, ready: (flows: FlowEvent[]) => boolean): Promise<FlowEvent[]> {
+  await nf.untilFlows(ready, "the test's events");
   const { events, stderr, code } = await nf.stop();
   assert.equal(code, 0, stderr);
   return events as FlowEvent[];
@@ -41,7 +44,7 @@ e2eTest(
     await using nf = await watch(cg);
     Deno.writeTextFileSync(go, "");
     await w.done();
-    const events = ofPort(await stopped(nf), client);
+    const events = ofPort(await stopped(nf, atLeast(4, onPort(client))), client);
     assert.deepEqual(kinds(events), [
       "tcp_begin incoming",
       "tcp_begin outgoing",
@@ -69,7 +72,10 @@ e2eTest("--update-interval 1: updates during a 5 s flow, never decreasing, exact
   await using client = cg.spawn("python3", LIFECYCLE, "long", "127.0.0.1", String(port), "5");
   const { client: cport } = await json(client);
   const { sent } = await json(client, 20_000);
-  const events = ofPort(await stopped(nf), cport);
+  const events = ofPort(
+    await stopped(nf, atLeast(2, (e) => onPort(cport)(e) && e.event === "net_flow_tcp_end")),
+    cport,
+  );
   const out = events.filter((e) => e.conn_direction === "outgoing");
   const updates = out.filter((e): e is FlowUpdateEvent => e.event === "net_flow_tcp_update");
   assert.ok(updates.length >= 3, `${updates.length} updates`);
@@ -92,7 +98,7 @@ for (const host of ["127.0.0.1", "::1"]) {
     await using w = cg.spawn("python3", LIFECYCLE, "refused", host);
     const { port, client, error } = await json(w);
     assert.equal(error, "Connection refused");
-    const events = ofPort(await stopped(nf), client) as FlowFailEvent[];
+    const events = ofPort(await stopped(nf, atLeast(1, onPort(client))), client) as FlowFailEvent[];
     assert.deepEqual(events.map((e) => [e.event, e.conn_direction, e.reason, e.dst_port]), [
       ["net_flow_tcp_fail", "outgoing", "refused", port],
     ]);
@@ -128,7 +134,10 @@ e2eTest(
     const refused = await json(r);
     await using g = cg.spawn("python3", LIFECYCLE, "giveup", ns.nsAddr4, "9", "2");
     const { client } = await json(g, 20_000);
-    const events = await stopped(nf);
+    const events = await stopped(
+      nf,
+      (flows) => atLeast(1, onPort(refused.client))(flows) && atLeast(1, onPort(client))(flows),
+    );
     const fails = [...ofPort(events, refused.client), ...ofPort(events, client)] as FlowFailEvent[];
     assert.deepEqual(fails.map((e) => [e.event, e.conn_direction, e.reason]), [
       ["net_flow_tcp_fail", "outgoing", "refused"],
@@ -148,7 +157,12 @@ e2eTest(
     const { port } = await json(server);
     // nmap runs outside the watched cgroup; the listener's packets are watched.
     await sh("nmap", "-n", "-Pn", "-sS", "-p", String(port), "127.0.0.1");
-    const events = ofPort(await stopped(nf), port) as FlowFailEvent[];
+    // The positive control for "never a begin or an end": a connection after the scan.
+    const made = await control(cg);
+    const events = ofPort(
+      await stopped(nf, (flows) => atLeast(1, onPort(port))(flows) && made(flows)),
+      port,
+    ) as FlowFailEvent[];
     assert.ok(events.length >= 1, "no fail event");
     for (const e of events) {
       assert.deepEqual([e.event, e.conn_direction, e.reason, e.dst_port, e.pid], [
@@ -178,7 +192,7 @@ e2eTest("a connection whose peer goes silent ends by timeout (TCP_USER_TIMEOUT 2
   Deno.writeTextFileSync(go, "");
   const { error } = await json(c, 30_000);
   assert.equal(error, "Connection timed out");
-  const events = ofPort(await stopped(nf), client);
+  const events = ofPort(await stopped(nf, atLeast(2, onPort(client))), client);
   assert.deepEqual(
     events.map((e) =>
       e.event === "net_flow_tcp_end" ? `end ${e.closed_by} ${e.reason}` : e.event.slice(9)
@@ -198,9 +212,10 @@ e2eTest("without --events, no update, fail or packet event appears", async () =>
   await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
   const { port } = await json(server);
   await using client = cg.spawn("python3", LIFECYCLE, "long", "127.0.0.1", String(port), "2");
-  await json(client);
+  // The positive control: this connection, after the refused one, begins and ends on both sides.
+  const { client: cport } = await json(client);
   await json(client, 20_000);
-  const events = await stopped(nf);
+  const events = await stopped(nf, atLeast(4, onPort(cport)));
   assert.ok(events.length >= 4);
   for (const e of events) assert.match(e.event, /^net_flow_tcp_(begin|end)$/);
 });
@@ -215,8 +230,20 @@ e2eTest(
     // 300 connections opened, then closed in one burst: far more records than 4 KiB holds.
     await using burst = cg.spawn("python3", LIFECYCLE, "burst", "127.0.0.1", String(port), "300");
     await json(burst, 30_000);
-    // Reconcile sweeps run every 3 s once records were lost; two misses end a flow.
-    await new Promise((r) => setTimeout(r, 10_000));
+    // Reconcile sweeps run every 3 s once records were lost; two misses end a flow:
+    // wait until every flow begun on the port has ended, one of them as unknown.
+    await nf.untilFlows(
+      (flows) => {
+        const mine = flows.filter(onPort(port));
+        const ended = new Set(
+          mine.filter((e) => e.event === "net_flow_tcp_end").map((e) => e.flow_id),
+        );
+        return mine.some((e) => e.event === "net_flow_tcp_end" && e.reason === "unknown") &&
+          mine.every((e) => e.event !== "net_flow_tcp_begin" || ended.has(e.flow_id));
+      },
+      "every flow of the burst ended",
+      60_000,
+    );
     const { events, stderr } = await nf.stop();
     const lost = Number(/(\d+) lost records/.exec(stderr)?.[1]);
     assert.ok(lost > 0, stderr);

@@ -4,15 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
-import {
-  e2eTest,
-  LOCAL,
-  Netflow,
-  runNetflow,
-  TestCgroup,
-  withTimeout,
-  workload,
-} from "../helpers/e2e.ts";
+import { e2eTest, LOCAL, TestCgroup, withTimeout, workload } from "../helpers/e2e.ts";
+import { Netflow, runNetflow } from "../helpers/netflow.ts";
 import { promtoolCheck, promtoolPath, sample } from "../helpers/promtool.ts";
 
 async function scrape(url: string): Promise<string> {
@@ -85,6 +78,7 @@ e2eTest("/metrics during a run passes promtool and matches the exit summary", as
   assert.equal(notFound.status, 404);
   await notFound.body?.cancel();
 
+  await nf.until((events) => events.length >= 12, "the 12 events on stdout");
   const { events, stderr, code } = await nf.stop();
   assert.equal(code, 0, stderr);
   assert.equal(events.length, 12);

@@ -12,9 +12,9 @@
  * null) to FILE as JSON Lines.
  */
 import assert from "node:assert/strict";
-import { RUNTIME_V8_FLAGS } from "../../build.ts";
 import type { FlowEvent } from "../../src/events.ts";
-import { e2eTest, Proc, ROOT, TestCgroup, TestNetns, withTimeout } from "../helpers/e2e.ts";
+import { e2eTest, Proc, ROOT, TestCgroup, TestNetns } from "../helpers/e2e.ts";
+import { atLeast, Netflow, onPort } from "../helpers/netflow.ts";
 
 const OWNERS = `${ROOT}tests/workloads/owners.py`;
 const TABLE = Deno.env.get("NETFLOW_OWNERS_TABLE");
@@ -34,97 +34,29 @@ interface Said {
 
 type Mode = "host" | "cgroup";
 
-/** netflow's CLI with its events read as they come (JSON Lines). */
-class LiveNetflow implements AsyncDisposable {
-  readonly events: FlowEvent[] = [];
-  readonly #proc: Deno.ChildProcess;
-  readonly #stdout: Promise<void>;
-  readonly #stderr: Promise<string>;
-  #ready!: () => void;
-  readonly ready = new Promise<void>((r) => this.#ready = r);
+/** netflow's CLI on the whole host or on `cg`, its events read as they come (JSON Lines). */
+async function watch(mode: Mode, cg: TestCgroup): Promise<Netflow> {
+  return await Netflow.start([
+    "--format",
+    "json",
+    ...(mode === "cgroup" ? ["--cgroup", cg.dir] : []),
+  ]);
+}
 
-  constructor(args: string[]) {
-    const proc = this.#proc = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-all",
-        RUNTIME_V8_FLAGS,
-        `${ROOT}src/cli.ts`,
-        "--format",
-        "json",
-        ...args,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-      stdin: "null",
-      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    }).spawn();
-    this.#stdout = (async () => {
-      let buf = "";
-      for await (const chunk of proc.stdout.pipeThrough(new TextDecoderStream())) {
-        buf += chunk;
-        let nl;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          this.events.push(JSON.parse(buf.slice(0, nl)));
-          buf = buf.slice(nl + 1);
-        }
-      }
-    })();
-    this.#stderr = (async () => {
-      let text = "";
-      for await (const chunk of proc.stderr.pipeThrough(new TextDecoderStream())) {
-        text += chunk;
-        if (text.includes("netflow: watching cgroup ")) this.#ready();
-      }
-      return text;
-    })();
-  }
-
-  static async start(mode: Mode, cg: TestCgroup): Promise<LiveNetflow> {
-    const nf = new LiveNetflow(mode === "cgroup" ? ["--cgroup", cg.dir] : []);
-    try {
-      await withTimeout(
-        Promise.race([nf.ready, nf.#stderr.then((e) => Promise.reject(e))]),
-        60_000,
-        "netflow",
-      );
-    } catch (err) {
-      await nf[Symbol.asyncDispose]();
-      throw new Error(`netflow did not start: ${err}`);
-    }
-    return nf;
-  }
-
-  /** Waits until `pred` holds for the events so far (netflow's own pace, no fixed sleep). */
-  async until(pred: (events: FlowEvent[]) => boolean, what: string): Promise<void> {
-    await withTimeout(
-      (async () => {
-        while (!pred(this.events)) await new Promise((r) => setTimeout(r, 20));
-      })(),
-      30_000,
-      what,
-    );
-  }
-
-  async stop(): Promise<FlowEvent[]> {
-    this.#proc.kill("SIGTERM");
-    const [status, stderr] = await withTimeout(
-      Promise.all([this.#proc.status, this.#stderr, this.#stdout]),
-      30_000,
-      "netflow to stop",
-    );
-    assert.equal(status.code, 0, stderr);
-    assert.match(stderr, /, 0 lost records, 0 evicted flows, 0 malformed records,/);
-    return this.events;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.#proc.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await this.#proc.status;
-    await this.#stdout.catch(() => {});
-  }
+/**
+ * Stops netflow once every expected flow has its begin and end written (or
+ * after the bounded wait: the tally then says what is missing); checks its
+ * exit and summary; returns its flow events.
+ */
+async function stopped(nf: Netflow, expect: Expect[]): Promise<FlowEvent[]> {
+  await nf.untilFlows(
+    (flows) => expect.every((x) => ofExpected(flows, x).length >= 2),
+    `a begin and an end for each of ${expect.length} flows`,
+  ).catch(() => {});
+  const { code, stderr } = await nf.stop();
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /, 0 lost records, 0 evicted flows, 0 malformed records,/);
+  return nf.flows();
 }
 
 /** Starts workload processes: in the test cgroup, or (whole host) wherever the test runs. */
@@ -221,6 +153,19 @@ function clients(lines: Said[], port: number, netns?: number): Expect[] {
   }));
 }
 
+/** The events of one expected flow. */
+function ofExpected(events: FlowEvent[], x: Expect): FlowEvent[] {
+  return events.filter((e) =>
+    e.conn_direction === x.direction &&
+    (x.netns === undefined || e.netns === x.netns) &&
+    ((e.src_port === x.local && e.dst_port === x.remote) ||
+      (e.src_port === x.remote && e.dst_port === x.local)) &&
+    // In a begin, dst is the acceptor; in an end, either side.
+    (e.event !== "net_flow_tcp_begin" ||
+      (x.direction === "incoming" ? e.dst_port === x.local : e.src_port === x.local))
+  );
+}
+
 /**
  * Tallies each expected flow: right (begin and end name the process, comm
  * and uid the workload recorded), wrong, or null; asserts all are right.
@@ -229,15 +174,7 @@ async function tally(name: string, events: FlowEvent[], expect: Expect[]) {
   const rows = { flows: expect.length, right: 0, wrong: 0, null: 0 };
   const problems: string[] = [];
   for (const x of expect) {
-    const mine = events.filter((e) =>
-      e.conn_direction === x.direction &&
-      (x.netns === undefined || e.netns === x.netns) &&
-      ((e.src_port === x.local && e.dst_port === x.remote) ||
-        (e.src_port === x.remote && e.dst_port === x.local)) &&
-      // In a begin, dst is the acceptor; in an end, either side.
-      (e.event !== "net_flow_tcp_begin" ||
-        (x.direction === "incoming" ? e.dst_port === x.local : e.src_port === x.local))
-    );
+    const mine = ofExpected(events, x);
     const begin = mine.filter((e) => e.event === "net_flow_tcp_begin");
     const end = mine.filter((e) => e.event === "net_flow_tcp_end");
     const got = [...begin, ...end].map((e) => [e.pid, e.comm, e.uid]);
@@ -283,7 +220,7 @@ async function exchange(
   client: string[] = [],
 ) {
   await using cg = new TestCgroup();
-  await using nf = await LiveNetflow.start(mode, cg);
+  await using nf = await watch(mode, cg);
   await using run = new Spawner(mode, cg);
   const srv = run.run(cmd);
   const { port } = await said(srv, "listening");
@@ -291,8 +228,8 @@ async function exchange(
   const cl = await allSaid(cli, "client", count);
   await cli.done();
   const sv = await allSaid(srv, "served", count);
-  const events = await nf.stop();
-  await tally(`${name} (${whereOf(mode)})`, events, [...served(sv, port!), ...clients(cl, port!)]);
+  const expect = [...served(sv, port!), ...clients(cl, port!)];
+  await tally(`${name} (${whereOf(mode)})`, await stopped(nf, expect), expect);
   return { sv, cl };
 }
 
@@ -320,7 +257,7 @@ for (const mode of ["host", "cgroup"] as const) {
 
   e2eTest(`${where}: a client and a server renamed between begin and end`, async () => {
     await using cg = new TestCgroup();
-    await using nf = await LiveNetflow.start(mode, cg);
+    await using nf = await watch(mode, cg);
     await using run = new Spawner(mode, cg);
     const flag = await Deno.makeTempFile({ prefix: "nf-rename-" });
     await Deno.remove(flag);
@@ -330,7 +267,7 @@ for (const mode of ["host", "cgroup"] as const) {
       const cli = run.run(["connect", "--port", String(port!), "--rename-when", flag]);
       const { port: cport } = await said(cli, "connected");
       // Both begins written (the server's once its owner is settled), then rename.
-      await nf.until(
+      await nf.untilFlows(
         (ev) =>
           ev.filter((e) =>
             e.event === "net_flow_tcp_begin" && e.src_port === cport && e.dst_port === port
@@ -345,11 +282,8 @@ for (const mode of ["host", "cgroup"] as const) {
         "nf-cli-renamed",
         "nf-srv-renamed",
       ]);
-      const events = await nf.stop();
-      await tally(`rename between begin and end (${where})`, events, [
-        ...served(sv, port!),
-        ...clients(cl, port!),
-      ]);
+      const expect = [...served(sv, port!), ...clients(cl, port!)];
+      await tally(`rename between begin and end (${where})`, await stopped(nf, expect), expect);
     } finally {
       await Deno.remove(flag).catch(() => {});
     }
@@ -357,7 +291,7 @@ for (const mode of ["host", "cgroup"] as const) {
 
   e2eTest(`${where}: a client that exits right after connect keeps its own pid`, async () => {
     await using cg = new TestCgroup();
-    await using nf = await LiveNetflow.start(mode, cg);
+    await using nf = await watch(mode, cg);
     await using run = new Spawner(mode, cg);
     const srv = run.run(["serve"]);
     const { port } = await said(srv, "listening");
@@ -368,11 +302,8 @@ for (const mode of ["host", "cgroup"] as const) {
       await cli.done();
     }
     const sv = await allSaid(srv, "served", 3);
-    const events = await nf.stop();
-    await tally(`client exits after connect (${where})`, events, [
-      ...served(sv, port!),
-      ...clients(cl, port!),
-    ]);
+    const expect = [...served(sv, port!), ...clients(cl, port!)];
+    await tally(`client exits after connect (${where})`, await stopped(nf, expect), expect);
   });
 
   e2eTest(
@@ -381,7 +312,7 @@ for (const mode of ["host", "cgroup"] as const) {
       await using cg = new TestCgroup();
       await using a = await TestNetns.create(1);
       await using b = await TestNetns.create(2);
-      await using nf = await LiveNetflow.start(mode, cg);
+      await using nf = await watch(mode, cg);
       await using run = new Spawner(mode, cg);
       const sa = run.run(["serve", "--host", "0.0.0.0", "--comm", "nf-server-a"], { ns: a });
       const { port } = await said(sa, "listening");
@@ -404,15 +335,14 @@ for (const mode of ["host", "cgroup"] as const) {
         const sv = await allSaid(srv, "served", 3);
         expect.push(...served(sv, port!, await netnsInode(ns)), ...clients(cl, port!));
       }
-      const events = await nf.stop();
-      await tally(`same port in two namespaces (${where})`, events, expect);
+      await tally(`same port in two namespaces (${where})`, await stopped(nf, expect), expect);
     },
   );
 
   e2eTest(`${where}: a listener on port P in a namespace beside the host's own on P`, async () => {
     await using cg = new TestCgroup();
     await using ns = await TestNetns.create(1);
-    await using nf = await LiveNetflow.start(mode, cg);
+    await using nf = await watch(mode, cg);
     await using run = new Spawner(mode, cg);
     // The namespace's listener first (it comes first in the process list), then the
     // host's on the same port: a handoff server, whose listener's creator holds none.
@@ -440,13 +370,12 @@ for (const mode of ["host", "cgroup"] as const) {
       const inode = viaNs ? await netnsInode(viaNs) : (await Deno.stat("/proc/self/ns/net")).ino!;
       expect.push(...served(sv, port!, inode), ...clients(cl, port!, inode));
     }
-    const events = await nf.stop();
-    await tally(`listener on P beside the host's P (${where})`, events, expect);
+    await tally(`listener on P beside the host's P (${where})`, await stopped(nf, expect), expect);
   });
 
   e2eTest(`${where}: a connection from a cgroup created a moment before has its path`, async () => {
     await using cg = new TestCgroup();
-    await using nf = await LiveNetflow.start(mode, cg);
+    await using nf = await watch(mode, cg);
     await using run = new Spawner(mode, cg);
     const srv = run.run(["serve"]);
     const { port } = await said(srv, "listening");
@@ -454,7 +383,7 @@ for (const mode of ["host", "cgroup"] as const) {
     const first = run.run(["connect", "--port", String(port!)]);
     await said(first, "client");
     await first.done();
-    await nf.until(
+    await nf.untilFlows(
       (ev) => ev.some((e) => e.dst_port === port && e.event === "net_flow_tcp_end"),
       "a flow",
     );
@@ -467,7 +396,14 @@ for (const mode of ["host", "cgroup"] as const) {
       await cli.done();
       const id = Deno.statSync(fresh).ino!;
       await allSaid(srv, "served", 2);
-      const events = await nf.stop();
+      await nf.untilFlows(
+        atLeast(2, (e) => onPort(cl.port!)(e) && e.conn_direction === "outgoing"),
+        "the fresh cgroup's client's begin and end",
+      );
+      const { code, stderr } = await nf.stop();
+      assert.equal(code, 0, stderr);
+      assert.match(stderr, /, 0 lost records, 0 evicted flows, 0 malformed records,/);
+      const events = nf.flows();
       const out = events.filter((e) => e.src_port === cl.port || e.dst_port === cl.port)
         .filter((e) => e.conn_direction === "outgoing");
       assert.equal(out.length, 2);

@@ -6,17 +6,8 @@ import assert from "node:assert/strict";
 import { BPF_NAMES, explainLoadFailure } from "../../src/bpf/loader.ts";
 import { BpfObject, LibbpfError } from "../../src/ffi/libbpf.ts";
 import type { PacketEvent } from "../../src/events.ts";
-import {
-  attachedPrograms,
-  e2eTest,
-  LOCAL,
-  Netflow,
-  ROOT,
-  runNetflow,
-  sh,
-  TestCgroup,
-  workload,
-} from "../helpers/e2e.ts";
+import { attachedPrograms, e2eTest, LOCAL, sh, TestCgroup, workload } from "../helpers/e2e.ts";
+import { Netflow, runNetflow } from "../helpers/netflow.ts";
 import { exitValues } from "../helpers/xlated.ts";
 
 /** The programs attached to a cgroup directory: id and name, per bpftool. */
@@ -42,6 +33,10 @@ e2eTest("netflow reports each control packet of a loopback connection once per h
     "net_packet_tcp",
   ]);
   const { serverPort: s, clientPort: c } = await loopbackConnection(cg);
+  await nf.until(
+    (events) => events.filter((e) => e.src_port === c || e.dst_port === c).length >= 8,
+    "the connection's 8 packets",
+  );
   const { events, stderr, code } = await nf.stop();
   assert.equal(code, 0, stderr);
   const seen = (events as PacketEvent[])
@@ -78,6 +73,8 @@ e2eTest(
       (events as PacketEvent[]).filter((e) =>
         e.src_port === clientPort || e.dst_port === clientPort
       );
+    // Each: the 8 packets, and a begin and an end for each endpoint.
+    for (const nf of [a, b]) await nf.until((events) => ofClient(events).length >= 12, "12 events");
     const [ra, rb] = [await a.stop(), await b.stop()];
     const packets = (events: unknown[]) =>
       ofClient(events).filter((e) => e.event === "net_packet_tcp");
@@ -150,8 +147,8 @@ e2eTest("after SIGKILL no netflow program stays attached", async () => {
   await using cg = new TestCgroup();
   await using nf = await Netflow.start(["--cgroup", cg.dir]);
   assert.equal((await attachedPrograms(cg.dir)).length, 7);
-  nf.proc.kill("SIGKILL");
-  await nf.proc.status;
+  nf.kill("SIGKILL");
+  await nf.child.status;
   assert.deepEqual(await detached(cg.dir), []);
 });
 
@@ -161,22 +158,8 @@ e2eTest(
     await using cg = new TestCgroup();
     const pinsBefore = await pinned();
     const spawn = () => {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-all", `${ROOT}src/cli.ts`, "--cgroup", cg.dir],
-        stdout: "null",
-        stderr: "piped",
-        stdin: "null",
-        env: { NO_COLOR: "1" },
-      }).spawn();
-      const ready = (async () => {
-        let text = "";
-        for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-          text += chunk;
-          if (text.includes("netflow: watching cgroup ")) return true;
-        }
-        return false;
-      })();
-      return { child, ready };
+      const nf = Netflow.spawn(["--cgroup", cg.dir]);
+      return { child: nf.child, ready: nf.started };
     };
     // How long a start takes here: the kill moments are spread over it.
     const t0 = performance.now();
@@ -221,6 +204,11 @@ e2eTest("SIGINT detaches, flushes the table and prints the summary with exit 0",
   await using cg = new TestCgroup();
   await using nf = await Netflow.start(["--format", "table", "--cgroup", cg.dir]);
   const { clientPort } = await loopbackConnection(cg);
+  await nf.until(
+    (_, stdout) =>
+      stdout.split("\n").filter((l) => l.includes(`127.0.0.1:${clientPort}`)).length >= 4,
+    "the connection's four lines",
+  );
   const { stdout, stderr, code } = await nf.stop("SIGINT");
   assert.equal(code, 0, stderr);
   const lines = stdout.trimEnd().split("\n");
@@ -240,7 +228,7 @@ e2eTest("SIGINT detaches, flushes the table and prints the summary with exit 0",
 e2eTest("a missing libbpf is one clear line and exit 1", async () => {
   await using cg = new TestCgroup();
   const { code, stderr } = await runNetflow(["--cgroup", cg.dir], {
-    NETFLOW_LIBBPF: "/nonexistent/libbpf.so.1",
+    env: { NETFLOW_LIBBPF: "/nonexistent/libbpf.so.1" },
   });
   assert.equal(code, 1);
   assert.match(

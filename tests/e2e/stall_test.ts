@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import type { FlowEndEvent, FlowEvent } from "../../mod.ts";
-import { e2eTest, Netflow, ROOT, TestCgroup } from "../helpers/e2e.ts";
+import { e2eTest, ROOT, TestCgroup } from "../helpers/e2e.ts";
+import { Netflow } from "../helpers/netflow.ts";
 
 const LIFECYCLE = `${ROOT}tests/workloads/lifecycle.py`;
 const STORM = `${ROOT}tests/workloads/storm.py`;
@@ -38,12 +39,12 @@ e2eTest(
       "--count",
       String(2 * want),
     ]);
-    Deno.kill(nf.proc.pid, "SIGSTOP");
+    Deno.kill(nf.pid, "SIGSTOP");
     try {
       await using s = cg.spawn("python3", STORM, "127.0.0.1", String(port), String(CONNECTIONS));
       assert.equal((await line(s, 120_000)).ports.length, CONNECTIONS);
     } finally {
-      Deno.kill(nf.proc.pid, "SIGCONT");
+      Deno.kill(nf.pid, "SIGCONT");
     }
     const { events, stderr, code } = await nf.finish(60_000);
     assert.equal(code, 0, stderr);

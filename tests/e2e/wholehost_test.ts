@@ -12,14 +12,16 @@
  * local endpoints, one in each network namespace.
  */
 import assert from "node:assert/strict";
-import { RUNTIME_V8_FLAGS } from "../../build.ts";
 import type { FlowEndEvent, FlowEvent } from "../../src/events.ts";
-import { e2eTest, type Proc, ROOT, sh, TestNetns, withTimeout } from "../helpers/e2e.ts";
+import { e2eTest, type Proc, sh, TestNetns, withTimeout } from "../helpers/e2e.ts";
+import { flowEvents } from "../helpers/netflow.ts";
 import {
   atLeast,
   badRuns,
   BEGIN,
   type Client,
+  closed,
+  control,
   cookies,
   describe,
   END,
@@ -58,6 +60,7 @@ e2eTest(
       );
       runs.push({ lo, ...r });
     }
+    // The positive control: a connection after them, whose events must come.
     const events = await stopped(nf, {
       forbidden: runs.flatMap((r) =>
         r.ports.map((c) => ({
@@ -66,7 +69,7 @@ e2eTest(
             e.netns === HOST_NETNS && ofConns([e], r.port, [c]).length > 0 && e.src === r.lo,
         }))
       ),
-    });
+    }, await control(scope));
     for (const r of runs) assert.deepEqual(ofConns(events, r.port, r.ports), []);
   },
 );
@@ -134,11 +137,12 @@ e2eTest(
       // (Once in a few dozen runs here an -sS scan did make a full connection,
       // with nmap's pid on it: then netflow rightly reports it; this says so.)
       assert.deepEqual(accepted(), [], `nmap -sS completed a handshake: ${JSON.stringify(scans)}`);
+      // The positive control: a connection after the scans, whose events must come.
       const events = await stopped(nf, {
         rawPids: scans.map((s) => s.pid),
         rawComms: ["nmap"],
         forbidden: [{ what: "a port nmap -sS scanned", match: scanned }],
-      });
+      }, await control(scope));
       assert.deepEqual(events.filter(scanned), []);
     }
 
@@ -1034,21 +1038,8 @@ e2eTest(
       "recv:100;send:50;eof",
     );
     const port = await listening(server);
-    const nf = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", RUNTIME_V8_FLAGS, `${ROOT}src/cli.ts`, "--format", "json"],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    }).spawn();
     try {
-      const stderr = nf.stderr.pipeThrough(new TextDecoderStream()).getReader();
-      let err = "";
-      while (!err.includes("netflow: watching cgroup ")) {
-        const { value, done } = await stderr.read();
-        if (done) throw new Error(`netflow did not start: ${err}`);
-        err += value;
-      }
+      await using nf = await watchHost({ holdStdout: true });
       const c = await result<Client>(
         scope.host(
           "connect",
@@ -1063,24 +1054,17 @@ e2eTest(
         ),
       );
       await result<Served>(server);
-      // Let the ring and the owner wait (200 ms) settle, as Netflow.stop does.
-      await new Promise((r) => setTimeout(r, 300));
-      nf.kill("SIGTERM");
-      const [out, status] = await Promise.all([new Response(nf.stdout).text(), nf.status]);
-      for (;;) {
-        const { value, done } = await stderr.read();
-        if (done) break;
-        err += value;
-      }
-      assert.equal(status.code, 0, err);
-      const events = out.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
-      const mine = ofConns(events, port, c.ports);
-      assert.equal(mine.length, 12, `${mine.length} of 12 events; ${err.trim().split("\n").pop()}`);
+      // Every endpoint has left the states before CLOSE (the kernel has written its end).
+      await closed(port);
+      const { code, events, stderr } = await nf.stop("SIGTERM");
+      assert.equal(code, 0, stderr);
+      const mine = ofConns(flowEvents(events), port, c.ports);
+      assert.equal(
+        mine.length,
+        12,
+        `${mine.length} of 12 events; ${stderr.trim().split("\n").pop()}`,
+      );
     } finally {
-      try {
-        nf.kill("SIGKILL");
-      } catch { /* exited */ }
-      await nf.status;
       scope.touch("bg-close");
     }
   },

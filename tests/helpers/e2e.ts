@@ -7,11 +7,11 @@
  *
  * @module
  */
-import { RUNTIME_V8_FLAGS } from "../../build.ts";
 import { findCgroup2Mount } from "../../src/bpf/cgroup.ts";
-import type { NetflowEvent } from "../../src/events.ts";
+import type { FlowEvent } from "../../src/events.ts";
+import { atLeast, onPort, ROOT, withTimeout } from "./netflow.ts";
 
-export const ROOT = new URL("../../", import.meta.url).pathname;
+export { ROOT, withTimeout };
 export const WORKLOAD = `${ROOT}tests/workloads/tcp.py`;
 const REQUIRED = Deno.env.get("NETFLOW_E2E") === "1";
 const TOOLS = [
@@ -125,18 +125,6 @@ async function* lines(stream: ReadableStream<Uint8Array>, raw: (s: string) => vo
     }
   }
   if (buffer) yield buffer;
-}
-
-export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 export async function sh(cmd: string, ...args: string[]): Promise<string> {
@@ -268,108 +256,6 @@ export class TestNetns implements AsyncDisposable {
   }
 }
 
-/** A netflow CLI process watching a cgroup, started and stopped by the test. */
-export class Netflow implements AsyncDisposable {
-  readonly proc: Deno.ChildProcess;
-  readonly #stdout: Promise<string>;
-  readonly #stderrLines: AsyncIterator<string>;
-  #stderr = "";
-
-  private constructor(args: string[]) {
-    this.proc = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", RUNTIME_V8_FLAGS, `${ROOT}src/cli.ts`, ...args],
-      stdout: "piped",
-      stderr: "piped",
-      stdin: "null",
-      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    }).spawn();
-    this.#stdout = new Response(this.proc.stdout).text();
-    this.#stderrLines = lines(this.proc.stderr, (s) => this.#stderr += s);
-  }
-
-  /** Starts netflow and waits for its ready line. */
-  static async start(args: string[]): Promise<Netflow> {
-    const nf = new Netflow(args);
-    try {
-      const first = await withTimeout(nf.#stderrLines.next(), 60_000, "netflow's ready line");
-      if (first.done || !first.value.startsWith("netflow: watching cgroup ")) {
-        throw new Error(`netflow did not start: ${first.value ?? ""}${await nf.#rest()}`);
-      }
-    } catch (err) {
-      await nf[Symbol.asyncDispose]();
-      throw err;
-    }
-    return nf;
-  }
-
-  /** Waits for a stderr line (after the ready line) that matches `pattern`. */
-  async stderrLine(pattern: RegExp, timeoutMs = 20_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const next = await withTimeout(
-        this.#stderrLines.next(),
-        Math.max(1, deadline - Date.now()),
-        `a stderr line matching ${pattern}`,
-      );
-      if (next.done) throw new Error(`netflow ended first: ${this.#stderr}`);
-      if (pattern.test(next.value)) return next.value;
-    }
-  }
-
-  async #rest(): Promise<string> {
-    for (;;) {
-      const next = await this.#stderrLines.next();
-      if (next.done) return this.#stderr;
-    }
-  }
-
-  /** Signals netflow (SIGTERM), then the events it wrote (JSON Lines), its stderr and exit code. */
-  async stop(
-    signal: "SIGTERM" | "SIGINT" | "SIGHUP" = "SIGTERM",
-  ): Promise<{ events: NetflowEvent[]; stdout: string; stderr: string; code: number }> {
-    await new Promise((r) => setTimeout(r, 300)); // let the last packets reach the ring
-    try {
-      this.proc.kill(signal);
-    } catch { /* it exited by itself: its code and stderr say why */ }
-    return await this.finish();
-  }
-
-  /** Waits for netflow to end by itself; the events it wrote (JSON Lines), its stderr and exit code. */
-  async finish(
-    timeoutMs = 30_000,
-  ): Promise<{ events: NetflowEvent[]; stdout: string; stderr: string; code: number }> {
-    const [status, stdout] = await withTimeout(
-      Promise.all([this.proc.status, this.#stdout]),
-      timeoutMs,
-      "netflow to stop",
-    );
-    const stderr = await this.#rest();
-    const json = stdout.startsWith("{");
-    const events = json ? stdout.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)) : [];
-    return { events, stdout, stderr, code: status.code };
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.proc.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await this.proc.status;
-    await this.#stdout.catch(() => "");
-  }
-}
-
-/** Runs netflow's CLI to completion (for argument and error cases). */
-export async function runNetflow(args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", `${ROOT}src/cli.ts`, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", ...env },
-  }).output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
-
 /** BPF programs attached to a cgroup directory, per bpftool. */
 export async function attachedPrograms(dir: string): Promise<string[]> {
   const out = await sh("bpftool", "cgroup", "show", dir);
@@ -435,3 +321,18 @@ export async function workload(
 }
 
 export const LOCAL: Where = { kind: "cgroup" };
+
+/**
+ * A positive control: one loopback connection between two processes of `cg`,
+ * made now, after the traffic a test expects nothing of. A condition for
+ * `Netflow.untilFlows` that holds once its four events (two endpoints, begin
+ * and end) are written: anything the earlier traffic made would have been
+ * written before them.
+ */
+export async function control(cg: TestCgroup): Promise<(flows: FlowEvent[]) => boolean> {
+  const w = await workload(cg, { where: LOCAL, host: "127.0.0.1" }, {
+    where: LOCAL,
+    connectTo: "127.0.0.1",
+  });
+  return atLeast(4, onPort(w.clientPorts[0]!));
+}

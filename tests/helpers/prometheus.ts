@@ -116,12 +116,29 @@ export class Prometheus implements AsyncDisposable {
   }
 
   /** The scrape target's health: up, and the last scrape error ("" when none). */
-  async target(): Promise<{ health: string; lastError: string; scrapeUrl: string }> {
+  async target(): Promise<
+    { health: string; lastError: string; scrapeUrl: string; lastScrape: string }
+  > {
     const body = await (await fetch(`${this.url}/api/v1/targets`)).json();
     const t = body.data.activeTargets[0]; // none until discovery has run
-    return t === undefined
-      ? { health: "unknown", lastError: "", scrapeUrl: "" }
-      : { health: t.health, lastError: t.lastError, scrapeUrl: t.scrapeUrl };
+    return t === undefined ? { health: "unknown", lastError: "", scrapeUrl: "", lastScrape: "" } : {
+      health: t.health,
+      lastError: t.lastError,
+      scrapeUrl: t.scrapeUrl,
+      lastScrape: t.lastScrape,
+    };
+  }
+
+  /** Waits until Prometheus has scraped its target `n` more times (bounded by `ms`). */
+  async scrapes(n: number, ms = 30_000): Promise<void> {
+    let last = (await this.target()).lastScrape, seen = 0;
+    const deadline = performance.now() + ms;
+    while (seen < n) {
+      if (performance.now() > deadline) throw new Error(`timed out waiting for ${n} scrapes`);
+      await new Promise((r) => setTimeout(r, 100));
+      const now = (await this.target()).lastScrape;
+      if (now !== last) [last, seen] = [now, seen + 1];
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -7,9 +7,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { RUNTIME_V8_FLAGS } from "../../build.ts";
-import type { FlowEvent, NetflowEvent } from "../../src/events.ts";
+import type { FlowEvent } from "../../src/events.ts";
 import { Proc, ROOT, sh, type TestNetns, withTimeout } from "./e2e.ts";
+import { atLeast, flowEvents, Netflow, type StartOptions } from "./netflow.ts";
+
+export { atLeast };
 
 const SCRIPT = `${ROOT}tests/workloads/wholehost.py`;
 export const HOST_NETNS = Deno.statSync("/proc/self/ns/net").ino!;
@@ -163,151 +165,70 @@ export function sweep(events: FlowEvent[], rules: Rules): void {
   }
 }
 
+/** Starts netflow on the whole host (no --cgroup), its JSON Lines read as they come. */
+export async function watchHost(opts: StartOptions = {}): Promise<Netflow> {
+  return await Netflow.start(["--format", "json"], opts);
+}
+
 /**
- * netflow on the whole host (no --cgroup), its JSON Lines read as they come,
- * so a test can wait for the events it expects before it stops netflow.
+ * A positive control: one loopback connection made now, after the traffic a
+ * test expects nothing of. A `stopped` condition that holds once its four
+ * events (two endpoints, begin and end) are written: anything the earlier
+ * traffic made would have been written before them.
  */
-export class HostNetflow implements AsyncDisposable {
-  readonly #proc: Deno.ChildProcess;
-  readonly events: NetflowEvent[] = [];
-  #stderr = "";
-  readonly #out: Promise<void>;
-  readonly #err: Promise<void>;
-
-  /** Signals go to the wrapper's only child (a wrapper that forks: `unshare --fork`). */
-  readonly #forks: boolean;
-
-  private constructor(wrapper: string[], forks: boolean) {
-    this.#forks = forks;
-    const netflow = [
-      Deno.execPath(),
-      "run",
-      "--allow-all",
-      RUNTIME_V8_FLAGS,
-      `${ROOT}src/cli.ts`,
-      "--format",
-      "json",
-    ];
-    const [cmd, ...args] = [...wrapper, ...netflow];
-    const proc = this.#proc = new Deno.Command(cmd!, {
-      args,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    }).spawn();
-    this.#out = (async () => {
-      let rest = "";
-      for await (const chunk of proc.stdout.pipeThrough(new TextDecoderStream())) {
-        const lines = (rest + chunk).split("\n");
-        rest = lines.pop()!;
-        for (const l of lines) if (l !== "") this.events.push(JSON.parse(l));
-      }
-      if (rest !== "") this.events.push(JSON.parse(rest));
-    })();
-    this.#err = (async () => {
-      for await (const chunk of proc.stderr.pipeThrough(new TextDecoderStream())) {
-        this.#stderr += chunk;
-      }
-    })();
-  }
-
-  /**
-   * Starts netflow, run by `wrapper` when given (a command that ends by
-   * running its arguments, e.g. `unshare ...`; `forks` when it runs them as
-   * its child and ignores SIGTERM itself, as `unshare --fork` does).
-   */
-  static async start(wrapper: string[] = [], forks = false): Promise<HostNetflow> {
-    const nf = new HostNetflow(wrapper, forks);
-    try {
-      // A host with many open sockets makes the start snapshot long.
-      await until(
-        () => nf.#stderr.includes("netflow: watching cgroup "),
-        60_000,
-        () => `netflow's ready line (stderr: ${nf.#stderr})`,
-      );
-    } catch (err) {
-      await nf[Symbol.asyncDispose]();
-      throw err;
-    }
-    return nf;
-  }
-
-  get stderr(): string {
-    return this.#stderr;
-  }
-
-  /** Waits until `ready` holds for the flow events written so far. */
-  async settled(ready: (events: FlowEvent[]) => boolean, what: string): Promise<void> {
-    await until(() => ready(flowEvents(this.events)), 30_000, () => what);
-  }
-
-  /** SIGTERM; then the exit code once stdout and stderr are read to their end. */
-  async stop(): Promise<number> {
-    if (!this.#forks) this.#proc.kill("SIGTERM");
-    else {
-      const pid = this.#proc.pid;
-      const child = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`).trim();
-      assert.match(child, /^\d+$/, `one child of ${pid}`);
-      Deno.kill(Number(child), "SIGTERM");
-    }
-    const [status] = await withTimeout(
-      Promise.all([this.#proc.status, this.#out, this.#err]),
-      60_000,
-      "netflow to stop",
-    );
-    return status.code;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.#proc.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await this.#proc.status;
-    await Promise.allSettled([this.#out, this.#err]);
-  }
-}
-
-async function until(cond: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function flowEvents(events: NetflowEvent[]): FlowEvent[] {
-  return events.filter((e): e is FlowEvent => e.event === BEGIN || e.event === END);
-}
-
-/** Starts netflow on the whole host (no --cgroup). */
-export async function watchHost(): Promise<HostNetflow> {
-  return await HostNetflow.start();
-}
-
-/** A `settled` condition: at least `n` events satisfy `of`. */
-export function atLeast(
-  n: number,
-  of: (e: FlowEvent) => boolean,
-): (events: FlowEvent[]) => boolean {
-  return (events) => events.filter(of).length >= n;
+export async function control(scope: Scope, lo = "127.0.0.1"): Promise<Ready> {
+  const server = scope.host("serve", "--host", lo, "--steps", "recv:1;eof");
+  const port = await listening(server);
+  const c = await result<Client>(
+    scope.host("connect", "--host", lo, "--port", String(port), "--steps", "send:1"),
+  );
+  await result<Served>(server);
+  const mine = (events: FlowEvent[]) =>
+    ofConns(events, port, c.ports).filter((e) => e.netns === HOST_NETNS);
+  return {
+    what: `the control connection ${hostPort(lo, c.ports[0]!)}>${hostPort(lo, port)}`,
+    holds: (events) => mine(events).length >= 4,
+  };
 }
 
 /**
- * Stops netflow (once `ready` holds for its events, when given: the test's
- * own events are written, so what it asserts does not depend on how busy
- * netflow was when the signal came), checks its exit and summary, sweeps the
- * window; returns its flow events.
+ * Waits until no TCP socket of the host's network namespace has `port` as an
+ * end, but in TIME-WAIT: every endpoint of it has closed, and the kernel has
+ * written its end.
+ */
+export async function closed(port: number): Promise<void> {
+  const open = async () =>
+    (await sh("ss", "-Htan", "state", "all", `( sport = :${port} or dport = :${port} )`))
+      .split("\n").filter((l) => l.trim() !== "" && !l.startsWith("TIME-WAIT"));
+  await withTimeout(
+    (async () => {
+      while ((await open()).length > 0) await new Promise((r) => setTimeout(r, 20));
+    })(),
+    20_000,
+    `the sockets of port ${port} to close`,
+  );
+}
+
+/** What a test waits for before it stops netflow: its own events, or a control's. */
+export interface Ready {
+  what: string;
+  holds: (events: FlowEvent[]) => boolean;
+}
+
+/**
+ * Stops netflow once `ready` holds for its events (the test's own events, or
+ * a positive control's written after the window's traffic: what it asserts
+ * does not depend on how busy netflow was when the signal came), checks its
+ * exit and summary, sweeps the window; returns its flow events.
  */
 export async function stopped(
-  nf: HostNetflow,
-  rules: Rules = {},
-  ready?: (events: FlowEvent[]) => boolean,
+  nf: Netflow,
+  rules: Rules,
+  ready: Ready | ((events: FlowEvent[]) => boolean),
 ): Promise<FlowEvent[]> {
-  if (ready) await nf.settled(ready, "the test's own events");
-  else await new Promise((r) => setTimeout(r, 300)); // none expected: let stray ones come
-  const code = await nf.stop();
-  const { events, stderr } = nf;
+  const r = typeof ready === "function" ? { what: "the test's own events", holds: ready } : ready;
+  await nf.untilFlows(r.holds, r.what);
+  const { code, events, stderr } = await nf.stop();
   assert.equal(code, 0, stderr);
   assert.match(stderr, /^netflow: watching cgroup /m);
   const summary = stderr.match(
@@ -324,7 +245,7 @@ export async function stopped(
     Deno.writeTextFileSync(`${base}.jsonl`, events.map((e) => JSON.stringify(e)).join("\n"));
     Deno.writeTextFileSync(`${base}.stderr`, stderr);
   }
-  const flows = flowEvents(events);
+  const flows = flowEvents(events).filter((e) => e.event === BEGIN || e.event === END);
   sweep(flows, rules);
   return flows;
 }

@@ -8,7 +8,7 @@ scenario, so each test knows exactly which packets end each connection.
 
 The server prints "listening PORT" once it listens; the client prints one JSON
 line {"pid": ..., "ports": [...]} with its local ports. Each process names
-itself (comm) nf-server, nf-worker or nf-client. Scenarios:
+itself (comm) nf-server, nf-worker or nf-client, or --comm NAME. Scenarios:
 
   client-close  client sends, server replies, client closes first (FIN)
   server-close  client sends, server replies and closes first (FIN)
@@ -80,7 +80,7 @@ def serve_one(conn, scenario, size):
 
 
 def serve(args):
-    set_comm("nf-server")
+    set_comm(args.comm or "nf-server")
     srv = socket.socket(family_of(args.host), socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((args.host, args.port))
@@ -115,7 +115,7 @@ def serve(args):
 
 
 def connect(args):
-    set_comm("nf-client")
+    set_comm(args.comm or "nf-client")
     fam = family_of(args.host)
     if args.scenario in ("refused", "silent"):
         s = socket.socket(fam, socket.SOCK_STREAM)
@@ -169,6 +169,7 @@ def main():
     p.add_argument("--fork", action="store_true")
     p.add_argument("--timeout", type=float, default=2.0)
     p.add_argument("--wait", default="")
+    p.add_argument("--comm", default="")
     args = p.parse_args()
     serve(args) if args.mode == "serve" else connect(args)
 
