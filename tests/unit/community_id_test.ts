@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { parseIP } from "../../src/bpf/addr.ts";
 import { CommunityIds, communityIdV1, eventCommunityId } from "../../src/output/community_id.ts";
-import { type FlowBeginEvent, type FlowEndEvent, IPPROTO_TCP } from "../../src/events.ts";
+import { type FlowEndEvent, IPPROTO_TCP } from "../../src/events.ts";
+import { beginEvent } from "../helpers/events.ts";
 
 // From the specification's own baseline, corelight/community-id-spec
 // baseline/baseline_deflt.json (seed 0), each in both directions.
@@ -59,26 +60,15 @@ Deno.test("parseIP reads IPv4, compressed IPv6 and embedded IPv4, and refuses th
   }
 });
 
-const begin: FlowBeginEvent = {
+const begin = beginEvent({
   time: "2026-11-23T12:34:56.123456Z",
-  event: "net_flow_tcp_begin",
   flow_id: "a-1",
-  conn_direction: "outgoing",
   src: "128.232.110.120",
   dst: "66.35.250.204",
   src_port: 34855,
   dst_port: 80,
-  src_dns: [],
-  dst_dns: [],
   pid: 1,
-  comm: "curl",
-  uid: 0,
-  cgroup_id: 1,
-  cgroup: "/",
-  container_id: null,
-  netns: 4026531840,
-  preexisting: false,
-};
+});
 
 Deno.test("CommunityIds: one value per flow, the same at its begin and its end", () => {
   const ids = new CommunityIds(2);

@@ -5,40 +5,22 @@
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import net from "node:net";
-import type { FlowEndEvent } from "../../src/events.ts";
+import { endEvent } from "../helpers/events.ts";
 import { TcpExporter } from "../../src/export/tcp.ts";
 import { UdpExporter } from "../../src/export/udp.ts";
 import { parseCollectorUrl } from "../../src/export/url.ts";
 
-const end: FlowEndEvent = {
+const end = endEvent({
   time: "2023-11-14T22:13:22.500000Z",
-  event: "net_flow_tcp_end",
   flow_id: "x-1",
-  conn_direction: "outgoing",
-  src: "10.0.0.1",
-  dst: "10.0.0.2",
-  src_port: 40000,
-  dst_port: 443,
-  src_dns: [],
-  dst_dns: [],
-  pid: 10,
-  comm: "curl",
   uid: 1000,
-  cgroup_id: 1,
-  cgroup: "/",
-  container_id: null,
-  netns: 4026531840,
-  preexisting: false,
-  closed_by: "local",
-  reason: "fin",
   duration_ms: 5,
   bytes_sent: 100,
   bytes_received: 5000,
   packets_sent: 4,
   packets_received: 6,
   rtt_us: 10,
-  retransmits: 0,
-};
+});
 
 const ends = (n: number, from = 0) =>
   Array.from({ length: n }, (_, i) => ({ ...end, flow_id: `x-${from + i}`, src_port: from + i }));

@@ -1,65 +1,30 @@
 import assert from "node:assert/strict";
 import { parseCli } from "../../src/args.ts";
 import { UsageError } from "../../src/errors.ts";
-import type { FlowBeginEvent, FlowEndEvent, FlowFilter, PacketEvent } from "../../src/events.ts";
+import type { FlowBeginEvent, FlowEndEvent, FlowFilter } from "../../src/events.ts";
 import { checkFilter, compileFilter } from "../../src/flow/filter.ts";
 import { kernelFilter } from "../../src/bpf/kernel_filter.ts";
 import { cidrValue, inCidr, parseIP } from "../../src/bpf/addr.ts";
+import { beginEvent, endEvent, packetEvent } from "../helpers/events.ts";
+
+const SIDES = { src: "10.1.2.3", dst: "192.0.2.10" };
 
 function begin(over: Partial<FlowBeginEvent> = {}): FlowBeginEvent {
-  return {
-    time: "2026-12-01T10:00:00.000000Z",
-    event: "net_flow_tcp_begin",
-    flow_id: "f-1",
-    conn_direction: "outgoing",
-    src: "10.1.2.3",
-    dst: "192.0.2.10",
-    src_port: 40000,
-    dst_port: 443,
-    src_dns: [],
-    dst_dns: [],
-    pid: 100,
-    comm: "curl",
-    uid: 0,
-    cgroup_id: 1,
-    cgroup: "/",
-    container_id: null,
-    netns: 4026531840,
-    preexisting: false,
-    ...over,
-  };
+  return beginEvent({ ...SIDES, pid: 100, ...over });
 }
 
 function end(over: Partial<FlowEndEvent> = {}): FlowEndEvent {
-  return {
-    ...begin(),
-    event: "net_flow_tcp_end",
-    closed_by: "local",
-    reason: "fin",
-    duration_ms: 1,
+  const ones = {
     bytes_sent: 1,
     bytes_received: 1,
     packets_sent: 1,
     packets_received: 1,
     rtt_us: 1,
-    retransmits: 0,
-    ...over,
   };
+  return endEvent({ ...SIDES, pid: 100, ...ones, ...over });
 }
 
-const packet: PacketEvent = {
-  time: "2026-12-01T10:00:00.000000Z",
-  event: "net_packet_tcp",
-  direction: "egress",
-  src: "10.1.2.3",
-  dst: "192.0.2.10",
-  src_port: 40000,
-  dst_port: 443,
-  flags: "SYN",
-  cgroup_id: 1,
-  pid: null,
-  comm: null,
-};
+const packet = packetEvent(SIDES);
 
 const pass = (filter: FlowFilter) => compileFilter(checkFilter(filter))!;
 

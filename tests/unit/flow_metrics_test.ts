@@ -13,6 +13,7 @@ import {
   remoteNet,
 } from "../../src/metrics/flows.ts";
 import { MetricsRegistry, negotiate } from "../../src/metrics/prometheus.ts";
+import { flowEvent as anyFlowEvent } from "../helpers/events.ts";
 import { promtoolCheck } from "../helpers/promtool.ts";
 
 /** Each series of the exposition text (name{labels}) and its value. */
@@ -223,27 +224,13 @@ const OPTIONS: FlowMetricsOptions = {
 };
 
 function flowEvent(over: Record<string, unknown>): FlowEvent {
-  return {
+  return anyFlowEvent({
     time: "2026-12-06T10:00:00.000000Z",
-    event: "net_flow_tcp_begin",
-    flow_id: "f-1",
-    conn_direction: "outgoing",
-    src: "10.0.0.1",
     dst: "198.18.7.9",
-    src_port: 40000,
-    dst_port: 443,
-    src_dns: [],
     dst_dns: ["api.example.com", "edge.example.net"],
-    pid: 10,
-    comm: "curl",
-    uid: 0,
-    cgroup_id: 1,
-    cgroup: "/",
-    container_id: null,
     netns: 1,
-    preexisting: false,
     ...over,
-  } as FlowEvent;
+  });
 }
 
 const COUNTERS = {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import type { FlowBeginEvent, FlowEndEvent, PacketEvent } from "../../src/events.ts";
+import type { FlowEndEvent } from "../../src/events.ts";
+import { beginEvent, endEvent, packetEvent } from "../helpers/events.ts";
 import { CommunityIds } from "../../src/output/community_id.ts";
 import { ecsDocument, ecsFormatter } from "../../src/output/ecs.ts";
 import { traceeEvent, traceeFormatter } from "../../src/output/tracee.ts";
@@ -7,29 +8,22 @@ import { initiatorIsSrc, localIsSrc, sideCounters, timeUs } from "../../src/even
 
 const ID = "1:LQU9qZlK+B5F3KDmev6m5PMibrg=";
 
-const begin: FlowBeginEvent = {
+const begin = beginEvent({
   time: "2026-11-23T12:34:56.123456Z",
-  event: "net_flow_tcp_begin",
   flow_id: "a-1",
-  conn_direction: "outgoing",
   src: "128.232.110.120",
   dst: "66.35.250.204",
   src_port: 34855,
   dst_port: 80,
-  src_dns: [],
   dst_dns: ["www.example.test", "example.test"],
   pid: 4242,
-  comm: "curl",
   uid: 1000,
   cgroup_id: 77,
   cgroup: "/user.slice",
-  container_id: null,
-  netns: 4026531840,
-  preexisting: false,
-};
+});
 
 // The server closed it: the end's src is the remote side.
-const end: FlowEndEvent = {
+const end = endEvent({
   ...begin,
   time: "2026-11-23T12:34:58.623456Z",
   event: "net_flow_tcp_end",
@@ -40,7 +34,6 @@ const end: FlowEndEvent = {
   src_dns: begin.dst_dns,
   dst_dns: [],
   closed_by: "remote",
-  reason: "fin",
   duration_ms: 2500.25,
   bytes_sent: 120,
   bytes_received: 90000,
@@ -48,11 +41,10 @@ const end: FlowEndEvent = {
   packets_received: 70,
   rtt_us: 900,
   retransmits: 1,
-};
+});
 
-const packet: PacketEvent = {
+const packet = packetEvent({
   time: "2026-11-23T12:34:56.123000Z",
-  event: "net_packet_tcp",
   direction: "ingress",
   src: "66.35.250.204",
   dst: "128.232.110.120",
@@ -60,9 +52,7 @@ const packet: PacketEvent = {
   dst_port: 34855,
   flags: "SYN|ACK",
   cgroup_id: 77,
-  pid: null,
-  comm: null,
-};
+});
 
 Deno.test("timeUs reads back what formatTime wrote", () => {
   assert.equal(timeUs("2023-11-14T22:13:20.123456Z"), 1_700_000_000_123_456);

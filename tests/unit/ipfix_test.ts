@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { parseIP } from "../../src/bpf/addr.ts";
-import type { FlowEndEvent, NetflowEvent } from "../../src/events.ts";
+import type { NetflowEvent } from "../../src/events.ts";
+import { endEvent } from "../helpers/events.ts";
 import {
   ELEMENT_TYPES_TEMPLATE,
   type FlowRecord,
@@ -187,36 +188,23 @@ Deno.test("IPFIX messages stay within the size limit and keep every record", () 
   assert.equal(long.bytes[at], 254);
 });
 
-const end: FlowEndEvent = {
+const end = endEvent({
   time: "2023-11-14T22:13:22.500000Z",
-  event: "net_flow_tcp_end",
   flow_id: "x-1",
-  conn_direction: "outgoing",
   // The server (remote) closed: it is src of the end.
   src: "10.0.0.2",
   dst: "10.0.0.1",
   src_port: 443,
   dst_port: 40000,
-  src_dns: [],
-  dst_dns: [],
-  pid: 10,
-  comm: "curl",
   uid: 1000,
-  cgroup_id: 1,
-  cgroup: "/",
-  container_id: null,
-  netns: 4026531840,
-  preexisting: false,
   closed_by: "remote",
-  reason: "fin",
   duration_ms: 2000.4,
   bytes_sent: 100,
   bytes_received: 5000,
   packets_sent: 4,
   packets_received: 6,
   rtt_us: 10,
-  retransmits: 0,
-};
+});
 
 Deno.test("RecordBuilder orients ends initiator to responder with their counters", () => {
   const b = new RecordBuilder();

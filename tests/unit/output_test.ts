@@ -1,38 +1,24 @@
 import assert from "node:assert/strict";
-import { type FlowEndEvent, formatTime } from "../../src/events.ts";
+import { formatTime } from "../../src/events.ts";
+import { endEvent } from "../helpers/events.ts";
 import { formatJson } from "../../src/output/json.ts";
 import { sanitize } from "../../src/output/sanitize.ts";
 import { bytes, duration, TableWriter, zoneOffset } from "../../src/output/table.ts";
 
-const end: FlowEndEvent = {
+const end = endEvent({
   time: "2026-11-23T12:34:56.123456Z",
-  event: "net_flow_tcp_end",
   flow_id: "a-1",
-  conn_direction: "outgoing",
-  src: "10.0.0.1",
   dst: "2001:db8::2",
-  src_port: 40000,
-  dst_port: 443,
-  src_dns: [],
   dst_dns: ["evil\x1b[31m.test\x07", "a\u202eb.test"],
   pid: 12,
   comm: "cu\nrl",
-  uid: 0,
-  cgroup_id: 1,
-  cgroup: "/",
-  container_id: null,
-  netns: 4026531840,
-  preexisting: false,
-  closed_by: "local",
-  reason: "fin",
   duration_ms: 12.5,
   bytes_sent: 123456,
   bytes_received: 10,
   packets_sent: 3,
   packets_received: 4,
   rtt_us: 50,
-  retransmits: 0,
-};
+});
 
 Deno.test("formatTime gives RFC 3339 UTC with microseconds", () => {
   assert.equal(formatTime(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
