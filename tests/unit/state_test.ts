@@ -167,7 +167,10 @@ const socket = fc.record({
   dup: fc.boolean(),
   loseEnd: fc.boolean(),
 });
-type Generated = { sockets: { outgoing: boolean; end: EndHow }[]; records: FlowRecord[] };
+type Generated = {
+  sockets: { outgoing: boolean; end: EndHow; lose: boolean; dup: boolean; loseEnd: boolean }[];
+  records: FlowRecord[];
+};
 const stream: fc.Arbitrary<Generated> = fc.array(socket, { maxLength: 60 }).chain((socks) => {
   const records: FlowRecord[] = [];
   socks.forEach((s, i) => {
@@ -195,6 +198,138 @@ const stream: fc.Arbitrary<Generated> = fc.array(socket, { maxLength: 60 }).chai
       });
       return { sockets: socks, records: out };
     });
+});
+
+/** What a table made of `records`: the real one, or a deliberately broken one below. */
+type Tabulate = (records: FlowRecord[]) => FlowEvent[];
+const real: Tabulate = (records) => run(new FlowTable(), records);
+
+/** The events of socket `i` (local port 20000+i), in the order they came. */
+function ofSocket(events: FlowEvent[], i: number): FlowEvent[] {
+  return events.filter((e) => Math.max(e.src_port, e.dst_port) === LOCAL_BASE + i);
+}
+
+type Socket = Generated["sockets"][number];
+/** Whether the kernel's begin (or its copy) and end records of a socket reached the table. */
+const beginArrived = (s: Socket) => !s.lose || s.dup;
+const endArrived = (s: Socket) => !s.loseEnd;
+
+/**
+ * "What counts as a flow" (ARCHITECTURE.md): exactly one begin for every socket
+ * whose begin record arrived, exactly one end for every socket whose end record
+ * arrived (a begin is never left without its end), the end after the begin and
+ * with its flow_id, and one flow_id per socket.
+ */
+function exactlyOneEachPerSocket({ sockets, records }: Generated, tabulate: Tabulate): void {
+  const events = tabulate(records);
+  const ids = new Set<string>();
+  sockets.forEach((s, i) => {
+    const mine = ofSocket(events, i);
+    const begins = mine.filter((e) => e.event === "net_flow_tcp_begin");
+    const ends = mine.filter((e) => e.event === "net_flow_tcp_end");
+    assert.equal(begins.length, beginArrived(s) ? 1 : 0, `begins of socket ${i}`);
+    assert.equal(ends.length, endArrived(s) ? 1 : 0, `ends of socket ${i}`);
+    assert.deepEqual(mine.map((e) => e.event), [...begins, ...ends].map((e) => e.event), `${i}`);
+    assert.equal(new Set(mine.map((e) => e.flow_id)).size, Math.min(mine.length, 1), `${i}`);
+    for (const e of mine.slice(0, 1)) {
+      assert.ok(!ids.has(e.flow_id), `flow_id ${e.flow_id} of two sockets`);
+      ids.add(e.flow_id);
+    }
+  });
+}
+
+/** An end's counters are the kernel's at its end (exact, or null), its duration the socket's life. */
+function endIsTheSockets({ sockets, records }: Generated, tabulate: Tabulate): void {
+  const events = tabulate(records);
+  sockets.forEach((s, i) => {
+    const end = records.find((r) => r.kind === "end" && r.cookie === i + 1);
+    for (const e of ofSocket(events, i)) {
+      if (e.event !== "net_flow_tcp_end") continue;
+      const c = endCounters(end!);
+      assert.deepEqual(
+        [e.bytes_sent, e.bytes_received, e.packets_sent, e.packets_received],
+        [c.bytesSent, c.bytesReceived, c.packetsSent, c.packetsReceived],
+        `counters of socket ${i}`,
+      );
+      assert.equal(e.duration_ms, beginArrived(s) ? 10 + i : null, `duration of socket ${i}`);
+    }
+  });
+}
+
+/** Once every record is in, a flow is open exactly when its begin came and its end did not. */
+function openUntilEnded({ sockets, records }: Generated): void {
+  const table = new FlowTable();
+  run(table, records);
+  assert.equal(table.stats.open, sockets.filter((s) => beginArrived(s) && !endArrived(s)).length);
+}
+
+Deno.test("property: exactly one begin and one end per socket whose records arrived", () => {
+  fc.assert(fc.property(stream, (g) => exactlyOneEachPerSocket(g, real)));
+});
+
+Deno.test("property: an end carries its socket's final counters and lifetime", () => {
+  fc.assert(fc.property(stream, (g) => endIsTheSockets(g, real)));
+});
+
+Deno.test("property: a flow stays open exactly until its end arrives", () => {
+  fc.assert(fc.property(stream, openUntilEnded));
+});
+
+// Tables that are wrong on purpose: the properties above must reject each.
+const broken: [string, Tabulate, ((g: Generated, t: Tabulate) => void)[]][] = [
+  ["emits nothing", () => [], [exactlyOneEachPerSocket]],
+  [
+    "drops ends",
+    (records) => real(records).filter((e) => e.event !== "net_flow_tcp_end"),
+    [exactlyOneEachPerSocket],
+  ],
+  [
+    "duplicates an end",
+    (records) =>
+      real(records).flatMap((e): FlowEvent[] => e.event === "net_flow_tcp_end" ? [e, e] : [e]),
+    [exactlyOneEachPerSocket],
+  ],
+  [
+    "writes an end before its begin",
+    (records) => {
+      const events = real(records);
+      return [...events.filter((e) => e.event === "net_flow_tcp_end"), ...events];
+    },
+    [exactlyOneEachPerSocket],
+  ],
+  [
+    "gives an end a flow_id of its own",
+    (records) =>
+      real(records).map((e) => e.event === "net_flow_tcp_end" ? { ...e, flow_id: "x" } : e),
+    [exactlyOneEachPerSocket],
+  ],
+  [
+    "counts one byte too many",
+    (records) =>
+      real(records).map((e) =>
+        e.event === "net_flow_tcp_end" && e.bytes_sent !== null
+          ? { ...e, bytes_sent: e.bytes_sent + 1 }
+          : e
+      ),
+    [endIsTheSockets],
+  ],
+  [
+    "times an end from its end record alone",
+    (records) =>
+      real(records).map((e) => e.event === "net_flow_tcp_end" ? { ...e, duration_ms: 0 } : e),
+    [endIsTheSockets],
+  ],
+];
+
+Deno.test("the properties reject deliberately broken tables", () => {
+  for (const [what, table, properties] of broken) {
+    for (const property of properties) {
+      assert.throws(
+        () => fc.assert(fc.property(stream, (g) => property(g, table))),
+        `${property.name} accepts a table that ${what}`,
+      );
+    }
+  }
 });
 
 Deno.test("property: at most one begin and one end per socket, whatever the records do", () => {
