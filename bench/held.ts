@@ -1,0 +1,80 @@
+/**
+ * Many connections held open (netflow's memory): pairs of bench/hold.py
+ * processes open them at a paced rate in the watched cgroup, then close them
+ * all at once; peak RSS before, with all open, and after they closed.
+ *
+ * @module
+ */
+import { CGROUP, ROOT } from "./lib/env.ts";
+import { fmt, peakRssMiB, sleep, spawn, waitForLine } from "./lib/proc.ts";
+import { Netflow } from "./lib/tools.ts";
+
+/** Pairs of processes holding the open connections (each below a 20,000-fd limit). */
+const HOLD_PAIRS = 8;
+/** Connections opened per second while building up the held flows. */
+const HOLD_RATE = 5000;
+
+export interface HeldResult {
+  flows: number;
+  rssBefore: number;
+  rssOpen: number;
+  rssPeak: number;
+  begin: number;
+  end: number;
+  summary: string;
+}
+
+export async function held(n: number): Promise<HeldResult> {
+  const ports = Array.from({ length: HOLD_PAIRS }, (_, i) => 9001 + i);
+  const servers = ports.map((port) =>
+    spawn("python3", [`${ROOT}bench/hold.py`, "serve", String(port)], {
+      inNs: true,
+      stdout: "piped",
+    })
+  );
+  for (const server of servers) await waitForLine(server.stdout, /^listening/);
+  const nf = await Netflow.start("held", { cgroup: CGROUP });
+  const rssBefore = peakRssMiB(nf.pid);
+  // One client after another, paced: the target is memory with many open flows,
+  // not a burst that starves netflow of CPU (that is the storm's business).
+  const clients: Deno.ChildProcess[] = [];
+  for (const [i, port] of ports.entries()) {
+    const args = [
+      `${ROOT}bench/hold.py`,
+      "connect",
+      String(n / HOLD_PAIRS),
+      String(port),
+      `127.0.1.${i + 1}`,
+      String(HOLD_RATE),
+    ];
+    const client = spawn("python3", args, { watched: true, stdout: "piped", stdin: "piped" });
+    clients.push(client);
+    await waitForLine(client.stdout, /^open \d+/, 300_000);
+  }
+  await sleep(2000);
+  const rssOpen = peakRssMiB(nf.pid);
+  const open = ports.map((p) => nf.count(p).begin).reduce((a, b) => a + b);
+  for (const client of clients) await client.stdin.close();
+  for (const client of clients) await client.status;
+  await sleep(2000);
+  const rssPeak = peakRssMiB(nf.pid);
+  const summary = await nf.stop();
+  const ends = ports.map((p) => nf.count(p).end).reduce((a, b) => a + b);
+  for (const server of servers) server.kill("SIGTERM");
+  for (const server of servers) await server.status;
+  return { flows: n, rssBefore, rssOpen, rssPeak, begin: open, end: ends, summary };
+}
+
+export function renderHeld(h: HeldResult): string[] {
+  const perFlowKiB = (h.rssOpen - h.rssBefore) * 1024 / Math.max(1, h.begin);
+  return [
+    `## ${h.flows} connections held open (their ${h.flows} client endpoints watched)`,
+    ``,
+    `| netflow begin | netflow end | RSS at start | peak RSS with all open | peak RSS after all closed | RSS per open flow |`,
+    `|---|---|---|---|---|---|`,
+    `| ${h.begin} | ${h.end} | ${fmt(h.rssBefore * 1.048576)} MB | ${
+      fmt(h.rssOpen * 1.048576)
+    } MB | ${fmt(h.rssPeak * 1.048576)} MB | ${fmt(perFlowKiB * 1024)} bytes |`,
+    ``,
+  ];
+}

@@ -1,0 +1,165 @@
+/**
+ * The whole host (netflow with no --cgroup): a storm of short loopback
+ * connections (bench/lib/storm.py: asyncio clients, unthrottled, so at the
+ * highest rate this machine sustains with both monitors running) in the
+ * host's namespace, netflow and tcplife side by side on the same traffic,
+ * CPU of each from /proc. Pairs are interleaved: each pair is one storm
+ * without any monitor (the baseline) and one with both; the ratio is taken
+ * per pair, and the median reported (tcplife's own CPU varies by tens of
+ * percent from run to run here).
+ *
+ * @module
+ */
+import { ROOT } from "./lib/env.ts";
+import { CLK_TCK, cpuTicks, fmt, median, sleep, spawn, waitForLine } from "./lib/proc.ts";
+import { Netflow, Tcplife } from "./lib/tools.ts";
+
+/** The storm's server port (its lines are found by it in both tools' output). */
+const PORT = 18404;
+const CLIENTS = 2;
+const CONCURRENCY = 32;
+
+export interface HostStormPair {
+  /** Endpoints the storm made (two per connection). */
+  endpoints: number;
+  baselineRate: number;
+  rate: number;
+  /** The workload's own CPU s per 1,000 endpoints, without and with the monitors. */
+  workloadCpuBase: number;
+  workloadCpu: number;
+  nfCpuPer1k: number;
+  tlCpuPer1k: number;
+  nfBegin: number;
+  nfEnd: number;
+  tlLines: number;
+}
+
+export interface HostStormResult {
+  mode: string;
+  pairs: HostStormPair[];
+  ratio: number;
+  nfCpuPer1k: number;
+  tlCpuPer1k: number;
+  summaries: string[];
+}
+
+/** One storm of `n` connections: its rate, and the CPU ticks of its processes. */
+async function stormOnce(n: number): Promise<{ seconds: number; ticks: number; done: number }> {
+  const server = spawn("python3", [`${ROOT}bench/lib/storm.py`, "serve", String(PORT)], {
+    stdout: "piped",
+  });
+  await waitForLine(server.stdout, /^listening/);
+  const t0 = performance.now();
+  const clients = Array.from({ length: CLIENTS }, () =>
+    spawn("python3", [
+      `${ROOT}bench/lib/storm.py`,
+      "connect",
+      String(PORT),
+      String(Math.ceil(n / CLIENTS)),
+      String(CONCURRENCY),
+    ], { stdout: "piped" }));
+  let ticks = 0;
+  const outs = await Promise.all(clients.map(async (c) => {
+    const line = await waitForLine(c.stdout, /^\{/, 600_000);
+    ticks += cpuTicks(c.pid); // finished its work; reads before it exits
+    return JSON.parse(line) as { connections: number; failed: number };
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  ticks += cpuTicks(server.pid);
+  server.kill("SIGTERM");
+  await Promise.all([server.status, ...clients.map((c) => c.status)]);
+  return { seconds, ticks, done: outs.reduce((a, o) => a + o.connections, 0) };
+}
+
+/** Waits until a file stops growing for `quietMs` (at most 20 s). */
+async function settled(file: string, quietMs = 1000): Promise<void> {
+  let size = -1, since = performance.now();
+  for (const end = performance.now() + 20_000; performance.now() < end;) {
+    const now = Deno.statSync(file).size;
+    if (now !== size) [size, since] = [now, performance.now()];
+    else if (performance.now() - since >= quietMs) return;
+    await sleep(100);
+  }
+}
+
+export async function hostStorm(
+  n: number,
+  pairs: number,
+  mode: "default" | "end",
+): Promise<HostStormResult> {
+  const out: HostStormPair[] = [];
+  const summaries: string[] = [];
+  for (let i = 0; i < pairs; i++) {
+    const base = await stormOnce(n);
+    const nf = await Netflow.start(`host-${mode}-${i}`, {
+      cgroup: null,
+      extra: mode === "end" ? ["--events", "net_flow_tcp_end"] : [],
+    });
+    const tl = await Tcplife.start(`host-tcplife-${mode}-${i}`);
+    await sleep(500);
+    const [nf0, tl0] = [cpuTicks(nf.pid), cpuTicks(tl.pid)];
+    const storm = await stormOnce(n);
+    await settled(nf.file);
+    await sleep(500);
+    const [nf1, tl1] = [cpuTicks(nf.pid), cpuTicks(tl.pid)];
+    await tl.stop();
+    summaries.push(await nf.stop());
+    const counts = nf.count(PORT);
+    const endpoints = 2 * storm.done;
+    const pair: HostStormPair = {
+      endpoints,
+      baselineRate: base.done / base.seconds,
+      rate: storm.done / storm.seconds,
+      workloadCpuBase: base.ticks / CLK_TCK / (2 * base.done / 1000),
+      workloadCpu: storm.ticks / CLK_TCK / (endpoints / 1000),
+      nfCpuPer1k: (nf1 - nf0) / CLK_TCK / (endpoints / 1000),
+      tlCpuPer1k: (tl1 - tl0) / CLK_TCK / (endpoints / 1000),
+      nfBegin: counts.begin,
+      nfEnd: counts.end,
+      tlLines: tl.count(PORT),
+    };
+    console.error(`host storm ${mode} ${i}: ${JSON.stringify(pair)}`);
+    out.push(pair);
+  }
+  return {
+    mode,
+    pairs: out,
+    ratio: median(out.map((p) => p.nfCpuPer1k / p.tlCpuPer1k)),
+    nfCpuPer1k: median(out.map((p) => p.nfCpuPer1k)),
+    tlCpuPer1k: median(out.map((p) => p.tlCpuPer1k)),
+    summaries,
+  };
+}
+
+export function renderHostStorm(results: HostStormResult[]): string[] {
+  const lines = [
+    `## Whole host: loopback storm, netflow and tcplife side by side`,
+    ``,
+    `netflow with no --cgroup (the root cgroup, every feature on: owners, DNS, kernel filters),`,
+    `JSON Lines to a file; tcplife (libbpf-tools) to a file. Each pair: one storm without any`,
+    `monitor (baseline), then one with both; ${CLIENTS} asyncio client processes of ${CONCURRENCY}`,
+    `connections at a time, unthrottled. CPU from /proc/PID/stat. Ratio per pair, then the median.`,
+    `No filter on either tool: both see (and pay for) the rest of this shared host's traffic too;`,
+    `their lines are counted by the storm's port ${PORT}.`,
+    ``,
+    `| mode | pair | endpoints | conn/s without / with monitors | workload CPU s/1k without / with | netflow begin / end | tcplife lines | netflow CPU s/1k | tcplife CPU s/1k | ratio |`,
+    `|---|---|---|---|---|---|---|---|---|---|`,
+  ];
+  for (const r of results) {
+    r.pairs.forEach((p, i) =>
+      lines.push(
+        `| ${r.mode} | ${i + 1} | ${p.endpoints} | ${fmt(p.baselineRate)} / ${fmt(p.rate)} | ` +
+          `${fmt(p.workloadCpuBase, 3)} / ${fmt(p.workloadCpu, 3)} | ${p.nfBegin} / ${p.nfEnd} | ` +
+          `${p.tlLines} | ${fmt(p.nfCpuPer1k, 4)} | ${fmt(p.tlCpuPer1k, 4)} | ` +
+          `${fmt(p.nfCpuPer1k / p.tlCpuPer1k, 2)} |`,
+      )
+    );
+    lines.push(
+      `| **${r.mode}: median** | | | | | | | ${fmt(r.nfCpuPer1k, 4)} | ${
+        fmt(r.tlCpuPer1k, 4)
+      } | **${fmt(r.ratio, 2)}** |`,
+    );
+  }
+  lines.push(``);
+  return lines;
+}

@@ -1,0 +1,135 @@
+/**
+ * The two monitors the benchmarks compare: netflow (from source, with the
+ * runtime flags the start task and the compiled binary use), writing JSON
+ * Lines straight to a file, and libbpf-tools tcplife, its lines copied to a
+ * file. Both are counted from their files.
+ *
+ * @module
+ */
+import { RUNTIME_V8_FLAGS } from "../../build.ts";
+import { OUT_DIR, ROOT } from "./env.ts";
+import { perfEventFds, sleep, spawn, waitForLine } from "./proc.ts";
+
+export interface NetflowOptions {
+  /** The cgroup to watch; the whole host (no --cgroup) when null. */
+  cgroup: string | null;
+  /** More arguments (`--events net_flow_tcp_end`). */
+  extra?: string[];
+  /** More V8 flags (`--perf-basic-prof`), after RUNTIME_V8_FLAGS's. */
+  v8Flags?: string[];
+}
+
+/** netflow, writing JSON Lines straight to a file (so counts never wait on a pipe). */
+export class Netflow {
+  readonly child: Deno.ChildProcess;
+  readonly file: string;
+  readonly #stderr: ReadableStream<Uint8Array>;
+
+  private constructor(child: Deno.ChildProcess, file: string) {
+    this.child = child;
+    this.file = file;
+    this.#stderr = child.stderr;
+  }
+
+  /** Starts netflow and waits for its ready line. */
+  static async start(name: string, o: NetflowOptions): Promise<Netflow> {
+    const file = `${OUT_DIR}/${name}.jsonl`;
+    const v8 = [RUNTIME_V8_FLAGS, ...(o.v8Flags ?? [])].join(",");
+    const child = spawn("sh", [
+      "-c",
+      'out=$1; shift; exec "$@" > "$out"',
+      "sh",
+      file,
+      Deno.execPath(),
+      "run",
+      "--allow-all",
+      v8,
+      `${ROOT}src/cli.ts`,
+      "--format",
+      "json",
+      ...(o.cgroup === null ? [] : ["--cgroup", o.cgroup]),
+      ...(o.extra ?? []),
+    ]);
+    const nf = new Netflow(child, file);
+    await waitForLine(nf.#stderr, /^netflow: watching cgroup /);
+    return nf;
+  }
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  /** Stops it; returns its summary line. */
+  async stop(): Promise<string> {
+    this.child.kill("SIGTERM");
+    const summary = await waitForLine(this.#stderr, /^netflow: \d+ events/).catch((e) => String(e));
+    await this.child.status;
+    return summary;
+  }
+
+  /** Counts of events to or from `port` in its output so far (read in chunks: it gets large). */
+  count(port: number): { begin: number; end: number } {
+    let begin = 0, end = 0, rest = "";
+    const needle = [`"src_port":${port},`, `"dst_port":${port},`];
+    const tally = (line: string) => {
+      if (!needle.some((n) => line.includes(n))) return;
+      if (line.includes('"event":"net_flow_tcp_begin"')) begin++;
+      else if (line.includes('"event":"net_flow_tcp_end"')) end++;
+    };
+    using file = Deno.openSync(this.file);
+    const buf = new Uint8Array(1 << 20);
+    const text = new TextDecoder();
+    for (let n; (n = file.readSync(buf)) !== null;) {
+      const lines = (rest + text.decode(buf.subarray(0, n), { stream: true })).split("\n");
+      rest = lines.pop()!;
+      for (const line of lines) tally(line);
+    }
+    tally(rest);
+    return { begin, end };
+  }
+}
+
+/** libbpf-tools tcplife (host-wide: its lines are filtered by port). */
+export class Tcplife {
+  readonly child: Deno.ChildProcess;
+  readonly file: string;
+  readonly #copied: Promise<void>;
+
+  private constructor(child: Deno.ChildProcess, file: string) {
+    this.child = child;
+    this.file = file;
+    const out = Deno.openSync(file, { write: true, create: true, truncate: true });
+    this.#copied = child.stdout.pipeTo(out.writable);
+  }
+
+  /** Starts tcplife and waits until its tracepoint program is attached. */
+  static async start(name: string): Promise<Tcplife> {
+    const child = spawn("tcplife", [], { stdout: "piped" });
+    const t = new Tcplife(child, `${OUT_DIR}/${name}.txt`);
+    // Attached once it holds the tracepoint's perf event and its perf buffers (one per CPU).
+    for (let i = 0; i < 100; i++) {
+      if (perfEventFds(child.pid) > navigator.hardwareConcurrency) return t;
+      await sleep(100);
+    }
+    throw new Error("tcplife did not start");
+  }
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  /** Its lines with `port` as local or remote port (read after stop: its stdout is buffered). */
+  count(port: number): number {
+    const p = String(port);
+    return Deno.readTextFileSync(this.file).split("\n").filter((l) => {
+      const f = l.trim().split(/\s+/);
+      return f[3] === p || f[5] === p; // LPORT or RPORT
+    }).length;
+  }
+
+  async stop(): Promise<void> {
+    this.child.kill("SIGINT");
+    await this.child.status;
+    await this.#copied;
+  }
+}
