@@ -335,8 +335,16 @@ function u64(view: DataView, at: number): number {
 export class RecordDecoder {
   /** Realtime minus monotonic, re-read by the monitor (clock steps, suspend). */
   clockOffsetUs: number;
-  /** One owner object per process, shared by its packets (and the flows that keep them). */
-  readonly #owners = new Map<number, SocketOwner>();
+  /**
+   * One owner object per process, shared by its records (and the flows that
+   * keep them), with the raw comm bytes it was made from: a record whose pid,
+   * uid and comm bytes match takes it without making a string.
+   */
+  readonly #owners = new Map<number, { owner: SocketOwner; comm: Uint8Array }>();
+  /** Bytes over the buffer records were last read from (the ring's: one for all drains). */
+  #bytes: Uint8Array = new Uint8Array(0);
+  /** One string per IPv4 address (u32 key): shared by every record that names it. */
+  readonly #ipv4 = new Map<number, string>();
 
   constructor(clockOffsetUs: number) {
     this.clockOffsetUs = clockOffsetUs;
@@ -355,6 +363,26 @@ export class RecordDecoder {
     return undefined;
   }
 
+  /** A byte view over all of `view`'s buffer (made once per buffer, not per record). */
+  #bytesOf(view: DataView): Uint8Array {
+    if (this.#bytes.buffer !== view.buffer) this.#bytes = new Uint8Array(view.buffer);
+    return this.#bytes;
+  }
+
+  /** The address at `at` (absolute in `bytes`) as text; IPv4 strings are interned. */
+  #addr(bytes: Uint8Array, family: 4 | 6, at: number): string {
+    if (family === 6) return formatIPv6(bytes, at);
+    const key = ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) |
+      bytes[at + 3]!) >>> 0;
+    let text = this.#ipv4.get(key);
+    if (text === undefined) {
+      if (this.#ipv4.size >= 65536) this.#ipv4.clear();
+      text = formatIPv4(bytes, at);
+      this.#ipv4.set(key, text);
+    }
+    return text;
+  }
+
   #timeUs(view: DataView, at: number): number {
     return this.#usFromNs(u64(view, at + H.ts_ns));
   }
@@ -367,9 +395,8 @@ export class RecordDecoder {
   flow(view: DataView, at: number): FlowRecord | undefined {
     const kind = FLOW_KINDS[view.getUint8(at + H.kind) - KIND_BEGIN];
     if (kind === undefined) return undefined;
-    const bytes = new Uint8Array(view.buffer, view.byteOffset + at, LAYOUT.nf_flow.size);
+    const bytes = this.#bytesOf(view), base = view.byteOffset + at;
     const family = view.getUint8(at + H.family) === 6 ? 6 : 4;
-    const addr = family === 6 ? formatIPv6 : formatIPv4;
     const flags = view.getUint8(at + F.flags);
     const beginNs = u64(view, at + F.begin_ns);
     return {
@@ -382,9 +409,9 @@ export class RecordDecoder {
       netns: view.getUint32(at + F.netns, true),
       cookie: u64(view, at + F.cookie),
       family,
-      localAddr: addr(bytes, F.laddr),
+      localAddr: this.#addr(bytes, family, base + F.laddr),
       localPort: view.getUint16(at + F.lport, true),
-      remoteAddr: addr(bytes, F.raddr),
+      remoteAddr: this.#addr(bytes, family, base + F.raddr),
       remotePort: view.getUint16(at + F.rport, true),
       outgoing: (flags & FLOW_OUTGOING) !== 0,
       preexisting: (flags & FLOW_PREEXISTING) !== 0,
@@ -393,7 +420,7 @@ export class RecordDecoder {
       oldState: view.getUint8(at + F.old_state),
       newState: view.getUint8(at + F.new_state),
       skErr: view.getUint32(at + F.sk_err, true),
-      owner: flags & FLOW_OWNER ? this.#owner(view, bytes, at, F.pid, F.uid, F.comm) : null,
+      owner: flags & FLOW_OWNER ? this.#owner(view, bytes, at, base, F.pid, F.uid, F.comm) : null,
       ownerAtClose: (flags & FLOW_OWNER_CLOSER) !== 0,
       mptcp: (flags & FLOW_MPTCP) !== 0,
       beginLost: (flags & FLOW_BEGIN_LOST) !== 0,
@@ -411,9 +438,8 @@ export class RecordDecoder {
   }
 
   #packet(view: DataView, at: number): TcpPacket {
-    const bytes = new Uint8Array(view.buffer, view.byteOffset + at, LAYOUT.nf_packet.size);
+    const bytes = this.#bytesOf(view), base = view.byteOffset + at;
     const family = view.getUint8(at + H.family) === 6 ? 6 : 4;
-    const addr = family === 6 ? formatIPv6 : formatIPv4;
     const sockFlags = view.getUint8(at + P.sock_flags);
     return {
       kind: PACKET_KINDS[view.getUint8(at + H.kind)]!,
@@ -422,8 +448,8 @@ export class RecordDecoder {
       cgroupId: u64(view, at + H.cgroup_id),
       direction: view.getUint8(at + H.direction) === EGRESS ? "egress" : "ingress",
       family,
-      src: addr(bytes, P.saddr),
-      dst: addr(bytes, P.daddr),
+      src: this.#addr(bytes, family, base + P.saddr),
+      dst: this.#addr(bytes, family, base + P.daddr),
       srcPort: view.getUint16(at + P.sport, true),
       dstPort: view.getUint16(at + P.dport, true),
       seq: view.getUint32(at + P.seq, true),
@@ -432,26 +458,34 @@ export class RecordDecoder {
       cookie: u64(view, at + P.sock_cookie),
       sockState: view.getUint8(at + P.sock_state),
       netns: view.getUint32(at + P.netns, true),
-      owner: sockFlags & SOCK_OWNER ? this.#owner(view, bytes, at, P.pid, P.uid, P.comm) : null,
+      owner: sockFlags & SOCK_OWNER
+        ? this.#owner(view, bytes, at, base, P.pid, P.uid, P.comm)
+        : null,
     };
   }
 
+  /** The record's owner (`at`: in `view`; `base`: the same place in `bytes`). */
   #owner(
     view: DataView,
     bytes: Uint8Array,
     at: number,
+    base: number,
     pidAt: number,
     uidAt: number,
     commAt: number,
   ): SocketOwner {
     const pid = view.getUint32(at + pidAt, true);
     const uid = view.getUint32(at + uidAt, true);
-    const comm = cString(bytes, commAt, COMM_LEN);
     const known = this.#owners.get(pid);
-    if (known !== undefined && known.uid === uid && known.comm === comm) return known;
+    if (
+      known !== undefined && known.owner.uid === uid && sameBytes(known.comm, bytes, base + commAt)
+    ) {
+      return known.owner;
+    }
+    const comm = cString(bytes, base + commAt, COMM_LEN);
     if (this.#owners.size >= 4096) this.#owners.clear();
     const owner = Object.freeze({ pid, uid, comm });
-    this.#owners.set(pid, owner);
+    this.#owners.set(pid, { owner, comm: bytes.slice(base + commAt, base + commAt + COMM_LEN) });
     return owner;
   }
 
@@ -546,6 +580,12 @@ export function decodeHolders(bytes: Uint8Array): SocketHolder[] {
 }
 
 const TCP_LISTEN = 10;
+
+/** Whether `bytes` at `at` starts with all of `known`. */
+function sameBytes(known: Uint8Array, bytes: Uint8Array, at: number): boolean {
+  for (let i = 0; i < known.length; i++) if (known[i] !== bytes[at + i]) return false;
+  return true;
+}
 
 /** A NUL-terminated string of at most `max` bytes; ASCII without a decoder call. */
 function cString(bytes: Uint8Array, at: number, max: number): string {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import assert from "node:assert/strict";
 import { parseIP } from "../../src/bpf/addr.ts";
 import { CommunityIds, communityIdV1, eventCommunityId } from "../../src/output/community_id.ts";
@@ -93,3 +94,42 @@ Deno.test("CommunityIds: one value per flow, the same at its begin and its end",
     eventCommunityId({ ...begin, src_port: 1000 }),
   );
 });
+
+Deno.test("communityIdV1's own SHA-1 agrees with node:crypto on random IPv4 and IPv6 tuples", () => {
+  const random = (n: number) => Math.floor(Math.random() * n);
+  for (let i = 0; i < 2000; i++) {
+    const v6 = i % 2 === 1;
+    const a = v6
+      ? Array.from({ length: 8 }, () => random(65536).toString(16)).join(":")
+      : Array.from({ length: 4 }, () => random(256)).join(".");
+    const b = v6
+      ? Array.from({ length: 8 }, () => random(65536).toString(16)).join(":")
+      : Array.from({ length: 4 }, () => random(256)).join(".");
+    const [sp, dp, seed] = [random(65536), random(65536), random(65536)];
+    assert.equal(communityIdV1(IPPROTO_TCP, a, sp, b, dp, seed), reference(a, sp, b, dp, seed));
+  }
+});
+
+/** The specification's algorithm with node:crypto's SHA-1. */
+function reference(a: string, sp: number, b: string, dp: number, seed: number): string {
+  const bytes = (s: string) => {
+    if (!s.includes(":")) return s.split(".").map(Number);
+    return s.split(":").flatMap((h) => [parseInt(h, 16) >> 8, parseInt(h, 16) & 255]);
+  };
+  let [x, y, px, py] = [bytes(a), bytes(b), sp, dp];
+  const cmp = x.findIndex((v, i) => v !== y[i]);
+  if ((cmp >= 0 && x[cmp]! > y[cmp]!) || (cmp < 0 && px > py)) [x, y, px, py] = [y, x, py, px];
+  const input = Uint8Array.from([
+    seed >> 8,
+    seed & 255,
+    ...x,
+    ...y,
+    IPPROTO_TCP,
+    0,
+    px >> 8,
+    px & 255,
+    py >> 8,
+    py & 255,
+  ]);
+  return `1:${createHash("sha1").update(input).digest("base64")}`;
+}

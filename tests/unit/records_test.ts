@@ -153,6 +153,33 @@ Deno.test("RecordDecoder decodes a flow record field by field", () => {
   });
 });
 
+Deno.test("RecordDecoder shares owners and IPv4 strings, and sees a new comm, uid or address", () => {
+  const decoder = new RecordDecoder(1);
+  const view = flowRecord();
+  const bytes = new Uint8Array(view.buffer);
+  view.setUint8(8 + 18, 4); // IPv4 from here on
+  bytes.set([10, 0, 0, 1], 8 + F.laddr);
+  bytes.set([10, 0, 0, 2], 8 + F.raddr);
+  const decode = () => {
+    const r = decoder.decode(view, 8, LAYOUT.nf_flow.size);
+    assert.ok(r?.kind === "end");
+    return r;
+  };
+  const first = decode(), again = decode();
+  assert.equal(again.owner, first.owner, "one owner object per process");
+  assert.deepEqual([again.localAddr, again.remoteAddr], ["10.0.0.1", "10.0.0.2"]);
+  bytes.set(new TextEncoder().encode("wget"), 8 + F.comm); // the process exec'd
+  assert.deepEqual(decode().owner, { pid: 1234, uid: 1000, comm: "wget" });
+  view.setUint32(8 + F.uid, 0, true); // setuid
+  assert.deepEqual(decode().owner, { pid: 1234, uid: 0, comm: "wget" });
+  bytes.set([10, 0, 0, 3], 8 + F.raddr);
+  assert.equal(decode().remoteAddr, "10.0.0.3");
+  // Another buffer (an iterator's output) with other bytes at the same offsets.
+  const other = decoder.flow(flowRecord(), 8);
+  assert.equal(other?.localAddr, "2001:db8::1");
+  assert.deepEqual(other?.owner, { pid: 1234, uid: 1000, comm: "curl" });
+});
+
 Deno.test("RecordDecoder decodes a packet record, with no socket when it had none", () => {
   const P = LAYOUT.nf_packet.fields;
   const view = new DataView(new ArrayBuffer(LAYOUT.nf_packet.size));
