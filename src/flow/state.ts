@@ -420,15 +420,11 @@ export class FlowTable {
       return r;
     }
     const w = flow.wide;
-    return {
-      ...r,
-      counters: {
-        ...c,
-        segsIn: widen(w.segsIn, c.segsIn),
-        segsOut: widen(w.segsOut, c.segsOut),
-        totalRetrans: widen(w.totalRetrans, c.totalRetrans),
-      },
-    };
+    const segsIn = widen(w.segsIn, c.segsIn), segsOut = widen(w.segsOut, c.segsOut);
+    const totalRetrans = widen(w.totalRetrans, c.totalRetrans);
+    // Almost always nothing wrapped: the record as it is (no copy per end).
+    if (segsIn === c.segsIn && segsOut === c.segsOut && totalRetrans === c.totalRetrans) return r;
+    return { ...r, counters: { ...c, segsIn, segsOut, totalRetrans } };
   }
 
   #end(r: FlowRecord): FlowEndEvent | undefined {
