@@ -34,7 +34,9 @@ export class Netflow {
   /** Starts netflow and waits for its ready line. */
   static async start(name: string, o: NetflowOptions): Promise<Netflow> {
     const file = `${OUT_DIR}/${name}.jsonl`;
-    const v8 = [RUNTIME_V8_FLAGS, ...(o.v8Flags ?? [])].join(",");
+    // NETFLOW_BENCH_V8_FLAGS: more V8 flags for an experiment (`--max-semi-space-size=16`).
+    const more = Deno.env.get("NETFLOW_BENCH_V8_FLAGS")?.split(",").filter((f) => f !== "") ?? [];
+    const v8 = [RUNTIME_V8_FLAGS, ...(o.v8Flags ?? []), ...more].join(",");
     const child = spawn("sh", [
       "-c",
       'out=$1; shift; exec "$@" > "$out"',
