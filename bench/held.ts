@@ -6,7 +6,7 @@
  * @module
  */
 import { CGROUP, ROOT } from "./lib/env.ts";
-import { fmt, peakRssMiB, sleep, spawn, waitForLine } from "./lib/proc.ts";
+import { fmt, peakRssMiB, settled, spawn, waitForLine } from "./lib/proc.ts";
 import { Netflow } from "./lib/tools.ts";
 
 /** Pairs of processes holding the open connections (each below a 20,000-fd limit). */
@@ -51,12 +51,12 @@ export async function held(n: number): Promise<HeldResult> {
     clients.push(client);
     await waitForLine(client.stdout, /^open \d+/, 300_000);
   }
-  await sleep(2000);
+  await settled(nf.file, 2000, 120_000); // every begin written
   const rssOpen = peakRssMiB(nf.pid);
   const open = ports.map((p) => nf.count(p).begin).reduce((a, b) => a + b);
   for (const client of clients) await client.stdin.close();
   for (const client of clients) await client.status;
-  await sleep(2000);
+  await settled(nf.file, 2000, 120_000); // every end written
   const rssPeak = peakRssMiB(nf.pid);
   const summary = await nf.stop();
   const ends = ports.map((p) => nf.count(p).end).reduce((a, b) => a + b);

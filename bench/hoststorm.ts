@@ -11,7 +11,7 @@
  * @module
  */
 import { ROOT } from "./lib/env.ts";
-import { CLK_TCK, cpuTicks, fmt, median, sleep, spawn, waitForLine } from "./lib/proc.ts";
+import { CLK_TCK, cpuTicks, fmt, median, settled, sleep, spawn, waitForLine } from "./lib/proc.ts";
 import { Netflow, Tcplife } from "./lib/tools.ts";
 
 /** The storm's server port (its lines are found by it in both tools' output). */
@@ -69,17 +69,6 @@ async function stormOnce(n: number): Promise<{ seconds: number; ticks: number; d
   server.kill("SIGTERM");
   await Promise.all([server.status, ...clients.map((c) => c.status)]);
   return { seconds, ticks, done: outs.reduce((a, o) => a + o.connections, 0) };
-}
-
-/** Waits until a file stops growing for `quietMs` (at most 20 s). */
-async function settled(file: string, quietMs = 1000): Promise<void> {
-  let size = -1, since = performance.now();
-  for (const end = performance.now() + 20_000; performance.now() < end;) {
-    const now = Deno.statSync(file).size;
-    if (now !== size) [size, since] = [now, performance.now()];
-    else if (performance.now() - since >= quietMs) return;
-    await sleep(100);
-  }
 }
 
 export async function hostStorm(

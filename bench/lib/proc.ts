@@ -155,3 +155,14 @@ export function isDir(path: string): boolean {
     return false;
   }
 }
+
+/** Waits until a file has not grown for `quietMs` (a monitor caught up), at most `maxMs`. */
+export async function settled(file: string, quietMs = 1000, maxMs = 30_000): Promise<void> {
+  let size = -1, since = performance.now();
+  for (const end = performance.now() + maxMs; performance.now() < end;) {
+    const now = Deno.statSync(file).size;
+    if (now !== size) [size, since] = [now, performance.now()];
+    else if (performance.now() - since >= quietMs) return;
+    await sleep(100);
+  }
+}
