@@ -23,14 +23,14 @@ export const OUT_DIR = Deno.makeTempDirSync({ prefix: "netflow-bench-" });
  */
 export async function setUp(): Promise<() => Promise<void>> {
   const undo: (() => Promise<unknown>)[] = [];
-  let cleaned = false;
-  const cleanup = async () => {
-    if (cleaned) return;
-    cleaned = true;
-    await killStarted();
-    for (const u of undo.reverse()) await u().catch((e) => console.error(`cleanup: ${e}`));
-    Deno.removeSync(OUT_DIR, { recursive: true });
-  };
+  // One cleanup, however many callers (a signal and the main path's finally) wait on it.
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    cleaning ??= (async () => {
+      await killStarted();
+      for (const u of undo.reverse()) await u().catch((e) => console.error(`cleanup: ${e}`));
+      Deno.removeSync(OUT_DIR, { recursive: true });
+    })();
   try {
     await sh("ip", "netns", "add", NS);
     undo.push(() => sh("ip", "netns", "del", NS));
@@ -49,14 +49,39 @@ export async function setUp(): Promise<() => Promise<void>> {
       await sh("mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing");
       undo.push(() => sh("umount", "/sys/kernel/tracing"));
     }
-    const stats = (await sh("sysctl", "-n", "kernel.bpf_stats_enabled")).trim();
-    await sh("sysctl", "-q", "-w", "kernel.bpf_stats_enabled=1");
-    undo.push(() => sh("sysctl", "-q", "-w", `kernel.bpf_stats_enabled=${stats}`));
+    const stats = enableBpfStats();
+    undo.push(() => Promise.resolve(stats.close()));
   } catch (err) {
     await cleanup();
     throw err;
   }
   return cleanup;
+}
+
+/**
+ * BPF programs' run time and count, for as long as the returned fd is open:
+ * BPF_ENABLE_STATS (libbpf's bpf_enable_stats) rather than the
+ * kernel.bpf_stats_enabled sysctl, so that two runs never switch it off under
+ * each other and nothing is left on if this process dies.
+ */
+function enableBpfStats(): { close(): void } {
+  const BPF_STATS_RUN_TIME = 0;
+  const bpf = Deno.dlopen(
+    "libbpf.so.1",
+    {
+      bpf_enable_stats: { parameters: ["i32"], result: "i32" },
+    } as const,
+  );
+  const libc = Deno.dlopen("libc.so.6", { close: { parameters: ["i32"], result: "i32" } } as const);
+  const fd = bpf.symbols.bpf_enable_stats(BPF_STATS_RUN_TIME);
+  if (fd < 0) throw new Error(`bpf_enable_stats: errno ${-fd}`);
+  return {
+    close() {
+      libc.symbols.close(fd);
+      bpf.close();
+      libc.close();
+    },
+  };
 }
 
 /** The namespace's TCP counters (exactly the namespaced workloads' connections). */
