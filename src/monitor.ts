@@ -183,6 +183,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     );
     this.#flows = new FlowTable({
       ...(options.maxFlows === undefined ? {} : { maxFlows: options.maxFlows }),
+      begins: this.#want.has(EVENT_BEGIN),
       context: {
         names: (addr, netns) => this.#dns.names(netns, addr),
         cgroup: (id) => cgroups.lookup(id),

@@ -74,6 +74,12 @@ export interface FlowTableOptions {
   /** Prefix of flow ids; unique per run by default. */
   idPrefix?: string;
   context?: Partial<FlowContext>;
+  /**
+   * Whether begin events are wanted (default true). Without them a begin is
+   * still tracked (its names and time kept for the end) but no event object
+   * is made for it (`--events net_flow_tcp_end`).
+   */
+  begins?: boolean;
 }
 
 export interface FlowStats {
@@ -151,6 +157,7 @@ export class FlowTable {
   readonly #maxHalfOpen: number;
   readonly #idPrefix: string;
   readonly #context: FlowContext;
+  readonly #begins: boolean;
   #nextId = 1;
   #evicted = 0;
   #duplicates = 0;
@@ -162,6 +169,7 @@ export class FlowTable {
     this.#maxHalfOpen = options.maxHalfOpen ?? 65_536;
     this.#idPrefix = options.idPrefix ?? Math.floor(Math.random() * 0xffffff).toString(16);
     this.#context = { ...DEFAULT_CONTEXT, ...options.context };
+    this.#begins = options.begins ?? true;
   }
 
   get stats(): FlowStats {
@@ -400,6 +408,7 @@ export class FlowTable {
     this.#open.set(key, flow);
     this.#widen(flow, r);
     this.#takeNames(flow);
+    if (!this.#begins) return undefined;
     // In a begin event src is the initiator.
     return this.#event(flow, r, EVENT_BEGIN, direction === "outgoing");
   }

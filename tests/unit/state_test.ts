@@ -35,6 +35,25 @@ Deno.test("FlowTable reports an outgoing flow with the client as src at begin an
   assert.deepEqual([begin.netns, begin.preexisting], [4026531840, false]);
 });
 
+Deno.test("FlowTable without begins makes no begin event; the end is the same as with them", () => {
+  // The names the cache holds change after the begin: the end keeps the begin's.
+  let names = ["at-begin.test"];
+  const context = { names: () => names };
+  const [begin, end] = connection(client, server, { outgoing: true });
+  const quiet = new FlowTable({ idPrefix: "t", begins: false, context });
+  assert.equal(quiet.onRecord(begin!), undefined);
+  assert.equal(quiet.stats.open, 1, "tracked all the same");
+  names = ["later.test"];
+  const withoutBegins = quiet.onRecord(end!);
+  names = ["at-begin.test"];
+  const full = new FlowTable({ idPrefix: "t", context });
+  assert.equal(full.onRecord(begin!)?.event, "net_flow_tcp_begin");
+  names = ["later.test"];
+  assert.deepEqual(withoutBegins, full.onRecord(end!));
+  assert.deepEqual((withoutBegins as FlowEndEvent).dst_dns, ["at-begin.test"]);
+  assert.equal((withoutBegins as FlowEndEvent).duration_ms, 10);
+});
+
 Deno.test("FlowTable orients ends by who terminated: remote FIN, RSTs both ways, timeout", () => {
   const cases: [EndHow, string][] = [
     ["remote-fin", "10.0.0.2:80>10.0.0.1:40000 remote fin"],
