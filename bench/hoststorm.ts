@@ -58,12 +58,12 @@ async function stormOnce(n: number): Promise<{ seconds: number; ticks: number; d
       String(Math.ceil(n / CLIENTS)),
       String(CONCURRENCY),
     ], { stdout: "piped" }));
-  let ticks = 0;
   const outs = await Promise.all(clients.map(async (c) => {
     const line = await waitForLine(c.stdout, /^\{/, 600_000);
-    ticks += cpuTicks(c.pid); // finished its work; reads before it exits
-    return JSON.parse(line) as { connections: number; failed: number };
+    return JSON.parse(line) as { connections: number; failed: number; cpu: number };
   }));
+  // The clients' own CPU (they may be gone already), and the server's.
+  let ticks = outs.reduce((a, o) => a + o.cpu * CLK_TCK, 0);
   const seconds = (performance.now() - t0) / 1000;
   ticks += cpuTicks(server.pid);
   server.kill("SIGTERM");
