@@ -1,9 +1,9 @@
 /**
  * netflow against libbpf-tools tcplife, on the same workloads, in one run:
  *
- *   sudo deno task bench [--quick] [--only storm|bulk|held|hoststorm] [--lock-held]
+ *   sudo deno task bench [--quick] [--only storm|bulk|held|hoststorm|latency] [--lock-held]
  *
- * One file per benchmark (bench/storm.ts, bulk.ts, held.ts, hoststorm.ts),
+ * One file per benchmark (bench/storm.ts, bulk.ts, held.ts, hoststorm.ts, latency.ts),
  * sharing bench/lib/ (processes, the namespace and cgroup, the two tools).
  * The namespaced ones run in a network namespace and child cgroup of their
  * own, so the namespace's /proc/net/snmp counts exactly their connections;
@@ -16,6 +16,7 @@
 import { bulk, renderBulk } from "./bulk.ts";
 import { held, renderHeld } from "./held.ts";
 import { hostStorm, type HostStormResult, renderHostStorm } from "./hoststorm.ts";
+import { latency, renderLatency } from "./latency.ts";
 import { machine, ROOT, setUp } from "./lib/env.ts";
 import { withHostLock } from "./lib/lock.ts";
 import { fmt } from "./lib/proc.ts";
@@ -24,13 +25,16 @@ import { renderStorm, storm } from "./storm.ts";
 const QUICK = Deno.args.includes("--quick");
 const ONLY = Deno.args.includes("--only") ? Deno.args[Deno.args.indexOf("--only") + 1] : undefined;
 const LOCK_HELD = Deno.args.includes("--lock-held");
-const NAMES = ["storm", "bulk", "held", "hoststorm"];
+const NAMES = ["storm", "bulk", "held", "hoststorm", "latency"];
 const want = (name: string) => ONLY === undefined || ONLY === name;
 
 const STORM = QUICK ? { levels: [4, 64], seconds: 4 } : { levels: [1, 4, 16, 64], seconds: 10 };
 const IPERF = QUICK ? { rounds: 2, seconds: 3 } : { rounds: 5, seconds: 5 };
 const HELD_FLOWS = QUICK ? 20_000 : 100_000;
 const HOST = QUICK ? { connections: 6_000, pairs: 1 } : { connections: 60_000, pairs: 5 };
+const LATENCY = QUICK
+  ? { rates: [200], seconds: 5 }
+  : { rates: [200, 1000, 2000, 4000], seconds: 10 };
 
 async function main() {
   if (Deno.uid() !== 0) throw new Error("the benchmark needs root");
@@ -81,6 +85,27 @@ async function main() {
         `| iperf3 throughput within 2% of no monitor | ${fmt(b.withNf / b.without, 3)}x | ${
           b.withNf >= 0.98 * b.without ? "yes" : "no"
         } |`,
+      );
+    }
+    if (want("latency")) {
+      const rows = await latency(LATENCY.rates, LATENCY.seconds);
+      sections.push(...renderLatency(rows, LATENCY.seconds));
+      summaries.push(...rows.map((r) => `latency ${r.rate}/s: ${r.summary}`));
+      const at200 = rows.find((r) => r.rate === 200);
+      const top = rows.filter((r) => r.lossFree).at(-1);
+      if (at200) {
+        targets.push(
+          `| latency p99 under 15 ms at 200/s | p50 ${fmt(at200.p50Ms, 1)} ms, p99 ${
+            fmt(at200.p99Ms, 1)
+          } ms | ${at200.p99Ms < 15 ? "yes" : "no"} |`,
+        );
+      }
+      targets.push(
+        `| latency p99 under 15 ms at the highest loss-free rate | ${
+          top
+            ? `${fmt(top.achieved)}/s: p50 ${fmt(top.p50Ms, 1)} ms, p99 ${fmt(top.p99Ms, 1)} ms`
+            : "none"
+        } | ${top && top.p99Ms < 15 ? "yes" : "no"} |`,
       );
     }
     if (want("held")) {
