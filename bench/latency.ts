@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { RUNTIME_V8_FLAGS } from "../build.ts";
+import { netflowCommand } from "../tests/helpers/netflow.ts";
 import { CGROUP, ROOT } from "./lib/env.ts";
 import { fmt, sleep, spawn, waitForLine } from "./lib/proc.ts";
 
@@ -47,18 +47,16 @@ async function once(rate: number, seconds: number): Promise<LatencyRow> {
     stdout: "piped",
   });
   await waitForLine(server.stdout, /^listening/);
-  const nf = spawn(Deno.execPath(), [
-    "run",
-    "--allow-all",
-    RUNTIME_V8_FLAGS,
-    `${ROOT}src/cli.ts`,
+  // The tests' launcher's command line; stdout read here, each chunk timed as it arrives.
+  const [cmd, ...args] = netflowCommand([
     "--format",
     "json",
     "--cgroup",
     CGROUP,
     "--port",
-    String(PORT),
-  ], { stdout: "piped" });
+    `${PORT}`,
+  ]);
+  const nf = spawn(cmd!, args, { stdout: "piped" });
   await waitForLine(nf.stderr, /^netflow: watching/);
   const latencies: number[] = [];
   let lines = 0;

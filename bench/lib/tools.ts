@@ -1,72 +1,63 @@
 /**
- * The two monitors the benchmarks compare: netflow (from source, with the
- * runtime flags the start task and the compiled binary use), writing JSON
- * Lines straight to a file, and libbpf-tools tcplife, its lines copied to a
- * file. Both are counted from their files.
+ * The two monitors the benchmarks compare: netflow, started by the tests' own
+ * launcher (tests/helpers/netflow.ts: the CLI with the runtime's V8 flags),
+ * writing JSON Lines straight to a file, and libbpf-tools tcplife, its lines
+ * copied to a file. Both are counted from their files.
  *
  * @module
  */
-import { RUNTIME_V8_FLAGS } from "../../build.ts";
-import { OUT_DIR, ROOT } from "./env.ts";
-import { perfEventFds, sleep, spawn, waitForLine } from "./proc.ts";
+import { Netflow as Launcher } from "../../tests/helpers/netflow.ts";
+import { OUT_DIR } from "./env.ts";
+import { perfEventFds, sleep, spawn, started } from "./proc.ts";
 
 export interface NetflowOptions {
   /** The cgroup to watch; the whole host (no --cgroup) when null. */
   cgroup: string | null;
   /** More arguments (`--events net_flow_tcp_end`). */
   extra?: string[];
-  /** More V8 flags (`--perf-basic-prof`), after RUNTIME_V8_FLAGS's. */
-  v8Flags?: string[];
+}
+
+/**
+ * More V8 flags for every netflow a benchmark starts, for an experiment
+ * (`--perf-basic-prof`): NETFLOW_BENCH_V8_FLAGS, passed as DENO_V8_FLAGS, so
+ * the runtime's own --v8-flags (RUNTIME_V8_FLAGS) still win where they overlap.
+ */
+export function benchV8Env(): Record<string, string> {
+  const more = Deno.env.get("NETFLOW_BENCH_V8_FLAGS");
+  return more ? { DENO_V8_FLAGS: more } : {};
 }
 
 /** netflow, writing JSON Lines straight to a file (so counts never wait on a pipe). */
 export class Netflow {
-  readonly child: Deno.ChildProcess;
   readonly file: string;
-  readonly #stderr: ReadableStream<Uint8Array>;
+  readonly #nf: Launcher;
 
-  private constructor(child: Deno.ChildProcess, file: string) {
-    this.child = child;
+  private constructor(nf: Launcher, file: string) {
+    this.#nf = nf;
     this.file = file;
-    this.#stderr = child.stderr;
   }
 
   /** Starts netflow and waits for its ready line. */
   static async start(name: string, o: NetflowOptions): Promise<Netflow> {
     const file = `${OUT_DIR}/${name}.jsonl`;
-    // NETFLOW_BENCH_V8_FLAGS: more V8 flags for an experiment (`--max-semi-space-size=16`).
-    const more = Deno.env.get("NETFLOW_BENCH_V8_FLAGS")?.split(",").filter((f) => f !== "") ?? [];
-    const v8 = [RUNTIME_V8_FLAGS, ...(o.v8Flags ?? []), ...more].join(",");
-    const child = spawn("sh", [
-      "-c",
-      'out=$1; shift; exec "$@" > "$out"',
-      "sh",
-      file,
-      Deno.execPath(),
-      "run",
-      "--allow-all",
-      v8,
-      `${ROOT}src/cli.ts`,
+    const nf = await Launcher.start([
       "--format",
       "json",
       ...(o.cgroup === null ? [] : ["--cgroup", o.cgroup]),
       ...(o.extra ?? []),
-    ]);
-    const nf = new Netflow(child, file);
-    await waitForLine(nf.#stderr, /^netflow: watching cgroup /);
-    return nf;
+    ], { stdoutFile: file, env: benchV8Env() });
+    started.push(nf.child); // ended by pid at cleanup whatever happens
+    return new Netflow(nf, file);
   }
 
   get pid(): number {
-    return this.child.pid;
+    return this.#nf.pid;
   }
 
   /** Stops it; returns its summary line. */
   async stop(): Promise<string> {
-    this.child.kill("SIGTERM");
-    const summary = await waitForLine(this.#stderr, /^netflow: \d+ events/).catch((e) => String(e));
-    await this.child.status;
-    return summary;
+    const stopped = await this.#nf.stop("SIGTERM", 120_000);
+    return stopped.summary ?? `no summary (exit ${stopped.code})`;
   }
 
   /** Counts of events to or from `port` in its output so far (read in chunks: it gets large). */
