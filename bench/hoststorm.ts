@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { ROOT } from "./lib/env.ts";
+import { CGROUP, ROOT } from "./lib/env.ts";
 import { CLK_TCK, cpuTicks, fmt, median, settled, sleep, spawn, waitForLine } from "./lib/proc.ts";
 import { Netflow, Tcplife } from "./lib/tools.ts";
 
@@ -44,9 +44,13 @@ export interface HostStormResult {
 }
 
 /** One storm of `n` connections: its rate, and the CPU ticks of its processes. */
-async function stormOnce(n: number): Promise<{ seconds: number; ticks: number; done: number }> {
+async function stormOnce(
+  n: number,
+  inCgroup: boolean,
+): Promise<{ seconds: number; ticks: number; done: number }> {
   const server = spawn("python3", [`${ROOT}bench/lib/storm.py`, "serve", String(PORT)], {
     stdout: "piped",
+    inCgroup,
   });
   await waitForLine(server.stdout, /^listening/);
   const t0 = performance.now();
@@ -57,7 +61,7 @@ async function stormOnce(n: number): Promise<{ seconds: number; ticks: number; d
       String(PORT),
       String(Math.ceil(n / CLIENTS)),
       String(CONCURRENCY),
-    ], { stdout: "piped" }));
+    ], { stdout: "piped", inCgroup }));
   const outs = await Promise.all(clients.map(async (c) => {
     const line = await waitForLine(c.stdout, /^\{/, 600_000);
     return JSON.parse(line) as { connections: number; failed: number; cpu: number };
@@ -71,23 +75,30 @@ async function stormOnce(n: number): Promise<{ seconds: number; ticks: number; d
   return { seconds, ticks, done: outs.reduce((a, o) => a + o.connections, 0) };
 }
 
+/**
+ * `pairs` interleaved pairs of storms of `n` connections in one mode. With
+ * `cgroupMode` the storm runs in the benchmark's cgroup and netflow watches
+ * only it (no lock needed: for when the whole-host lock is taken for long);
+ * tcplife is host-wide either way.
+ */
 export async function hostStorm(
   n: number,
   pairs: number,
   mode: "default" | "end",
+  cgroupMode = false,
 ): Promise<HostStormResult> {
   const out: HostStormPair[] = [];
   const summaries: string[] = [];
   for (let i = 0; i < pairs; i++) {
-    const base = await stormOnce(n);
+    const base = await stormOnce(n, cgroupMode);
     const nf = await Netflow.start(`host-${mode}-${i}`, {
-      cgroup: null,
+      cgroup: cgroupMode ? CGROUP : null,
       extra: mode === "end" ? ["--events", "net_flow_tcp_end"] : [],
     });
     const tl = await Tcplife.start(`host-tcplife-${mode}-${i}`);
     await sleep(500);
     const [nf0, tl0] = [cpuTicks(nf.pid), cpuTicks(tl.pid)];
-    const storm = await stormOnce(n);
+    const storm = await stormOnce(n, cgroupMode);
     await settled(nf.file);
     await sleep(500);
     const [nf1, tl1] = [cpuTicks(nf.pid), cpuTicks(tl.pid)];
@@ -111,7 +122,7 @@ export async function hostStorm(
     out.push(pair);
   }
   return {
-    mode,
+    mode: cgroupMode ? `${mode}, cgroup mode` : mode,
     pairs: out,
     ratio: median(out.map((p) => p.nfCpuPer1k / p.tlCpuPer1k)),
     nfCpuPer1k: median(out.map((p) => p.nfCpuPer1k)),

@@ -2,13 +2,15 @@
  * netflow against libbpf-tools tcplife, on the same workloads, in one run:
  *
  *   sudo deno task bench [--quick] [--only storm|bulk|held|hoststorm|latency] [--lock-held]
+ *                        [--cgroup-mode]
  *
  * One file per benchmark (bench/storm.ts, bulk.ts, held.ts, hoststorm.ts, latency.ts),
  * sharing bench/lib/ (processes, the namespace and cgroup, the two tools).
  * The namespaced ones run in a network namespace and child cgroup of their
  * own, so the namespace's /proc/net/snmp counts exactly their connections;
  * the whole-host one holds the shared lock (/tmp/netflow-ok.lock) while it
- * runs (`--lock-held` when the caller holds it already). Writes the tables
+ * runs (`--lock-held` when the caller holds it already; `--cgroup-mode`: on
+ * the benchmark's cgroup instead, no lock). Writes the tables
  * to bench/RESULTS.md (not with --quick or --only), then bench/NOTES.md.
  *
  * @module
@@ -25,6 +27,8 @@ import { renderStorm, storm } from "./storm.ts";
 const QUICK = Deno.args.includes("--quick");
 const ONLY = Deno.args.includes("--only") ? Deno.args[Deno.args.indexOf("--only") + 1] : undefined;
 const LOCK_HELD = Deno.args.includes("--lock-held");
+/** The host storm on the benchmark's cgroup (netflow --cgroup), without the whole-host lock. */
+const CGROUP_MODE = Deno.args.includes("--cgroup-mode");
 const NAMES = ["storm", "bulk", "held", "hoststorm", "latency"];
 const want = (name: string) => ONLY === undefined || ONLY === name;
 
@@ -57,9 +61,8 @@ async function main() {
       // One lock hold per mode: each stays within a few minutes.
       const results: HostStormResult[] = [];
       for (const mode of ["default", "end"] as const) {
-        results.push(
-          await withHostLock(LOCK_HELD, () => hostStorm(HOST.connections, HOST.pairs, mode)),
-        );
+        const run = () => hostStorm(HOST.connections, HOST.pairs, mode, CGROUP_MODE);
+        results.push(CGROUP_MODE ? await run() : await withHostLock(LOCK_HELD, run));
       }
       sections.push(...renderHostStorm(results));
       summaries.push(...results.flatMap((r) => r.summaries.map((s) => `host ${r.mode}: ${s}`)));
