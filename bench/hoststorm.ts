@@ -135,7 +135,8 @@ export function renderHostStorm(results: HostStormResult[]): string[] {
   const lines = [
     `## Whole host: loopback storm, netflow and tcplife side by side`,
     ``,
-    `netflow with no --cgroup (the root cgroup, every feature on: owners, DNS, kernel filters),`,
+    `netflow with no --cgroup (the root cgroup, every feature on: owners, DNS, kernel filters;`,
+    `rows marked "cgroup mode": netflow --cgroup on the storm's own cgroup, run without the lock),`,
     `JSON Lines to a file; tcplife (libbpf-tools) to a file. Each pair: one storm without any`,
     `monitor (baseline), then one with both; ${CLIENTS} asyncio client processes of ${CONCURRENCY}`,
     `connections at a time, unthrottled. CPU from /proc/PID/stat. Ratio per pair, then the median.`,
