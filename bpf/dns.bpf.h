@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The DNS half of the cgroup_skb programs, included by netflow.bpf.c. Uses
- * load(), header(), count(), struct l3 and the maps defined before the include.
+ * The DNS half of the cgroup_skb programs (skb.bpf.h calls dns_on_udp and
+ * dns_on_tcp). Uses load(), header(), struct l3 (packet.bpf.h) and count().
  *
  * Names must come only from answers to queries the same network namespace
  * sent, so queries are recorded here and answers matched against them:
@@ -26,15 +26,14 @@
 #ifndef NETFLOW_DNS_BPF_H
 #define NETFLOW_DNS_BPF_H
 
+#include "packet.bpf.h"
+#include "dns_hash.bpf.h"
+
 #define DNS_PORT 53
-#define DNS_HDR 12
-#define DNS_NAME_MAX 255
 /* Query bytes read to find its question: TCP length, header, name, type, class. */
 #define DNS_QUERY_COPY (2 + DNS_HDR + DNS_NAME_MAX + 4)
 /* An answer later than this after its query is stale (resolvers give up after ~5 s). */
 #define DNS_QUERY_TTL_NS (30ULL * 1000000000ULL)
-#define DNS_FNV_OFFSET 0xcbf29ce484222325ULL
-#define DNS_FNV_PRIME 0x100000001b3ULL
 
 /* Who asked whom: the same key for a query and its answer, whichever way each travels. */
 struct dns_key {
@@ -105,35 +104,11 @@ struct {
 /* The socket's network namespace inode, read from the kernel's sk_buff with
  * bpf_probe_read_kernel and CO-RE offsets (the context register is the
  * kernel's sk_buff). No kfunc: bpf_cast_to_kern_ctx is Linux 6.2+ only. */
-struct ns_common___nfdns {
-	unsigned int inum;
-} __attribute__((preserve_access_index));
-
-struct net___nfdns {
-	struct ns_common___nfdns ns;
-} __attribute__((preserve_access_index));
-
-struct possible_net___nfdns {
-	struct net___nfdns *net;
-} __attribute__((preserve_access_index));
-
-struct sock_common___nfdns {
-	struct possible_net___nfdns skc_net;
-} __attribute__((preserve_access_index));
-
-struct sock___nfdns {
-	struct sock_common___nfdns __sk_common;
-} __attribute__((preserve_access_index));
-
-struct sk_buff___nfdns {
-	struct sock___nfdns *sk;
-} __attribute__((preserve_access_index));
-
 static __always_inline __u32 skb_netns(struct __sk_buff *skb)
 {
-	struct sk_buff___nfdns *kskb = (struct sk_buff___nfdns *)skb;
-	struct sock___nfdns *sk = 0;
-	struct net___nfdns *net = 0;
+	struct sk_buff *kskb = (struct sk_buff *)skb;
+	struct sock *sk = 0;
+	struct net *net = 0;
 	__u32 inum = 0;
 
 	if (bpf_probe_read_kernel(&sk, sizeof(sk), &kskb->sk) || !sk ||
@@ -141,65 +116,6 @@ static __always_inline __u32 skb_netns(struct __sk_buff *skb)
 	    bpf_probe_read_kernel(&inum, sizeof(inum), &net->ns.inum))
 		return 0;
 	return inum;
-}
-
-/* The question's hash: FNV-1a 64 over the wire name (ASCII lowercased, so a
- * resolver's 0x20 case randomisation still matches), then type and class. */
-struct dns_hash_ctx {
-	const __u8 *msg; /* the DNS message (after the TCP length) in the scratch record */
-	__u32 len;       /* its bytes available */
-	__u32 next;      /* offset in the name of the next label length */
-	__u32 name_len;  /* set when the root label is reached */
-	__u64 hash;
-};
-
-static long dns_hash_byte(__u32 i, void *data)
-{
-	struct dns_hash_ctx *c = data;
-	__u32 at = DNS_HDR + i;
-	__u8 b;
-
-	if (i >= DNS_NAME_MAX || at >= c->len)
-		return 1;
-	/* at < 267: the mask (kept by the barrier) shows the verifier a bound */
-	barrier_var(at);
-	b = c->msg[at & 0x1ff];
-	if (i == c->next) {
-		if (b == 0) {
-			c->name_len = i + 1;
-			return 1;
-		}
-		if (b > 63) /* a compression pointer has no place in a question */
-			return 1;
-		c->next = i + 1 + b;
-	} else if (b >= 'A' && b <= 'Z') {
-		b += 'a' - 'A';
-	}
-	c->hash = (c->hash ^ b) * DNS_FNV_PRIME;
-	return 0;
-}
-
-/* The hash of the one question at msg[12..len); 0 when there is none. */
-static __always_inline __u64 dns_question(const __u8 *msg, __u32 len)
-{
-	struct dns_hash_ctx c = { .msg = msg, .len = len, .hash = DNS_FNV_OFFSET };
-	__u32 end;
-
-	/* QDCOUNT == 1: the only shape a query or its answer has. */
-	if (len < DNS_HDR + 5 || msg[4] != 0 || msg[5] != 1)
-		return 0;
-	bpf_loop(DNS_NAME_MAX, dns_hash_byte, &c, 0);
-	end = c.name_len;
-	if (end == 0 || end > DNS_NAME_MAX)
-		return 0;
-	end += DNS_HDR;
-	if (end + 4 > len)
-		return 0;
-	barrier_var(end);
-#pragma unroll
-	for (int k = 0; k < 4; k++)
-		c.hash = (c.hash ^ msg[(end + k) & 0x1ff]) * DNS_FNV_PRIME;
-	return c.hash ? c.hash : 1;
 }
 
 /* The key for a message between (saddr, sport) and (daddr, dport). */

@@ -1,17 +1,25 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Records shared by the kernel programs (netflow.bpf.c) and the TypeScript
+ * Records shared by the kernel programs (the .bpf.h files) and the TypeScript
  * decoder (src/bpf/records.ts). Only fixed-width types, fields largest first,
- * explicit padding; a test checks the decoder's offsets against this file's
- * BTF in the built object.
+ * explicit padding. Tests check the decoder's offsets against this file's
+ * BTF in the built object (tests/unit/records_test.ts), and every enum here
+ * against src/bpf/abi.ts (tests/unit/abi_test.ts): the enums are named in
+ * struct nf_abi (bpf/maps.bpf.h) so that they are in the BTF.
  */
 #ifndef NETFLOW_H
 #define NETFLOW_H
 
-#define NF_COMM_LEN 16
-/* DNS payload bytes copied per record: the EDNS default buffer (1232) and a
- * little more. Longer messages are cut, and the record says so. */
-#define NF_DNS_MAX 1280
+/* Sizes TypeScript needs too: enums, so they are in the object's BTF (a test
+ * compares every enum of this file with src/bpf/abi.ts). */
+enum nf_size {
+	NF_COMM_LEN = 16,
+	/* DNS payload bytes copied per record: the EDNS default buffer (1232) and
+	 * a little more. Longer messages are cut, and the record says so. */
+	NF_DNS_MAX = 1280,
+	NF_FILTER_NETS = 8, /* nf_config.filter_net */
+	NF_FILTER_PORTS = 8, /* nf_config.filter_port */
+};
 
 /* nf_header.kind */
 enum nf_kind {
@@ -171,8 +179,6 @@ struct nf_holder {
 };
 
 /* Static settings, written into .rodata by netflow before load. */
-#define NF_FILTER_NETS 8
-#define NF_FILTER_PORTS 8
 
 struct nf_config {
 	__u8 forward_all;     /* copy every TCP control packet (--events net_packet_tcp);
@@ -197,8 +203,10 @@ struct nf_config {
 /* nf_config.kernel_has: helpers the kernel lets sock_ops programs call. A
  * branch on a flag that is 0 is removed by the verifier before it checks
  * helper ids, so one object loads where a helper is missing. */
-#define NF_HAS_OPS_CURRENT 1 /* bpf_get_current_pid_tgid, _uid_gid, _comm */
-#define NF_HAS_OPS_MPTCP 2   /* bpf_skc_to_mptcp_sock */
+enum nf_has {
+	NF_HAS_OPS_CURRENT = 1, /* bpf_get_current_pid_tgid, _uid_gid, _comm */
+	NF_HAS_OPS_MPTCP = 2,   /* bpf_skc_to_mptcp_sock */
+};
 
 /* Per-CPU counters, indexes into the `counters` map. */
 enum nf_counter {

@@ -10,6 +10,7 @@
  * @module
  */
 import { NetflowError } from "../errors.ts";
+import { NF_HAS } from "./abi.ts";
 import { probeHelper } from "../ffi/libbpf.ts";
 
 /** enum bpf_prog_type values, with the attach type probes use (include/uapi/linux/bpf.h). */
@@ -21,9 +22,9 @@ const PROG_TYPE = {
 } as const;
 type ProgType = keyof typeof PROG_TYPE;
 
-/** Bits of nf_config.kernel_has (NF_HAS_* in bpf/netflow.h). */
-export const NF_HAS_OPS_CURRENT = 1;
-export const NF_HAS_OPS_MPTCP = 2;
+/** Bits of nf_config.kernel_has (enum nf_has in bpf/netflow.h). */
+export const NF_HAS_OPS_CURRENT = NF_HAS.OPS_CURRENT;
+export const NF_HAS_OPS_MPTCP = NF_HAS.OPS_MPTCP;
 
 /** A helper netflow calls: its id (enum bpf_func_id) and the release that added it. */
 interface Helper {

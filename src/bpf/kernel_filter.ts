@@ -7,6 +7,7 @@
  * @module
  */
 import type { FlowFilter } from "../events.ts";
+import { NF_SIZE } from "./abi.ts";
 import { cidrValue } from "./addr.ts";
 
 /** The kernel's part of a filter (struct nf_config's filter_* fields). */
@@ -22,7 +23,7 @@ export interface KernelFilter {
 }
 
 /** NF_FILTER_PORTS and NF_FILTER_NETS in bpf/netflow.h. */
-export const KERNEL_PORTS = 8, KERNEL_NETS = 8;
+export const KERNEL_PORTS = NF_SIZE.FILTER_PORTS, KERNEL_NETS = NF_SIZE.FILTER_NETS;
 
 /**
  * What the kernel can filter where a flow begins: ports, remote address,

@@ -32,6 +32,7 @@ import {
   sectionOf,
 } from "./features.ts";
 import { BPF_OBJECT } from "./object.generated.ts";
+import { DNS_KEY_SIZE, NF_CNT } from "./abi.ts";
 import { decodeHolders, LAYOUT, type SocketHolder } from "./records.ts";
 
 /** Names in bpf/netflow.bpf.c that TypeScript uses; a test checks them against the object. */
@@ -60,24 +61,6 @@ export const BPF_NAMES = {
   /** The .rodata section: struct nf_config nf_config, its only variable. */
   config: ".rodata",
 } as const;
-
-/** Indexes of the per-CPU `counters` map (enum nf_counter). */
-const COUNTER_LOST = 0;
-const COUNTER_DNS_CUT = 1;
-const COUNTER_UNTRACKED = 2;
-const COUNTER_DNS_LOST = 3;
-const COUNTER_DNS_UNMATCHED = 4;
-const COUNTER_DNS_QUERIES = 5;
-const COUNTER_DNS_ANSWERED = 6;
-const COUNTER_DNS_REPEATED = 8;
-const COUNTER_FILTERED = 9;
-const COUNTER_SCRATCH_BUSY = 10;
-const COUNTER_NO_CALLBACKS = 11;
-const COUNTER_KEPT = 12;
-const COUNTER_FLOWS_LOST = 13;
-const COUNTER_BEGINS_DEFERRED = 14;
-/** sizeof(struct dns_key) in bpf/dns.bpf.h. */
-const DNS_KEY_SIZE = 44;
 
 export const DEFAULT_RING_BYTES = 16 << 20;
 /** DNS's own ring (dns_events): 4 MiB, about 3,000 answers of the largest size the kernel copies. */
@@ -144,7 +127,7 @@ export class Probe implements Disposable {
   readonly #countersFd: number;
   readonly #dnsQueriesFd: number;
   readonly #keptFd: number;
-  /** Kept records taken so far (the kernel counts those it kept: COUNTER_KEPT). */
+  /** Kept records taken so far (the kernel counts those it kept: NF_CNT.KEPT). */
   #keptTaken = 0;
   readonly #holders: BpfLink | null;
   readonly #snapshot: BpfLink | null;
@@ -217,20 +200,20 @@ export class Probe implements Disposable {
 
   counters(): ProbeCounters {
     return {
-      lost: Number(sumPerCpu(this.#countersFd, COUNTER_LOST)),
-      dnsCut: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_CUT)),
-      untracked: Number(sumPerCpu(this.#countersFd, COUNTER_UNTRACKED)),
-      dnsLost: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_LOST)),
-      dnsUnmatched: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_UNMATCHED)),
-      dnsQueries: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_QUERIES)),
-      dnsAnswered: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_ANSWERED)),
-      dnsRepeated: Number(sumPerCpu(this.#countersFd, COUNTER_DNS_REPEATED)),
-      filtered: Number(sumPerCpu(this.#countersFd, COUNTER_FILTERED)),
-      scratchBusy: Number(sumPerCpu(this.#countersFd, COUNTER_SCRATCH_BUSY)),
-      noCallbacks: Number(sumPerCpu(this.#countersFd, COUNTER_NO_CALLBACKS)),
-      kept: Number(sumPerCpu(this.#countersFd, COUNTER_KEPT)),
-      flowsLost: Number(sumPerCpu(this.#countersFd, COUNTER_FLOWS_LOST)),
-      beginsDeferred: Number(sumPerCpu(this.#countersFd, COUNTER_BEGINS_DEFERRED)),
+      lost: Number(sumPerCpu(this.#countersFd, NF_CNT.LOST)),
+      dnsCut: Number(sumPerCpu(this.#countersFd, NF_CNT.DNS_CUT)),
+      untracked: Number(sumPerCpu(this.#countersFd, NF_CNT.UNTRACKED)),
+      dnsLost: Number(sumPerCpu(this.#countersFd, NF_CNT.DNS_LOST)),
+      dnsUnmatched: Number(sumPerCpu(this.#countersFd, NF_CNT.DNS_UNMATCHED)),
+      dnsQueries: Number(sumPerCpu(this.#countersFd, NF_CNT.DNS_QUERIES)),
+      dnsAnswered: Number(sumPerCpu(this.#countersFd, NF_CNT.DNS_ANSWERED)),
+      dnsRepeated: Number(sumPerCpu(this.#countersFd, NF_CNT.DNS_REPEATED)),
+      filtered: Number(sumPerCpu(this.#countersFd, NF_CNT.FILTERED)),
+      scratchBusy: Number(sumPerCpu(this.#countersFd, NF_CNT.SCRATCH_BUSY)),
+      noCallbacks: Number(sumPerCpu(this.#countersFd, NF_CNT.NO_CALLBACKS)),
+      kept: Number(sumPerCpu(this.#countersFd, NF_CNT.KEPT)),
+      flowsLost: Number(sumPerCpu(this.#countersFd, NF_CNT.FLOWS_LOST)),
+      beginsDeferred: Number(sumPerCpu(this.#countersFd, NF_CNT.BEGINS_DEFERRED)),
     };
   }
 
@@ -241,7 +224,7 @@ export class Probe implements Disposable {
   takeKept(max: number): Uint8Array[] {
     // Walking the empty map (65,536 buckets) cost ~30 us a drain; one read of
     // the kernel's count of kept records says whether there is anything.
-    if (Number(sumPerCpu(this.#countersFd, COUNTER_KEPT)) <= this.#keptTaken) return [];
+    if (Number(sumPerCpu(this.#countersFd, NF_CNT.KEPT)) <= this.#keptTaken) return [];
     const kept = takeMapValues(this.#keptFd, LAYOUT.nf_flow.size, max);
     this.#keptTaken += kept.length;
     return kept;

@@ -1,9 +1,11 @@
 /**
  * Decodes ring buffer records. Mirrors bpf/netflow.h: the offsets below are
- * checked against the BTF of the built object by tests/unit/records_test.ts.
+ * checked against the BTF of the built object by tests/unit/records_test.ts,
+ * the constants (src/bpf/abi.ts) by tests/unit/abi_test.ts.
  *
  * @module
  */
+import { NF_DIRECTION, NF_END, NF_FLOW, NF_KIND, NF_SIZE, NF_SOCK } from "./abi.ts";
 import { formatIPv4, formatIPv6 } from "./addr.ts";
 
 /** Byte offsets of each record's fields, by the names netflow.h gives them. */
@@ -118,17 +120,17 @@ export const LAYOUT = {
   },
 } as const;
 
-export const KIND_PACKET = 1;
-export const KIND_DNS = 2;
-export const KIND_BEGIN = 3;
-export const KIND_END = 4;
-export const KIND_LISTEN = 5;
-export const KIND_RELEASE = 6;
-export const KIND_UPDATE = 7;
-export const KIND_FAIL = 8;
-export const KIND_SYN = 9;
-export const KIND_HS_RST = 10;
-export const KIND_REFUSED = 11;
+export const KIND_PACKET = NF_KIND.PACKET;
+export const KIND_DNS = NF_KIND.DNS;
+export const KIND_BEGIN = NF_KIND.BEGIN;
+export const KIND_END = NF_KIND.END;
+export const KIND_LISTEN = NF_KIND.LISTEN;
+export const KIND_RELEASE = NF_KIND.RELEASE;
+export const KIND_UPDATE = NF_KIND.UPDATE;
+export const KIND_FAIL = NF_KIND.FAIL;
+export const KIND_SYN = NF_KIND.SYN;
+export const KIND_HS_RST = NF_KIND.HS_RST;
+export const KIND_REFUSED = NF_KIND.REFUSED;
 /** nf_flow kinds, in enum nf_kind order from KIND_BEGIN. */
 const FLOW_KINDS = ["begin", "end", "listen", "release", "update", "fail"] as const;
 /** nf_packet kinds by enum nf_kind value. */
@@ -138,16 +140,16 @@ const PACKET_KINDS: Record<number, TcpPacket["kind"]> = {
   [KIND_HS_RST]: "hs-rst",
   [KIND_REFUSED]: "refused",
 };
-const EGRESS = 1;
-const SOCK_OWNER = 2;
-const FLOW_OUTGOING = 1;
-const FLOW_PREEXISTING = 2;
-const FLOW_OWNER = 4;
-const FLOW_SYN_ACKED = 8;
-const FLOW_OWNER_CLOSER = 16;
-const FLOW_MPTCP = 32;
-const FLOW_BEGIN_LOST = 64;
-const COMM_LEN = 16;
+const EGRESS = NF_DIRECTION.EGRESS;
+const SOCK_OWNER = NF_SOCK.OWNER;
+const FLOW_OUTGOING = NF_FLOW.OUTGOING;
+const FLOW_PREEXISTING = NF_FLOW.PREEXISTING;
+const FLOW_OWNER = NF_FLOW.OWNER;
+const FLOW_SYN_ACKED = NF_FLOW.SYN_ACKED;
+const FLOW_OWNER_CLOSER = NF_FLOW.OWNER_CLOSER;
+const FLOW_MPTCP = NF_FLOW.MPTCP;
+const FLOW_BEGIN_LOST = NF_FLOW.BEGIN_LOST;
+const COMM_LEN = NF_SIZE.COMM_LEN;
 
 /** TCP header flag bits, as in the tcp_flags byte. */
 export const TcpFlags = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;
@@ -165,16 +167,15 @@ export interface SocketOwner {
 export type EndHow = "local-fin" | "remote-fin" | "local-rst" | "remote-rst" | "timeout";
 /** How a connect() failed (enum nf_end, fail records). */
 export type FailHow = "refused" | "timeout";
-const END_HOW: readonly (EndHow | FailHow | null)[] = [
-  null,
-  "local-fin",
-  "remote-fin",
-  "local-rst",
-  "remote-rst",
-  "timeout",
-  "refused",
-  "timeout",
-];
+const END_HOW: Readonly<Record<number, EndHow | FailHow>> = {
+  [NF_END.END_LOCAL_FIN]: "local-fin",
+  [NF_END.END_REMOTE_FIN]: "remote-fin",
+  [NF_END.END_LOCAL_RST]: "local-rst",
+  [NF_END.END_REMOTE_RST]: "remote-rst",
+  [NF_END.END_TIMEOUT]: "timeout",
+  [NF_END.FAIL_REFUSED]: "refused",
+  [NF_END.FAIL_TIMEOUT]: "timeout",
+};
 
 /** The socket's own counters at the moment of the record. */
 export interface SocketCounters {

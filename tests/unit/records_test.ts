@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { BPF_NAMES, encodeConfig } from "../../src/bpf/loader.ts";
-import { BPF_OBJECT } from "../../src/bpf/object.generated.ts";
 import {
   KIND_DNS,
   KIND_END,
@@ -9,33 +8,7 @@ import {
   LAYOUT,
   RecordDecoder,
 } from "../../src/bpf/records.ts";
-
-/** The BTF of the object netflow loads (the generated module's bytes), as bpftool prints it. */
-async function btfDump(): Promise<string> {
-  const file = await Deno.makeTempFile({ suffix: ".bpf.o" });
-  try {
-    await Deno.writeFile(file, BPF_OBJECT);
-    const out = await new Deno.Command("bpftool", { args: ["btf", "dump", "file", file] }).output();
-    assert.ok(out.success, new TextDecoder().decode(out.stderr));
-    return new TextDecoder().decode(out.stdout);
-  } finally {
-    await Deno.remove(file);
-  }
-}
-
-/** A struct's size and member byte offsets, from the BTF dump. */
-function btfStruct(dump: string, name: string): { size: number; fields: Record<string, number> } {
-  const lines = dump.split("\n");
-  const at = lines.findIndex((l) => l.includes(`STRUCT '${name}' size=`));
-  assert.ok(at >= 0, `struct ${name} is not in the object's BTF`);
-  const [, size, vlen] = /size=(\d+) vlen=(\d+)/.exec(lines[at]!)!;
-  const fields: Record<string, number> = {};
-  for (const line of lines.slice(at + 1, at + 1 + Number(vlen))) {
-    const [, field, bits] = /'(\w+)' type_id=\d+ bits_offset=(\d+)/.exec(line)!;
-    fields[field!] = Number(bits) / 8;
-  }
-  return { size: Number(size), fields };
-}
+import { btfDump, btfStruct } from "../helpers/btf.ts";
 
 Deno.test("records.ts offsets match the BTF of the built object", async () => {
   const dump = await btfDump();

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Owner stamps: the process that creates a socket (cgroup/sock_create),
+ * connects it (cgroup/connect4, connect6), sends its FIN (from sock_ops) and
+ * closes it last (cgroup/sock_release, which also writes release records),
+ * each in that process's own context, into the `owners` socket storage.
+ */
+#ifndef NETFLOW_OWNERS_BPF_H
+#define NETFLOW_OWNERS_BPF_H
+
+#include "maps.bpf.h"
+
+static __always_inline void stamp_current(struct nf_owner *owner)
+{
+	owner->pid = bpf_get_current_pid_tgid() >> 32;
+	owner->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(owner->comm, sizeof(owner->comm));
+	owner->closer = 0;
+}
+
+/* A socket flows are made of: TCP, or MPTCP (whose TCP subflows are kernel
+ * sockets that sock_create never sees: they take their MPTCP socket's owner). */
+static __always_inline int owned_kind(struct bpf_sock *sk)
+{
+	return sk->type == SOCK_STREAM &&
+	       (sk->protocol == IPPROTO_TCP || sk->protocol == IPPROTO_MPTCP);
+}
+
+SEC("cgroup/sock_create")
+int netflow_sock_create(struct bpf_sock *sk)
+{
+	struct nf_owner *owner;
+
+	if (!owned_kind(sk))
+		return ALLOW;
+	owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (owner)
+		stamp_current(owner);
+	return ALLOW;
+}
+
+/*
+ * connect(), in the calling process, before TCP sends its SYN: the active
+ * opener is whoever connects (a socket may have been created by a parent).
+ * An MPTCP subflow connected by the kernel's path manager is stamped too;
+ * flows of MPTCP subflows take their MPTCP socket's owner anyway.
+ */
+static __always_inline int stamp_connect(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct nf_owner *owner;
+
+	if (!sk || !owned_kind(sk))
+		return ALLOW;
+	owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (owner)
+		stamp_current(owner);
+	return ALLOW;
+}
+
+SEC("cgroup/connect4")
+int netflow_connect4(struct bpf_sock_addr *ctx)
+{
+	return stamp_connect(ctx);
+}
+
+SEC("cgroup/connect6")
+int netflow_connect6(struct bpf_sock_addr *ctx)
+{
+	return stamp_connect(ctx);
+}
+
+/* The process closing a socket, in its own context, unless it is netflow
+ * dropping the last reference its iterator took. */
+static __always_inline void stamp_closer(struct nf_owner *owner)
+{
+	if (bpf_get_current_pid_tgid() >> 32 == nf_config.self_pid)
+		return;
+	stamp_current(owner);
+	owner->closer = 1;
+}
+
+/* This side's FIN: close() or shutdown(), in the holder's process (an MPTCP
+ * subflow's is the kernel's, and keeps its MPTCP socket's owner). Called by
+ * sock_ops. */
+static __always_inline void owner_at_local_fin(struct bpf_sock *sk)
+{
+	struct nf_owner *owner;
+
+	/* Without the current-task helpers in sock_ops (the verifier removes
+	 * this branch), the closer is named at the last close (sock_release). */
+	if (!(nf_config.kernel_has & NF_HAS_OPS_CURRENT))
+		return;
+	if ((nf_config.kernel_has & NF_HAS_OPS_MPTCP) && bpf_skc_to_mptcp_sock(sk))
+		return;
+	owner = bpf_sk_storage_get(&owners, sk, 0, 0);
+	if (owner)
+		stamp_closer(owner);
+}
+
+/*
+ * The last close of a socket, in the closing process: the owner entry names
+ * it from now on (the end written by this close carries it). A socket whose
+ * end was already written (the peer closed first, in softirq) gets a release
+ * record, so netflow can give that end the name its holder had at close.
+ */
+SEC("cgroup/sock_release")
+int netflow_sock_release(struct bpf_sock *sk)
+{
+	struct nf_owner *owner;
+	struct nf_sock *st;
+	struct nf_flow *r;
+
+	if (!owned_kind(sk))
+		return ALLOW;
+	owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!owner)
+		return ALLOW;
+	stamp_closer(owner);
+	if (!owner->closer)
+		return ALLOW;
+	st = bpf_sk_storage_get(&socks, sk, 0, 0);
+	if (!st || !(st->state & NF_ST_BEGUN) || !(st->state & NF_ST_ENDED) ||
+	    (st->state & NF_ST_FILTERED))
+		return ALLOW;
+	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count(NF_CNT_LOST);
+		return ALLOW;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	r->hdr.ts_ns = bpf_ktime_get_ns();
+	r->hdr.kind = NF_KIND_RELEASE;
+	r->hdr.family = sk->family == AF_INET6 ? 6 : 4;
+	r->cookie = bpf_get_socket_cookie(sk);
+	r->netns = owner->netns;
+	r->pid = owner->pid;
+	r->uid = owner->uid;
+	__builtin_memcpy(r->comm, owner->comm, NF_COMM_LEN);
+	r->flags = NF_FLOW_OWNER | NF_FLOW_OWNER_CLOSER;
+	bpf_ringbuf_submit(r, 0);
+	return ALLOW;
+}
+
+#endif /* NETFLOW_OWNERS_BPF_H */

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The sock_ops program, where flows begin and end: it sees every TCP socket
+ * of the cgroup reach ESTABLISHED (begin) and follows its own state changes
+ * to the end (first FIN either way, an accepted RST, a timeout), once per
+ * socket (the `socks` storage); with --events net_flow_tcp_fail, connect()s
+ * that never establish.
+ */
+#ifndef NETFLOW_SOCKOPS_BPF_H
+#define NETFLOW_SOCKOPS_BPF_H
+
+#include "maps.bpf.h"
+#include "flow.bpf.h"
+#include "owners.bpf.h"
+
+/* From now on the socket's state changes call sock_ops (STATE_CB), on top of
+ * whatever callbacks other programs asked for. */
+static __always_inline void state_callbacks_on(struct bpf_sock_ops *skops)
+{
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* TCP's connect (the SYN is about to leave): this side is the active opener. */
+static __always_inline void on_connect(struct bpf_sock_ops *skops, struct bpf_sock *sk)
+{
+	struct nf_sock *st = bpf_sk_storage_get(&socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (!st) {
+		count(NF_CNT_UNTRACKED);
+		return;
+	}
+	/* connect() again after a disconnect (AF_UNSPEC): a new connection on
+	 * the same socket, with its own begin and end. */
+	if (st->state & (NF_ST_BEGUN | NF_ST_ENDED)) {
+		st->state = 0;
+		st->flags = 0;
+		st->begin_ns = 0;
+	}
+	st->state |= NF_ST_CONNECTED;
+	st->connect_ns = bpf_ktime_get_ns();
+	/* SYN_SENT -> CLOSE is a failed attempt (net_flow_tcp_fail). */
+	if (nf_config.report_fail)
+		state_callbacks_on(skops);
+	/* The connecting process is stamped by cgroup/connect4 or connect6:
+	 * sock_ops programs lack the current-task helpers on many kernels. */
+}
+
+/* The remote address is in filter_net[i] (addresses as in nf_config). */
+static __always_inline int net_match(const __u32 addr[4], __u32 i)
+{
+	__u32 prefix, bits, mask;
+
+	if (i >= NF_FILTER_NETS)
+		return 0;
+	prefix = nf_config.filter_net_prefix[i];
+	for (__u32 w = 0; w < 4; w++) {
+		bits = prefix > 32 * w ? prefix - 32 * w : 0;
+		if (bits == 0)
+			break;
+		mask = bits >= 32 ? 0xffffffff : bpf_htonl(0xffffffff << (32 - bits));
+		if ((addr[w] ^ nf_config.filter_net[i][w]) & mask)
+			return 0;
+	}
+	return 1;
+}
+
+/* --port, --net, --direction and -4/-6, where the flow begins: a socket that
+ * does not pass never turns on its state callbacks and is never written. */
+static __always_inline int wanted(struct tcp_sock *tp, int outgoing)
+{
+	struct sock_common *c = &((struct sock *)tp)->__sk_common;
+	__u32 addr[4];
+	__u32 lport = c->skc_num, rport = bpf_ntohs(c->skc_dport);
+	int v4, hit;
+
+	if (nf_config.filter_directions &&
+	    !(nf_config.filter_directions & (outgoing ? 1 : 2)))
+		return 0;
+	if (c->skc_family == AF_INET) {
+		addr[0] = 0;
+		addr[1] = 0;
+		addr[2] = bpf_htonl(0xffff);
+		addr[3] = c->skc_daddr;
+	} else {
+		__builtin_memcpy(addr, (void *)&c->skc_v6_daddr, 16);
+	}
+	/* An IPv4-mapped peer of an IPv6 socket is IPv4, as netflow prints it. */
+	v4 = addr[0] == 0 && addr[1] == 0 && addr[2] == bpf_htonl(0xffff);
+	if (nf_config.filter_families && !(nf_config.filter_families & (v4 ? 1 : 2)))
+		return 0;
+	if (nf_config.filter_ports) {
+		hit = 0;
+		for (__u32 i = 0; i < NF_FILTER_PORTS && i < nf_config.filter_ports; i++)
+			if (nf_config.filter_port[i] == lport || nf_config.filter_port[i] == rport)
+				hit = 1;
+		if (!hit)
+			return 0;
+	}
+	if (nf_config.filter_nets) {
+		hit = 0;
+		for (__u32 i = 0; i < NF_FILTER_NETS && i < nf_config.filter_nets; i++)
+			if (net_match(addr, i))
+				hit = 1;
+		if (!hit)
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline void begin(struct bpf_sock_ops *skops, struct nf_sock *st,
+				  struct tcp_sock *tp)
+{
+	int outgoing = skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ||
+		       (st->state & NF_ST_CONNECTED);
+
+	if (!wanted(tp, outgoing)) {
+		st->state |= NF_ST_BEGUN | NF_ST_ENDED | NF_ST_FILTERED;
+		count(NF_CNT_FILTERED);
+		return;
+	}
+	st->state |= NF_ST_BEGUN;
+	st->begin_ns = bpf_ktime_get_ns();
+	/* A simultaneous open reaches ESTABLISHED through SYN_RECV (the passive
+	 * callback): connect() says who initiated. */
+	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB || (st->state & NF_ST_CONNECTED))
+		st->flags |= NF_FLOW_OUTGOING | NF_FLOW_SYN_ACKED;
+	state_callbacks_on(skops);
+	emit_flow(skops, tp, st, NF_KIND_BEGIN, NF_END_NONE, 0, TCP_ESTABLISHED);
+}
+
+/* The socket is ESTABLISHED: the handshake's last packet was processed (the
+ * SYN+ACK on the client, the final ACK, cookie or not, on the server). */
+static __always_inline void on_established(struct bpf_sock_ops *skops, struct bpf_sock *sk,
+					   struct tcp_sock *tp)
+{
+	struct nf_sock *st = bpf_sk_storage_get(&socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (!st) {
+		count(NF_CNT_UNTRACKED);
+		return;
+	}
+	if (st->state & NF_ST_BEGUN)
+		return;
+	/* A TCP Fast Open child is made at the SYN, still in SYN_RECV: it
+	 * begins when the handshake completes, if it ever does. */
+	if (skops->state == TCP_SYN_RECV) {
+		st->state |= NF_ST_TFO;
+		state_callbacks_on(skops);
+		return;
+	}
+	begin(skops, st, tp);
+}
+
+/*
+ * A state change of an established socket: the first that leaves the open
+ * states ends the flow. Segments the kernel rejects (out of window, RFC 5961)
+ * change no state, so they end nothing; retransmitted FINs change none either.
+ */
+static __always_inline void on_state(struct bpf_sock_ops *skops, struct bpf_sock *sk,
+				     struct tcp_sock *tp, __u32 old, __u32 new)
+{
+	struct nf_sock *st = bpf_sk_storage_get(&socks, sk, 0, 0);
+	__u8 end;
+	int err;
+
+	if (!st || (st->state & NF_ST_ENDED))
+		return;
+	if (!(st->state & NF_ST_BEGUN) && (st->state & NF_ST_TFO)) {
+		if (new == TCP_ESTABLISHED)
+			begin(skops, st, tp);
+		return;
+	}
+	if (!(st->state & NF_ST_BEGUN)) {
+		/* A connect() that never established: refused, or given up. */
+		if (old != TCP_SYN_SENT || new != TCP_CLOSE || !(st->state & NF_ST_CONNECTED))
+			return;
+		st->state |= NF_ST_ENDED;
+		st->begin_ns = st->connect_ns;
+		st->flags |= NF_FLOW_OUTGOING;
+		err = ((struct sock *)tp)->sk_err;
+		emit_flow(skops, tp, st, NF_KIND_FAIL,
+			  err == ECONNREFUSED ? NF_FAIL_REFUSED : NF_FAIL_TIMEOUT, old, new);
+		return;
+	}
+	if (new == TCP_FIN_WAIT1) {
+		end = NF_END_LOCAL_FIN;
+		owner_at_local_fin(sk);
+	} else if (new == TCP_CLOSE_WAIT) {
+		end = NF_END_REMOTE_FIN;
+	} else if (new == TCP_CLOSE) {
+		/* tcp_reset() and tcp_write_err() set sk_err before tcp_done();
+		 * the application's abort (close with unread data, SO_LINGER 0)
+		 * sets none before the state change. */
+		err = ((struct sock *)tp)->sk_err;
+		if (err == ECONNRESET || err == EPIPE)
+			end = NF_END_REMOTE_RST;
+		else if (err == 0 || err == ECONNABORTED)
+			end = NF_END_LOCAL_RST;
+		else
+			end = NF_END_TIMEOUT;
+	} else {
+		return;
+	}
+	st->state |= NF_ST_ENDED;
+	emit_flow(skops, tp, st, NF_KIND_END, end, old, new);
+}
+
+SEC("sockops")
+int netflow_sockops(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct tcp_sock *tp;
+
+	if (!sk)
+		return ALLOW;
+	if (skops->op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
+		on_connect(skops, sk);
+		return ALLOW;
+	}
+	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && skops->op != BPF_SOCK_OPS_STATE_CB)
+		return ALLOW;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return ALLOW;
+	if (skops->op == BPF_SOCK_OPS_STATE_CB)
+		on_state(skops, sk, tp, skops->args[0], skops->args[1]);
+	else
+		on_established(skops, sk, tp);
+	return ALLOW;
+}
+
+#endif /* NETFLOW_SOCKOPS_BPF_H */
