@@ -81,6 +81,8 @@ enum {
 	NF_ST_ENDED = 4,     /* its end was written: nothing more, ever */
 	NF_ST_TFO = 8,       /* a Fast Open child waiting in SYN_RECV for its handshake */
 	NF_ST_FILTERED = 16, /* did not pass the filters: marked begun and ended, never written */
+	NF_ST_FIN_LATE = 32, /* the peer's FIN came with data of ours unacknowledged: the end
+	                      * is written when the socket closes (sockops.bpf.h) */
 };
 
 /* netflow's state for one TCP socket: a socket begins and ends once. */

@@ -59,6 +59,8 @@ enum nf_flow_flags {
 	NF_FLOW_MPTCP = 32,      /* a subflow of an MPTCP socket: the owner is that socket's */
 	NF_FLOW_BEGIN_LOST = 64, /* the ring was full at the begin: its record was never written
 	                          * (the end, with begin_ns, says it began) */
+	NF_FLOW_REPAIRED = 128,  /* restored in TCP repair mode (CRIU): connect() without a
+	                          * handshake, so who opened the connection is not known */
 };
 
 /* nf_flow.end: how an established socket ended, read from its own state change */
@@ -71,6 +73,8 @@ enum nf_end {
 	NF_END_TIMEOUT = 5,    /* -> CLOSE because the kernel gave up (retransmission, keepalive) */
 	NF_FAIL_REFUSED = 6,   /* fail: SYN_SENT -> CLOSE on a RST (ECONNREFUSED) */
 	NF_FAIL_TIMEOUT = 7,   /* fail: SYN_SENT -> CLOSE, no answer (the kernel or the application gave up) */
+	NF_END_REPAIR = 8,     /* -> CLOSE in TCP repair mode (a CRIU checkpoint): nothing on the
+	                        * wire, the connection may go on in a restored socket */
 };
 
 /* Opens every record; `kind` says which record follows. */
@@ -226,7 +230,10 @@ enum nf_counter {
 	NF_CNT_KEPT = 12,         /* an end or fail record kept in `kept` (the ring was full) */
 	NF_CNT_FLOWS_LOST = 13,   /* an end or fail record lost: the ring and `kept` were full */
 	NF_CNT_BEGINS_DEFERRED = 14, /* a begin record the full ring lost, written with its end */
-	NF_CNT_MAX = 15,
+	NF_CNT_CALLBACKS_RESTORED = 15, /* another sock_ops program had replaced the callback
+	                                 * flags of a socket netflow follows: its state
+	                                 * callbacks were turned on again */
+	NF_CNT_MAX = 16,
 };
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");

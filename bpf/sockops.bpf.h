@@ -121,8 +121,12 @@ static __always_inline void begin(struct bpf_sock_ops *skops, struct nf_sock *st
 	st->state |= NF_ST_BEGUN;
 	st->begin_ns = bpf_ktime_get_ns();
 	/* A simultaneous open reaches ESTABLISHED through SYN_RECV (the passive
-	 * callback): connect() says who initiated. */
-	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB || (st->state & NF_ST_CONNECTED))
+	 * callback): connect() says who initiated. A socket restored in repair
+	 * mode (CRIU) calls connect() and sends no SYN: who opened the
+	 * connection it carries on is not known. */
+	if (BPF_CORE_READ_BITFIELD(tp, repair))
+		st->flags |= NF_FLOW_OUTGOING | NF_FLOW_REPAIRED;
+	else if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB || (st->state & NF_ST_CONNECTED))
 		st->flags |= NF_FLOW_OUTGOING | NF_FLOW_SYN_ACKED;
 	state_callbacks_on(skops);
 	emit_flow(skops, tp, st, NF_KIND_BEGIN, NF_END_NONE, 0, TCP_ESTABLISHED);
@@ -142,8 +146,11 @@ static __always_inline void on_established(struct bpf_sock_ops *skops, struct bp
 	if (st->state & NF_ST_BEGUN)
 		return;
 	/* A TCP Fast Open child is made at the SYN, still in SYN_RECV: it
-	 * begins when the handshake completes, if it ever does. */
-	if (skops->state == TCP_SYN_RECV) {
+	 * begins when it leaves SYN_RECV (on_state). Any other passive open
+	 * is called here just before its state becomes ESTABLISHED, with the
+	 * handshake done: it begins now, so that its begin does not hang on a
+	 * state callback that another sock_ops program may have turned off. */
+	if (skops->state == TCP_SYN_RECV && tp->fastopen_rsk) {
 		st->state |= NF_ST_TFO;
 		state_callbacks_on(skops);
 		return;
@@ -166,9 +173,13 @@ static __always_inline void on_state(struct bpf_sock_ops *skops, struct bpf_sock
 	if (!st || (st->state & NF_ST_ENDED))
 		return;
 	if (!(st->state & NF_ST_BEGUN) && (st->state & NF_ST_TFO)) {
-		if (new == TCP_ESTABLISHED)
-			begin(skops, st, tp);
-		return;
+		/* A Fast Open child exchanges data before the handshake's last
+		 * ACK: it begins when it leaves SYN_RECV, and when that is not
+		 * for ESTABLISHED (it sent its FIN first: SYN_RECV -> FIN_WAIT1,
+		 * or was reset) it ends at once, as below. */
+		begin(skops, st, tp);
+		if (new == TCP_ESTABLISHED || (st->state & NF_ST_ENDED))
+			return;
 	}
 	if (!(st->state & NF_ST_BEGUN)) {
 		/* A connect() that never established: refused, or given up. */
@@ -186,6 +197,20 @@ static __always_inline void on_state(struct bpf_sock_ops *skops, struct bpf_sock
 		end = NF_END_LOCAL_FIN;
 		owner_at_local_fin(sk);
 	} else if (new == TCP_CLOSE_WAIT) {
+		/* Data of ours still unacknowledged at the peer's FIN reaches it
+		 * if it only half-closed, and is answered with RST if it closed:
+		 * which, and so what was sent, is known when the socket closes.
+		 * The end waits for that (CLOSE_WAIT or LAST_ACK -> CLOSE). */
+		if (tp->write_seq != tp->snd_una) {
+			st->state |= NF_ST_FIN_LATE;
+			return;
+		}
+		end = NF_END_REMOTE_FIN;
+	} else if (new == TCP_CLOSE && BPF_CORE_READ_BITFIELD(tp, repair)) {
+		/* Closed in repair mode (a checkpoint): nothing was sent, and the
+		 * error is set only after this change (tcp_disconnect). */
+		end = NF_END_REPAIR;
+	} else if (new == TCP_CLOSE && (st->state & NF_ST_FIN_LATE)) {
 		end = NF_END_REMOTE_FIN;
 	} else if (new == TCP_CLOSE) {
 		/* tcp_reset() and tcp_write_err() set sk_err before tcp_done();
@@ -205,6 +230,28 @@ static __always_inline void on_state(struct bpf_sock_ops *skops, struct bpf_sock
 	emit_flow(skops, tp, st, NF_KIND_END, end, old, new);
 }
 
+/*
+ * bpf_sock_ops_cb_flags_set replaces a socket's callback flags: another
+ * sock_ops program that runs after netflow's (later on the same cgroup, or on
+ * an ancestor) and sets its own turns netflow's state callbacks off, and the
+ * end would never come. Whenever netflow runs for a socket it follows and
+ * finds them off, it turns them on again (and counts it). A program that
+ * turns every callback off is never followed by one: userspace sweeps the
+ * open flows while another sock_ops program shares the cgroup (loader.ts).
+ */
+static __always_inline void restore_callbacks(struct bpf_sock_ops *skops, struct bpf_sock *sk)
+{
+	struct nf_sock *st = bpf_sk_storage_get(&socks, sk, 0, 0);
+
+	if (!st || (st->state & NF_ST_ENDED))
+		return;
+	if (!(st->state & (NF_ST_BEGUN | NF_ST_TFO)) &&
+	    !((st->state & NF_ST_CONNECTED) && nf_config.report_fail))
+		return;
+	state_callbacks_on(skops);
+	count(NF_CNT_CALLBACKS_RESTORED);
+}
+
 SEC("sockops")
 int netflow_sockops(struct bpf_sock_ops *skops)
 {
@@ -218,8 +265,13 @@ int netflow_sockops(struct bpf_sock_ops *skops)
 		return ALLOW;
 	}
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
-	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && skops->op != BPF_SOCK_OPS_STATE_CB)
+	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && skops->op != BPF_SOCK_OPS_STATE_CB) {
+		/* A callback another program asked for: one field read, unless
+		 * our state callbacks are off. */
+		if (!(skops->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_STATE_CB_FLAG))
+			restore_callbacks(skops, sk);
 		return ALLOW;
+	}
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp)
 		return ALLOW;

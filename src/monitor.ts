@@ -21,6 +21,7 @@ import {
   type TcpPacket,
 } from "./bpf/records.ts";
 import { drainInOrder } from "./bpf/drain.ts";
+import { sharesSockOps } from "./bpf/peers.ts";
 import { DnsNames } from "./dns/names.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
 import { SocketHolders } from "./enrich/holders.ts";
@@ -364,19 +365,21 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.#nextSweepMs = now + this.#sweepEveryMs();
     // Without updates the list is only needed once an end may have been lost:
     // then keep reconciling long enough for two sweeps to miss a socket.
-    const { lost, untracked, noCallbacks } = this.#probe.counters();
+    const { lost, untracked, noCallbacks, callbacksRestored } = this.#probe.counters();
     if (lost + untracked !== this.#lossSeen) {
       this.#lossSeen = lost + untracked;
       this.#reconcileUntilMs = now + 4 * RECONCILE_MS;
     }
     // A socket the kernel could not follow (no storage; or, before 6.12, no
-    // state callbacks for a socket older than netflow) ends only through the
-    // list: while there may be one, reconcile for good. Every COUNTERS_MS the
-    // list is read anyway, for the 32-bit counters.
+    // state callbacks for a socket older than netflow; or another sock_ops
+    // program that turns them off) ends only through the list: while there
+    // may be one, reconcile for good. Every COUNTERS_MS the list is read
+    // anyway, for the 32-bit counters.
     const counters = now >= this.#nextCountersMs;
     if (
-      this.#updateMs === null && now > this.#reconcileUntilMs && untracked + noCallbacks === 0 &&
-      !counters
+      this.#updateMs === null && now > this.#reconcileUntilMs &&
+      untracked + noCallbacks + callbacksRestored === 0 && !counters &&
+      !sharesSockOps(this.#probe.cgroupDir)
     ) return 0;
     if (counters) this.#nextCountersMs = now + COUNTERS_MS;
     const lists = this.#probe.openFlows(this.#netns.of(this.#flows.namespaces()));

@@ -41,6 +41,7 @@ export const NF_FLOW = {
   OWNER_CLOSER: 16,
   MPTCP: 32,
   BEGIN_LOST: 64,
+  REPAIRED: 128,
 } as const;
 
 /** enum nf_end: nf_flow.end (NF_END_* and, for fail records, NF_FAIL_*). */
@@ -53,6 +54,7 @@ export const NF_END = {
   END_TIMEOUT: 5,
   FAIL_REFUSED: 6,
   FAIL_TIMEOUT: 7,
+  END_REPAIR: 8,
 } as const;
 
 /** enum nf_has: bits of nf_config.kernel_has, what the kernel offers (src/bpf/features.ts). */
@@ -75,7 +77,8 @@ export const NF_CNT = {
   KEPT: 12,
   FLOWS_LOST: 13,
   BEGINS_DEFERRED: 14,
-  MAX: 15,
+  CALLBACKS_RESTORED: 15,
+  MAX: 16,
 } as const;
 
 /**
@@ -91,6 +94,22 @@ export const ABI_ENUMS = {
   nf_end: { prefix: "NF_", values: NF_END },
   nf_has: { prefix: "NF_HAS_", values: NF_HAS },
   nf_counter: { prefix: "NF_CNT_", values: NF_CNT },
+} as const;
+
+/**
+ * TCP states as records carry them (old_state, new_state): the kernel's
+ * include/net/tcp_states.h, an anonymous enum that no BTF type names, so not
+ * in the comparison; fixed since Linux 2.x.
+ */
+export const TCP_STATE = {
+  ESTABLISHED: 1,
+  SYN_SENT: 2,
+  SYN_RECV: 3,
+  FIN_WAIT1: 4,
+  CLOSE: 7,
+  CLOSE_WAIT: 8,
+  LAST_ACK: 9,
+  LISTEN: 10,
 } as const;
 
 /** sizeof(struct dns_key) in bpf/dns.bpf.h: the key of the `dns_queries` map. */

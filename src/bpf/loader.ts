@@ -115,6 +115,11 @@ export interface ProbeCounters {
   flowsLost: number;
   /** Begin records the full ring lost, written with their end instead. */
   beginsDeferred: number;
+  /**
+   * Sockets whose state callbacks another sock_ops program had turned off
+   * (bpf_sock_ops_cb_flags_set replaces them), turned on again by netflow's.
+   */
+  callbacksRestored: number;
 }
 
 /** netflow's programs, attached to one cgroup, with the reader of their ring buffer. */
@@ -214,6 +219,7 @@ export class Probe implements Disposable {
       kept: Number(sumPerCpu(this.#countersFd, NF_CNT.KEPT)),
       flowsLost: Number(sumPerCpu(this.#countersFd, NF_CNT.FLOWS_LOST)),
       beginsDeferred: Number(sumPerCpu(this.#countersFd, NF_CNT.BEGINS_DEFERRED)),
+      callbacksRestored: Number(sumPerCpu(this.#countersFd, NF_CNT.CALLBACKS_RESTORED)),
     };
   }
 

@@ -149,6 +149,7 @@ const FLOW_SYN_ACKED = NF_FLOW.SYN_ACKED;
 const FLOW_OWNER_CLOSER = NF_FLOW.OWNER_CLOSER;
 const FLOW_MPTCP = NF_FLOW.MPTCP;
 const FLOW_BEGIN_LOST = NF_FLOW.BEGIN_LOST;
+const FLOW_REPAIRED = NF_FLOW.REPAIRED;
 const COMM_LEN = NF_SIZE.COMM_LEN;
 
 /** TCP header flag bits, as in the tcp_flags byte. */
@@ -164,7 +165,14 @@ export interface SocketOwner {
 }
 
 /** How an established socket ended (enum nf_end), from its own state change. */
-export type EndHow = "local-fin" | "remote-fin" | "local-rst" | "remote-rst" | "timeout";
+export type EndHow =
+  | "local-fin"
+  | "remote-fin"
+  | "local-rst"
+  | "remote-rst"
+  | "timeout"
+  /** closed in TCP repair mode (a CRIU checkpoint): nothing went on the wire */
+  | "repair";
 /** How a connect() failed (enum nf_end, fail records). */
 export type FailHow = "refused" | "timeout";
 const END_HOW: Readonly<Record<number, EndHow | FailHow>> = {
@@ -175,6 +183,7 @@ const END_HOW: Readonly<Record<number, EndHow | FailHow>> = {
   [NF_END.END_TIMEOUT]: "timeout",
   [NF_END.FAIL_REFUSED]: "refused",
   [NF_END.FAIL_TIMEOUT]: "timeout",
+  [NF_END.END_REPAIR]: "repair",
 };
 
 /** The socket's own counters at the moment of the record. */
@@ -237,6 +246,8 @@ export interface FlowRecord {
   readonly mptcp?: boolean;
   /** The ring was full at its begin: the kernel never wrote the begin record (`beginNs` is set). */
   readonly beginLost?: boolean;
+  /** Restored in TCP repair mode (CRIU): no handshake, so who opened it is not known. */
+  readonly repaired?: boolean;
   readonly counters: SocketCounters;
 }
 
@@ -425,6 +436,7 @@ export class RecordDecoder {
       ownerAtClose: (flags & FLOW_OWNER_CLOSER) !== 0,
       mptcp: (flags & FLOW_MPTCP) !== 0,
       beginLost: (flags & FLOW_BEGIN_LOST) !== 0,
+      repaired: (flags & FLOW_REPAIRED) !== 0,
       counters: {
         bytesAcked: u64(view, at + F.bytes_acked),
         bytesReceived: u64(view, at + F.bytes_received),

@@ -39,6 +39,12 @@ const SYMBOLS = {
   bpf_program__attach_iter: { parameters: ["pointer", "pointer"], result: "pointer" },
   // int bpf_link__fd(const struct bpf_link *link);
   bpf_link__fd: { parameters: ["pointer"], result: "i32" },
+  // int bpf_prog_query(int target_fd, enum bpf_attach_type type, __u32 query_flags,
+  //                    __u32 *attach_flags, __u32 *prog_ids, __u32 *prog_cnt);
+  bpf_prog_query: {
+    parameters: ["i32", "u32", "u32", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
   // int bpf_iter_create(int link_fd);
   bpf_iter_create: { parameters: ["i32"], result: "i32" },
   // int setns(int fd, int nstype); (libc) moves the calling thread into a namespace

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { TCP_STATE } from "../bpf/abi.ts";
 import {
   type FlowRecord,
   type OpenList,
@@ -455,12 +456,20 @@ export class FlowTable {
       flow.ownerResolved = true;
     }
     const how = r.end ?? "local-rst";
-    const local = how === "local-fin" || how === "local-rst" || how === "timeout";
+    const local = how === "local-fin" || how === "local-rst" || how === "timeout" ||
+      how === "repair";
     // In an end event src is the side that terminated the connection.
     const end = this.#event(flow, r, EVENT_END, local) as unknown as FlowEndEvent;
     const c = endCounters(r, flow.direction === "outgoing");
     end.closed_by = local ? "local" : "remote";
-    end.reason = how === "timeout" ? "timeout" : how.endsWith("fin") ? "fin" : "rst";
+    // A socket closed in repair mode (a checkpoint) sent nothing: how the connection ends is not known.
+    end.reason = how === "timeout"
+      ? "timeout"
+      : how === "repair"
+      ? "unknown"
+      : how.endsWith("fin")
+      ? "fin"
+      : "rst";
     end.duration_ms = flow.beginNs === null ? null : msBetween(flow.beginNs, r.timeNs);
     Object.assign(end, counterFields(c));
     return end;
@@ -475,7 +484,8 @@ export class FlowTable {
       cgroupId: r.cgroupId,
       netns: r.netns,
       cookie: r.cookie,
-      preexisting: r.preexisting,
+      // A socket restored in TCP repair mode carries on a connection opened before it.
+      preexisting: r.preexisting || r.repaired === true,
       beginNs,
       owner: r.owner,
       ownerResolved: false,
@@ -648,8 +658,13 @@ function exact(n: number): number | null {
  */
 export function endCounters(r: FlowRecord, outgoing = r.synAcked): Counters {
   const c = r.counters;
-  const atFin = r.end === "local-fin" || r.end === "remote-fin";
-  const queued = atFin ? (c.writeSeq - c.sndUna) >>> 0 : 0;
+  // The peer's FIN found data unacknowledged: the kernel wrote the end when
+  // the socket closed (bpf/sockops.bpf.h), when bytes_acked is all that
+  // arrived; our own FIN is in it when LAST_ACK closed without an error.
+  const lateFin = r.end === "remote-fin" && r.newState === TCP_STATE.CLOSE;
+  const atFin = (r.end === "local-fin" || r.end === "remote-fin") && !lateFin;
+  const ownFin = lateFin && r.oldState === TCP_STATE.LAST_ACK && r.skErr === 0 ? 1 : 0;
+  const queued = atFin ? (c.writeSeq - c.sndUna) >>> 0 : -ownFin;
   const fin = r.end === "remote-fin" && c.bytesReceived > 0 ? 1 : 0;
   return socketCounters(r, outgoing, queued, fin);
 }
@@ -662,7 +677,8 @@ export function endCounters(r: FlowRecord, outgoing = r.synAcked): Counters {
  */
 function socketCounters(r: FlowRecord, outgoing: boolean, queued: number, fin: number): Counters {
   const c: SocketCounters = r.counters;
-  const syn = (r.synAcked || outgoing) && c.bytesAcked > 0 ? 1 : 0;
+  // A socket restored in repair mode sent no SYN.
+  const syn = (r.synAcked || outgoing) && !r.repaired && c.bytesAcked > 0 ? 1 : 0;
   return {
     bytesSent: exact(c.bytesAcked - syn + queued),
     bytesReceived: exact(c.bytesReceived - fin),

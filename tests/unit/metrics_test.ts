@@ -204,6 +204,7 @@ function stages(cause: boolean): MonitorStats {
       kept: 0,
       flowsLost: 0,
       beginsDeferred: 0,
+      callbacksRestored: 0,
       dnsPending: 0,
     },
     final: true,
