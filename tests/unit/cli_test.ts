@@ -4,18 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { BAD } from "../helpers/bad_args.ts";
-
-const CLI = new URL("../../src/cli.ts", import.meta.url).pathname;
-const decoder = new TextDecoder();
-
-async function run(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", CLI, ...args],
-    stdin: "null",
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-  }).output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
+import { runNetflow as run } from "../helpers/netflow.ts";
 
 Deno.test("each bad argument is one line on stderr, the usage line, exit 2", async () => {
   const results = await Promise.all(BAD.map(([args]) => run(args)));
