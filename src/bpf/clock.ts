@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { clocks } from "../ffi/libbpf.ts";
+import { clocks } from "../ffi/syscalls.ts";
 
 /**
  * The wall clock moved against the monotonic one by more than this (µs):

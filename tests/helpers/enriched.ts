@@ -1,4 +1,5 @@
-import type { FlowRecord, OpenList, SocketHolder, TcpPacket } from "../../src/bpf/records.ts";
+import type { FlowRecord, OpenList, TcpPacket } from "../../src/bpf/records.ts";
+import type { SocketHolder } from "../../src/bpf/holders.ts";
 import type { FlowBeginEvent, FlowEvent, FlowFailEvent } from "../../src/events.ts";
 import { type Enricher, Enrichers } from "../../src/enrich/enricher.ts";
 import { SocketHolders } from "../../src/enrich/holders.ts";

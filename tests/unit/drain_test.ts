@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import dnsPacket from "npm:dns-packet@5.6.1";
 import { drainInOrder } from "../../src/bpf/drain.ts";
-import { KIND_BEGIN, KIND_DNS, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
+import { RecordDecoder } from "../../src/bpf/records.ts";
+import { KIND_BEGIN, KIND_DNS, LAYOUT } from "../../src/bpf/layout.ts";
 import type { KernelRecord } from "../../src/bpf/records.ts";
 import type { RecordHandler } from "../../src/ffi/ringbuf.ts";
 import { DnsNames } from "../../src/dns/names.ts";
