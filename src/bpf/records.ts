@@ -29,16 +29,6 @@ const PACKET_KINDS: Record<number, TcpPacket["kind"]> = {
   [KIND_HS_RST]: "hs-rst",
   [KIND_REFUSED]: "refused",
 };
-const EGRESS = NF_DIRECTION.EGRESS;
-const SOCK_OWNER = NF_SOCK.OWNER;
-const FLOW_OUTGOING = NF_FLOW.OUTGOING;
-const FLOW_PREEXISTING = NF_FLOW.PREEXISTING;
-const FLOW_OWNER = NF_FLOW.OWNER;
-const FLOW_SYN_ACKED = NF_FLOW.SYN_ACKED;
-const FLOW_OWNER_CLOSER = NF_FLOW.OWNER_CLOSER;
-const FLOW_MPTCP = NF_FLOW.MPTCP;
-const FLOW_BEGIN_LOST = NF_FLOW.BEGIN_LOST;
-const FLOW_REPAIRED = NF_FLOW.REPAIRED;
 
 /** TCP header flag bits, as in the tcp_flags byte. */
 export const TcpFlags = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;
@@ -287,18 +277,20 @@ export class RecordDecoder {
       localPort: view.getUint16(at + F.lport, true),
       remoteAddr: this.#addr(bytes, family, base + F.raddr),
       remotePort: view.getUint16(at + F.rport, true),
-      outgoing: (flags & FLOW_OUTGOING) !== 0,
-      preexisting: (flags & FLOW_PREEXISTING) !== 0,
-      synAcked: (flags & FLOW_SYN_ACKED) !== 0,
+      outgoing: (flags & NF_FLOW.OUTGOING) !== 0,
+      preexisting: (flags & NF_FLOW.PREEXISTING) !== 0,
+      synAcked: (flags & NF_FLOW.SYN_ACKED) !== 0,
       end: END_HOW[view.getUint8(at + F.end)] ?? null,
       oldState: view.getUint8(at + F.old_state),
       newState: view.getUint8(at + F.new_state),
       skErr: view.getUint32(at + F.sk_err, true),
-      owner: flags & FLOW_OWNER ? this.#owner(view, bytes, at, base, F.pid, F.uid, F.comm) : null,
-      ownerAtClose: (flags & FLOW_OWNER_CLOSER) !== 0,
-      mptcp: (flags & FLOW_MPTCP) !== 0,
-      beginLost: (flags & FLOW_BEGIN_LOST) !== 0,
-      repaired: (flags & FLOW_REPAIRED) !== 0,
+      owner: flags & NF_FLOW.OWNER
+        ? this.#owner(view, bytes, at, base, F.pid, F.uid, F.comm)
+        : null,
+      ownerAtClose: (flags & NF_FLOW.OWNER_CLOSER) !== 0,
+      mptcp: (flags & NF_FLOW.MPTCP) !== 0,
+      beginLost: (flags & NF_FLOW.BEGIN_LOST) !== 0,
+      repaired: (flags & NF_FLOW.REPAIRED) !== 0,
       counters: {
         bytesAcked: u64(view, at + F.bytes_acked),
         bytesReceived: u64(view, at + F.bytes_received),
@@ -321,7 +313,7 @@ export class RecordDecoder {
       timeUs: this.#timeUs(view, at),
       timeNs: u64(view, at + H.ts_ns),
       cgroupId: u64(view, at + H.cgroup_id),
-      direction: view.getUint8(at + H.direction) === EGRESS ? "egress" : "ingress",
+      direction: view.getUint8(at + H.direction) === NF_DIRECTION.EGRESS ? "egress" : "ingress",
       family,
       src: this.#addr(bytes, family, base + P.saddr),
       dst: this.#addr(bytes, family, base + P.daddr),
@@ -333,7 +325,7 @@ export class RecordDecoder {
       cookie: u64(view, at + P.sock_cookie),
       sockState: view.getUint8(at + P.sock_state),
       netns: view.getUint32(at + P.netns, true),
-      owner: sockFlags & SOCK_OWNER
+      owner: sockFlags & NF_SOCK.OWNER
         ? this.#owner(view, bytes, at, base, P.pid, P.uid, P.comm)
         : null,
     };
@@ -390,7 +382,7 @@ export class RecordDecoder {
       timeUs: this.#timeUs(view, at),
       timeNs: u64(view, at + H.ts_ns),
       cgroupId: u64(view, at + H.cgroup_id),
-      direction: view.getUint8(at + H.direction) === EGRESS ? "egress" : "ingress",
+      direction: view.getUint8(at + H.direction) === NF_DIRECTION.EGRESS ? "egress" : "ingress",
       transport: view.getUint8(at + D.transport) === 6 ? "tcp" : "udp",
       netns: view.getUint32(at + D.netns, true),
       src: addr(bytes, D.saddr),

@@ -8,7 +8,7 @@
  */
 import { TCP_STATE } from "../bpf/abi.ts";
 import type { FlowRecord, SocketCounters } from "../bpf/records.ts";
-import type { FlowCounters } from "../events.ts";
+import type { FlowCounters, FlowEndEvent } from "../events.ts";
 
 /** Counters are numbers in JSON: anything at or above 2^53 would not stay exact. */
 const MAX_EXACT = Number.MAX_SAFE_INTEGER;
@@ -164,4 +164,20 @@ function socketCounters(r: FlowRecord, outgoing: boolean, queued: number, fin: n
     rttUs: exact(c.srttUs),
     retransmits: exact(c.totalRetrans),
   };
+}
+
+/** Who ended a flow (`local`: this side, src of the end event) and how, from its end record. */
+export function endOf(r: FlowRecord): { local: boolean; reason: FlowEndEvent["reason"] } {
+  const how = r.end ?? "local-rst";
+  const local = how === "local-fin" || how === "local-rst" || how === "timeout" ||
+    how === "repair";
+  // A socket closed in repair mode (a checkpoint) sent nothing: how the connection ends is not known.
+  const reason = how === "timeout"
+    ? "timeout"
+    : how === "repair"
+    ? "unknown"
+    : how.endsWith("fin")
+    ? "fin"
+    : "rst";
+  return { local, reason };
 }

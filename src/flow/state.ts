@@ -41,6 +41,7 @@ import {
 import {
   counterFields,
   endCounters,
+  endOf,
   msBetween,
   NO_COUNTERS,
   updateCounters,
@@ -312,21 +313,12 @@ export class FlowTable {
     this.#open.delete(key);
     r = widenRecord(flow, r);
     this.#remember(key);
-    const how = r.end ?? "local-rst";
-    const local = how === "local-fin" || how === "local-rst" || how === "timeout" ||
-      how === "repair";
+    const { local, reason } = endOf(r);
     // In an end event src is the side that terminated the connection.
     const end = this.#event(flow, r.timeUs, EVENT_END, local, r) as unknown as FlowEndEvent;
     const c = endCounters(r, flow.direction === "outgoing");
     end.closed_by = local ? "local" : "remote";
-    // A socket closed in repair mode (a checkpoint) sent nothing: how the connection ends is not known.
-    end.reason = how === "timeout"
-      ? "timeout"
-      : how === "repair"
-      ? "unknown"
-      : how.endsWith("fin")
-      ? "fin"
-      : "rst";
+    end.reason = reason;
     end.duration_ms = flow.beginNs === null ? null : msBetween(flow.beginNs, r.timeNs);
     Object.assign(end, counterFields(c));
     return end;
@@ -334,15 +326,10 @@ export class FlowTable {
 
   #newFlow(r: FlowRecord, direction: Flow["direction"], beginNs: number | null): Flow {
     const local = { addr: r.localAddr, port: r.localPort };
+    const remote = { addr: r.remoteAddr, port: r.remotePort };
     // A socket restored in TCP repair mode carries on a connection opened before it.
-    const kernel = { ...r, preexisting: r.preexisting || r.repaired === true };
-    return this.#flow(
-      direction,
-      local,
-      { addr: r.remoteAddr, port: r.remotePort },
-      kernel,
-      beginNs,
-    );
+    const preexisting = r.preexisting || r.repaired === true;
+    return this.#flow(direction, local, remote, { ...r, preexisting }, beginNs);
   }
 
   #flow(
