@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { KIND_BEGIN, KIND_END, LAYOUT, RecordDecoder } from "../src/bpf/records.ts";
+import { RecordDecoder } from "../src/bpf/records.ts";
+import { KIND_BEGIN, KIND_END, LAYOUT } from "../src/bpf/layout.ts";
 import { FlowTable } from "../src/flow/state.ts";
 import { jsonFormatter } from "../src/output/json.ts";
 

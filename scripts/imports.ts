@@ -19,7 +19,13 @@
  * repository (the longest matching prefix names a file's room).
  */
 export const LAYERS: readonly (readonly [room: string, prefixes: readonly string[]])[][] = [
-  [["vocabulary", ["src/events.ts", "src/errors.ts", "src/options.ts", "src/caps.ts"]]],
+  [["vocabulary", [
+    "src/events.ts",
+    "src/errors.ts",
+    "src/options.ts",
+    "src/caps.ts",
+    "src/argv.ts",
+  ]]],
   [["kernel", ["src/ffi/", "src/bpf/"]]],
   [["table", ["src/flow/"]]],
   [["dns", ["src/dns/"]]],

@@ -1,44 +1,27 @@
 /**
- * netflow's command line: one table of options (adding an option is one entry
- * here, plus where its value goes in {@link parseCli}), parsed by src/argv.ts,
- * with the value rules the library shares (src/options.ts).
+ * netflow's command line: one table of options, parsed by src/argv.ts, with
+ * the value rules the library shares (src/options.ts). The monitor's options
+ * are here; the filters (src/flow/filter.ts), the stdout format and table
+ * (src/output/options.ts) and the metrics (src/metrics/options.ts) bring
+ * their own, and say what they ask for. Adding an option is one entry in its
+ * group, plus where its value goes.
  *
  * @module
  */
 import { flag, optionsHelp, parseArgv, repeatable, single } from "./argv.ts";
 import { UsageError } from "./errors.ts";
-import {
-  EVENT_BEGIN,
-  EVENT_END,
-  EVENT_NAMES,
-  EVENT_UPDATE,
-  type EventName,
-  type FlowFilter,
-} from "./events.ts";
-import { cidrValue } from "./bpf/addr.ts";
-import { commValue, containerValue, directionValue, pidValue, portValue } from "./flow/filter.ts";
-import { type ListenAddress, listenAddress } from "./metrics/netflow.ts";
-import {
-  budgetValue,
-  DEFAULT_BUDGET,
-  DEFAULT_EXPIRY_MS,
-  DEFAULT_METRIC_LABELS,
-  FLOW_METRIC_EVENTS,
-  type FlowMetricsOptions,
-  metricLabels,
-  netPrefixes,
-} from "./metrics/flows.ts";
-import type { MonitorOptions } from "./monitor_options.ts";
-import { DEFAULT_MAX_FLOWS } from "./flow/state.ts";
+import { EVENT_BEGIN, EVENT_END, EVENT_NAMES, EVENT_UPDATE, type EventName } from "./events.ts";
 import { type CollectorUrl, parseCollectorUrl } from "./export/url.ts";
-import { type FormatName, FORMATS as STDOUT_FORMATS } from "./output/stdout.ts";
-import type { TableOptions } from "./output/table.ts";
+import { FILTER_OPTIONS, filterOf } from "./flow/filter.ts";
+import { DEFAULT_MAX_FLOWS } from "./flow/state.ts";
+import { METRICS_OPTIONS, metricsOf } from "./metrics/options.ts";
+import type { MonitorOptions } from "./monitor_options.ts";
+import { FORMAT_OPTION, outputOf, TABLE_OPTIONS } from "./output/options.ts";
 import {
   byteSize,
   cgroupPath,
   eventList,
   MIN_DNS_CACHE_BYTES,
-  oneOf,
   positiveSeconds,
   readerKind,
   ringSize,
@@ -46,19 +29,9 @@ import {
   wholeNumber,
 } from "./options.ts";
 
-/** The stdout formats (src/output/stdout.ts); `none`: nothing on stdout (export only). */
-export const FORMATS = STDOUT_FORMATS;
-export type Format = FormatName;
-
 /** Every option netflow takes, in the order `--help` lists them. */
 export const OPTIONS = {
-  format: single({
-    short: "f",
-    metavar: "FORMAT",
-    help: "table (default), json (JSON Lines), ecs (Elastic Common\n" +
-      "Schema), tracee (Tracee's JSON) or none (with --ipfix)",
-    parse: (text, name): Format => oneOf(name, text, FORMATS),
-  }),
+  ...FORMAT_OPTION,
   ipfix: repeatable({
     metavar: "URL",
     help: "also export flows as IPFIX to a collector, udp://HOST:PORT\n" +
@@ -92,12 +65,7 @@ export const OPTIONS = {
     help: "exit after SECONDS (decimals allowed)",
     parse: (text, name) => positiveSeconds(name, text),
   }),
-  wide: flag(
-    "w",
-    "table: full IPv6 addresses and names, plus UID, RTT,\nRETRANS and CGROUP (or container) columns",
-  ),
-  utc: flag(undefined, "table: times in UTC (default: local time, its UTC offset\nin the header)"),
-  date: flag(undefined, "table: the date with each time"),
+  ...TABLE_OPTIONS,
   "update-interval": single({
     metavar: "SECONDS",
     help: "updates per open flow every SECONDS (decimals allowed, at\n" +
@@ -155,73 +123,8 @@ export const OPTIONS = {
     help: "ring buffer reader: mmap (default) or callback",
     parse: (text, name) => readerKind(name, text),
   }),
-  // Filters: each repeatable (OR); different kinds combine (AND).
-  pid: repeatable({
-    metavar: "PID",
-    help: "only flows of this process (repeatable, as every filter:\n" +
-      "one kind matches any of its values; kinds combine)",
-    parse: (text, name) => pidValue(name, text),
-  }),
-  comm: repeatable({
-    metavar: "NAME",
-    help: "only flows of processes named NAME (comm, as ps shows it)",
-    parse: (text, name) => commValue(name, text),
-  }),
-  port: repeatable({
-    metavar: "PORT",
-    help: "only flows with PORT on either side",
-    parse: (text, name) => portValue(name, text),
-  }),
-  container: repeatable({
-    metavar: "ID",
-    help: "only flows of the container whose id starts with ID",
-    parse: (text, name) => containerValue(name, text),
-  }),
-  net: repeatable({
-    metavar: "CIDR",
-    help: "only flows whose remote address is in CIDR\n(10.0.0.0/8, fd00::/8, or one address)",
-    parse: (text, name) => {
-      cidrValue(name, text);
-      return text;
-    },
-  }),
-  direction: repeatable({
-    metavar: "DIR",
-    help: "only incoming or outgoing flows",
-    parse: (text, name) => directionValue(name, text),
-  }),
-  ipv4: flag("4", "only IPv4 flows"),
-  ipv6: flag("6", "only IPv6 flows"),
-  metrics: single({
-    metavar: "HOST:PORT",
-    help: "serve netflow's counters and flow metrics for Prometheus at\n" +
-      "http://HOST:PORT/metrics; PORT or :PORT listens on 127.0.0.1",
-    parse: (text, name) => listenAddress(name, text),
-  }),
-  "metrics-labels": single({
-    metavar: "LIST",
-    help: "flow metrics' labels besides direction, comma-separated: comm,\n" +
-      "container, cgroup, uid, remote_name, remote_port, remote_net,\n" +
-      `or none (default: ${DEFAULT_METRIC_LABELS.join(",")})`,
-    parse: (text, name) => metricLabels(name, text),
-  }),
-  "metrics-budget": single({
-    metavar: "N",
-    help:
-      `series per flow metric at most; the idlest label sets fold\ninto "other" (default: ${DEFAULT_BUDGET}, at least 100)`,
-    parse: (text, name) => budgetValue(name, text),
-  }),
-  "metrics-expiry": single({
-    metavar: "SECONDS",
-    help: 'a flow metric label set idle this long moves into "other"\n' +
-      `(default: ${DEFAULT_EXPIRY_MS / 1000})`,
-    parse: (text, name) => positiveSeconds(name, text),
-  }),
-  "metrics-net-prefix": single({
-    metavar: "V4[,V6]",
-    help: "remote_net's prefix lengths (default: 24,64)",
-    parse: (text, name) => netPrefixes(name, text),
-  }),
+  ...FILTER_OPTIONS,
+  ...METRICS_OPTIONS,
   verbose: flag("v", "libbpf's log, and error details (the verifier log)"),
   help: flag("h", "this help"),
   version: flag("V", "the version"),
@@ -240,7 +143,7 @@ Options:
 ${optionsHelp(OPTIONS)}`;
 
 export interface CliOptions {
-  format: Format;
+  format: ReturnType<typeof outputOf>["format"];
   /** IPFIX collectors (--ipfix), in the order given. */
   ipfix: CollectorUrl[];
   /**
@@ -258,12 +161,12 @@ export interface CliOptions {
   count: number | undefined;
   /** Stop after this many milliseconds. */
   durationMs: number | undefined;
-  table: TableOptions;
+  table: ReturnType<typeof outputOf>["table"];
   monitor: MonitorOptions<EventName>;
   /** --metrics: where to serve /metrics. */
-  metrics: ListenAddress | undefined;
+  metrics: ReturnType<typeof metricsOf>["metrics"];
   /** With --metrics: the flow metrics' settings. */
-  flowMetrics: FlowMetricsOptions | undefined;
+  flowMetrics: ReturnType<typeof metricsOf>["flowMetrics"];
   /**
    * What the IPFIX exporters take from the monitor's events: every end, and
    * every update when updates were asked for (--update-interval, or update
@@ -305,38 +208,11 @@ export function parseCli(argv: readonly string[]): CliOptions {
   if (o["dns-cache-bytes"] !== undefined) dns.maxBytes = o["dns-cache-bytes"];
   if (o["dns-grace"] !== undefined) dns.graceMs = o["dns-grace"] * 1000;
   monitor.dns = dns;
-  const filter: FlowFilter = {
-    pid: o.pid,
-    comm: o.comm,
-    port: o.port,
-    container: o.container,
-    net: o.net,
-    direction: o.direction,
-    family: [...(o.ipv4 ? [4 as const] : []), ...(o.ipv6 ? [6 as const] : [])],
-  };
-  if (Object.values(filter).some((v) => v.length > 0)) monitor.filter = filter;
-  const format = o.format ?? "table";
-  if (format !== "table" && (o.wide || o.utc || o.date)) {
-    const used = o.wide ? "--wide" : o.utc ? "--utc" : "--date";
-    throw new UsageError(`${used} is for the table format, not --format ${format}`);
-  }
-  const metricsOptions = (
-    ["metrics-labels", "metrics-budget", "metrics-expiry", "metrics-net-prefix"] as const
-  ).filter((k) => o[k] !== undefined);
-  if (o.metrics === undefined && metricsOptions.length > 0) {
-    throw new UsageError(`--${metricsOptions[0]} needs --metrics`);
-  }
-  let flowMetrics: FlowMetricsOptions | undefined;
-  if (o.metrics !== undefined) {
-    flowMetrics = {
-      labels: o["metrics-labels"] ?? DEFAULT_METRIC_LABELS,
-      budget: o["metrics-budget"] ?? DEFAULT_BUDGET,
-      expiryMs: o["metrics-expiry"] ?? DEFAULT_EXPIRY_MS,
-      ...(o["metrics-net-prefix"] ?? { prefix4: 24, prefix6: 64 }),
-      maxFlows: monitor.maxFlows ?? DEFAULT_MAX_FLOWS,
-    };
-    monitor.events = [...new Set([...events, ...FLOW_METRIC_EVENTS])];
-  }
+  const filter = filterOf(o);
+  if (filter !== undefined) monitor.filter = filter;
+  const { format, table } = outputOf(o);
+  const { metrics, flowMetrics, needs } = metricsOf(o, monitor.maxFlows ?? DEFAULT_MAX_FLOWS);
+  if (needs.length > 0) monitor.events = [...new Set([...events, ...needs])];
   return {
     format,
     ipfix: o.ipfix,
@@ -346,9 +222,9 @@ export function parseCli(argv: readonly string[]): CliOptions {
     version: o.version,
     count: o.count,
     durationMs: o.duration,
-    table: { utc: o.utc, date: o.date, wide: o.wide },
+    table,
     monitor,
-    metrics: o.metrics,
+    metrics,
     flowMetrics,
     exported,
   };

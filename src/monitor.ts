@@ -1,11 +1,19 @@
 /**
- * The pipeline, from the kernel record to the event: ring buffer -> decoder ->
- * (DNS messages -> cache) / (TCP packets -> flow table -> events), enriched
- * with names, owners and cgroups on the way.
+ * The pipeline, composed: reader (src/bpf/loader.ts, the rings) -> decoder
+ * (src/bpf/records.ts) -> flow table (src/flow/state.ts) -> enrichers
+ * (src/enrich/enricher.ts: owner, cgroup and container, DNS names) -> filter
+ * (src/flow/filter.ts) -> the caller, who hands each batch to the sinks. DNS
+ * answers go from the decoder into the names cache, in the kernel's time
+ * order with the flow records; control packets (--events packet) become
+ * events of their own (src/flow/packet.ts); the kernel's list of open flows
+ * is read when src/flow/reconcile.ts says.
  *
  * @module
  */
 import { findHostCgroupRoot, relativeCgroupPath, resolveCgroupDir } from "./bpf/cgroup.ts";
+import { clockOffsetUs, followClock, nowClocks } from "./bpf/clock.ts";
+import { drainInOrder } from "./bpf/drain.ts";
+import { sharesSockOps } from "./bpf/peers.ts";
 import { kernelRelease } from "./bpf/features.ts";
 import {
   BPF_NAMES,
@@ -14,19 +22,15 @@ import {
   Probe,
   type ProbeCounters,
 } from "./bpf/loader.ts";
-import {
-  type FlowRecord,
-  type KernelRecord,
-  RecordDecoder,
-  type TcpPacket,
-} from "./bpf/records.ts";
-import { drainInOrder } from "./bpf/drain.ts";
-import { sharesSockOps } from "./bpf/peers.ts";
+import { type KernelRecord, RecordDecoder } from "./bpf/records.ts";
 import { DnsNames } from "./dns/names.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
+import { DnsEnricher } from "./enrich/dns.ts";
+import { Enrichers } from "./enrich/enricher.ts";
 import { SocketHolders } from "./enrich/holders.ts";
-import { OwnerResolver } from "./enrich/owners.ts";
 import { NetnsPaths } from "./enrich/netns.ts";
+import { OwnerEnricher } from "./enrich/owner.ts";
+import { OwnerResolver } from "./enrich/owners.ts";
 import { NetflowError } from "./errors.ts";
 import {
   EVENT_BEGIN,
@@ -36,13 +40,12 @@ import {
   EVENT_UPDATE,
   type EventName,
   type FlowEvent,
-  formatTime,
   type NetflowEvent,
-  type PacketEvent,
 } from "./events.ts";
-import { clocks } from "./ffi/libbpf.ts";
 import { compileFilter } from "./flow/filter.ts";
-import { FlowTable } from "./flow/state.ts";
+import { packetEvent } from "./flow/packet.ts";
+import { SweepPolicy } from "./flow/reconcile.ts";
+import { DEFAULT_MAX_FLOWS, FlowTable } from "./flow/state.ts";
 import {
   checkMonitorOptions,
   type DefaultEventName,
@@ -51,17 +54,6 @@ import {
 } from "./monitor_options.ts";
 import { type MonitorStats, monitorStats } from "./stats.ts";
 
-/** How often the kernel's list of open flows is read to find flows whose end was lost. */
-const RECONCILE_MS = 3000;
-/**
- * Without updates, open flows are still listed this often, so that their
- * 32-bit kernel counters (segs_in, segs_out, total_retrans) are seen before
- * they can wrap twice (src/flow/state.ts): at 100 Gbit/s segs_out wraps in
- * about 8 minutes.
- */
-const COUNTERS_MS = 300_000;
-/** How often the DNS cache lets go of the names of network namespaces that are gone. */
-const NETNS_GONE_MS = 30_000;
 /** Kept records read per drain (each costs three map calls). */
 const KEPT_PER_DRAIN = 4096;
 const DEFAULT_UPDATE_MS = 10_000;
@@ -126,7 +118,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   readonly #probe: Probe;
   readonly #decoder: RecordDecoder;
   readonly #flows: FlowTable;
-  readonly #owners: OwnerResolver;
+  readonly #enrichers: Enrichers;
+  readonly #owners: OwnerEnricher;
   readonly #dns: DnsNames;
   readonly #onDnsRecord: (record: KernelRecord | undefined) => void;
   readonly #want: ReadonlySet<EventName>;
@@ -137,15 +130,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #events = 0;
   /** Update events every this many ms, or null when not asked for. */
   readonly #updateMs: number | null;
-  #nextSweepMs = 0;
+  readonly #sweeps: SweepPolicy;
   readonly #netns = new NetnsPaths();
-  /** Records lost and sockets untracked as of the last sweep, and until when to reconcile. */
-  #lossSeen = 0;
-  #reconcileUntilMs = 0;
-  #nextCountersMs = performance.now() + COUNTERS_MS;
-  #nextNetnsMs = performance.now() + NETNS_GONE_MS;
-  /** The network namespaces the last scan found. */
-  #liveNetns = new Set<number>();
   #malformed = 0;
   /** Records read from the kernel's `kept` map. */
   #recovered = 0;
@@ -178,18 +164,13 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.#dns = new DnsNames(options.dns);
     const cgroups = new CgroupPaths(mount, this.cgroupDir);
     const holders = new SocketHolders(() => this.#probe.holders());
-    this.#owners = new OwnerResolver(
+    const maxFlows = options.maxFlows ?? DEFAULT_MAX_FLOWS;
+    const resolver = new OwnerResolver(
       holders,
       options.ownerWaitMs === undefined ? {} : { waitMs: options.ownerWaitMs },
     );
-    this.#flows = new FlowTable({
-      ...(options.maxFlows === undefined ? {} : { maxFlows: options.maxFlows }),
-      begins: this.#want.has(EVENT_BEGIN),
-      context: {
-        names: (addr, netns) => this.#dns.names(netns, addr),
-        cgroup: (id) => cgroups.lookup(id),
-      },
-    });
+    this.#owners = new OwnerEnricher(resolver, maxFlows);
+    this.#flows = new FlowTable({ maxFlows });
     this.#probe = Probe.open({
       cgroupDir: this.cgroupDir,
       ringBytes: options.ringBytes ?? DEFAULT_RING_BYTES,
@@ -212,13 +193,21 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     // them (they have no socket storage). In that order: the snapshot gives each
     // socket its cookie, which the holders iterator can only read, not create.
     const namespaces = this.#netns.all();
-    this.#liveNetns = new Set(namespaces.keys());
+    // In order: the owner (who may wait), then what depends on it.
+    this.#enrichers = new Enrichers([
+      this.#owners,
+      cgroups,
+      new DnsEnricher(this.#dns, {
+        maxFlows,
+        netns: { paths: this.#netns, live: namespaces.keys() },
+      }),
+    ]);
     const snapshot = this.#probe.snapshot(
       host.whole && this.cgroupDir === mount ? [] : cgroups.ids(),
       namespaces,
     ).flatMap((bytes) => this.#decoder.snapshot(bytes));
     holders.refresh();
-    this.#push(this.#flows.onSnapshot(this.#owners.snapshot(snapshot)));
+    this.#push(this.#flows.onSnapshot(snapshot));
     const { noCallbacks } = this.#probe.counters();
     if (noCallbacks > 0) {
       featuresOff.push(
@@ -228,7 +217,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       );
     }
     this.featuresOff = featuresOff;
-    this.#nextSweepMs = performance.now() + this.#sweepEveryMs();
+    this.#sweeps = new SweepPolicy(this.#updateMs, performance.now());
     this.#decode = (view, offset, length) => this.#decoder.decode(view, offset, length);
     this.#onRecord = (record) => {
       if (record === undefined) this.#malformed++;
@@ -265,18 +254,18 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     try {
       while (!this.#stopping) {
         let drained = this.#drain();
-        this.#settleOwners(false);
-        if (performance.now() >= this.#nextSweepMs) drained += this.#sweep();
-        if (performance.now() >= this.#nextNetnsMs) this.#forgetGoneNamespaces();
+        this.#enriched(this.#enrichers.settle(performance.now()));
+        drained += this.#sweep();
+        this.#enrichers.tick(performance.now());
         if (this.#batch.length > 0) yield this.#take();
         if (this.#stopping) break;
-        const owners = this.#owners.wakeInMs(performance.now()) ?? IDLE_WAIT_MS;
+        const owners = this.#enrichers.wakeInMs(performance.now()) ?? IDLE_WAIT_MS;
         if (drained > 0) await new Promise((r) => setTimeout(r, Math.min(BUSY_PAUSE_MS, owners)));
         else await this.#probe.reader.wait(Math.min(IDLE_WAIT_MS, owners));
       }
       if (!this.#closed) {
         this.#drain(); // what arrived before the stop
-        this.#settleOwners(true);
+        this.#enriched(this.#enrichers.settle(performance.now(), true));
         if (this.#batch.length > 0) yield this.#take();
       }
     } finally {
@@ -312,13 +301,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
 
   #drain(): number {
     if (this.#closed) return 0;
-    // Re-read at every drain: the wall clock may have stepped, or NTP slewed it. Taken
-    // only when it moved by more than the reading's own jitter, so that the times of a
-    // flow's events agree with its (monotonic) duration unless the clock really moved.
-    const offset = clockOffsetUs();
-    if (Math.abs(offset - this.#decoder.clockOffsetUs) > CLOCK_MOVED_US) {
-      this.#decoder.clockOffsetUs = offset;
-    }
+    followClock(this.#decoder);
     // In the kernel's time order: an answer is in the cache before the flows after it.
     const drained = drainInOrder(
       this.#probe.reader,
@@ -338,54 +321,21 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   }
 
   /**
-   * Names of namespaces that no longer exist go: those a scan of /proc and
-   * /run/netns found before and finds no more (one netflow cannot see, e.g.
-   * from its own pid namespace, keeps its names: they are still bounded).
-   */
-  #forgetGoneNamespaces(): void {
-    this.#nextNetnsMs = performance.now() + NETNS_GONE_MS;
-    const live = new Set(this.#netns.all().keys());
-    const gone = new Set([...this.#liveNetns].filter((n) => !live.has(n)));
-    this.#liveNetns = live;
-    if (gone.size > 0) this.#dns.forgetNamespaces(gone);
-  }
-
-  #sweepEveryMs(): number {
-    return Math.min(RECONCILE_MS, this.#updateMs ?? RECONCILE_MS);
-  }
-
-  /**
    * Reads the kernel's list of open flows: updates for those open long
    * enough, and an unknown end for those whose socket is gone. The ring is
    * drained after the list is taken, so an end written meanwhile wins.
    */
   #sweep(): number {
-    if (this.#closed) return 0;
-    const now = performance.now();
-    this.#nextSweepMs = now + this.#sweepEveryMs();
-    // Without updates the list is only needed once an end may have been lost:
-    // then keep reconciling long enough for two sweeps to miss a socket.
-    const { lost, untracked, noCallbacks, callbacksRestored } = this.#probe.counters();
-    if (lost + untracked !== this.#lossSeen) {
-      this.#lossSeen = lost + untracked;
-      this.#reconcileUntilMs = now + 4 * RECONCILE_MS;
+    const counts = () => ({
+      ...this.#probe.counters(),
+      sharesSockOps: () => sharesSockOps(this.#probe.cgroupDir),
+    });
+    if (this.#closed || !this.#sweeps.due(performance.now(), counts)) {
+      return 0;
     }
-    // A socket the kernel could not follow (no storage; or, before 6.12, no
-    // state callbacks for a socket older than netflow; or another sock_ops
-    // program that turns them off) ends only through the list: while there
-    // may be one, reconcile for good. Every COUNTERS_MS the list is read
-    // anyway, for the 32-bit counters.
-    const counters = now >= this.#nextCountersMs;
-    if (
-      this.#updateMs === null && now > this.#reconcileUntilMs &&
-      untracked + noCallbacks + callbacksRestored === 0 && !counters &&
-      !sharesSockOps(this.#probe.cgroupDir)
-    ) return 0;
-    if (counters) this.#nextCountersMs = now + COUNTERS_MS;
     const lists = this.#probe.openFlows(this.#netns.of(this.#flows.namespaces()));
     const drained = this.#drain();
-    const clock = clocks();
-    const at = { us: Number(clock.realtimeNs / 1000n), ns: Number(clock.monotonicNs) };
+    const at = nowClocks();
     const updateEveryUs = this.#updateMs === null ? null : this.#updateMs * 1000;
     const open = [...lists.values()].map((bytes) => this.#decoder.openList(bytes));
     this.#push(this.#flows.onOpenList(open, at, updateEveryUs, new Set(lists.keys())));
@@ -401,11 +351,6 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   }
 
   #dispatch(record: KernelRecord): void {
-    // The full ring lost this flow's begin: the kernel says when it began and
-    // how, so the begin is written now, just before its end.
-    if (record.kind === "end" && record.beginLost && !this.#flows.isOpen(record)) {
-      this.#flow({ ...record, kind: "begin", timeUs: record.beginUs ?? record.timeUs, end: null });
-    }
     switch (record.kind) {
       case "dns":
         this.#malformed++; // DNS has its own ring
@@ -417,61 +362,36 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       case "hs-rst":
       case "refused": {
         const fail = this.#flows.onHandshake(record);
-        if (fail !== undefined && this.#want.has(EVENT_FAIL)) this.#keep(fail);
+        if (fail !== undefined) this.#push([fail]);
         return;
       }
-      default:
-        for (const r of this.#owners.push(record, performance.now())) this.#flow(r);
+      case "release":
+        this.#enriched(this.#enrichers.observe(record, performance.now()));
+        return;
+      default: {
+        const lost = this.#flows.lostBegin(record);
+        const begin = lost && this.#flows.onRecord(lost);
+        const event = this.#flows.onRecord(record);
+        this.#push(begin ? (event ? [begin, event] : [begin]) : event ? [event] : []);
+      }
     }
   }
 
-  /** Records whose owner is settled now (src/enrich/owners.ts) go to the flow table. */
-  #settleOwners(final: boolean): void {
-    for (const r of this.#owners.settle(performance.now(), final)) this.#flow(r);
-  }
-
-  #flow(record: FlowRecord): void {
-    const event = this.#flows.onRecord(record);
-    if (event !== undefined && this.#want.has(event.event)) this.#keep(event);
-  }
-
+  /** The table's events, through the enrichers. */
   #push(events: readonly FlowEvent[]): void {
-    for (const event of events) if (this.#want.has(event.event)) this.#keep(event);
+    const now = performance.now();
+    for (const event of events) {
+      this.#enriched(this.#enrichers.push({ event, facts: this.#flows.factsOf(event) }, now));
+    }
+  }
+
+  /** What the enrichers pass on: the events asked for that pass the filter are batched. */
+  #enriched(items: readonly { event: FlowEvent }[]): void {
+    for (const { event } of items) if (this.#want.has(event.event)) this.#keep(event);
   }
 
   /** Batches an event that passes the filter. */
   #keep(event: NetflowEvent): void {
     if (this.#pass === undefined || this.#pass(event)) this.#batch.push(event);
   }
-}
-
-/**
- * The wall clock moved against the monotonic one by more than this (µs):
- * the two clock reads behind clockOffsetUs() jitter by a few µs, NTP slews at
- * most 500 µs a second.
- */
-const CLOCK_MOVED_US = 200;
-
-/** Realtime minus monotonic (what the kernel's timestamps count), in µs. */
-function clockOffsetUs(): number {
-  const { monotonicNs, realtimeNs } = clocks();
-  return Number((realtimeNs - monotonicNs) / 1000n);
-}
-
-const FLAG_NAMES = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
-
-function packetEvent(p: TcpPacket): PacketEvent {
-  return {
-    time: formatTime(p.timeUs),
-    event: EVENT_PACKET,
-    direction: p.direction,
-    src: p.src,
-    dst: p.dst,
-    src_port: p.srcPort,
-    dst_port: p.dstPort,
-    flags: FLAG_NAMES.filter((_, i) => p.flags & (1 << i)).join("|"),
-    cgroup_id: p.cgroupId,
-    pid: p.owner?.pid ?? null,
-    comm: p.owner?.comm ?? null,
-  };
 }

@@ -11,7 +11,7 @@
  */
 import { NetflowError } from "../errors.ts";
 import { NF_HAS } from "./abi.ts";
-import { probeHelper } from "../ffi/libbpf.ts";
+import { probeHelper } from "../ffi/syscalls.ts";
 
 /** enum bpf_prog_type values, with the attach type probes use (include/uapi/linux/bpf.h). */
 const PROG_TYPE = {

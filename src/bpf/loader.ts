@@ -4,36 +4,20 @@
  *
  * @module
  */
-import { missingCapabilities, missingCapabilitiesMessage } from "../caps.ts";
-import { NetflowError, PRIVILEGE_HINT } from "../errors.ts";
-import {
-  type BpfLink,
-  BpfObject,
-  CgroupFd,
-  countMapKeys,
-  LibbpfError,
-  strerror,
-  sumPerCpu,
-  takeMapValues,
-  updateMap,
-  verboseLogOn,
-} from "../ffi/libbpf.ts";
+import { NetflowError } from "../errors.ts";
+import { LibbpfError } from "../ffi/libbpf.ts";
+import { type BpfLink, BpfObject } from "../ffi/objects.ts";
+import { countMapKeys, sumPerCpu, takeMapValues, updateMap } from "../ffi/syscalls.ts";
 import { openRingReader, type RingReader } from "../ffi/ringbuf.ts";
 import type { ReaderKind } from "../options.ts";
 import type { FlowFilter } from "../events.ts";
-import { type KernelFilter, kernelFilter } from "./kernel_filter.ts";
-import {
-  kernelRelease,
-  offLine,
-  optional,
-  probeKernel,
-  PROGRAM_NEEDS,
-  refusal,
-  sectionOf,
-} from "./features.ts";
+import { encodeConfig, kernelFilter } from "./kernel_filter.ts";
+import { attachOrExplain, checkPrivileges, explainLoadFailure, openCgroup } from "./refusals.ts";
+import { kernelRelease, offLine, optional, probeKernel, refusal, sectionOf } from "./features.ts";
 import { BPF_OBJECT } from "./object.generated.ts";
 import { DNS_KEY_SIZE, NF_CNT } from "./abi.ts";
-import { decodeHolders, LAYOUT, type SocketHolder } from "./records.ts";
+import { LAYOUT } from "./layout.ts";
+import { decodeHolders, type SocketHolder } from "./holders.ts";
 
 /** Names in bpf/netflow.bpf.c that TypeScript uses; a test checks them against the object. */
 export const BPF_NAMES = {
@@ -298,40 +282,6 @@ function eachNetns(
   return out;
 }
 
-/** struct nf_config, as netflow.h lays it out (LAYOUT.nf_config). */
-export function encodeConfig(
-  config: {
-    forwardAll: boolean;
-    snapshotAll: boolean;
-    selfPid?: number;
-    reportFail?: boolean;
-    filter?: KernelFilter;
-    /** NF_HAS_* bits (src/bpf/features.ts). */
-    kernelHas?: number;
-  },
-): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(LAYOUT.nf_config.size);
-  const f = LAYOUT.nf_config.fields, filter = config.filter;
-  if (filter) {
-    const view = new DataView(bytes.buffer);
-    bytes[f.filter_families] = filter.families;
-    bytes[f.filter_directions] = filter.directions;
-    bytes[f.filter_ports] = filter.ports.length;
-    filter.ports.forEach((port, i) => view.setUint16(f.filter_port + 2 * i, port, true));
-    bytes[f.filter_nets] = filter.nets.length;
-    filter.nets.forEach((net, i) => {
-      bytes.set(net.bytes, f.filter_net + 16 * i);
-      bytes[f.filter_net_prefix + i] = net.prefix;
-    });
-  }
-  bytes[LAYOUT.nf_config.fields.report_fail] = config.reportFail ? 1 : 0;
-  bytes[LAYOUT.nf_config.fields.kernel_has] = config.kernelHas ?? 0;
-  bytes[LAYOUT.nf_config.fields.forward_all] = config.forwardAll ? 1 : 0;
-  bytes[LAYOUT.nf_config.fields.snapshot_all] = config.snapshotAll ? 1 : 0;
-  new DataView(bytes.buffer).setUint32(LAYOUT.nf_config.fields.self_pid, config.selfPid ?? 0, true);
-  return bytes;
-}
-
 /**
  * Opens, configures and loads the object, leaving out the programs this
  * kernel cannot run (probed first, then any the verifier still refuses, one
@@ -373,79 +323,4 @@ function loadObject(options: ProbeOptions): { obj: BpfObject; skipped: Map<strin
       );
     }
   }
-}
-
-/** The user's one line for a refused load; the verifier log goes in `detail` (--verbose). */
-export function explainLoadFailure(
-  err: LibbpfError,
-  hasBtf: () => boolean = kernelHasBtf,
-): NetflowError {
-  // libbpf finds no kernel BTF to relocate against: ESRCH, before any program.
-  if (err.errno === 3 && !hasBtf()) {
-    return new NetflowError(
-      `This kernel (${kernelRelease()}) has no BTF (${KERNEL_BTF} is missing), which ` +
-        `netflow's programs are relocated against: a kernel built with ` +
-        `CONFIG_DEBUG_INFO_BTF=y, or in a container that path mounted from the host`,
-      { cause: err, ...(err.detail ? { detail: err.detail } : {}) },
-    );
-  }
-  // The verifier refuses with EACCES (or EINVAL) and writes a load log; a
-  // missing capability is EPERM with no log.
-  const verifier = /BEGIN PROG LOAD LOG|processed \d+ insns/.test(err.detail ?? "");
-  const denied = !verifier && (err.errno === 1 || err.errno === 13);
-  const refused = refusal(err.detail ?? "");
-  const what = refused === null || optional(refused.program) ||
-      !PROGRAM_NEEDS.some((n) => n.program === refused.program)
-    ? `The kernel refused netflow's BPF programs: ${strerror(err.errno)} (errno ${err.errno})`
-    : `This kernel (${kernelRelease()}) refused netflow's ${sectionOf(refused.program)} ` +
-      `program, without which it cannot report flows` +
-      (refused.reason ? `: ${refused.reason}` : "");
-  return new NetflowError(
-    denied ? `Cannot load BPF programs: permission denied (${PRIVILEGE_HINT})` : `${what} ` +
-      (verboseLogOn()
-        ? "(the verifier log is above)"
-        : "(run with --verbose for the verifier log)"),
-    { cause: err, ...(err.detail ? { detail: err.detail } : {}) },
-  );
-}
-
-const KERNEL_BTF = "/sys/kernel/btf/vmlinux";
-
-function kernelHasBtf(): boolean {
-  try {
-    Deno.statSync(KERNEL_BTF);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function openCgroup(dir: string): CgroupFd {
-  try {
-    return new CgroupFd(dir);
-  } catch (err) {
-    const reason = err instanceof LibbpfError ? err.message.replace(/^.*failed: /, "") : err;
-    throw new NetflowError(`Cannot open cgroup "${dir}": ${reason}`, { cause: err });
-  }
-}
-
-function attachOrExplain(obj: BpfObject, program: string, cgroup: CgroupFd, dir: string) {
-  try {
-    return obj.attachCgroup(program, cgroup);
-  } catch (err) {
-    if (!(err instanceof LibbpfError)) throw err;
-    const why = err.errno === 1 || err.errno === 13
-      ? `permission denied (${PRIVILEGE_HINT}; an exclusive legacy attachment also refuses links)`
-      : err.message.replace(/^.*failed: /, "");
-    throw new NetflowError(`Cannot attach to cgroup "${dir}": ${why}`, { cause: err });
-  }
-}
-
-function checkPrivileges(): void {
-  let status = "";
-  try {
-    status = Deno.readTextFileSync("/proc/self/status");
-  } catch { /* not Linux /proc: the kernel will say */ }
-  const missing = missingCapabilities(status);
-  if (missing.length > 0) throw new NetflowError(missingCapabilitiesMessage(missing));
 }

@@ -13,7 +13,8 @@
  *
  * @module
  */
-import { CgroupFd, check, libbpf } from "../ffi/libbpf.ts";
+import { check, libbpf } from "../ffi/libbpf.ts";
+import { CgroupFd } from "../ffi/objects.ts";
 
 /** enum bpf_attach_type BPF_CGROUP_SOCK_OPS, and BPF_F_QUERY_EFFECTIVE. */
 const BPF_CGROUP_SOCK_OPS = 3;

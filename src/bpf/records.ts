@@ -1,136 +1,25 @@
 /**
- * Decodes ring buffer records. Mirrors bpf/netflow.h: the offsets below are
- * checked against the BTF of the built object by tests/unit/records_test.ts,
- * the constants (src/bpf/abi.ts) by tests/unit/abi_test.ts.
+ * Decodes ring buffer records, laid out as bpf/netflow.h says (src/bpf/layout.ts;
+ * the constants, src/bpf/abi.ts, are checked by tests/unit/abi_test.ts).
  *
  * @module
  */
-import { NF_DIRECTION, NF_END, NF_FLOW, NF_KIND, NF_SIZE, NF_SOCK } from "./abi.ts";
+import { NF_DIRECTION, NF_END, NF_FLOW, NF_SOCK } from "./abi.ts";
 import { formatIPv4, formatIPv6 } from "./addr.ts";
+import { Interned, type SocketOwner } from "./intern.ts";
+import {
+  KIND_BEGIN,
+  KIND_DNS,
+  KIND_FAIL,
+  KIND_HS_RST,
+  KIND_PACKET,
+  KIND_REFUSED,
+  KIND_SYN,
+  KIND_UPDATE,
+  LAYOUT,
+  u64,
+} from "./layout.ts";
 
-/** Byte offsets of each record's fields, by the names netflow.h gives them. */
-export const LAYOUT = {
-  nf_header: {
-    size: 24,
-    fields: { ts_ns: 0, cgroup_id: 8, kind: 16, direction: 17, family: 18, pad: 19 },
-  },
-  nf_flow: {
-    size: 152,
-    fields: {
-      hdr: 0,
-      cookie: 24,
-      begin_ns: 32,
-      bytes_acked: 40,
-      bytes_received: 48,
-      laddr: 56,
-      raddr: 72,
-      netns: 88,
-      snd_una: 92,
-      write_seq: 96,
-      srtt_us: 100,
-      segs_in: 104,
-      segs_out: 108,
-      total_retrans: 112,
-      sk_err: 116,
-      pid: 120,
-      uid: 124,
-      lport: 128,
-      rport: 130,
-      flags: 132,
-      end: 133,
-      old_state: 134,
-      new_state: 135,
-      comm: 136,
-    },
-  },
-  nf_packet: {
-    size: 112,
-    fields: {
-      hdr: 0,
-      sock_cookie: 24,
-      saddr: 32,
-      daddr: 48,
-      seq: 64,
-      ack_seq: 68,
-      pid: 72,
-      uid: 76,
-      netns: 80,
-      sport: 84,
-      dport: 86,
-      tcp_flags: 88,
-      sock_flags: 89,
-      sock_state: 90,
-      pad: 91,
-      comm: 96,
-    },
-  },
-  nf_holder: {
-    size: 80,
-    fields: {
-      cookie: 0,
-      saddr: 8,
-      daddr: 24,
-      pid: 40,
-      uid: 44,
-      netns: 48,
-      sport: 52,
-      dport: 54,
-      family: 56,
-      state: 57,
-      mptcp: 58,
-      pad: 59,
-      comm: 64,
-    },
-  },
-  nf_config: {
-    size: 164,
-    fields: {
-      forward_all: 0,
-      snapshot_all: 1,
-      report_fail: 2,
-      filter_families: 3,
-      self_pid: 4,
-      filter_net: 8,
-      filter_net_prefix: 136,
-      filter_port: 144,
-      filter_nets: 160,
-      filter_ports: 161,
-      filter_directions: 162,
-      kernel_has: 163,
-    },
-  },
-  nf_dns: {
-    size: 1368,
-    fields: {
-      hdr: 0,
-      question: 24,
-      saddr: 32,
-      daddr: 48,
-      netns: 64,
-      stream_off: 68,
-      sport: 72,
-      dport: 74,
-      payload_len: 76,
-      captured_len: 78,
-      query_id: 80,
-      transport: 82,
-      pad: 83,
-      payload: 88,
-    },
-  },
-} as const;
-
-export const KIND_PACKET = NF_KIND.PACKET;
-export const KIND_DNS = NF_KIND.DNS;
-export const KIND_BEGIN = NF_KIND.BEGIN;
-export const KIND_END = NF_KIND.END;
-export const KIND_LISTEN = NF_KIND.LISTEN;
-export const KIND_RELEASE = NF_KIND.RELEASE;
-export const KIND_UPDATE = NF_KIND.UPDATE;
-export const KIND_FAIL = NF_KIND.FAIL;
-export const KIND_SYN = NF_KIND.SYN;
-export const KIND_HS_RST = NF_KIND.HS_RST;
-export const KIND_REFUSED = NF_KIND.REFUSED;
 /** nf_flow kinds, in enum nf_kind order from KIND_BEGIN. */
 const FLOW_KINDS = ["begin", "end", "listen", "release", "update", "fail"] as const;
 /** nf_packet kinds by enum nf_kind value. */
@@ -140,29 +29,13 @@ const PACKET_KINDS: Record<number, TcpPacket["kind"]> = {
   [KIND_HS_RST]: "hs-rst",
   [KIND_REFUSED]: "refused",
 };
-const EGRESS = NF_DIRECTION.EGRESS;
-const SOCK_OWNER = NF_SOCK.OWNER;
-const FLOW_OUTGOING = NF_FLOW.OUTGOING;
-const FLOW_PREEXISTING = NF_FLOW.PREEXISTING;
-const FLOW_OWNER = NF_FLOW.OWNER;
-const FLOW_SYN_ACKED = NF_FLOW.SYN_ACKED;
-const FLOW_OWNER_CLOSER = NF_FLOW.OWNER_CLOSER;
-const FLOW_MPTCP = NF_FLOW.MPTCP;
-const FLOW_BEGIN_LOST = NF_FLOW.BEGIN_LOST;
-const FLOW_REPAIRED = NF_FLOW.REPAIRED;
-const COMM_LEN = NF_SIZE.COMM_LEN;
 
 /** TCP header flag bits, as in the tcp_flags byte. */
 export const TcpFlags = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;
 
 export type Direction = "ingress" | "egress";
 
-/** A process, as socket storage or the task_file iterator name it. */
-export interface SocketOwner {
-  readonly pid: number;
-  readonly uid: number;
-  readonly comm: string;
-}
+export type { SocketOwner } from "./intern.ts";
 
 /** How an established socket ended (enum nf_end), from its own state change. */
 export type EndHow =
@@ -332,12 +205,6 @@ const F = LAYOUT.nf_flow.fields;
 const P = LAYOUT.nf_packet.fields;
 const H = LAYOUT.nf_header.fields;
 const D = LAYOUT.nf_dns.fields;
-const utf8 = new TextDecoder();
-
-/** A u64 field as a number: exact below 2^53, which counters and ids stay under. */
-function u64(view: DataView, at: number): number {
-  return view.getUint32(at + 4, true) * 4294967296 + view.getUint32(at, true);
-}
 
 /**
  * Turns raw records into {@link KernelRecord}s. `clockOffsetUs` converts the
@@ -347,16 +214,10 @@ function u64(view: DataView, at: number): number {
 export class RecordDecoder {
   /** Realtime minus monotonic, re-read by the monitor (clock steps, suspend). */
   clockOffsetUs: number;
-  /**
-   * One owner object per process, shared by its records (and the flows that
-   * keep them), with the raw comm bytes it was made from: a record whose pid,
-   * uid and comm bytes match takes it without making a string.
-   */
-  readonly #owners = new Map<number, { owner: SocketOwner; comm: Uint8Array }>();
+  /** Owners and IPv4 addresses shared by the records that name them. */
+  readonly #interned = new Interned();
   /** Bytes over the buffer records were last read from (the ring's: one for all drains). */
   #bytes: Uint8Array = new Uint8Array(0);
-  /** One string per IPv4 address (u32 key): shared by every record that names it. */
-  readonly #ipv4 = new Map<number, string>();
 
   constructor(clockOffsetUs: number) {
     this.clockOffsetUs = clockOffsetUs;
@@ -383,16 +244,7 @@ export class RecordDecoder {
 
   /** The address at `at` (absolute in `bytes`) as text; IPv4 strings are interned. */
   #addr(bytes: Uint8Array, family: 4 | 6, at: number): string {
-    if (family === 6) return formatIPv6(bytes, at);
-    const key = ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) |
-      bytes[at + 3]!) >>> 0;
-    let text = this.#ipv4.get(key);
-    if (text === undefined) {
-      if (this.#ipv4.size >= 65536) this.#ipv4.clear();
-      text = formatIPv4(bytes, at);
-      this.#ipv4.set(key, text);
-    }
-    return text;
+    return this.#interned.addr(bytes, family, at);
   }
 
   #timeUs(view: DataView, at: number): number {
@@ -425,18 +277,20 @@ export class RecordDecoder {
       localPort: view.getUint16(at + F.lport, true),
       remoteAddr: this.#addr(bytes, family, base + F.raddr),
       remotePort: view.getUint16(at + F.rport, true),
-      outgoing: (flags & FLOW_OUTGOING) !== 0,
-      preexisting: (flags & FLOW_PREEXISTING) !== 0,
-      synAcked: (flags & FLOW_SYN_ACKED) !== 0,
+      outgoing: (flags & NF_FLOW.OUTGOING) !== 0,
+      preexisting: (flags & NF_FLOW.PREEXISTING) !== 0,
+      synAcked: (flags & NF_FLOW.SYN_ACKED) !== 0,
       end: END_HOW[view.getUint8(at + F.end)] ?? null,
       oldState: view.getUint8(at + F.old_state),
       newState: view.getUint8(at + F.new_state),
       skErr: view.getUint32(at + F.sk_err, true),
-      owner: flags & FLOW_OWNER ? this.#owner(view, bytes, at, base, F.pid, F.uid, F.comm) : null,
-      ownerAtClose: (flags & FLOW_OWNER_CLOSER) !== 0,
-      mptcp: (flags & FLOW_MPTCP) !== 0,
-      beginLost: (flags & FLOW_BEGIN_LOST) !== 0,
-      repaired: (flags & FLOW_REPAIRED) !== 0,
+      owner: flags & NF_FLOW.OWNER
+        ? this.#owner(view, bytes, at, base, F.pid, F.uid, F.comm)
+        : null,
+      ownerAtClose: (flags & NF_FLOW.OWNER_CLOSER) !== 0,
+      mptcp: (flags & NF_FLOW.MPTCP) !== 0,
+      beginLost: (flags & NF_FLOW.BEGIN_LOST) !== 0,
+      repaired: (flags & NF_FLOW.REPAIRED) !== 0,
       counters: {
         bytesAcked: u64(view, at + F.bytes_acked),
         bytesReceived: u64(view, at + F.bytes_received),
@@ -459,7 +313,7 @@ export class RecordDecoder {
       timeUs: this.#timeUs(view, at),
       timeNs: u64(view, at + H.ts_ns),
       cgroupId: u64(view, at + H.cgroup_id),
-      direction: view.getUint8(at + H.direction) === EGRESS ? "egress" : "ingress",
+      direction: view.getUint8(at + H.direction) === NF_DIRECTION.EGRESS ? "egress" : "ingress",
       family,
       src: this.#addr(bytes, family, base + P.saddr),
       dst: this.#addr(bytes, family, base + P.daddr),
@@ -471,7 +325,7 @@ export class RecordDecoder {
       cookie: u64(view, at + P.sock_cookie),
       sockState: view.getUint8(at + P.sock_state),
       netns: view.getUint32(at + P.netns, true),
-      owner: sockFlags & SOCK_OWNER
+      owner: sockFlags & NF_SOCK.OWNER
         ? this.#owner(view, bytes, at, base, P.pid, P.uid, P.comm)
         : null,
     };
@@ -488,18 +342,7 @@ export class RecordDecoder {
     commAt: number,
   ): SocketOwner {
     const pid = view.getUint32(at + pidAt, true);
-    const uid = view.getUint32(at + uidAt, true);
-    const known = this.#owners.get(pid);
-    if (
-      known !== undefined && known.owner.uid === uid && sameBytes(known.comm, bytes, base + commAt)
-    ) {
-      return known.owner;
-    }
-    const comm = cString(bytes, base + commAt, COMM_LEN);
-    if (this.#owners.size >= 4096) this.#owners.clear();
-    const owner = Object.freeze({ pid, uid, comm });
-    this.#owners.set(pid, { owner, comm: bytes.slice(base + commAt, base + commAt + COMM_LEN) });
-    return owner;
+    return this.#interned.owner(pid, view.getUint32(at + uidAt, true), bytes, base + commAt);
   }
 
   /** The update iterator's output as an {@link OpenList}. */
@@ -539,7 +382,7 @@ export class RecordDecoder {
       timeUs: this.#timeUs(view, at),
       timeNs: u64(view, at + H.ts_ns),
       cgroupId: u64(view, at + H.cgroup_id),
-      direction: view.getUint8(at + H.direction) === EGRESS ? "egress" : "ingress",
+      direction: view.getUint8(at + H.direction) === NF_DIRECTION.EGRESS ? "egress" : "ingress",
       transport: view.getUint8(at + D.transport) === 6 ? "tcp" : "udp",
       netns: view.getUint32(at + D.netns, true),
       src: addr(bytes, D.saddr),
@@ -554,63 +397,4 @@ export class RecordDecoder {
       payload: new Uint8Array(view.buffer.slice(start, start + Math.max(0, captured))),
     };
   }
-}
-
-/** A process holding a TCP socket, from the task_file iterator. */
-export interface SocketHolder {
-  /** The socket's cookie (an MPTCP socket's: its first subflow's). */
-  readonly cookie: number;
-  readonly netns: number;
-  readonly family: 4 | 6;
-  readonly localAddr: string;
-  readonly localPort: number;
-  readonly listening: boolean;
-  readonly owner: SocketOwner;
-}
-
-/** Decodes the task_file iterator's output (back-to-back nf_holder records). */
-export function decodeHolders(bytes: Uint8Array): SocketHolder[] {
-  const F = LAYOUT.nf_holder.fields, size = LAYOUT.nf_holder.size;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out: SocketHolder[] = [];
-  for (let at = 0; at + size <= bytes.length; at += size) {
-    const family = view.getUint8(at + F.family) === 6 ? 6 : 4;
-    out.push({
-      cookie: u64(view, at + F.cookie),
-      netns: view.getUint32(at + F.netns, true),
-      family,
-      localAddr: (family === 6 ? formatIPv6 : formatIPv4)(bytes, at + F.saddr),
-      localPort: view.getUint16(at + F.sport, true),
-      listening: view.getUint8(at + F.state) === TCP_LISTEN,
-      owner: {
-        pid: view.getUint32(at + F.pid, true),
-        uid: view.getUint32(at + F.uid, true),
-        comm: cString(bytes, at + F.comm, COMM_LEN),
-      },
-    });
-  }
-  return out;
-}
-
-const TCP_LISTEN = 10;
-
-/** Whether `bytes` at `at` starts with all of `known`. */
-function sameBytes(known: Uint8Array, bytes: Uint8Array, at: number): boolean {
-  for (let i = 0; i < known.length; i++) if (known[i] !== bytes[at + i]) return false;
-  return true;
-}
-
-/** A NUL-terminated string of at most `max` bytes; ASCII without a decoder call. */
-function cString(bytes: Uint8Array, at: number, max: number): string {
-  let out = "";
-  for (let i = at; i < at + max; i++) {
-    const b = bytes[i]!;
-    if (b === 0) return out;
-    if (b >= 0x80) {
-      const end = bytes.subarray(at, at + max).indexOf(0);
-      return utf8.decode(bytes.subarray(at, end < 0 ? at + max : at + end));
-    }
-    out += String.fromCharCode(b);
-  }
-  return out;
 }

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { boottimeMs } from "../ffi/libbpf.ts";
+import { boottimeMs } from "../ffi/syscalls.ts";
 
 /** The size and expiry of the DNS cache (one for all network namespaces). */
 export interface DnsCacheOptions {

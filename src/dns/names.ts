@@ -19,7 +19,7 @@
 import type { DnsMessage } from "../bpf/records.ts";
 import { DnsCache, type DnsCacheOptions } from "./cache.ts";
 import { type Answer, parseAnswer } from "./parse.ts";
-import { boottimeMs } from "../ffi/libbpf.ts";
+import { boottimeMs } from "../ffi/syscalls.ts";
 
 /** The DNS cache's options (one cache, all namespaces). */
 export type DnsNamesOptions = DnsCacheOptions;

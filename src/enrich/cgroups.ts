@@ -1,5 +1,6 @@
 /**
- * Cgroup ids to paths. A cgroup v2 id is the inode number of its directory,
+ * The cgroup and container enricher: `cgroup` (the path under the v2 root)
+ * and `container_id` from the event's `cgroup_id`. A cgroup v2 id is the inode number of its directory,
  * so a walk of the watched subtree maps every id there to its path. An id not
  * yet known triggers a rescan at once (a cgroup made a moment ago is found);
  * under churn the rescans are bounded (at most 20 a second, and an id a
@@ -10,6 +11,7 @@
  */
 import { relativeCgroupPath } from "../bpf/cgroup.ts";
 import { containerIdFromCgroup } from "./container.ts";
+import type { Enricher, Enriching } from "./enricher.ts";
 
 export interface CgroupInfo {
   /** Path under the cgroup v2 root ("/" for the root itself). */
@@ -24,7 +26,7 @@ const GONE_MS = 1000;
 const MAX_ENTRIES = 65_536;
 const GONE: CgroupInfo = Object.freeze({ path: "", containerId: null });
 
-export class CgroupPaths {
+export class CgroupPaths implements Enricher {
   readonly #mount: string;
   readonly #watched: string;
   readonly #now: () => number;
@@ -60,6 +62,14 @@ export class CgroupPaths {
     if (this.#gone.size > MAX_ENTRIES) this.#gone.clear();
     this.#gone.set(id, now + GONE_MS);
     return GONE;
+  }
+
+  /** Fills the event's cgroup path and container id. */
+  push(item: Enriching): readonly Enriching[] {
+    const info = this.lookup(item.event.cgroup_id);
+    item.event.cgroup = info.path;
+    item.event.container_id = info.containerId;
+    return [item];
   }
 
   /** Every cgroup id of the watched subtree now (a fresh walk). */

@@ -10,7 +10,8 @@
  *
  * @module
  */
-import type { SocketHolder, SocketOwner } from "../bpf/records.ts";
+import type { SocketOwner } from "../bpf/records.ts";
+import type { SocketHolder } from "../bpf/holders.ts";
 
 /** What the owner resolver needs of the holders (a fake in unit tests). */
 export interface HolderIndex {

@@ -15,7 +15,8 @@
  * @module
  */
 import type { ReaderKind } from "../options.ts";
-import { check, libbpf, pageSize } from "./libbpf.ts";
+import { check, libbpf } from "./libbpf.ts";
+import { pageSize } from "./syscalls.ts";
 
 /** The most records one drain hands over: the events of one batch stay few (memory). */
 export const DRAIN_MAX = 16_384;

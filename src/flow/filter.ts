@@ -9,6 +9,7 @@
  */
 import { cidrValue, inCidr, parseIP } from "../bpf/addr.ts";
 import { type FlowFilter, localIsSrc, type NetflowEvent } from "../events.ts";
+import { flag, type Parsed, repeatable } from "../argv.ts";
 import { refuse } from "../options.ts";
 
 /** A pid: a whole number from 1. */
@@ -106,4 +107,47 @@ export function compileFilter(filter: FlowFilter): ((e: NetflowEvent) => boolean
   }
   if (tests.length === 0) return undefined;
   return (e) => tests.every((t) => t(e));
+}
+
+/** A repeatable filter option: `rule` checks each value (every filter is repeatable: OR). */
+function only<T>(metavar: string, help: string, rule: (name: string, value: unknown) => T) {
+  return repeatable({ metavar, help, parse: (text, name) => rule(name, text) });
+}
+
+/** The command line's filters: each repeatable (OR); different kinds combine (AND). */
+export const FILTER_OPTIONS = {
+  pid: only(
+    "PID",
+    "only flows of this process (repeatable, as every filter:\n" +
+      "one kind matches any of its values; kinds combine)",
+    pidValue,
+  ),
+  comm: only("NAME", "only flows of processes named NAME (comm, as ps shows it)", commValue),
+  port: only("PORT", "only flows with PORT on either side", portValue),
+  container: only("ID", "only flows of the container whose id starts with ID", containerValue),
+  net: only(
+    "CIDR",
+    "only flows whose remote address is in CIDR\n(10.0.0.0/8, fd00::/8, or one address)",
+    (name, text) => {
+      cidrValue(name, text);
+      return text as string;
+    },
+  ),
+  direction: only("DIR", "only incoming or outgoing flows", directionValue),
+  ipv4: flag("4", "only IPv4 flows"),
+  ipv6: flag("6", "only IPv6 flows"),
+};
+
+/** The filter the command line's options ask for, or undefined when they ask for none. */
+export function filterOf(o: Parsed<typeof FILTER_OPTIONS>): FlowFilter | undefined {
+  const filter: FlowFilter = {
+    pid: o.pid,
+    comm: o.comm,
+    port: o.port,
+    container: o.container,
+    net: o.net,
+    direction: o.direction,
+    family: [...(o.ipv4 ? [4 as const] : []), ...(o.ipv6 ? [6 as const] : [])],
+  };
+  return Object.values(filter).some((v) => v.length > 0) ? filter : undefined;
 }

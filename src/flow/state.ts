@@ -9,19 +9,19 @@
  * a TCP socket reaches ESTABLISHED, one end record when it leaves the open
  * states, each written once per socket. This table pairs them by socket
  * identity (network namespace and socket cookie, so a reused 4-tuple is a new
- * flow), orients and enriches the events, and stays correct when records are
- * duplicated, lost or evicted:
+ * flow), orients the events, and stays correct when records are duplicated,
+ * lost or evicted. Its events are bare: identity, orientation, counters and
+ * the kernel's times; the owner, cgroup path and names are the enrichers'
+ * (src/enrich/enricher.ts), which take each event with its {@link FlowFacts}:
  *
  *   begin -> open -> end (the flow is forgotten, its key kept briefly so a
  *   duplicate record ends nothing twice)
  *
  * @module
  */
-import { TCP_STATE } from "../bpf/abi.ts";
 import {
   type FlowRecord,
   type OpenList,
-  type SocketCounters,
   socketKey,
   type SocketOwner,
   type TcpPacket,
@@ -32,39 +32,33 @@ import {
   EVENT_FAIL,
   EVENT_UPDATE,
   type FlowBeginEvent,
-  type FlowCounters,
   type FlowEndEvent,
   type FlowEvent,
   type FlowEventBase,
   type FlowFailEvent,
-  type FlowUpdateEvent,
   formatTime,
 } from "../events.ts";
+import {
+  counterFields,
+  endCounters,
+  endOf,
+  msBetween,
+  NO_COUNTERS,
+  updateCounters,
+  WIDE_REFRESH_NS,
+  type Widened,
+  widenRecord,
+} from "./counters.ts";
+import { type Endpoint, HalfOpen, listening, tupleKey } from "./handshake.ts";
 
-/** What the flow table knows about a flow when it asks for its owner. */
-export interface OwnerQuery {
-  /** The socket's cookie. */
-  cookie: number;
-  netns: number;
-  direction: "outgoing" | "incoming";
-  localPort: number;
-  /** The owner stamped into socket storage (the creator, or who called connect), if any. */
-  creator: SocketOwner | null;
-}
-
-/** What the flow table asks of enrichment; every member has a neutral default. */
-export interface FlowContext {
-  /** Names the DNS cache of network namespace `netns` holds for an address. */
-  names(addr: string, netns: number): readonly string[];
-  /** The cgroup path (under the v2 root) and container id of a cgroup id. */
-  cgroup(id: number): { path: string; containerId: string | null };
-  /** The flow's owner, given what the kernel said (`creator`); by default the creator. */
-  owner(query: OwnerQuery): SocketOwner | null;
-}
-
-export interface Endpoint {
-  readonly addr: string;
-  readonly port: number;
+/** What the table knows beside an event, for the enrichers ({@link FlowTable.factsOf}). */
+export interface FlowFacts {
+  /** The socket's cookie (with the event's `netns`, the socket); 0 for an attempt that made none. */
+  readonly cookie: number;
+  /** The kernel record behind it (begin, end, fail, the update's); none for unknown ends, handshakes. */
+  readonly record: FlowRecord | undefined;
+  /** The process the kernel stamped on it (null: none known; a refused attempt has no process). */
+  readonly stamp: SocketOwner | null;
 }
 
 export interface FlowTableOptions {
@@ -74,13 +68,6 @@ export interface FlowTableOptions {
   maxHalfOpen?: number;
   /** Prefix of flow ids; unique per run by default. */
   idPrefix?: string;
-  context?: Partial<FlowContext>;
-  /**
-   * Whether begin events are wanted (default true). Without them a begin is
-   * still tracked (its names and time kept for the end) but no event object
-   * is made for it (`--events net_flow_tcp_end`).
-   */
-  begins?: boolean;
 }
 
 export interface FlowStats {
@@ -97,7 +84,8 @@ export interface FlowStats {
   unknownEnds: number;
 }
 
-interface Flow {
+/** A flow, with its 32-bit counters widened (src/flow/counters.ts). */
+interface Flow extends Widened {
   /** Made into the flow_id string only when an event is written. */
   readonly id: number;
   readonly direction: "outgoing" | "incoming";
@@ -109,68 +97,34 @@ interface Flow {
   readonly preexisting: boolean;
   /** When netflow reported the begin, as the kernel's monotonic ns; null when it did not. */
   readonly beginNs: number | null;
-  owner: SocketOwner | null;
-  /** The owner has been asked of the context (once per flow). */
-  ownerResolved: boolean;
   /** Reconcile sweeps in a row that did not find its socket open. */
   missed: number;
-  /**
-   * The kernel's 32-bit counters (segs_in, segs_out, total_retrans) made
-   * 64-bit: the last raw value seen and the wraps since; null until a record
-   * of the flow gave them. When they were last seen (monotonic ns).
-   */
-  wide: WideCounters | null;
-  wideNs: number;
-  /** Names taken at begin, kept for the end event. */
-  localNames: readonly string[] | null;
-  remoteNames: readonly string[] | null;
 }
 
-/** A listening socket, from the start snapshot: it orients the flows found beside it. */
-export interface Listener {
-  readonly netns: number;
-  readonly addr: string;
-  readonly port: number;
-}
-
-/** A half-open attempt is forgotten after this long (the kernel's SYN-ACK retries end sooner). */
-const HALF_OPEN_TTL_NS = 120e9;
 const NO_NAMES: readonly string[] = Object.freeze([]);
+/** A new flow's sweep and counter state. */
+const FRESH = { missed: 0, wide: null, wideNs: 0 } as const;
 /** Open flows tracked at most unless told (`--max-flows`). */
 export const DEFAULT_MAX_FLOWS = 131_072;
-
-/** Counters are numbers in JSON: anything at or above 2^53 would not stay exact. */
-const MAX_EXACT = Number.MAX_SAFE_INTEGER;
-
-const DEFAULT_CONTEXT: FlowContext = {
-  names: () => NO_NAMES,
-  cgroup: () => ({ path: "", containerId: null }),
-  owner: (q) => q.creator,
-};
 
 export class FlowTable {
   readonly #open = new Map<string, Flow>();
   /** Keys of flows that ended recently, oldest first: a repeated end is ignored. */
   readonly #ended = new Set<string>();
-  /** SYNs that reached a listener: key -> when (monotonic ns), until it establishes or fails. */
-  readonly #halfOpen = new Map<string, number>();
+  readonly #halfOpen: HalfOpen;
   readonly #maxFlows: number;
-  readonly #maxHalfOpen: number;
   readonly #idPrefix: string;
-  readonly #context: FlowContext;
-  readonly #begins: boolean;
+  /** What each event's enrichers need beside it (the event is the key: nothing else keeps it). */
+  readonly #facts = new WeakMap<FlowEvent, FlowFacts>();
   #nextId = 1;
   #evicted = 0;
   #duplicates = 0;
-  #halfOpenEvicted = 0;
   #unknownEnds = 0;
 
   constructor(options: FlowTableOptions = {}) {
     this.#maxFlows = options.maxFlows ?? DEFAULT_MAX_FLOWS;
-    this.#maxHalfOpen = options.maxHalfOpen ?? 65_536;
+    this.#halfOpen = new HalfOpen(options.maxHalfOpen ?? 65_536);
     this.#idPrefix = options.idPrefix ?? Math.floor(Math.random() * 0xffffff).toString(16);
-    this.#context = { ...DEFAULT_CONTEXT, ...options.context };
-    this.#begins = options.begins ?? true;
   }
 
   get stats(): FlowStats {
@@ -179,20 +133,28 @@ export class FlowTable {
       evicted: this.#evicted,
       duplicates: this.#duplicates,
       halfOpen: this.#halfOpen.size,
-      halfOpenEvicted: this.#halfOpenEvicted,
+      halfOpenEvicted: this.#halfOpen.evicted,
       unknownEnds: this.#unknownEnds,
     };
   }
 
-  /** Whether the flow of this record is open (its begin was seen and no end yet). */
-  isOpen(r: FlowRecord): boolean {
-    return this.#open.has(flowKey(r));
+  /** What the table knows beside one of its events (for the enrichers). */
+  factsOf(event: FlowEvent): FlowFacts {
+    const facts = this.#facts.get(event);
+    if (facts === undefined) throw new Error(`not an event of this table: ${event.flow_id}`);
+    return facts;
+  }
+
+  /** The begin the full ring lost, to write just before this end (the kernel says when and how). */
+  lostBegin(r: FlowRecord): FlowRecord | undefined {
+    if (r.kind !== "end" || !r.beginLost || this.#open.has(flowKey(r))) return undefined;
+    return { ...r, kind: "begin", timeUs: r.beginUs ?? r.timeUs, end: null };
   }
 
   /** Feeds one kernel record; returns the event it makes, if any. */
   onRecord(r: FlowRecord): FlowEvent | undefined {
     if (r.kind === "begin") {
-      if (!r.outgoing) this.#halfOpen.delete(tupleKey(r.netns, r));
+      if (!r.outgoing) this.#halfOpen.established(tupleKey(r.netns, r));
       return this.#begin(r, r.outgoing ? "outgoing" : "incoming");
     }
     if (r.kind === "end") return this.#end(r);
@@ -202,8 +164,9 @@ export class FlowTable {
 
   /**
    * The open flows the kernel listed (the update iterator, `update` records)
-   * at `now` (wall µs for the events' time, monotonic ns for durations): an update event for each flow open at least `updateEveryUs`
-   * (none when null), and a `reason: unknown` end for each flow whose socket
+   * at `now` (wall µs for the events' time, monotonic ns for durations): an
+   * update event for each flow open at least `updateEveryUs` (none when
+   * null), and a `reason: unknown` end for each flow whose socket
    * was missing from two lists in a row (its end record was lost). Only the
    * namespaces in `listedNetns` were listed (all when not given): flows of
    * other namespaces are left alone.
@@ -240,15 +203,13 @@ export class FlowTable {
       if (!due && now.ns - flow.wideNs < WIDE_REFRESH_NS) continue;
       const raw = found[0].record(found[1]);
       if (raw === undefined) continue;
-      const r = this.#widen(flow, raw);
+      const r = widenRecord(flow, raw);
       // Due by the record's own time, which the duration is measured to.
       if (!due || r.timeNs - flow.beginNs! < everyNs!) continue;
-      const update = this.#event(flow, r, EVENT_UPDATE, flow.direction === "outgoing") as
-        & FlowEventBase
-        & Partial<FlowUpdateEvent>;
-      update.duration_ms = msBetween(flow.beginNs, r.timeNs);
-      Object.assign(update, counterFields(updateCounters(r, flow.direction === "outgoing")));
-      out.push(update as FlowUpdateEvent);
+      const outgoing = flow.direction === "outgoing";
+      const update = this.#event(flow, r.timeUs, EVENT_UPDATE, outgoing, r);
+      const duration_ms = msBetween(flow.beginNs, r.timeNs);
+      out.push(Object.assign(update, { duration_ms }, counterFields(updateCounters(r, outgoing))));
     }
     return out;
   }
@@ -260,67 +221,18 @@ export class FlowTable {
     return out;
   }
 
-  /**
-   * A handshake packet of an attempt that made no socket (fail events): a
-   * SYN reaching a listener starts a half-open attempt; a RST reaching the
-   * listener resets it; this host's RST for a closed port refuses one.
-   */
+  /** A handshake packet of an attempt that made no socket: its fail event, if it fails one. */
   onHandshake(p: TcpPacket): FlowFailEvent | undefined {
-    this.#expireHalfOpen(p.timeNs);
-    // Ingress packets come from the remote side; the refusal leaves from the local one.
-    const remote = p.kind === "refused"
-      ? { addr: p.dst, port: p.dstPort }
-      : { addr: p.src, port: p.srcPort };
-    const local = p.kind === "refused"
-      ? { addr: p.src, port: p.srcPort }
-      : { addr: p.dst, port: p.dstPort };
-    const key = tupleKey(p.netns, {
-      localAddr: local.addr,
-      localPort: local.port,
-      remoteAddr: remote.addr,
-      remotePort: remote.port,
+    const attempt = this.#halfOpen.onPacket(p);
+    if (attempt === undefined) return undefined;
+    const { local, remote, sinceNs } = attempt;
+    const flow = this.#flow("incoming", local, remote, { ...p, preexisting: false }, null);
+    // A refusal has no socket and so no process; a reset attempt reached the listener's.
+    const stamp = p.kind === "refused" ? null : p.owner;
+    return Object.assign(this.#event(flow, p.timeUs, EVENT_FAIL, false, undefined, stamp), {
+      reason: p.kind === "refused" ? "refused" as const : "reset" as const,
+      duration_ms: msBetween(sinceNs, p.timeNs),
     });
-    if (p.kind === "syn") {
-      if (this.#halfOpen.has(key)) return undefined; // a retransmitted SYN
-      if (this.#halfOpen.size >= this.#maxHalfOpen) {
-        this.#halfOpen.delete(this.#halfOpen.keys().next().value!);
-        this.#halfOpenEvicted++;
-      }
-      this.#halfOpen.set(key, p.timeNs);
-      return undefined;
-    }
-    let sinceNs = p.timeNs;
-    if (p.kind === "hs-rst") {
-      const syn = this.#halfOpen.get(key);
-      if (syn === undefined) return undefined; // no attempt of ours: a stray RST
-      this.#halfOpen.delete(key);
-      sinceNs = syn;
-    }
-    const flow: Flow = {
-      id: this.#nextId++,
-      direction: "incoming",
-      local,
-      remote,
-      cgroupId: p.cgroupId,
-      netns: p.netns,
-      cookie: p.cookie,
-      preexisting: false,
-      beginNs: null,
-      // A refusal has no socket and so no process; a reset attempt reached the listener's.
-      owner: p.kind === "refused" ? null : p.owner,
-      ownerResolved: true,
-      missed: 0,
-      wide: null,
-      wideNs: 0,
-      localNames: this.#context.names(local.addr, p.netns),
-      remoteNames: this.#context.names(remote.addr, p.netns),
-    };
-    const fail = this.#baseEvent(flow, p.timeUs, EVENT_FAIL, false) as
-      & FlowEventBase
-      & Partial<FlowFailEvent>;
-    fail.reason = p.kind === "refused" ? "refused" : "reset";
-    fail.duration_ms = msBetween(sinceNs, p.timeNs);
-    return fail as FlowFailEvent;
   }
 
   #fail(r: FlowRecord): FlowFailEvent | undefined {
@@ -331,15 +243,14 @@ export class FlowTable {
     }
     this.#remember(key);
     const flow = this.#newFlow(r, "outgoing", null);
-    this.#takeNames(flow);
-    const fail = this.#event(flow, r, EVENT_FAIL, true) as FlowEventBase & Partial<FlowFailEvent>;
-    fail.reason = r.end === "refused" ? "refused" : "timeout";
-    fail.duration_ms = r.beginNs === 0 ? 0 : msBetween(r.beginNs, r.timeNs);
-    return fail as FlowFailEvent;
+    return Object.assign(this.#event(flow, r.timeUs, EVENT_FAIL, true, r), {
+      reason: r.end === "refused" ? "refused" as const : "timeout" as const,
+      duration_ms: r.beginNs === 0 ? 0 : msBetween(r.beginNs, r.timeNs),
+    });
   }
 
   #unknownEnd(flow: Flow, now: { us: number; ns: number }): FlowEndEvent {
-    const end = this.#baseEvent(flow, now.us, EVENT_END, true) as unknown as FlowEndEvent;
+    const end = this.#event(flow, now.us, EVENT_END, true) as unknown as FlowEndEvent;
     end.closed_by = "local";
     end.reason = "unknown";
     end.duration_ms = flow.beginNs === null ? null : msBetween(flow.beginNs, now.ns);
@@ -347,22 +258,9 @@ export class FlowTable {
     return end;
   }
 
-  /** The names of the flow's addresses, taken once (at its first event) and kept. */
-  #takeNames(flow: Flow): void {
-    flow.localNames ??= this.#context.names(flow.local.addr, flow.netns);
-    flow.remoteNames ??= this.#context.names(flow.remote.addr, flow.netns);
-  }
-
   #remember(key: string): void {
     this.#ended.add(key);
     if (this.#ended.size > this.#maxFlows) this.#ended.delete(this.#ended.values().next().value!);
-  }
-
-  #expireHalfOpen(nowNs: number): void {
-    for (const [key, since] of this.#halfOpen) {
-      if (nowNs - since < HALF_OPEN_TTL_NS) break;
-      this.#halfOpen.delete(key);
-    }
   }
 
   /**
@@ -372,16 +270,7 @@ export class FlowTable {
    * accepted (incoming), any other connected out.
    */
   onSnapshot(records: readonly FlowRecord[]): FlowBeginEvent[] {
-    const listeners = new Set<string>();
-    for (const r of records) {
-      if (r.kind === "listen") listeners.add(`${r.netns}|${r.localAddr}|${r.localPort}`);
-    }
-    const wildcard = (r: FlowRecord) => (r.family === 4 ? "0.0.0.0" : "::");
-    const listens = (r: FlowRecord) =>
-      listeners.has(`${r.netns}|${r.localAddr}|${r.localPort}`) ||
-      listeners.has(`${r.netns}|${wildcard(r)}|${r.localPort}`) ||
-      // A dual-stack listener on [::] also accepts IPv4.
-      listeners.has(`${r.netns}|::|${r.localPort}`);
+    const listens = listening(records);
     const out: FlowBeginEvent[] = [];
     for (const r of records) {
       if (r.kind !== "begin") continue;
@@ -407,34 +296,9 @@ export class FlowTable {
       }
     }
     this.#open.set(key, flow);
-    this.#widen(flow, r);
-    this.#takeNames(flow);
-    if (!this.#begins) return undefined;
+    widenRecord(flow, r);
     // In a begin event src is the initiator.
-    return this.#event(flow, r, EVENT_BEGIN, direction === "outgoing");
-  }
-
-  /**
-   * The record with its 32-bit counters extended to 64 bits from what this
-   * flow's earlier records said: a raw value below the last one wrapped.
-   */
-  #widen(flow: Flow, r: FlowRecord): FlowRecord {
-    const c = r.counters;
-    flow.wideNs = Math.max(flow.wideNs, r.timeNs);
-    if (flow.wide === null) {
-      flow.wide = {
-        segsIn: [c.segsIn, 0],
-        segsOut: [c.segsOut, 0],
-        totalRetrans: [c.totalRetrans, 0],
-      };
-      return r;
-    }
-    const w = flow.wide;
-    const segsIn = widen(w.segsIn, c.segsIn), segsOut = widen(w.segsOut, c.segsOut);
-    const totalRetrans = widen(w.totalRetrans, c.totalRetrans);
-    // Almost always nothing wrapped: the record as it is (no copy per end).
-    if (segsIn === c.segsIn && segsOut === c.segsOut && totalRetrans === c.totalRetrans) return r;
-    return { ...r, counters: { ...c, segsIn, segsOut, totalRetrans } };
+    return this.#event(flow, r.timeUs, EVENT_BEGIN, direction === "outgoing", r);
   }
 
   #end(r: FlowRecord): FlowEndEvent | undefined {
@@ -447,77 +311,65 @@ export class FlowTable {
     const flow = this.#open.get(key) ??
       this.#newFlow(r, r.outgoing ? "outgoing" : "incoming", null);
     this.#open.delete(key);
-    r = this.#widen(flow, r);
+    r = widenRecord(flow, r);
     this.#remember(key);
-    this.#takeNames(flow);
-    // The end record names the holder at close when it is known (src/enrich/owners.ts).
-    if (r.owner !== null) {
-      flow.owner = r.owner;
-      flow.ownerResolved = true;
-    }
-    const how = r.end ?? "local-rst";
-    const local = how === "local-fin" || how === "local-rst" || how === "timeout" ||
-      how === "repair";
+    const { local, reason } = endOf(r);
     // In an end event src is the side that terminated the connection.
-    const end = this.#event(flow, r, EVENT_END, local) as unknown as FlowEndEvent;
+    const end = this.#event(flow, r.timeUs, EVENT_END, local, r) as unknown as FlowEndEvent;
     const c = endCounters(r, flow.direction === "outgoing");
     end.closed_by = local ? "local" : "remote";
-    // A socket closed in repair mode (a checkpoint) sent nothing: how the connection ends is not known.
-    end.reason = how === "timeout"
-      ? "timeout"
-      : how === "repair"
-      ? "unknown"
-      : how.endsWith("fin")
-      ? "fin"
-      : "rst";
+    end.reason = reason;
     end.duration_ms = flow.beginNs === null ? null : msBetween(flow.beginNs, r.timeNs);
     Object.assign(end, counterFields(c));
     return end;
   }
 
   #newFlow(r: FlowRecord, direction: Flow["direction"], beginNs: number | null): Flow {
+    const local = { addr: r.localAddr, port: r.localPort };
+    const remote = { addr: r.remoteAddr, port: r.remotePort };
+    // A socket restored in TCP repair mode carries on a connection opened before it.
+    const preexisting = r.preexisting || r.repaired === true;
+    return this.#flow(direction, local, remote, { ...r, preexisting }, beginNs);
+  }
+
+  #flow(
+    direction: Flow["direction"],
+    local: Endpoint,
+    remote: Endpoint,
+    r: { cgroupId: number; netns: number; cookie: number; preexisting: boolean },
+    beginNs: number | null,
+  ): Flow {
+    const { cgroupId, netns, cookie, preexisting } = r;
+    const id = this.#nextId++;
     return {
-      id: this.#nextId++,
+      id,
       direction,
-      local: { addr: r.localAddr, port: r.localPort },
-      remote: { addr: r.remoteAddr, port: r.remotePort },
-      cgroupId: r.cgroupId,
-      netns: r.netns,
-      cookie: r.cookie,
-      // A socket restored in TCP repair mode carries on a connection opened before it.
-      preexisting: r.preexisting || r.repaired === true,
+      local,
+      remote,
+      cgroupId,
+      netns,
+      cookie,
+      preexisting,
       beginNs,
-      owner: r.owner,
-      ownerResolved: false,
-      missed: 0,
-      wide: null,
-      wideNs: 0,
-      localNames: null,
-      remoteNames: null,
+      ...FRESH,
     };
   }
 
-  /** The fields every flow event has, at a record's time; `localIsSrc` orients it. */
+  /**
+   * The fields every flow event has, at `timeUs`; `localIsSrc` orients it.
+   * Its facts: the `record` behind it, and the kernel's owner `stamp`.
+   */
   #event<E extends FlowEvent["event"]>(
-    flow: Flow,
-    r: FlowRecord,
-    event: E,
-    localIsSrc: boolean,
-  ): FlowEventBase & { event: E } {
-    return this.#baseEvent(flow, r.timeUs, event, localIsSrc);
-  }
-
-  #baseEvent<E extends FlowEvent["event"]>(
     flow: Flow,
     timeUs: number,
     event: E,
     localIsSrc: boolean,
+    record?: FlowRecord,
+    stamp = record?.owner ?? null,
   ): FlowEventBase & { event: E } {
-    const owner = this.#owner(flow);
-    const cgroup = this.#context.cgroup(flow.cgroupId);
     const [src, dst] = localIsSrc ? [flow.local, flow.remote] : [flow.remote, flow.local];
-    const localNames = flow.localNames ?? NO_NAMES, remoteNames = flow.remoteNames ?? NO_NAMES;
-    return {
+    // The enrichers' fields are left empty here: theirs to fill.
+    const made: FlowEventBase & { event: E } = {
       time: formatTime(timeUs),
       event,
       flow_id: `${this.#idPrefix}-${flow.id}`,
@@ -526,165 +378,23 @@ export class FlowTable {
       dst: dst.addr,
       src_port: src.port,
       dst_port: dst.port,
-      src_dns: localIsSrc ? localNames : remoteNames,
-      dst_dns: localIsSrc ? remoteNames : localNames,
-      pid: owner?.pid ?? null,
-      comm: owner?.comm ?? null,
-      uid: owner?.uid ?? null,
+      src_dns: NO_NAMES,
+      dst_dns: NO_NAMES,
+      pid: null,
+      comm: null,
+      uid: null,
       cgroup_id: flow.cgroupId,
-      cgroup: cgroup.path,
-      container_id: cgroup.containerId,
+      cgroup: "",
+      container_id: null,
       netns: flow.netns,
       preexisting: flow.preexisting,
     };
+    this.#facts.set(made as FlowEvent, { cookie: flow.cookie, record, stamp });
+    return made;
   }
-
-  /** Asks the context once per flow, with what the kernel said. */
-  #owner(flow: Flow): SocketOwner | null {
-    if (!flow.ownerResolved) {
-      flow.ownerResolved = true;
-      flow.owner = this.#context.owner({
-        cookie: flow.cookie,
-        netns: flow.netns,
-        direction: flow.direction,
-        localPort: flow.local.port,
-        creator: flow.owner,
-      });
-    }
-    return flow.owner;
-  }
-}
-
-/** A 32-bit kernel counter made 64-bit: [last raw value, wraps seen]. */
-type Wide = [last: number, wraps: number];
-
-interface WideCounters {
-  segsIn: Wide;
-  segsOut: Wide;
-  totalRetrans: Wide;
-}
-
-/**
- * An open flow's 32-bit counters are looked at least this often when the
- * kernel lists it (the monitor lists every 5 minutes even without updates):
- * at 100 Gbit/s of 1,448-byte segments segs_out wraps in about 8 minutes.
- */
-const WIDE_REFRESH_NS = 60e9;
-const TWO_32 = 2 ** 32;
-
-/** `raw` (a u32 that only grows) as a 64-bit count, given what was seen before. */
-function widen(w: Wide, raw: number): number {
-  if (raw < w[0]) w[1]++;
-  w[0] = raw;
-  return w[1] * TWO_32 + raw;
-}
-
-/**
- * Milliseconds (µs precision, as the events' times have) from one kernel
- * monotonic time to a later one; never negative.
- */
-function msBetween(fromNs: number, toNs: number): number {
-  return Math.max(0, Math.floor(toNs / 1000) - Math.floor(fromNs / 1000)) / 1000;
 }
 
 /** A socket's identity: its namespace, cookie, and when it began (a socket can connect again). */
 function flowKey(r: FlowRecord): string {
   return socketKey(r.netns, r.cookie, r.beginNs);
-}
-
-/** A connection attempt's identity before it has a socket. */
-function tupleKey(
-  netns: number,
-  t: { localAddr: string; localPort: number; remoteAddr: string; remotePort: number },
-): string {
-  return `${netns}|${t.localAddr}|${t.localPort}|${t.remoteAddr}|${t.remotePort}`;
-}
-
-/** A socket's counters, each exact in JSON or null. */
-interface Counters {
-  bytesSent: number | null;
-  bytesReceived: number | null;
-  packetsSent: number | null;
-  packetsReceived: number | null;
-  rttUs: number | null;
-  retransmits: number | null;
-}
-
-const NO_COUNTERS: Counters = {
-  bytesSent: null,
-  bytesReceived: null,
-  packetsSent: null,
-  packetsReceived: null,
-  rttUs: null,
-  retransmits: null,
-};
-
-/** The event fields of a set of counters, in the contract's order. */
-function counterFields(c: Counters): FlowCounters {
-  return {
-    bytes_sent: c.bytesSent,
-    bytes_received: c.bytesReceived,
-    packets_sent: c.packetsSent,
-    packets_received: c.packetsReceived,
-    rtt_us: c.rttUs,
-    retransmits: c.retransmits,
-  };
-}
-
-/**
- * An open flow's counters for an update: what was acknowledged and received
- * so far, which the end can only equal or exceed (it adds what is queued).
- */
-export function updateCounters(r: FlowRecord, outgoing: boolean): Counters {
-  return socketCounters(r, outgoing, 0, 0);
-}
-
-/** A counter as JSON can carry it exactly, or null. */
-function exact(n: number): number | null {
-  return Number.isSafeInteger(n) && n >= 0 && n <= MAX_EXACT ? n : null;
-}
-
-/**
- * The local endpoint's counters at the end, from the socket itself at the
- * state change that ended it:
- *
- * - bytes_sent: payload the application handed to TCP up to the end. At the
- *   first FIN (either side) that is everything acknowledged plus what is still
- *   queued (write_seq - snd_una), all of which TCP will deliver before its FIN;
- *   after a reset or a timeout, only what the peer acknowledged. The active
- *   opener's bytes_acked counts its SYN: removed.
- * - bytes_received: payload received in order; at the peer's FIN the kernel
- *   has already counted the FIN's sequence number: removed.
- */
-export function endCounters(r: FlowRecord, outgoing = r.synAcked): Counters {
-  const c = r.counters;
-  // The peer's FIN found data unacknowledged: the kernel wrote the end when
-  // the socket closed (bpf/sockops.bpf.h), when bytes_acked is all that
-  // arrived; our own FIN is in it when LAST_ACK closed without an error.
-  const lateFin = r.end === "remote-fin" && r.newState === TCP_STATE.CLOSE;
-  const atFin = (r.end === "local-fin" || r.end === "remote-fin") && !lateFin;
-  const ownFin = lateFin && r.oldState === TCP_STATE.LAST_ACK && r.skErr === 0 ? 1 : 0;
-  const queued = atFin ? (c.writeSeq - c.sndUna) >>> 0 : -ownFin;
-  const fin = r.end === "remote-fin" && c.bytesReceived > 0 ? 1 : 0;
-  return socketCounters(r, outgoing, queued, fin);
-}
-
-/**
- * The socket's counters as events carry them: `queued` bytes added to those
- * sent, the peer's `fin` (0 or 1) taken from those received, and the active
- * opener's SYN taken from bytes_acked (the kernel flags it when it saw
- * connect(); the snapshot's outgoing flows had one too).
- */
-function socketCounters(r: FlowRecord, outgoing: boolean, queued: number, fin: number): Counters {
-  const c: SocketCounters = r.counters;
-  // A socket restored in repair mode sent no SYN.
-  const syn = (r.synAcked || outgoing) && !r.repaired && c.bytesAcked > 0 ? 1 : 0;
-  return {
-    bytesSent: exact(c.bytesAcked - syn + queued),
-    bytesReceived: exact(c.bytesReceived - fin),
-    packetsSent: exact(c.segsOut),
-    packetsReceived: exact(c.segsIn),
-    rttUs: exact(c.srttUs),
-    retransmits: exact(c.totalRetrans),
-  };
 }

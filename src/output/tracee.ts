@@ -38,25 +38,23 @@ const names = (name: string, value: readonly string[]): Arg => ({
   value,
 });
 
+/** The endpoints, as every event has them. */
+const endpoints = (e: NetflowEvent): Arg[] => [
+  str("src", e.src),
+  str("dst", e.dst),
+  u16("src_port", e.src_port),
+  u16("dst_port", e.dst_port),
+];
+
 /** The event's args: Tracee's own first, in its order, then netflow's. */
 export function traceeArgs(e: NetflowEvent, communityId: string): Arg[] {
   if (e.event === "net_packet_tcp") {
-    return [
-      str("src", e.src),
-      str("dst", e.dst),
-      u16("src_port", e.src_port),
-      u16("dst_port", e.dst_port),
-      str("direction", e.direction),
-      str("flags", e.flags),
-      str("community_id", communityId),
-    ];
+    const flags = [str("direction", e.direction), str("flags", e.flags)];
+    return [...endpoints(e), ...flags, str("community_id", communityId)];
   }
   const args = [
     str("conn_direction", e.conn_direction),
-    str("src", e.src),
-    str("dst", e.dst),
-    u16("src_port", e.src_port),
-    u16("dst_port", e.dst_port),
+    ...endpoints(e),
     names("src_dns", e.src_dns),
     names("dst_dns", e.dst_dns),
     str("flow_id", e.flow_id),

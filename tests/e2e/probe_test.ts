@@ -3,8 +3,10 @@
  * exact control packets of a real loopback connection.
  */
 import assert from "node:assert/strict";
-import { BPF_NAMES, explainLoadFailure } from "../../src/bpf/loader.ts";
-import { BpfObject, LibbpfError } from "../../src/ffi/libbpf.ts";
+import { BPF_NAMES } from "../../src/bpf/loader.ts";
+import { explainLoadFailure } from "../../src/bpf/refusals.ts";
+import { LibbpfError } from "../../src/ffi/libbpf.ts";
+import { BpfObject } from "../../src/ffi/objects.ts";
 import type { PacketEvent } from "../../src/events.ts";
 import { attachedPrograms, e2eTest, LOCAL, sh, TestCgroup, workload } from "../helpers/e2e.ts";
 import { Netflow, runNetflow } from "../helpers/netflow.ts";

@@ -6,11 +6,11 @@
 import {
   type EndHow,
   type FlowRecord,
-  LAYOUT,
   type OpenList,
   type SocketCounters,
   socketKey,
 } from "../../src/bpf/records.ts";
+import { LAYOUT } from "../../src/bpf/layout.ts";
 
 export interface Side {
   addr: string;

@@ -5,7 +5,8 @@
  * IPFIX packet deltas add up.
  */
 import assert from "node:assert/strict";
-import { KIND_BEGIN, KIND_END, KIND_UPDATE, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
+import { RecordDecoder } from "../../src/bpf/records.ts";
+import { KIND_BEGIN, KIND_END, KIND_UPDATE, LAYOUT } from "../../src/bpf/layout.ts";
 import type { FlowRecord } from "../../src/bpf/records.ts";
 import type { FlowEndEvent, FlowEvent, FlowUpdateEvent } from "../../src/events.ts";
 import { FlowTable } from "../../src/flow/state.ts";

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import dnsPacket from "npm:dns-packet@5.6.1";
-import { KIND_DNS, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
+import { RecordDecoder } from "../../src/bpf/records.ts";
+import { KIND_DNS, LAYOUT } from "../../src/bpf/layout.ts";
 import type { DnsMessage } from "../../src/bpf/records.ts";
 import { DnsCache, MAX_GROUPS, MAX_NAMES } from "../../src/dns/cache.ts";
 import { DnsNames } from "../../src/dns/names.ts";

@@ -7,12 +7,14 @@
 import assert from "node:assert/strict";
 import dnsPacket from "npm:dns-packet@5.6.1";
 import { drainInOrder } from "../../src/bpf/drain.ts";
-import { KIND_BEGIN, KIND_DNS, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
+import { RecordDecoder } from "../../src/bpf/records.ts";
+import { KIND_BEGIN, KIND_DNS, LAYOUT } from "../../src/bpf/layout.ts";
 import type { KernelRecord } from "../../src/bpf/records.ts";
 import type { RecordHandler } from "../../src/ffi/ringbuf.ts";
 import { DnsNames } from "../../src/dns/names.ts";
 import type { FlowBeginEvent } from "../../src/events.ts";
-import { FlowTable } from "../../src/flow/state.ts";
+import { DnsEnricher } from "../../src/enrich/dns.ts";
+import { EnrichedTable } from "../helpers/enriched.ts";
 import { rawFlow } from "../helpers/records.ts";
 
 /** A ring holding recorded records; `beforeDrain` runs as a drain starts (a commit racing it). */
@@ -58,7 +60,7 @@ function rawAnswer(tsNs: bigint, name: string, address: string): DataView {
 function pipeline() {
   const decoder = new RecordDecoder(1_700_000_000_000_000);
   const dns = new DnsNames({ now: () => 1000 });
-  const table = new FlowTable({ context: { names: (addr, netns) => dns.names(netns, addr) } });
+  const table = new EnrichedTable({}, [new DnsEnricher(dns, { maxFlows: 16 })]);
   const begins: FlowBeginEvent[] = [];
   const order: string[] = [];
   const decode = (v: DataView, o: number, l: number) => decoder.decode(v, o, l);

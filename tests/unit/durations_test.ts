@@ -4,14 +4,15 @@
  * clock steps between a flow's begin and its end.
  */
 import assert from "node:assert/strict";
-import { KIND_BEGIN, KIND_END, KIND_UPDATE, RecordDecoder } from "../../src/bpf/records.ts";
+import { RecordDecoder } from "../../src/bpf/records.ts";
+import { KIND_BEGIN, KIND_END, KIND_UPDATE } from "../../src/bpf/layout.ts";
 import type { FlowRecord } from "../../src/bpf/records.ts";
 import type { FlowEndEvent, FlowUpdateEvent } from "../../src/events.ts";
 import { FlowTable } from "../../src/flow/state.ts";
 import { RecordBuilder } from "../../src/export/record.ts";
 import { ecsDocument } from "../../src/output/ecs.ts";
 import { timeUs } from "../../src/events.ts";
-import { LAYOUT } from "../../src/bpf/records.ts";
+import { LAYOUT } from "../../src/bpf/layout.ts";
 import { rawFlow } from "../helpers/records.ts";
 
 const HOUR_US = 3600e6;

@@ -8,7 +8,8 @@ import {
   PROGRAM_NEEDS,
   refusal,
 } from "../../src/bpf/features.ts";
-import { BPF_NAMES, explainLoadFailure } from "../../src/bpf/loader.ts";
+import { BPF_NAMES } from "../../src/bpf/loader.ts";
+import { explainLoadFailure } from "../../src/bpf/refusals.ts";
 import { LibbpfError } from "../../src/ffi/libbpf.ts";
 import { NetflowError } from "../../src/errors.ts";
 

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import fc from "npm:fast-check@3.23.2";
 import dnsPacket from "npm:dns-packet@5.6.1";
 import { formatIPv4, formatIPv6 } from "../../src/bpf/addr.ts";
-import { type DnsMessage, KIND_BEGIN, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
+import { type DnsMessage, RecordDecoder } from "../../src/bpf/records.ts";
+import { KIND_BEGIN, LAYOUT } from "../../src/bpf/layout.ts";
 import { MIN_MAX_BYTES } from "../../src/dns/cache.ts";
 import { DnsNames, MAX_PENDING, MAX_STREAMS } from "../../src/dns/names.ts";
 import {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import type { SocketHolder, SocketOwner } from "../../src/bpf/records.ts";
+import type { SocketOwner } from "../../src/bpf/records.ts";
+import type { SocketHolder } from "../../src/bpf/holders.ts";
 import { SocketHolders } from "../../src/enrich/holders.ts";
 
 const master = { pid: 100, uid: 0, comm: "master" };

@@ -4,7 +4,8 @@ import {
   missingCapabilitiesMessage,
   REQUIRED_CAPABILITIES,
 } from "../../src/caps.ts";
-import { BpfObject, check, checkPointer, LibbpfError } from "../../src/ffi/libbpf.ts";
+import { check, checkPointer, LibbpfError } from "../../src/ffi/libbpf.ts";
+import { BpfObject } from "../../src/ffi/objects.ts";
 
 Deno.test("check passes results through and turns -errno into a LibbpfError", () => {
   assert.equal(check("Anything", 7), 7);

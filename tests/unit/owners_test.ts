@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { FlowRecord, SocketOwner } from "../../src/bpf/records.ts";
 import type { HolderIndex } from "../../src/enrich/holders.ts";
 import { OwnerResolver } from "../../src/enrich/owners.ts";
-import { FlowTable } from "../../src/flow/state.ts";
+import { EnrichedTable } from "../helpers/enriched.ts";
 import type { FlowEvent } from "../../src/events.ts";
 import { record } from "../helpers/records.ts";
 
@@ -154,7 +154,7 @@ Deno.test("OwnerResolver gives snapshot begins the process holding the socket", 
 });
 
 Deno.test("FlowTable: an end carries the holder at close, else the begin's owner", () => {
-  const table = new FlowTable({ idPrefix: "t" });
+  const table = new EnrichedTable({ idPrefix: "t" });
   const events: FlowEvent[] = [];
   const feed = (x: FlowRecord) => {
     const e = table.onRecord(x);

@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
-import { BPF_NAMES, encodeConfig } from "../../src/bpf/loader.ts";
-import {
-  KIND_DNS,
-  KIND_END,
-  KIND_LISTEN,
-  KIND_PACKET,
-  LAYOUT,
-  RecordDecoder,
-} from "../../src/bpf/records.ts";
+import { BPF_NAMES } from "../../src/bpf/loader.ts";
+import { encodeConfig } from "../../src/bpf/kernel_filter.ts";
+import { RecordDecoder } from "../../src/bpf/records.ts";
+import { KIND_DNS, KIND_END, KIND_LISTEN, KIND_PACKET, LAYOUT } from "../../src/bpf/layout.ts";
 import { btfDump, btfStruct } from "../helpers/btf.ts";
 
 Deno.test("records.ts offsets match the BTF of the built object", async () => {

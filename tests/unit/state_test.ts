@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import fc from "npm:fast-check@3.23.2";
 import type { EndHow, FlowRecord } from "../../src/bpf/records.ts";
 import type { FlowEndEvent, FlowEvent } from "../../src/events.ts";
-import { endCounters, FlowTable } from "../../src/flow/state.ts";
+import { FlowTable } from "../../src/flow/state.ts";
+import { endCounters } from "../../src/flow/counters.ts";
+import { DnsEnricher } from "../../src/enrich/dns.ts";
+import { EnrichedTable } from "../helpers/enriched.ts";
 import { atMs, connection, openList, record, type Side } from "../helpers/records.ts";
 
 const client: Side = { addr: "10.0.0.1", port: 40000 };
@@ -35,18 +38,20 @@ Deno.test("FlowTable reports an outgoing flow with the client as src at begin an
   assert.deepEqual([begin.netns, begin.preexisting], [4026531840, false]);
 });
 
-Deno.test("FlowTable without begins makes no begin event; the end is the same as with them", () => {
+Deno.test("an end is the same whether its begin is reported or not (--events end): the begin is still enriched", () => {
   // The names the cache holds change after the begin: the end keeps the begin's.
   let names = ["at-begin.test"];
-  const context = { names: () => names };
+  const dns = { names: () => names, forgetNamespaces: () => 0 };
+  const table = () =>
+    new EnrichedTable({ idPrefix: "t" }, [new DnsEnricher(dns, { maxFlows: 16 })]);
   const [begin, end] = connection(client, server, { outgoing: true });
-  const quiet = new FlowTable({ idPrefix: "t", begins: false, context });
-  assert.equal(quiet.onRecord(begin!), undefined);
+  const quiet = table();
+  quiet.onRecord(begin!); // made and enriched, then left out by --events (the monitor's filter)
   assert.equal(quiet.stats.open, 1, "tracked all the same");
   names = ["later.test"];
   const withoutBegins = quiet.onRecord(end!);
   names = ["at-begin.test"];
-  const full = new FlowTable({ idPrefix: "t", context });
+  const full = table();
   assert.equal(full.onRecord(begin!)?.event, "net_flow_tcp_begin");
   names = ["later.test"];
   assert.deepEqual(withoutBegins, full.onRecord(end!));
@@ -461,7 +466,7 @@ Deno.test("FlowTable reports failed connects: refused and timed out, from the fi
 });
 
 Deno.test("FlowTable tells a SYN scan (reset in the handshake) and a closed port (refused)", () => {
-  const table = new FlowTable({ maxHalfOpen: 2 });
+  const table = new EnrichedTable({ maxHalfOpen: 2 });
   const pkt = (kind: "syn" | "hs-rst" | "refused", from: Side, to: Side, ms: number) => ({
     kind,
     timeUs: 1_700_000_000_000_000 + ms * 1000,

@@ -1,0 +1,70 @@
+/**
+ * The DNS names enricher: `src_dns` and `dst_dns`, the names the socket's
+ * network namespace resolved to each address (src/dns/names.ts), taken at
+ * the flow's first event and kept to its last, so a flow's begin, updates and
+ * end name the same. It also lets the cache forget the names of namespaces
+ * that are gone: those a scan of /proc and /run/netns found before and finds
+ * no more (one netflow cannot see, e.g. from its own pid namespace, keeps its
+ * names: they are still bounded).
+ *
+ * @module
+ */
+import { localIsSrc } from "../events.ts";
+import type { DnsNames } from "../dns/names.ts";
+import type { Enricher, Enriching } from "./enricher.ts";
+import { PerFlow } from "./enricher.ts";
+import type { NetnsPaths } from "./netns.ts";
+
+/** How often the names of network namespaces that are gone are let go. */
+const NETNS_GONE_MS = 30_000;
+
+interface Names {
+  readonly local: readonly string[];
+  readonly remote: readonly string[];
+}
+
+export interface DnsEnricherOptions {
+  /** Flows whose names are kept at most (the flow table's bound). */
+  maxFlows: number;
+  /** The namespaces to watch for going, and those that exist now. */
+  netns?: { paths: NetnsPaths; live: Iterable<number> };
+  /** A clock in ms (injectable for tests). */
+  now?: () => number;
+}
+
+export class DnsEnricher implements Enricher {
+  readonly #dns: Pick<DnsNames, "names" | "forgetNamespaces">;
+  readonly #kept: PerFlow<Names>;
+  readonly #paths: NetnsPaths | undefined;
+  #live: Set<number>;
+  #nextScanMs: number;
+
+  constructor(dns: Pick<DnsNames, "names" | "forgetNamespaces">, options: DnsEnricherOptions) {
+    this.#dns = dns;
+    this.#kept = new PerFlow(options.maxFlows);
+    this.#paths = options.netns?.paths;
+    this.#live = new Set(options.netns?.live ?? []);
+    this.#nextScanMs = (options.now ?? (() => performance.now()))() + NETNS_GONE_MS;
+  }
+
+  push(item: Enriching): readonly Enriching[] {
+    const e = item.event;
+    const local = localIsSrc(e);
+    const names = this.#kept.take(e, () => ({
+      local: this.#dns.names(e.netns, local ? e.src : e.dst),
+      remote: this.#dns.names(e.netns, local ? e.dst : e.src),
+    }));
+    e.src_dns = local ? names.local : names.remote;
+    e.dst_dns = local ? names.remote : names.local;
+    return [item];
+  }
+
+  tick(nowMs: number): void {
+    if (this.#paths === undefined || nowMs < this.#nextScanMs) return;
+    this.#nextScanMs = nowMs + NETNS_GONE_MS;
+    const live = new Set(this.#paths.all().keys());
+    const gone = new Set([...this.#live].filter((n) => !live.has(n)));
+    this.#live = live;
+    if (gone.size > 0) this.#dns.forgetNamespaces(gone);
+  }
+}

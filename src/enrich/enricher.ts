@@ -1,0 +1,137 @@
+/**
+ * The enrichment stage, between the flow table and the filter: the table
+ * makes bare events (identity, orientation, counters, kernel times) and each
+ * enricher, in order, fills its own fields: the owner (src/enrich/owner.ts),
+ * the cgroup and container (src/enrich/cgroups.ts), the DNS names
+ * (src/enrich/dns.ts). What must be the same on a flow's begin, updates and
+ * end (its names, its owner unless the end names who closed it) each keeps
+ * per `flow_id` until the flow's last event.
+ *
+ * A new enrichment (a Kubernetes pod name, say) is one new file with a class
+ * that implements {@link Enricher}, its fields in the event types
+ * (src/events.ts) and the formats, and one line in the monitor's list.
+ *
+ * @module
+ */
+import type { FlowRecord } from "../bpf/records.ts";
+import type { FlowEvent } from "../events.ts";
+import type { FlowFacts } from "../flow/state.ts";
+
+/** A flow event on its way through the enrichers, with what the table knows beside it. */
+export interface Enriching {
+  readonly event: FlowEvent;
+  readonly facts: FlowFacts;
+}
+
+/**
+ * One enrichment. Most fill their fields and pass the event on at once; one
+ * that must wait for what it adds (the owner: who accepts a connection) holds
+ * events, a flow's in order, and gives them back from `settle`.
+ */
+export interface Enricher {
+  /** Takes one event; returns the events it passes on now, in order (usually just this one, filled). */
+  push(item: Enriching, nowMs: number): readonly Enriching[];
+  /** A kernel record that made no event (a socket's release): the events it lets go. */
+  observe?(record: FlowRecord, nowMs: number): readonly Enriching[];
+  /** The held events whose wait is over; `final`: all of them (netflow stops). */
+  settle?(nowMs: number, final: boolean): readonly Enriching[];
+  /** When `settle` has work, in ms from `nowMs`; null when nothing is held. */
+  wakeInMs?(nowMs: number): number | null;
+  /** Periodic upkeep (letting go of what belongs to namespaces that are gone). */
+  tick?(nowMs: number): void;
+}
+
+/** The enrichers in order: what one passes on goes to the next. */
+export class Enrichers {
+  readonly #list: readonly Enricher[];
+
+  constructor(list: readonly Enricher[]) {
+    this.#list = list;
+  }
+
+  /** A table's event through every enricher: the events that come out now, in order. */
+  push(item: Enriching, nowMs: number): Enriching[] {
+    return this.#from(0, [item], nowMs);
+  }
+
+  /** A record that made no event, shown to each enricher (the events it lets go continue). */
+  observe(record: FlowRecord, nowMs: number): Enriching[] {
+    const out: Enriching[] = [];
+    this.#list.forEach((e, i) => {
+      const let_go = e.observe?.(record, nowMs);
+      if (let_go !== undefined && let_go.length > 0) out.push(...this.#from(i + 1, let_go, nowMs));
+    });
+    return out;
+  }
+
+  /** What the enrichers let go now (`final`: everything held). */
+  settle(nowMs: number, final = false): Enriching[] {
+    const out: Enriching[] = [];
+    this.#list.forEach((e, i) => {
+      const done = e.settle?.(nowMs, final);
+      if (done !== undefined && done.length > 0) out.push(...this.#from(i + 1, done, nowMs));
+    });
+    return out;
+  }
+
+  /** When {@link settle} has work, in ms from `nowMs`; null when nothing is held. */
+  wakeInMs(nowMs: number): number | null {
+    let soonest: number | null = null;
+    for (const e of this.#list) {
+      const ms = e.wakeInMs?.(nowMs) ?? null;
+      if (ms !== null && (soonest === null || ms < soonest)) soonest = ms;
+    }
+    return soonest;
+  }
+
+  tick(nowMs: number): void {
+    for (const e of this.#list) e.tick?.(nowMs);
+  }
+
+  #from(index: number, items: readonly Enriching[], nowMs: number): Enriching[] {
+    let current = items as Enriching[];
+    for (let i = index; i < this.#list.length && current.length > 0; i++) {
+      const e = this.#list[i]!;
+      if (current.length === 1) {
+        current = e.push(current[0]!, nowMs) as Enriching[];
+        continue;
+      }
+      const next: Enriching[] = [];
+      for (const item of current) next.push(...e.push(item, nowMs));
+      current = next;
+    }
+    return current;
+  }
+}
+
+/**
+ * What an enricher keeps per flow from its first event to its last: bounded
+ * like the flow table (the oldest goes first), so the flows the table evicts
+ * without an end cannot make it grow.
+ */
+export class PerFlow<T> {
+  readonly #max: number;
+  readonly #byId = new Map<string, T>();
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /** The value kept for the event's flow, made by `first` at its first event; let go at its last. */
+  take(event: FlowEvent, first: () => T): T {
+    const last = event.event === "net_flow_tcp_end" || event.event === "net_flow_tcp_fail";
+    let value = this.#byId.get(event.flow_id);
+    if (value === undefined) {
+      value = first();
+      if (last) return value;
+      if (this.#byId.size >= this.#max) this.#byId.delete(this.#byId.keys().next().value!);
+      this.#byId.set(event.flow_id, value);
+    } else if (last) this.#byId.delete(event.flow_id);
+    return value;
+  }
+
+  /** Flows kept now. */
+  get size(): number {
+    return this.#byId.size;
+  }
+}
