@@ -79,16 +79,21 @@ async function connect(
  * begin and an end) of `control` are: a connection the filter keeps, made
  * after `run`'s (the positive control). Returns the events on `run`'s ports.
  */
+/** A connection by its client's and its server's port. */
+type Connection = readonly [client: number, server: number];
+
 async function filtered(
   filter: string[],
-  run: () => Promise<number[]>,
+  run: () => Promise<Connection[]>,
   want: number,
   control?: () => Promise<number>,
 ) {
   await using nf = await Netflow.start(["--format", "json", ...filter]);
-  const ports = await run();
+  const conns = await run();
+  // Both ports of a connection: on the whole host another connection may use
+  // a client's port number meanwhile, towards another address.
   const mine = (flows: FlowEvent[]) =>
-    flows.filter((e) => ports.includes(e.src_port) || ports.includes(e.dst_port));
+    flows.filter((e) => conns.some(([c, s]) => onPort(c)(e) && onPort(s)(e)));
   if (want === 0 && control === undefined) throw new Error("nothing expected: a control is needed");
   const controlPort = want === 0 ? await control!() : undefined;
   await nf.untilFlows(
@@ -115,8 +120,8 @@ e2eTest("--port keeps flows on that port and drops another's (whole host)", asyn
   const events = await filtered(["--port", String(wanted)], async () => {
     const ca = await connect(spawn, "127.0.0.1", a);
     const cb = await connect(spawn, "127.0.0.1", b);
-    // Only the clients' ports: another process may use `wanted` as its ephemeral port.
-    return [ca.port, cb.port];
+    // Client and server ports: another process may use `wanted` as its ephemeral port.
+    return [[ca.port, a.port], [cb.port, b.port]];
   }, 4);
   assert.ok(events.every((e) => e.dst_port === wanted || e.src_port === wanted));
   assert.deepEqual(kinds(events), [
@@ -176,7 +181,10 @@ e2eTest(
       const events = await filtered(
         filter,
         async () => {
-          return [here ? await connectFromHere(server) : (await connect(spawn, lo, server)).port];
+          const client = here
+            ? await connectFromHere(server)
+            : (await connect(spawn, lo, server)).port;
+          return [[client, server.port]];
         },
         kept === "none" ? 0 : 2,
         control,
@@ -201,7 +209,8 @@ e2eTest(
       const c4 = await connect(local, "127.0.0.1", s4);
       const c6 = await connect(local, "::1", s6);
       const cNs = await connect(local, ns.nsAddr4, sNs);
-      return { ports: [c4.port, c6.port, cNs.port], c4, c6, cNs };
+      const ports: Connection[] = [[c4.port, s4.port], [c6.port, s6.port], [cNs.port, sNs.port]];
+      return { ports, c4, c6, cNs };
     };
     let run: Awaited<ReturnType<typeof flows>> | undefined;
     const go = async () => (run = await flows()).ports;
@@ -247,7 +256,7 @@ e2eTest("--container keeps the flows of a container's cgroup (whole host)", asyn
     const events = await filtered(["--container", id.slice(0, 12)], async () => {
       const s = await serve(inside, "127.0.0.1");
       const c = await connect(outside, "127.0.0.1", s);
-      return [c.port];
+      return [[c.port, s.port]];
     }, 2);
     // The container's server endpoint only; the client outside is not in it.
     assert.deepEqual(kinds(events), ["begin incoming", "end incoming"]);
