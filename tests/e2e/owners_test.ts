@@ -35,11 +35,12 @@ interface Said {
 type Mode = "host" | "cgroup";
 
 /** netflow's CLI on the whole host or on `cg`, its events read as they come (JSON Lines). */
-async function watch(mode: Mode, cg: TestCgroup): Promise<Netflow> {
+async function watch(mode: Mode, cg: TestCgroup, extra: string[] = []): Promise<Netflow> {
   return await Netflow.start([
     "--format",
     "json",
     ...(mode === "cgroup" ? ["--cgroup", cg.dir] : []),
+    ...extra,
   ]);
 }
 
@@ -430,5 +431,64 @@ for (const mode of ["host", "cgroup"] as const) {
     const { sv, cl } = await exchange(mode, "MPTCP loopback", ["serve", "--mptcp"], 3, ["--mptcp"]);
     // Both sides ran MPTCP (no fallback to TCP): the flows are subflows'.
     assert.ok([...sv, ...cl].every((s) => s.mptcp === true));
+  });
+}
+
+/** The count of owner waits that ran out, from netflow's exit summary. */
+function ownerTimeouts(stderr: string): number {
+  const m = / (\d+) owner waits timed out/.exec(stderr);
+  assert.ok(m, stderr);
+  return Number(m[1]);
+}
+
+// Issue 22 point 7: never a process that did not accept.
+for (const mode of ["host", "cgroup"] as const) {
+  const where = whereOf(mode);
+
+  for (const shape of ["activate", "prefork"] as const) {
+    e2eTest(`${where}: ${shape}, acceptor started 600 ms after the connection: named`, async () => {
+      await using cg = new TestCgroup();
+      await using nf = await watch(mode, cg);
+      await using run = new Spawner(mode, cg);
+      const srv = run.run([shape, "--delay-ms", "600", "--workers", "1"]);
+      const { port } = await said(srv, "listening");
+      const cli = run.run(["connect", "--port", String(port!)]);
+      const cl = await allSaid(cli, "client", 1);
+      await cli.done();
+      const sv = await allSaid(srv, "served", 1);
+      assert.match(sv[0]!.comm, shape === "activate" ? /^nf-activated$/ : /^nf-pre-w0$/);
+      const expect = [...served(sv, port!), ...clients(cl, port!)];
+      await tally(`${shape}, slow acceptor (${where})`, await stopped(nf, expect), expect);
+      // Watching the whole host, other processes' connections may time out too.
+      if (mode === "cgroup") assert.equal(ownerTimeouts(nf.stderr), 0);
+    });
+  }
+
+  e2eTest(`${where}: an acceptor slower than the wait: the begin names nobody`, async () => {
+    await using cg = new TestCgroup();
+    await using nf = await watch(mode, cg);
+    await using run = new Spawner(mode, cg);
+    const srv = run.run(["activate", "--delay-ms", "3000"]);
+    const { port } = await said(srv, "listening");
+    const cli = run.run(["connect", "--port", String(port!)]);
+    const cl = await allSaid(cli, "client", 1);
+    await cli.done();
+    const sv = await allSaid(srv, "served", 1);
+    const events = await stopped(nf, [...served(sv, port!), ...clients(cl, port!)]);
+    const mine = (dir: string) =>
+      events.filter((e) => e.conn_direction === dir && onPort(cl[0]!.port!)(e))
+        .map((e) => [e.event.slice(13), e.pid, e.comm]);
+    // Init held the listener alone for 2 s: not named. The service's close names it.
+    assert.deepEqual(mine("incoming"), [
+      ["begin", null, null],
+      ["end", sv[0]!.pid, "nf-activated"],
+    ]);
+    // The positive control in the same window: the client side is named.
+    assert.deepEqual(mine("outgoing"), [
+      ["begin", cl[0]!.pid, "nf-client"],
+      ["end", cl[0]!.pid, "nf-client"],
+    ]);
+    if (mode === "cgroup") assert.equal(ownerTimeouts(nf.stderr), 1);
+    else assert.ok(ownerTimeouts(nf.stderr) >= 1);
   });
 }
