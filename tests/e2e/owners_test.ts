@@ -441,9 +441,55 @@ function ownerTimeouts(stderr: string): number {
   return Number(m[1]);
 }
 
-// Issue 22 point 7: never a process that did not accept.
+// Issue 22 points 6, 7 and 8: the process's name, never a process that did
+// not accept, and the acceptor's cgroup.
 for (const mode of ["host", "cgroup"] as const) {
   const where = whereOf(mode);
+
+  e2eTest(
+    `${where}: a thread's flows carry its process's name, and --comm catches both`,
+    async () => {
+      await using cg = new TestCgroup();
+      await using nf = await watch(mode, cg);
+      await using only = await watch(mode, cg, ["--comm", "nf-thr-main"]);
+      await using run = new Spawner(mode, cg);
+      const srv = run.run(["serve"]);
+      const { port } = await said(srv, "listening");
+      const thr = run.run(["threads", "--port", String(port!)]);
+      const out = await said(thr, "client") as Said & { thread: string };
+      const lst = await said(thr, "listening") as Said & { thread: string };
+      // The thread really had a name of its own (what bpf_get_current_comm reads).
+      assert.deepEqual([out.thread, out.comm, lst.thread], [
+        "nf-thr-worker",
+        "nf-thr-main",
+        "nf-thr-worker",
+      ]);
+      const cli = run.run(["connect", "--port", String(lst.port!)]);
+      const cl = await allSaid(cli, "client", 1);
+      await cli.done();
+      const sv = await allSaid(thr, "served", 1);
+      const expect = [
+        ...clients([out], port!),
+        ...served(sv, lst.port!),
+        ...clients(cl, lst.port!),
+      ];
+      await tally(`a thread's connect and accept (${where})`, await stopped(nf, expect), expect);
+      // Its begins and ends, both ways, pass --comm with the process's name.
+      const its = (e: FlowEvent) => e.pid === out.pid;
+      await only.untilFlows(atLeast(4, its), "the thread's process's 4 events").catch(() => {});
+      assert.equal((await only.stop()).code, 0);
+      const kept = only.flows().filter(its);
+      assert.deepEqual(
+        kept.map((e) => [e.event.slice(13), e.conn_direction, e.comm]).sort(),
+        [
+          ["begin", "incoming", "nf-thr-main"],
+          ["begin", "outgoing", "nf-thr-main"],
+          ["end", "incoming", "nf-thr-main"],
+          ["end", "outgoing", "nf-thr-main"],
+        ],
+      );
+    },
+  );
 
   for (const shape of ["activate", "prefork"] as const) {
     e2eTest(`${where}: ${shape}, acceptor started 600 ms after the connection: named`, async () => {
@@ -490,5 +536,59 @@ for (const mode of ["host", "cgroup"] as const) {
     ]);
     if (mode === "cgroup") assert.equal(ownerTimeouts(nf.stderr), 1);
     else assert.ok(ownerTimeouts(nf.stderr) >= 1);
+  });
+
+  e2eTest(`${where}: a listener made in cgroup A, accepted in B: the flow is B's`, async () => {
+    await using cg = new TestCgroup();
+    // B is a container's cgroup, so --container can pick its flows.
+    const id = "c0ffee".padEnd(64, "0");
+    const a = mode === "cgroup" ? `${cg.dir}/a` : `${cg.dir}-a`;
+    const b = mode === "cgroup" ? `${cg.dir}/docker-${id}.scope` : `${cg.dir}-docker-${id}.scope`;
+    Deno.mkdirSync(a);
+    Deno.mkdirSync(b);
+    try {
+      await using nf = await watch(mode, cg);
+      await using only = await watch(mode, cg, ["--container", id]);
+      await using run = new Spawner(mode, cg);
+      const srv = run.run(["handoff", "--to-cgroup", b], { cgroupDir: a });
+      const { port } = await said(srv, "listening");
+      await said(srv, "acceptor"); // in B now
+      const cli = run.run(["connect", "--port", String(port!), "--count", "2"]);
+      const cl = await allSaid(cli, "client", 2);
+      await cli.done();
+      const sv = await allSaid(srv, "served", 2);
+      const expect = [...served(sv, port!), ...clients(cl, port!)];
+      const events = await stopped(nf, expect);
+      await tally(`listener in A, acceptor in B (${where})`, events, expect);
+      const path = (dir: string) => dir.slice(dir.indexOf(cg.path));
+      const ours = (e: FlowEvent) => cl.some((c) => [e.src_port, e.dst_port].includes(c.port!));
+      const side = (list: FlowEvent[], dir: string) =>
+        list.filter((e) => ours(e) && e.conn_direction === dir)
+          .map((e) => [e.event.slice(13), e.cgroup_id, e.cgroup, e.container_id]);
+      const inB = ["begin", "end"].map((ev) => [ev, Deno.statSync(b).ino, path(b), id]);
+      assert.deepEqual(side(events, "incoming").sort(), [...inB, ...inB].sort());
+      // The clients' own flows keep their own cgroup (the positive control).
+      const outgoing = side(events, "outgoing");
+      assert.equal(outgoing.length, 4);
+      for (const [, , p] of outgoing) assert.notEqual(p, path(b));
+      // --container B: the incoming flows (all written: nf saw every flow), and only them.
+      const incoming = (e: FlowEvent) => ours(e) && e.conn_direction === "incoming";
+      await only.untilFlows(atLeast(4, incoming), "B's 4 incoming events").catch(() => {});
+      assert.equal((await only.stop()).code, 0);
+      const picked = only.flows();
+      assert.deepEqual(side(picked, "incoming").sort(), [...inB, ...inB].sort());
+      assert.deepEqual(side(picked, "outgoing"), []);
+    } finally {
+      for (const dir of [a, b]) {
+        for (let i = 0; i < 50; i++) {
+          try {
+            Deno.removeSync(dir);
+            break;
+          } catch {
+            await new Promise((r) => setTimeout(r, 100)); // its processes still exiting
+          }
+        }
+      }
+    }
   });
 }
