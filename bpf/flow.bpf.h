@@ -47,8 +47,13 @@ static __always_inline void copy_owner(struct nf_flow *r, struct nf_owner *owner
 	r->uid = owner->uid;
 	__builtin_memcpy(r->comm, owner->comm, NF_COMM_LEN);
 	r->flags |= NF_FLOW_OWNER;
-	if (owner->closer)
+	/* Stamped by the closing process: the record carries its cgroup (an
+	 * accepted socket's own is its listener's). */
+	if (owner->closer) {
 		r->flags |= NF_FLOW_OWNER_CLOSER;
+		if (owner->cgroup_id)
+			r->hdr.cgroup_id = owner->cgroup_id;
+	}
 }
 
 /* An MPTCP subflow (a kernel socket) takes its MPTCP socket's owner. The

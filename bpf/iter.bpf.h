@@ -148,6 +148,7 @@ int netflow_holders(struct bpf_iter__task_file *ctx)
 	h.pid = task->tgid;
 	h.uid = task->cred->uid.val;
 	bpf_probe_read_kernel(h.comm, sizeof(h.comm), task->comm);
+	h.cgroup_id = task_cgroup_id(task);
 	h.state = sk->__sk_common.skc_state;
 	h.sport = sk->__sk_common.skc_num;
 	h.dport = bpf_ntohs(sk->__sk_common.skc_dport);

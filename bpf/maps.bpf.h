@@ -65,6 +65,7 @@ struct nf_owner {
 	__u32 netns;  /* the socket's namespace, noted at its begin (sock_release cannot read it) */
 	__u8 closer;  /* pid/uid/comm are the closing process's */
 	__u8 pad[3];
+	__u64 cgroup_id; /* the stamping process's cgroup v2 id (0: unreadable) */
 };
 
 struct {

@@ -80,7 +80,8 @@ enum nf_end {
 /* Opens every record; `kind` says which record follows. */
 struct nf_header {
 	__u64 ts_ns;     /* bpf_ktime_get_ns() when the kernel saw it */
-	__u64 cgroup_id; /* cgroup v2 id of the local socket */
+	__u64 cgroup_id; /* cgroup v2 id of the local socket; of the closing process in
+	                  * records it stamped (NF_FLOW_OWNER_CLOSER, release records) */
 	__u8 kind;       /* enum nf_kind */
 	__u8 direction;  /* enum nf_direction (packets and DNS) */
 	__u8 family;     /* 4 or 6 */
@@ -180,6 +181,7 @@ struct nf_holder {
 	__u8 mptcp;           /* 1: an MPTCP socket (cookie of its first subflow) */
 	__u8 pad[5];
 	char comm[NF_COMM_LEN];
+	__u64 cgroup_id;      /* the holding process's cgroup v2 id (0: unreadable) */
 };
 
 /* Static settings, written into .rodata by netflow before load. */
@@ -208,7 +210,7 @@ struct nf_config {
  * branch on a flag that is 0 is removed by the verifier before it checks
  * helper ids, so one object loads where a helper is missing. */
 enum nf_has {
-	NF_HAS_OPS_CURRENT = 1, /* bpf_get_current_pid_tgid, _uid_gid, _comm */
+	NF_HAS_OPS_CURRENT = 1, /* bpf_get_current_pid_tgid, _uid_gid, _comm, _task, probe_read_kernel */
 	NF_HAS_OPS_MPTCP = 2,   /* bpf_skc_to_mptcp_sock */
 };
 
@@ -238,7 +240,7 @@ enum nf_counter {
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");
 _Static_assert(sizeof(struct nf_config) == 164, "nf_config layout");
-_Static_assert(sizeof(struct nf_holder) == 80, "nf_holder layout");
+_Static_assert(sizeof(struct nf_holder) == 88, "nf_holder layout");
 _Static_assert(sizeof(struct nf_flow) == 152, "nf_flow layout");
 _Static_assert(sizeof(struct nf_packet) == 112, "nf_packet layout");
 _Static_assert(sizeof(struct nf_dns) == 88 + NF_DNS_MAX, "nf_dns layout");

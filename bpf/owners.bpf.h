@@ -10,11 +10,40 @@
 
 #include "maps.bpf.h"
 
+/* A task's cgroup v2 id (its default hierarchy's), 0 when unreadable. */
+static __always_inline __u64 task_cgroup_id(struct task_struct *task)
+{
+	struct css_set *cset = 0;
+	struct cgroup *cg = 0;
+	struct kernfs_node *kn = 0;
+	__u64 id = 0;
+
+	if (bpf_probe_read_kernel(&cset, sizeof(cset), &task->cgroups) || !cset ||
+	    bpf_probe_read_kernel(&cg, sizeof(cg), &cset->dfl_cgrp) || !cg ||
+	    bpf_probe_read_kernel(&kn, sizeof(kn), &cg->kn) || !kn ||
+	    bpf_probe_read_kernel(&id, sizeof(id), &kn->id))
+		return 0;
+	return id;
+}
+
+/*
+ * The current process: its pid (tgid), uid, name and cgroup. The name is the
+ * process's, its thread group leader's comm, never the calling thread's
+ * (bpf_get_current_comm: a JVM's http-nio-8080-e, a tokio-runtime-w), so one
+ * program has one comm on all its flows. bpf_get_current_task works in these
+ * programs from 5.10 on; its thread's name only if the leader is unreadable.
+ */
 static __always_inline void stamp_current(struct nf_owner *owner)
 {
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = 0;
+
 	owner->pid = bpf_get_current_pid_tgid() >> 32;
 	owner->uid = (__u32)bpf_get_current_uid_gid();
-	bpf_get_current_comm(owner->comm, sizeof(owner->comm));
+	if (bpf_probe_read_kernel(&leader, sizeof(leader), &task->group_leader) || !leader ||
+	    bpf_probe_read_kernel(owner->comm, sizeof(owner->comm), leader->comm))
+		bpf_get_current_comm(owner->comm, sizeof(owner->comm));
+	owner->cgroup_id = task_cgroup_id(task);
 	owner->closer = 0;
 }
 
@@ -131,6 +160,7 @@ int netflow_sock_release(struct bpf_sock *sk)
 	__builtin_memset(r, 0, sizeof(*r));
 	r->hdr.ts_ns = bpf_ktime_get_ns();
 	r->hdr.kind = NF_KIND_RELEASE;
+	r->hdr.cgroup_id = owner->cgroup_id; /* the closing process's */
 	r->hdr.family = sk->family == AF_INET6 ? 6 : 4;
 	r->cookie = bpf_get_socket_cookie(sk);
 	r->netns = owner->netns;

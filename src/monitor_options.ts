@@ -78,9 +78,10 @@ export interface MonitorOptions<E extends EventName = EventName> {
   /** Ring buffer reader: "mmap" (default) or "callback" (libbpf's ring_buffer__consume). */
   reader?: ReaderKind;
   /**
-   * How long an incoming begin may wait for the process that accepts it,
-   * and an end the peer closed for its holder's name at close, in ms: a
-   * whole number, default 200 (src/enrich/owners.ts). 0: no wait and no
+   * How long an end the peer closed may wait for its holder's name at
+   * close, in ms: a whole number, default 200; an incoming begin waits for
+   * the process that accepts it up to 2 s, or this if longer
+   * (src/enrich/owners.ts). 0: no wait and no
    * iterator runs; owners are the kernel's stamps only (an incoming flow
    * then names its listener's creator, e.g. a prefork master).
    */

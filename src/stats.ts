@@ -50,7 +50,7 @@ export interface MonitorStats {
   duplicates: number;
   /** DNS-over-TCP answer streams dropped unfinished (too many at once, or idle too long). */
   dnsStreamsDropped: number;
-  /** Incoming flows whose owner wait ran out: their owner is a guess (the listener's) or null. */
+  /** Incoming flows whose owner wait ran out: their owner is null (never the listener's). */
   ownerTimeouts: number;
   /** Flows the kernel kept aside while the ring was full (end or fail records), all reported. */
   flowsRecovered: number;

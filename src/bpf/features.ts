@@ -37,6 +37,7 @@ const HELPERS = {
   currentPidTgid: { id: 14, name: "bpf_get_current_pid_tgid", since: "4.2" },
   currentUidGid: { id: 15, name: "bpf_get_current_uid_gid", since: "4.2" },
   currentComm: { id: 16, name: "bpf_get_current_comm", since: "4.2" },
+  currentTask: { id: 35, name: "bpf_get_current_task", since: "4.8" },
   socketCookie: { id: 46, name: "bpf_get_socket_cookie", since: "4.12" },
   cbFlagsSet: { id: 59, name: "bpf_sock_ops_cb_flags_set", since: "4.16" },
   skStorageGet: { id: 107, name: "bpf_sk_storage_get", since: "5.2" },
@@ -62,11 +63,14 @@ interface ProgramNeeds {
   without?: string;
 }
 
+/** What an owner stamp calls (bpf/netflow.bpf.c, stamp_current): the leader's comm and the cgroup come through the task. */
 const STAMPS: readonly Helper[] = [
   HELPERS.skStorageGet,
   HELPERS.currentPidTgid,
   HELPERS.currentUidGid,
   HELPERS.currentComm,
+  HELPERS.currentTask,
+  HELPERS.probeReadKernel,
 ];
 
 /** Every program in bpf/netflow.bpf.c (a test checks the list against the object). */
@@ -199,8 +203,7 @@ export function probeKernel(probe: HelperProbe = probeHelper): KernelFeatures {
   }
   // A flag is set only on a clear yes: a helper call it guards that the
   // kernel refuses would refuse sock_ops itself.
-  const current = [HELPERS.currentPidTgid, HELPERS.currentUidGid, HELPERS.currentComm]
-    .every((h) => has("sock_ops", h) === true);
+  const current = STAMPS.every((h) => has("sock_ops", h) === true);
   const kernelHas = (current ? NF_HAS_OPS_CURRENT : 0) |
     (has("sock_ops", HELPERS.skcToMptcpSock) === true ? NF_HAS_OPS_MPTCP : 0);
   return { skip, kernelHas };

@@ -38,6 +38,7 @@ export function decodeHolders(bytes: Uint8Array): SocketHolder[] {
         pid: view.getUint32(at + F.pid, true),
         uid: view.getUint32(at + F.uid, true),
         comm: cString(bytes, at + F.comm, COMM_LEN),
+        cgroupId: u64(view, at + F.cgroup_id),
       },
     });
   }

@@ -13,6 +13,11 @@ export interface SocketOwner {
   readonly pid: number;
   readonly uid: number;
   readonly comm: string;
+  /**
+   * Its cgroup v2 id, where the kernel said it (the holders iterator; the
+   * process closing a socket): an incoming flow's cgroup is its acceptor's.
+   */
+  readonly cgroupId?: number;
 }
 
 export class Interned {

@@ -65,7 +65,7 @@ export const LAYOUT = {
     },
   },
   nf_holder: {
-    size: 80,
+    size: 88,
     fields: {
       cookie: 0,
       saddr: 8,
@@ -80,6 +80,7 @@ export const LAYOUT = {
       mptcp: 58,
       pad: 59,
       comm: 64,
+      cgroup_id: 80,
     },
   },
   nf_config: {

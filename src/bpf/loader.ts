@@ -253,9 +253,12 @@ export class Probe implements Disposable {
     return new Map(eachNetns(this.#open, netns));
   }
 
-  /** Every TCP socket some process holds now, with the process (a task_file iterator run). */
-  holders(): SocketHolder[] {
-    if (this.#holders === null) return [];
+  /**
+   * Every TCP socket some process holds now, with the process (a task_file
+   * iterator run); null when this kernel refused the iterator.
+   */
+  holders(): SocketHolder[] | null {
+    if (this.#holders === null) return null;
     return decodeHolders(this.#holders.readIterator());
   }
 

@@ -17,6 +17,11 @@ import type { SocketHolder } from "../bpf/holders.ts";
 export interface HolderIndex {
   /** Runs the iterator once and indexes what it found. */
   refresh(): void;
+  /**
+   * false: this kernel has no holders iterator (before 5.11), so nothing is
+   * ever found; undefined or true: it has one.
+   */
+  readonly available?: boolean;
   /** The processes holding a socket, as of the last refresh. */
   ofSocket(netns: number, cookie: number): readonly SocketOwner[];
   /**
@@ -30,14 +35,16 @@ export interface HolderIndex {
 const NONE: readonly SocketOwner[] = Object.freeze([]);
 
 export class SocketHolders implements HolderIndex {
-  readonly #read: () => SocketHolder[];
+  readonly #read: () => SocketHolder[] | null;
   #sockets = new Map<string, SocketOwner[]>();
   #listeners = new Map<string, SocketOwner[]>();
   /** Iterator runs so far. */
   runs = 0;
+  /** Whether the last run could read anything (null from `read`: no iterator). */
+  available = true;
 
-  /** `read` runs the iterator. */
-  constructor(read: () => SocketHolder[]) {
+  /** `read` runs the iterator; null when this kernel has none. */
+  constructor(read: () => SocketHolder[] | null) {
     this.#read = read;
   }
 
@@ -50,7 +57,9 @@ export class SocketHolders implements HolderIndex {
       if (list === undefined) map.set(key, [owner]);
       else if (!list.some((o) => o.pid === owner.pid)) list.push(owner);
     };
-    for (const h of this.#read()) {
+    const rows = this.#read();
+    this.available = rows !== null;
+    for (const h of rows ?? []) {
       if (h.listening) add(listeners, `${h.netns}|${h.localAddr}|${h.localPort}`, h.owner);
       else add(sockets, `${h.netns}|${h.cookie}`, h.owner);
     }

@@ -16,17 +16,31 @@
  *   first: softirq): until the holder closes it (release record: its name at
  *   close) or an iterator run finds it still holding the socket;
  *
- * at most `waitMs` (200 ms). The iterator runs at most once per `retryMs`
+ * at most `waitMs` (200 ms) for an end, and `acceptWaitMs` (2 s) for an
+ * incoming begin: a service that is still starting (socket activation, a
+ * prefork master that forks its workers late) accepts later than an end
+ * needs its name. The iterator runs at most once per `retryMs`
  * (20 ms), whatever the number of waiting flows, and less often when a run
  * is costly (at most `maxShare` of a core: a run that took 2 ms waits 40 ms
  * for the next); and only once a record has waited `firstLookMs` (accept
  * usually follows within that). Outgoing begins and
  * ends stamped at close pass straight through.
  *
- * When the wait runs out: a begin takes the only process holding its
- * listener if there is exactly one, the kernel's stamp if none holds it any
- * more, and null when several could have accepted (never a guess among live
- * processes); an end takes its begin's owner.
+ * A begin is never given a process that did not accept it: when its wait
+ * runs out, or once `waitMs` has passed and no process holds its listener any
+ * more (nobody can accept it), its owner is null and the timeout counted. Not
+ * the listener's holder (the supervisor or init that only passed the
+ * listener on) and not the kernel's stamp (the accepted socket inherits its
+ * listener's: whoever made the listener). Only without the holders iterator
+ * (a kernel before 5.11, which netflow names in one line at start) does a
+ * begin keep the kernel's stamp. An end whose wait runs out takes its
+ * begin's owner.
+ *
+ * The owner also carries its cgroup where the kernel said it (the holder's,
+ * from the iterator; the closing process's, from a release record or an end
+ * stamped at close): an accepted socket belongs to its listener's cgroup in
+ * the kernel, so an incoming flow is given its acceptor's cgroup instead
+ * (ARCHITECTURE: cgroup and container are the holder's).
  *
  * @module
  */
@@ -34,8 +48,13 @@ import type { FlowRecord, SocketOwner } from "../bpf/records.ts";
 import type { HolderIndex } from "./holders.ts";
 
 export interface OwnerResolverOptions {
-  /** Longest a record waits for its owner, ms (default 200); 0: none waits (the stamps only). */
+  /** Longest an end waits for its owner, ms (default 200); 0: none waits (the stamps only). */
   waitMs?: number;
+  /**
+   * Longest an incoming begin waits for the process that accepts it, ms
+   * (default 2000, and never less than `waitMs`).
+   */
+  acceptWaitMs?: number;
   /** Least time between two iterator runs, ms (default 20). */
   retryMs?: number;
   /** How long a record waits before the first iterator run looks for it, ms (default 5). */
@@ -71,11 +90,12 @@ interface Held {
   owner: SocketOwner | null | undefined;
 }
 
-const DEFAULTS = { waitMs: 200, retryMs: 20, firstLookMs: 5, maxShare: 0.05 };
+const DEFAULTS = { waitMs: 200, acceptWaitMs: 2000, retryMs: 20, firstLookMs: 5, maxShare: 0.05 };
 
 export class OwnerResolver {
   readonly #holders: HolderIndex;
   readonly #waitMs: number;
+  readonly #acceptWaitMs: number;
   readonly #retryMs: number;
   readonly #firstLookMs: number;
   readonly #maxShare: number;
@@ -97,6 +117,7 @@ export class OwnerResolver {
   constructor(holders: HolderIndex, options: OwnerResolverOptions = {}) {
     this.#holders = holders;
     this.#waitMs = options.waitMs ?? DEFAULTS.waitMs;
+    this.#acceptWaitMs = Math.max(this.#waitMs, options.acceptWaitMs ?? DEFAULTS.acceptWaitMs);
     this.#retryMs = options.retryMs ?? DEFAULTS.retryMs;
     this.#firstLookMs = options.firstLookMs ?? DEFAULTS.firstLookMs;
     this.#maxShare = options.maxShare ?? DEFAULTS.maxShare;
@@ -124,7 +145,7 @@ export class OwnerResolver {
     return records.map((r) => {
       if (r.kind !== "begin") return r;
       const holder = pick(this.#holders.ofSocket(r.netns, r.cookie), r.owner);
-      return holder === null ? r : { ...r, owner: holder };
+      return holder === null ? r : withOwner(r, holder);
     });
   }
 
@@ -136,13 +157,13 @@ export class OwnerResolver {
     const list = this.#held.get(key);
     if (r.kind === "release") {
       if (list === undefined || r.owner === null) return [];
-      this.#settleAll(list, r.owner, "byCloser");
+      this.#settleAll(list, closer(r), "byCloser");
       return this.#flush(key, list);
     }
     if (r.kind === "end" && r.ownerAtClose && r.owner !== null) {
       if (list === undefined) return [r];
       // Closed in its holder's context: whoever was still unknown before it too.
-      this.#settleAll(list, r.owner, "byCloser");
+      this.#settleAll(list, closer(r), "byCloser");
       list.push({ record: r, sinceMs: nowMs, owner: r.owner });
       return this.#flush(key, list);
     }
@@ -188,7 +209,7 @@ export class OwnerResolver {
     }
     for (const [key, list] of this.#held) {
       for (const h of list) {
-        if (h.owner === undefined && (final || nowMs - h.sinceMs >= this.#waitMs)) {
+        if (h.owner === undefined && (final || this.#runOut(h, nowMs))) {
           this.#settle(h, this.#fallback(h.record), "byTimeout");
         }
       }
@@ -202,7 +223,7 @@ export class OwnerResolver {
     if (this.#unsettled === 0) return null;
     const oldest = this.#oldestSinceMs();
     const look = Math.max(oldest + this.#firstLookMs, this.#lastRunMs + this.#intervalMs);
-    return Math.max(1, Math.min(look, oldest + this.#waitMs) - nowMs);
+    return Math.max(1, Math.min(look, this.#oldestDueMs()) - nowMs);
   }
 
   /**
@@ -224,12 +245,38 @@ export class OwnerResolver {
     return oldest;
   }
 
+  /** How long a record may wait: a begin for its accept, an end for its name at close. */
+  #limitMs(r: FlowRecord): number {
+    return r.kind === "begin" ? this.#acceptWaitMs : this.#waitMs;
+  }
+
+  /** When the earliest unsettled record's wait runs out. */
+  #oldestDueMs(): number {
+    let due = Infinity;
+    for (const list of this.#held.values()) {
+      for (const h of list) {
+        if (h.owner === undefined) due = Math.min(due, h.sinceMs + this.#limitMs(h.record));
+      }
+    }
+    return due;
+  }
+
+  /**
+   * A record's wait has run out: its limit passed, or (a begin) `waitMs`
+   * passed and no process holds its listener any more, so nobody can accept it.
+   */
+  #runOut(h: Held, nowMs: number): boolean {
+    const age = nowMs - h.sinceMs, r = h.record;
+    if (age >= this.#limitMs(r)) return true;
+    return r.kind === "begin" && age >= this.#waitMs &&
+      this.#holders.ofListener(r.netns, r.family, r.localAddr, r.localPort).length === 0;
+  }
+
   #fallback(r: FlowRecord): SocketOwner | null {
     // An end: its begin's owner (the flow table keeps it), or the connect stamp.
     if (r.kind !== "begin") return r.outgoing ? r.owner : null;
-    const listeners = this.#holders.ofListener(r.netns, r.family, r.localAddr, r.localPort);
-    if (listeners.length === 1) return listeners[0]!;
-    return listeners.length === 0 ? r.owner : null;
+    // Never a process that did not accept; the stamp only where nothing better can be known.
+    return this.#holders.available === false ? r.owner : null;
   }
 
   #settle(h: Held, owner: SocketOwner | null, how: keyof OwnerStats): void {
@@ -247,11 +294,34 @@ export class OwnerResolver {
     const out: FlowRecord[] = [];
     while (list.length > 0 && list[0]!.owner !== undefined) {
       const h = list.shift()!;
-      out.push(h.owner === h.record.owner ? h.record : { ...h.record, owner: h.owner ?? null });
+      out.push(h.owner === h.record.owner ? h.record : withOwner(h.record, h.owner ?? null));
     }
     if (list.length === 0) this.#held.delete(key);
     return out;
   }
+}
+
+/**
+ * The closing process named by a release record or an end stamped at close,
+ * with its cgroup (the kernel writes the closer's in such records).
+ */
+function closer(r: FlowRecord): SocketOwner {
+  const owner = r.owner!;
+  return r.cgroupId === 0 || owner.cgroupId === r.cgroupId
+    ? owner
+    : { ...owner, cgroupId: r.cgroupId };
+}
+
+/**
+ * A record with its settled owner; an incoming begin also takes the owner's
+ * cgroup (the acceptor's) when the kernel said it: the accepted socket itself
+ * is in its listener's cgroup.
+ */
+function withOwner(r: FlowRecord, owner: SocketOwner | null): FlowRecord {
+  const cgroupId = r.kind === "begin" && !r.outgoing && owner?.cgroupId
+    ? owner.cgroupId
+    : r.cgroupId;
+  return { ...r, owner, cgroupId };
 }
 
 /** One of the processes holding a socket: the stamped one if it is among them, else the first. */

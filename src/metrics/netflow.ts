@@ -168,7 +168,7 @@ export function registerNetflowMetrics(
     ],
     [
       "owner_waits_timed_out_total",
-      "Incoming flows whose wait for the accepting process ran out (owner guessed or null)",
+      "Incoming flows whose wait for the accepting process ran out (owner null)",
       "counter",
       (s) => s.ownerTimeouts,
     ],

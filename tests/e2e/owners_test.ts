@@ -35,11 +35,12 @@ interface Said {
 type Mode = "host" | "cgroup";
 
 /** netflow's CLI on the whole host or on `cg`, its events read as they come (JSON Lines). */
-async function watch(mode: Mode, cg: TestCgroup): Promise<Netflow> {
+async function watch(mode: Mode, cg: TestCgroup, extra: string[] = []): Promise<Netflow> {
   return await Netflow.start([
     "--format",
     "json",
     ...(mode === "cgroup" ? ["--cgroup", cg.dir] : []),
+    ...extra,
   ]);
 }
 
@@ -432,5 +433,164 @@ for (const mode of ["host", "cgroup"] as const) {
     const { sv, cl } = await exchange(mode, "MPTCP loopback", ["serve", "--mptcp"], 3, ["--mptcp"]);
     // Both sides ran MPTCP (no fallback to TCP): the flows are subflows'.
     assert.ok([...sv, ...cl].every((s) => s.mptcp === true));
+  });
+}
+
+/** The count of owner waits that ran out, from netflow's exit summary. */
+function ownerTimeouts(stderr: string): number {
+  const m = / (\d+) owner waits timed out/.exec(stderr);
+  assert.ok(m, stderr);
+  return Number(m[1]);
+}
+
+// Issue 22 points 6, 7 and 8: the process's name, never a process that did
+// not accept, and the acceptor's cgroup.
+for (const mode of ["host", "cgroup"] as const) {
+  const where = whereOf(mode);
+
+  e2eTest(
+    `${where}: a thread's flows carry its process's name, and --comm catches both`,
+    async () => {
+      await using cg = new TestCgroup();
+      await using nf = await watch(mode, cg);
+      await using only = await watch(mode, cg, ["--comm", "nf-thr-main"]);
+      await using run = new Spawner(mode, cg);
+      const srv = run.run(["serve"]);
+      const { port } = await said(srv, "listening");
+      const thr = run.run(["threads", "--port", String(port!)]);
+      const out = await said(thr, "client") as Said & { thread: string };
+      const lst = await said(thr, "listening") as Said & { thread: string };
+      // The thread really had a name of its own (what bpf_get_current_comm reads).
+      assert.deepEqual([out.thread, out.comm, lst.thread], [
+        "nf-thr-worker",
+        "nf-thr-main",
+        "nf-thr-worker",
+      ]);
+      const cli = run.run(["connect", "--port", String(lst.port!)]);
+      const cl = await allSaid(cli, "client", 1);
+      await cli.done();
+      const sv = await allSaid(thr, "served", 1);
+      const expect = [
+        ...clients([out], port!),
+        ...served(sv, lst.port!),
+        ...clients(cl, lst.port!),
+      ];
+      await tally(`a thread's connect and accept (${where})`, await stopped(nf, expect), expect);
+      // Its begins and ends, both ways, pass --comm with the process's name.
+      const its = (e: FlowEvent) => e.pid === out.pid;
+      await only.untilFlows(atLeast(4, its), "the thread's process's 4 events").catch(() => {});
+      assert.equal((await only.stop()).code, 0);
+      const kept = only.flows().filter(its);
+      assert.deepEqual(
+        kept.map((e) => [e.event.slice(13), e.conn_direction, e.comm]).sort(),
+        [
+          ["begin", "incoming", "nf-thr-main"],
+          ["begin", "outgoing", "nf-thr-main"],
+          ["end", "incoming", "nf-thr-main"],
+          ["end", "outgoing", "nf-thr-main"],
+        ],
+      );
+    },
+  );
+
+  for (const shape of ["activate", "prefork"] as const) {
+    e2eTest(`${where}: ${shape}, acceptor started 600 ms after the connection: named`, async () => {
+      await using cg = new TestCgroup();
+      await using nf = await watch(mode, cg);
+      await using run = new Spawner(mode, cg);
+      const srv = run.run([shape, "--delay-ms", "600", "--workers", "1"]);
+      const { port } = await said(srv, "listening");
+      const cli = run.run(["connect", "--port", String(port!)]);
+      const cl = await allSaid(cli, "client", 1);
+      await cli.done();
+      const sv = await allSaid(srv, "served", 1);
+      assert.match(sv[0]!.comm, shape === "activate" ? /^nf-activated$/ : /^nf-pre-w0$/);
+      const expect = [...served(sv, port!), ...clients(cl, port!)];
+      await tally(`${shape}, slow acceptor (${where})`, await stopped(nf, expect), expect);
+      // Watching the whole host, other processes' connections may time out too.
+      if (mode === "cgroup") assert.equal(ownerTimeouts(nf.stderr), 0);
+    });
+  }
+
+  e2eTest(`${where}: an acceptor slower than the wait: the begin names nobody`, async () => {
+    await using cg = new TestCgroup();
+    await using nf = await watch(mode, cg);
+    await using run = new Spawner(mode, cg);
+    const srv = run.run(["activate", "--delay-ms", "3000"]);
+    const { port } = await said(srv, "listening");
+    const cli = run.run(["connect", "--port", String(port!)]);
+    const cl = await allSaid(cli, "client", 1);
+    await cli.done();
+    const sv = await allSaid(srv, "served", 1);
+    const events = await stopped(nf, [...served(sv, port!), ...clients(cl, port!)]);
+    const mine = (dir: string) =>
+      events.filter((e) => e.conn_direction === dir && onPort(cl[0]!.port!)(e))
+        .map((e) => [e.event.slice(13), e.pid, e.comm]);
+    // Init held the listener alone for 2 s: not named. The service's close names it.
+    assert.deepEqual(mine("incoming"), [
+      ["begin", null, null],
+      ["end", sv[0]!.pid, "nf-activated"],
+    ]);
+    // The positive control in the same window: the client side is named.
+    assert.deepEqual(mine("outgoing"), [
+      ["begin", cl[0]!.pid, "nf-client"],
+      ["end", cl[0]!.pid, "nf-client"],
+    ]);
+    if (mode === "cgroup") assert.equal(ownerTimeouts(nf.stderr), 1);
+    else assert.ok(ownerTimeouts(nf.stderr) >= 1);
+  });
+
+  e2eTest(`${where}: a listener made in cgroup A, accepted in B: the flow is B's`, async () => {
+    await using cg = new TestCgroup();
+    // B is a container's cgroup, so --container can pick its flows.
+    const id = "c0ffee".padEnd(64, "0");
+    const a = mode === "cgroup" ? `${cg.dir}/a` : `${cg.dir}-a`;
+    const b = mode === "cgroup" ? `${cg.dir}/docker-${id}.scope` : `${cg.dir}-docker-${id}.scope`;
+    Deno.mkdirSync(a);
+    Deno.mkdirSync(b);
+    try {
+      await using nf = await watch(mode, cg);
+      await using only = await watch(mode, cg, ["--container", id]);
+      await using run = new Spawner(mode, cg);
+      const srv = run.run(["handoff", "--to-cgroup", b], { cgroupDir: a });
+      const { port } = await said(srv, "listening");
+      await said(srv, "acceptor"); // in B now
+      const cli = run.run(["connect", "--port", String(port!), "--count", "2"]);
+      const cl = await allSaid(cli, "client", 2);
+      await cli.done();
+      const sv = await allSaid(srv, "served", 2);
+      const expect = [...served(sv, port!), ...clients(cl, port!)];
+      const events = await stopped(nf, expect);
+      await tally(`listener in A, acceptor in B (${where})`, events, expect);
+      const path = (dir: string) => dir.slice(dir.indexOf(cg.path));
+      const ours = (e: FlowEvent) => cl.some((c) => [e.src_port, e.dst_port].includes(c.port!));
+      const side = (list: FlowEvent[], dir: string) =>
+        list.filter((e) => ours(e) && e.conn_direction === dir)
+          .map((e) => [e.event.slice(13), e.cgroup_id, e.cgroup, e.container_id]);
+      const inB = ["begin", "end"].map((ev) => [ev, Deno.statSync(b).ino, path(b), id]);
+      assert.deepEqual(side(events, "incoming").sort(), [...inB, ...inB].sort());
+      // The clients' own flows keep their own cgroup (the positive control).
+      const outgoing = side(events, "outgoing");
+      assert.equal(outgoing.length, 4);
+      for (const [, , p] of outgoing) assert.notEqual(p, path(b));
+      // --container B: the incoming flows (all written: nf saw every flow), and only them.
+      const incoming = (e: FlowEvent) => ours(e) && e.conn_direction === "incoming";
+      await only.untilFlows(atLeast(4, incoming), "B's 4 incoming events").catch(() => {});
+      assert.equal((await only.stop()).code, 0);
+      const picked = only.flows();
+      assert.deepEqual(side(picked, "incoming").sort(), [...inB, ...inB].sort());
+      assert.deepEqual(side(picked, "outgoing"), []);
+    } finally {
+      for (const dir of [a, b]) {
+        for (let i = 0; i < 50; i++) {
+          try {
+            Deno.removeSync(dir);
+            break;
+          } catch {
+            await new Promise((r) => setTimeout(r, 100)); // its processes still exiting
+          }
+        }
+      }
+    }
   });
 }

@@ -14,6 +14,7 @@ const server = { addr: "127.0.0.1", port: 80 }, peer = { addr: "127.0.0.1", port
 
 /** Holders that change when the test says; counts iterator runs. */
 class FakeHolders implements HolderIndex {
+  available = true;
   sockets = new Map<number, SocketOwner[]>();
   listeners: SocketOwner[] = [];
   runs = 0;
@@ -72,7 +73,11 @@ Deno.test("OwnerResolver takes a worker that accepted and closed at once from it
   r.push(incoming(), 0);
   // Closed in the worker's context before any iterator run: the end names it.
   const out = r.push(end({ owner: worker, atClose: true, end: "local-fin" }), 1);
-  assert.deepEqual(out.map((x) => [x.kind, x.owner]), [["begin", worker], ["end", worker]]);
+  // The begin takes the closer with its cgroup (the record's: the closing process's).
+  assert.deepEqual(out.map((x) => [x.kind, x.owner]), [
+    ["begin", { ...worker, cgroupId: 42 }],
+    ["end", worker],
+  ]);
   assert.equal(holders.runs, 0);
 });
 
@@ -92,7 +97,7 @@ Deno.test("OwnerResolver gives an end written in softirq the name its holder has
   assert.deepEqual(r.push(end({ owner: master }), 0), []);
   const release: FlowRecord = { ...record("release", server, peer, { owner: renamed }) };
   const out = r.push(release, 2);
-  assert.deepEqual(out.map((x) => [x.kind, x.owner]), [["end", renamed]]);
+  assert.deepEqual(out.map((x) => [x.kind, x.owner]), [["end", { ...renamed, cgroupId: 42 }]]);
   assert.equal(holders.runs, 0);
   // A release for a socket nothing waits for is dropped.
   assert.deepEqual(r.push(release, 3), []);
@@ -113,22 +118,79 @@ Deno.test("OwnerResolver passes outgoing begins and ends stamped at close straig
   assert.equal(r.waiting, 0);
 });
 
-Deno.test("OwnerResolver, when the wait runs out: the only listener holder, the stamp, or null", () => {
-  const cases: [SocketOwner[], SocketOwner | null][] = [
-    [[worker], worker], // one process could accept
-    [[], master], // nobody holds the listener any more: the kernel's stamp
-    [[master, worker], null], // several could: no guess among live processes
+Deno.test("OwnerResolver never gives a begin to a process that did not accept it", () => {
+  // Issue 22 point 7: the listener's only holder (a supervisor, init) and the
+  // kernel's stamp (the listener's creator) did not accept: null, counted.
+  const cases: [string, SocketOwner[], number][] = [
+    ["the only listener holder", [master], 2000], // it could still accept: waits the accept wait
+    ["several holders", [master, worker], 2000],
+    ["nobody holds the listener", [], 200], // nobody can accept it: no longer than an end
   ];
-  for (const [listeners, want] of cases) {
+  for (const [what, listeners, at] of cases) {
     const holders = new FakeHolders();
     holders.listeners = listeners;
     const r = new OwnerResolver(holders);
     r.push(incoming(), 0);
-    assert.deepEqual(r.settle(100), []);
-    const out = r.settle(200);
-    assert.deepEqual(out.map((x) => x.owner), [want]);
-    assert.equal(r.stats.byTimeout, 1);
+    assert.deepEqual(r.settle(at - 1), [], what);
+    assert.deepEqual(r.settle(at).map((x) => x.owner), [null], what);
+    assert.equal(r.stats.byTimeout, 1, what);
   }
+});
+
+Deno.test("OwnerResolver waits up to 2 s for a slow acceptor, then names it", () => {
+  const holders = new FakeHolders();
+  holders.listeners = [master]; // init holds the listener; the service is starting
+  const r = new OwnerResolver(holders);
+  r.push(incoming(), 0);
+  for (let t = 5; t < 1500; t += 20) assert.deepEqual(r.settle(t), [], `at ${t} ms`);
+  holders.sockets.set(1, [worker]); // the service accepts at 1.5 s
+  assert.deepEqual(r.settle(1505).map((x) => x.owner), [worker]);
+  assert.equal(r.stats.byTimeout, 0);
+  // An end waits its own 200 ms, not the accept wait.
+  r.push(end({ cookie: 2 }), 2000);
+  assert.equal(r.wakeInMs(2000), 5);
+  assert.deepEqual(r.settle(2199), []);
+  assert.deepEqual(r.settle(2200).map((x) => [x.kind, x.owner]), [["end", null]]);
+});
+
+Deno.test("OwnerResolver keeps the kernel's stamp only where no holders iterator exists", () => {
+  const holders = new FakeHolders();
+  holders.available = false; // before 5.11: netflow says so at start
+  const r = new OwnerResolver(holders);
+  r.push(incoming(), 0);
+  assert.deepEqual(r.settle(200).map((x) => x.owner), [master]);
+});
+
+Deno.test("OwnerResolver gives an incoming flow its acceptor's cgroup, not its listener's", () => {
+  // Issue 22 point 8: the accepted socket is in the listener's cgroup (7).
+  const acceptor = { ...worker, cgroupId: 42 };
+  const holders = new FakeHolders();
+  holders.sockets.set(1, [acceptor]);
+  const r = new OwnerResolver(holders);
+  r.push({ ...incoming(), cgroupId: 7 }, 0);
+  const [begin] = r.settle(5);
+  assert.deepEqual([begin!.owner, begin!.cgroupId], [acceptor, 42]);
+  // Named by its closer (a release record carries the closing process's cgroup).
+  r.push({ ...incoming({ cookie: 2 }), cgroupId: 7 }, 10);
+  const release = {
+    ...record("release", server, peer, { owner: worker, cookie: 2 }),
+    cgroupId: 43,
+  };
+  const [closed] = r.push(release, 11);
+  assert.deepEqual([closed!.owner?.pid, closed!.cgroupId], [worker.pid, 43]);
+  // A snapshot's incoming begin too; an outgoing flow keeps its socket's cgroup.
+  const [pre] = r.snapshot([{
+    ...record("begin", server, peer, { preexisting: true }),
+    cgroupId: 7,
+  }]);
+  assert.equal(pre!.cgroupId, 42);
+  const out = { ...record("begin", peer, server, { outgoing: true, owner: client }), cgroupId: 7 };
+  assert.equal(r.push(out, 20)[0]!.cgroupId, 7);
+  // The flow table keeps the begin's cgroup for the end.
+  const table = new FlowTable({ idPrefix: "t" });
+  const events = [begin!, { ...end({ owner: worker, atClose: true }), cgroupId: 7 }]
+    .map((x) => table.onRecord(x));
+  assert.deepEqual(events.map((e) => e?.cgroup_id), [42, 42]);
 });
 
 Deno.test("OwnerResolver settles everything when netflow stops", () => {
@@ -210,5 +272,7 @@ Deno.test("OwnerResolver matches a release record without a namespace by its coo
   const r = new OwnerResolver(holders);
   r.push(end({ owner: null, cookie: 77 }), 0);
   const release = record("release", server, peer, { owner: worker, cookie: 77, netns: 0 });
-  assert.deepEqual(r.push(release, 1).map((x) => [x.cookie, x.owner]), [[77, worker]]);
+  assert.deepEqual(r.push(release, 1).map((x) => [x.cookie, x.owner]), [
+    [77, { ...worker, cgroupId: 42 }],
+  ]);
 });

@@ -15,6 +15,14 @@ own ("port"), with the comm it had when the connection was established
                                                 its copy; the service execs and renames
   owners.py handoff   --host H [--port P]       a launcher listens, forks the acceptor
                                                 (which runs as nobody), closes its copy
+  owners.py activate  --host H --delay-ms D     the same, but as systemd does: the service is
+                                                started D ms after a connection is waiting
+  owners.py prefork   --host H --delay-ms D     the master forks its workers D ms after a
+                                                connection is waiting
+  owners.py handoff   --to-cgroup DIR           the acceptor moves itself into cgroup DIR
+  owners.py threads   --host H --port P         one thread (named nf-thr-worker) connects to
+                                                P, then listens and serves one connection;
+                                                the process is nf-thr-main
   owners.py serve     --host H [--port P] [--mptcp] [--rename-on-byte]
   owners.py connect   --host H --port P --count N [--mptcp] [--exit-early]
                       [--rename-when FILE]
@@ -31,9 +39,11 @@ import argparse
 import ctypes
 import json
 import os
+import select
 import signal
 import socket
 import sys
+import threading
 import time
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -112,10 +122,25 @@ def fork_child(fn):
     return pid
 
 
+def thread_comm():
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm") as f:
+        return f.read().strip()
+
+
+def when_waiting(sock, delay_ms):
+    """A supervisor's pace: only once a connection waits, then delay_ms later."""
+    if delay_ms:
+        select.select([sock], [], [])
+        time.sleep(delay_ms / 1000)
+
+
 def cmd_prefork(a):
     set_comm("nf-pre-master")
     sock = listener(a.host)
     port = sock.getsockname()[1]
+    if a.delay_ms:
+        say("listening", port=port)
+        when_waiting(sock, a.delay_ms)
     workers = []
     for i in range(a.workers):
         def work(i=i):
@@ -123,7 +148,8 @@ def cmd_prefork(a):
             say("worker")
             accept_loop(sock)
         workers.append(fork_child(work))
-    say("listening", port=port, workers=workers)
+    if not a.delay_ms:
+        say("listening", port=port, workers=workers)
     while True:
         signal.pause()  # the master keeps the listener and never accepts
 
@@ -132,6 +158,9 @@ def cmd_activate(a):
     set_comm("nf-init")
     sock = listener(a.host)
     port = sock.getsockname()[1]
+    if a.delay_ms:
+        say("listening", port=port)
+        when_waiting(sock, a.delay_ms)
     os.dup2(sock.fileno(), 3)
     os.set_inheritable(3, True)
     child = os.fork()
@@ -140,7 +169,8 @@ def cmd_activate(a):
         os.environ["LISTEN_FDS"] = "1"
         os.environ["LISTEN_PID"] = str(os.getpid())
         os.execv(sys.executable, [sys.executable, __file__, "service"])
-    say("listening", port=port, service=child)
+    if not a.delay_ms:
+        say("listening", port=port, service=child)
     while True:
         signal.pause()  # init keeps its copy of fd 3 and never accepts
 
@@ -160,6 +190,9 @@ def cmd_handoff(a):
 
     def acceptor():
         set_comm("nf-acceptor")
+        if a.to_cgroup:
+            with open(f"{a.to_cgroup}/cgroup.procs", "w") as f:
+                f.write(str(os.getpid()))
         os.setgid(65534)
         os.setuid(65534)  # nobody: the acceptor is told apart from the launcher by uid too
         die_with_parent()  # a credential change cleared it
@@ -170,6 +203,38 @@ def cmd_handoff(a):
     say("listening", port=port, acceptor=child)
     while True:
         signal.pause()
+
+
+def cmd_threads(a):
+    set_comm("nf-thr-main")
+
+    def work():
+        set_comm("nf-thr-worker")  # this thread's name only
+        named = thread_comm()
+        s = socket.create_connection((a.host, a.port))
+        port = s.getsockname()[1]
+        s.sendall(b"x")
+        recv_reply(s)
+        s.close()
+        say("client", port=port, comm_at_begin=comm(), close_comm=comm(), thread=named)
+        sock = listener(a.host)
+        say("listening", port=sock.getsockname()[1], thread=named)
+        conn, addr = sock.accept()
+        serve_one(conn, addr[1])
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    while True:
+        signal.pause()
+
+
+def recv_reply(s):
+    got = 0
+    while got < 50:
+        chunk = s.recv(50 - got)
+        if not chunk:
+            break
+        got += len(chunk)
 
 
 def cmd_serve(a):
@@ -198,12 +263,7 @@ def cmd_connect(a):
             set_comm("nf-cli-renamed")
             byte = b"R"
         s.sendall(byte)
-        got = 0
-        while got < 50:
-            chunk = s.recv(50 - got)
-            if not chunk:
-                break
-            got += len(chunk)
+        recv_reply(s)
         close_comm = comm()
         mptcp = is_mptcp(s)
         s.close()
@@ -222,6 +282,8 @@ def main():
     p.add_argument("--rename-on-byte", action="store_true")
     p.add_argument("--rename-when")
     p.add_argument("--comm", default=None)
+    p.add_argument("--delay-ms", type=int, default=0)
+    p.add_argument("--to-cgroup")
     a = p.parse_args()
     if a.comm is None:
         a.comm = "nf-client" if a.cmd == "connect" else "nf-server"
@@ -230,6 +292,7 @@ def main():
         "activate": cmd_activate,
         "service": cmd_service,
         "handoff": cmd_handoff,
+        "threads": cmd_threads,
         "serve": cmd_serve,
         "connect": cmd_connect,
     }[a.cmd](a)
