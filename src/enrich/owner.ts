@@ -17,6 +17,12 @@ import type { Enricher, Enriching } from "./enricher.ts";
 import { PerFlow } from "./enricher.ts";
 import type { OwnerResolver, OwnerStats } from "./owners.ts";
 
+/** What a flow keeps from its begin: its owner, and its cgroup (an incoming flow's: the acceptor's). */
+interface Kept {
+  readonly owner: SocketOwner | null;
+  readonly cgroupId: number;
+}
+
 interface Queued {
   readonly item: Enriching;
   /** The owner it takes, or undefined while the resolver holds its record. */
@@ -25,7 +31,7 @@ interface Queued {
 
 export class OwnerEnricher implements Enricher {
   readonly #resolver: OwnerResolver;
-  readonly #kept: PerFlow<SocketOwner | null>;
+  readonly #kept: PerFlow<Kept>;
   /** Events of sockets the resolver holds a record of, per socket (netns|cookie), in order. */
   readonly #queued = new Map<string, Queued[]>();
 
@@ -46,7 +52,8 @@ export class OwnerEnricher implements Enricher {
     if (r !== undefined && r.kind !== "update" && !(r.kind === "begin" && r.beginLost)) {
       if (r.kind === "begin" && r.preexisting) {
         // The start snapshot: whoever holds the socket now (holders refreshed just before).
-        return this.#after(item, this.#resolver.snapshot([r])[0]!.owner);
+        const settled = this.#resolver.snapshot([r])[0]!;
+        return this.#after(item, settled.owner, settled.cgroupId);
       }
       const key = `${r.netns}|${r.cookie}`;
       const queue = this.#queued.get(key);
@@ -72,9 +79,9 @@ export class OwnerEnricher implements Enricher {
   }
 
   /** An event that does not wait itself, behind whatever of its socket does. */
-  #after(item: Enriching, owner: SocketOwner | null): readonly Enriching[] {
+  #after(item: Enriching, owner: SocketOwner | null, cgroupId?: number): readonly Enriching[] {
     const queue = this.#queued.get(`${item.event.netns}|${item.facts.cookie}`);
-    if (queue === undefined) return [this.#fill(item, owner)];
+    if (queue === undefined) return [this.#fill(item, owner, cgroupId)];
     queue.push({ item, owner });
     return [];
   }
@@ -87,7 +94,7 @@ export class OwnerEnricher implements Enricher {
       const queue = this.#queued.get(key);
       const head = queue?.shift();
       if (queue === undefined || head === undefined) continue; // not one of ours: cannot be
-      out.push(this.#fill(head.item, r.owner));
+      out.push(this.#fill(head.item, r.owner, r.kind === "begin" ? r.cgroupId : undefined));
       while (queue.length > 0 && queue[0]!.owner !== undefined) {
         const next = queue.shift()!;
         out.push(this.#fill(next.item, next.owner!));
@@ -97,11 +104,17 @@ export class OwnerEnricher implements Enricher {
     return out;
   }
 
-  #fill(item: Enriching, owner: SocketOwner | null): Enriching {
+  /**
+   * `cgroupId`: a settled begin's, which the resolver gives the acceptor's
+   * cgroup when the kernel said it (the accepted socket is in its listener's):
+   * kept for the flow's updates and end, and read by the cgroup enricher after.
+   */
+  #fill(item: Enriching, owner: SocketOwner | null, cgroupId?: number): Enriching {
     const e = item.event;
-    const kept = this.#kept.take(e, () => owner);
+    const kept = this.#kept.take(e, () => ({ owner, cgroupId: cgroupId || e.cgroup_id }));
     // An end names who held the socket at close when that is known, else the begin's owner.
-    const o = e.event === "net_flow_tcp_end" && owner !== null ? owner : kept;
+    const o = e.event === "net_flow_tcp_end" && owner !== null ? owner : kept.owner;
+    e.cgroup_id = kept.cgroupId;
     e.pid = o?.pid ?? null;
     e.comm = o?.comm ?? null;
     e.uid = o?.uid ?? null;

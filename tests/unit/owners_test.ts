@@ -187,7 +187,7 @@ Deno.test("OwnerResolver gives an incoming flow its acceptor's cgroup, not its l
   const out = { ...record("begin", peer, server, { outgoing: true, owner: client }), cgroupId: 7 };
   assert.equal(r.push(out, 20)[0]!.cgroupId, 7);
   // The flow table keeps the begin's cgroup for the end.
-  const table = new FlowTable({ idPrefix: "t" });
+  const table = new EnrichedTable({ idPrefix: "t" });
   const events = [begin!, { ...end({ owner: worker, atClose: true }), cgroupId: 7 }]
     .map((x) => table.onRecord(x));
   assert.deepEqual(events.map((e) => e?.cgroup_id), [42, 42]);
