@@ -149,6 +149,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #malformed = 0;
   /** Records read from the kernel's `kept` map. */
   #recovered = 0;
+  #dnsUnordered = 0;
   #stopping = false;
   /** A loop over batches() is running (it tears down when it ends). */
   #iterating = false;
@@ -256,6 +257,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       dns: this.#dns.stats,
       owners: this.#owners.stats,
       recovered: this.#recovered,
+      dnsUnordered: this.#dnsUnordered,
     });
   }
 
@@ -320,13 +322,14 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       this.#decoder.clockOffsetUs = offset;
     }
     // In the kernel's time order: an answer is in the cache before the flows after it.
-    const drained = drainInOrder(
+    const { records: drained, unordered } = drainInOrder(
       this.#probe.reader,
       this.#probe.dnsReader,
       this.#decode,
       this.#onRecord,
       this.#onDnsRecord,
     );
+    this.#dnsUnordered += unordered;
     // Then what the kernel kept while the ring was full (bounded: the rest
     // waits for the next drain, so a backlog is written as it is read).
     const kept = this.#probe.takeKept(KEPT_PER_DRAIN);

@@ -125,6 +125,12 @@ export function registerNetflowMetrics(
       (s) => s.dnsLost,
     ],
     [
+      "dns_unordered_total",
+      "Flow records handed over before an older DNS answer another CPU was still writing",
+      "counter",
+      (s) => s.dnsUnordered,
+    ],
+    [
       "dns_answers_unmatched_total",
       "DNS answers that matched no query, dropped in the kernel",
       "counter",

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import dnsPacket from "npm:dns-packet@5.6.1";
-import { drainInOrder } from "../../src/bpf/drain.ts";
+import { BUSY_WAIT_MS, drainInOrder } from "../../src/bpf/drain.ts";
 import { KIND_BEGIN, KIND_DNS, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
 import type { KernelRecord } from "../../src/bpf/records.ts";
 import type { RecordHandler } from "../../src/ffi/ringbuf.ts";
@@ -15,16 +15,29 @@ import type { FlowBeginEvent } from "../../src/events.ts";
 import { FlowTable } from "../../src/flow/state.ts";
 import { rawFlow } from "../helpers/records.ts";
 
-/** A ring holding recorded records; `beforeDrain` runs as a drain starts (a commit racing it). */
+/**
+ * A ring holding recorded records; `beforeDrain` runs as a drain starts (a
+ * commit racing it). A drain hands over at most `bound` records, and none
+ * while `busyDrains` > 0 (the head record reserved by another CPU, not yet
+ * committed: each drain that finds it so counts one down).
+ */
 class FakeRing {
   records: DataView[] = [];
   beforeDrain: () => void = () => {};
+  bound = Infinity;
+  busyDrains = 0;
   drain(onRecord: RecordHandler): number {
     this.beforeDrain();
-    const taken = this.records;
-    this.records = [];
+    if (this.busyDrains > 0) {
+      this.busyDrains--;
+      return 0;
+    }
+    const taken = this.records.splice(0, this.bound);
     for (const view of taken) onRecord(view, 0, view.byteLength);
     return taken.length;
+  }
+  backlog(): boolean {
+    return this.records.length > 0;
   }
 }
 
@@ -91,7 +104,7 @@ Deno.test("a begin whose answer was committed just before it gets its names, tho
   );
   // The answer's commit reaches the DNS ring only as the flow ring is being read.
   flows.beforeDrain = () => dnsRing.records.push(rawAnswer(100n, "www.example.test", "192.0.2.80"));
-  assert.equal(drainInOrder(flows, dnsRing, p.decode, p.onFlow, p.onDns), 2);
+  assert.equal(drainInOrder(flows, dnsRing, p.decode, p.onFlow, p.onDns).records, 2);
   assert.deepEqual(p.order, ["dns 100", "flow 200"]);
   assert.equal(p.begins.length, 1);
   assert.deepEqual(p.begins[0]!.dst_dns, ["www.example.test"]);
@@ -109,7 +122,7 @@ Deno.test("records of both rings are handed over in the kernel's time order", ()
   for (const ts of [50n, 10n, 70n, 40n]) {
     dnsRing.records.push(rawAnswer(ts, `n${ts}.test`, `192.0.2.${Number(ts)}`));
   }
-  assert.equal(drainInOrder(flows, dnsRing, p.decode, p.onFlow, p.onDns), 7);
+  assert.equal(drainInOrder(flows, dnsRing, p.decode, p.onFlow, p.onDns).records, 7);
   assert.deepEqual(p.order, [
     "dns 10",
     "flow 20",
@@ -119,4 +132,60 @@ Deno.test("records of both rings are handed over in the kernel's time order", ()
     "flow 60",
     "dns 70",
   ]);
+});
+
+Deno.test("an answer behind one drain's bound (a flood of answers) is applied before the begin after it", () => {
+  const flows = new FakeRing(), dnsRing = new FakeRing();
+  const p = pipeline();
+  dnsRing.bound = 2; // DRAIN_MAX, scaled down
+  for (let ts = 10; ts <= 50; ts += 10) {
+    dnsRing.records.push(rawAnswer(BigInt(ts), `flood${ts}.test`, `198.51.100.${ts}`));
+  }
+  dnsRing.records.push(rawAnswer(60n, "www.example.test", "192.0.2.80"));
+  flows.records.push(
+    rawFlow({
+      kind: KIND_BEGIN,
+      tsNs: 70n,
+      beginNs: 70n,
+      outgoing: true,
+      remote: ["192.0.2.80", 443],
+    }),
+  );
+  const out = drainInOrder(flows, dnsRing, p.decode, p.onFlow, p.onDns);
+  assert.deepEqual(out, { records: 7, unordered: 0 });
+  assert.deepEqual(p.order.slice(-2), ["dns 60", "flow 70"]);
+  assert.deepEqual(p.begins[0]!.dst_dns, ["www.example.test"]);
+});
+
+Deno.test("an answer committed behind a record another CPU is still writing is waited for", () => {
+  const flows = new FakeRing(), dnsRing = new FakeRing();
+  const p = pipeline();
+  dnsRing.records.push(rawAnswer(60n, "www.example.test", "192.0.2.80"));
+  dnsRing.busyDrains = 3; // the head record is committed after three looks
+  flows.records.push(
+    rawFlow({
+      kind: KIND_BEGIN,
+      tsNs: 70n,
+      beginNs: 70n,
+      outgoing: true,
+      remote: ["192.0.2.80", 443],
+    }),
+  );
+  const out = drainInOrder(flows, dnsRing, p.decode, p.onFlow, p.onDns);
+  assert.deepEqual(out, { records: 2, unordered: 0 });
+  assert.deepEqual(p.order, ["dns 60", "flow 70"]);
+  assert.deepEqual(p.begins[0]!.dst_dns, ["www.example.test"]);
+});
+
+Deno.test(`a record never committed holds a flow back at most ${BUSY_WAIT_MS} ms, and is counted`, () => {
+  const flows = new FakeRing(), dnsRing = new FakeRing();
+  const p = pipeline();
+  dnsRing.records.push(rawAnswer(60n, "www.example.test", "192.0.2.80"));
+  dnsRing.busyDrains = Infinity;
+  for (const ts of [70n, 80n]) {
+    flows.records.push(rawFlow({ kind: KIND_BEGIN, tsNs: ts, beginNs: ts, cookie: ts }));
+  }
+  const out = drainInOrder(flows, dnsRing, p.decode, p.onFlow, p.onDns);
+  assert.deepEqual(out, { records: 2, unordered: 2 });
+  assert.deepEqual(p.order, ["flow 70", "flow 80"]);
 });

@@ -55,6 +55,7 @@ const STATS: MonitorStats = {
   ownerTimeouts: 13,
   flowsRecovered: 14,
   flowsLost: 15,
+  dnsUnordered: 16,
 };
 
 Deno.test("netflow's metrics are valid exposition text with HELP and TYPE, per promtool", async () => {
