@@ -23,6 +23,7 @@ import {
 import { drainInOrder } from "./bpf/drain.ts";
 import { sharesSockOps } from "./bpf/peers.ts";
 import { DnsNames } from "./dns/names.ts";
+import { ProcResolvers } from "./dns/resolvers.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
 import { SocketHolders } from "./enrich/holders.ts";
 import { OwnerResolver } from "./enrich/owners.ts";
@@ -176,7 +177,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.notes = host.notes;
     this.cgroupDir = resolveCgroupDir(mount, options.cgroup);
     this.cgroup = relativeCgroupPath(mount, this.cgroupDir);
-    this.#dns = new DnsNames(options.dns);
+    this.#dns = new DnsNames(options.dns, new ProcResolvers(mount));
     const cgroups = new CgroupPaths(mount, this.cgroupDir);
     const holders = new SocketHolders(() => this.#probe.holders());
     this.#owners = new OwnerResolver(
@@ -187,7 +188,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       ...(options.maxFlows === undefined ? {} : { maxFlows: options.maxFlows }),
       begins: this.#want.has(EVENT_BEGIN),
       context: {
-        names: (addr, netns) => this.#dns.names(netns, addr),
+        names: (addr, scope) => this.#dns.names(scope, addr),
         cgroup: (id) => cgroups.lookup(id),
       },
     });
@@ -241,9 +242,12 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     };
   }
 
-  /** The unexpired names network namespace `netns` (its inode) resolved to `address`. */
-  dnsNames(netns: number, address: string): readonly string[] {
-    return this.#dns.names(netns, address);
+  /**
+   * The unexpired names network namespace `netns` (its inode) resolved to
+   * `address`: for all its processes, and (with `cgroupId`) for that cgroup's own.
+   */
+  dnsNames(netns: number, address: string, cgroupId = 0): readonly string[] {
+    return this.#dns.names({ netns, netnsCookie: 0, cgroupId }, address);
   }
 
   /** The counts so far (final once the monitor is closed): what the exit summary prints. */
@@ -328,6 +332,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       this.#decode,
       this.#onRecord,
       this.#onDnsRecord,
+      this.#probe.packetReader,
     );
     this.#dnsUnordered += unordered;
     // Then what the kernel kept while the ring was full (bounded: the rest

@@ -61,6 +61,16 @@ export interface MonitorStats {
    * still writing (waited for 2 ms in vain): their names may miss that answer.
    */
   dnsUnordered: number;
+  /**
+   * Answers from a server their namespace is not configured to use: they
+   * named addresses only for the cgroup that asked (src/dns/resolvers.ts).
+   */
+  dnsCgroupOnly: number;
+  /**
+   * Handshake (fail events) and packet-view records lost because their own
+   * ring was full (a SYN flood): never a begin or an end.
+   */
+  packetsLost: number;
 }
 
 /** Where the counts come from: the kernel's counters and each stage's own. */
@@ -110,5 +120,7 @@ export function monitorStats(s: StatsSources): MonitorStats {
     flowsRecovered: s.recovered,
     flowsLost: kernel.flowsLost,
     dnsUnordered: s.dnsUnordered ?? 0,
+    dnsCgroupOnly: dns.cgroupOnly,
+    packetsLost: kernel.packetsLost,
   };
 }

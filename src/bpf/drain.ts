@@ -1,5 +1,5 @@
 /**
- * Both rings drained as one stream in the kernel's time order. DNS answers
+ * The rings drained as one stream in the kernel's time order. DNS answers
  * (dns_events) and flow records (events) come through two rings; read one
  * after the other, an answer committed between the two reads would be applied
  * after the begin that needed it, and the flow would get no names. So the
@@ -19,6 +19,11 @@
  * record is handed over (a record still being written is waited for, at
  * most {@link BUSY_WAIT_MS}; then the flow goes on, counted). Answers are
  * handed over as they are read: memory stays one drain's worth.
+ *
+ * Handshake packets (fail events) and the packet view come through a third
+ * ring (`packets`), so that a SYN flood never costs a begin or an end; it is
+ * merged into the flow records by time the same way (a SYN before the begin
+ * of the connection it opened).
  *
  * @module
  */
@@ -50,11 +55,24 @@ export interface DrainOutcome {
   unordered: number;
 }
 
+/** A ring merged into the flow records by time, and where its records go. */
+interface Merged {
+  ring: Drainable;
+  on: (r: KernelRecord | undefined) => void;
+  /** Records read and not yet handed over, sorted by time from `next` on. */
+  held: KernelRecord[];
+  next: number;
+}
+
 /**
- * Drains `flows` then `dns`, and hands every record over in the kernel's
- * time order: `onDns` for the DNS ring's, `onFlow` for the flow ring's
- * (malformed ones as undefined, at once). Returns how many records there
- * were, and how many flow records could not wait for an older answer.
+ * Drains `flows`, then `packets` (handshake packets, when given) and `dns`,
+ * and hands every record over in the kernel's time order: `onFlow` for the
+ * flow ring's and the packet ring's, `onDns` for the DNS ring's (malformed
+ * ones as undefined, at once). Flow records keep their ring order; the other
+ * rings' records are merged in by time, each read on while it has a backlog
+ * and what was read of it ends before the next flow record. Returns how many
+ * records there were, and how many flow records could not wait for an older
+ * record still being written.
  */
 export function drainInOrder(
   flows: Drainable,
@@ -62,40 +80,40 @@ export function drainInOrder(
   decode: Decode,
   onFlow: (r: KernelRecord | undefined) => void,
   onDns: (r: KernelRecord | undefined) => void,
+  packets?: Drainable,
 ): DrainOutcome {
   const flowRecords: KernelRecord[] = [];
-  const n = flows.drain((view, offset, length) => {
+  let records = flows.drain((view, offset, length) => {
     const r = decode(view, offset, length);
     if (r === undefined) onFlow(undefined);
     else flowRecords.push(r);
   });
-  let answers: KernelRecord[] = [];
-  let next = 0;
-  let m = 0;
-  let unordered = 0;
-  const read = (): number => {
+  const merged: Merged[] = [{ ring: dns, on: onDns, held: [], next: 0 }];
+  if (packets !== undefined) merged.push({ ring: packets, on: onFlow, held: [], next: 0 });
+  const read = (m: Merged): number => {
     const chunk: KernelRecord[] = [];
-    const got = dns.drain((view, offset, length) => {
+    const got = m.ring.drain((view, offset, length) => {
       const r = decode(view, offset, length);
-      if (r === undefined) onDns(undefined);
+      if (r === undefined) m.on(undefined);
       else chunk.push(r);
     });
-    m += got;
-    answers = answers.slice(next).concat(chunk);
-    next = 0;
-    if (answers.length > 1) answers.sort((a, b) => a.timeNs - b.timeNs);
+    records += got;
+    m.held = m.held.slice(m.next).concat(chunk);
+    m.next = 0;
+    if (m.held.length > 1) m.held.sort((a, b) => a.timeNs - b.timeNs);
     return got;
   };
-  read();
+  for (const m of merged) read(m);
+  let unordered = 0;
   let deadline = 0;
   let waited = false; // in vain once: the rest of this drain does not wait again
-  for (const r of flowRecords) {
-    // Read on while the ring holds more and what was read ends before this record.
+  /** Reads `m` on until what it holds reaches past `timeNs`, or it has no backlog. */
+  const catchUp = (m: Merged, timeNs: number): void => {
     while (
-      !waited && (answers.length === next || answers[answers.length - 1]!.timeNs <= r.timeNs) &&
-      dns.backlog?.() === true
+      !waited && (m.held.length === m.next || m.held[m.held.length - 1]!.timeNs <= timeNs) &&
+      m.ring.backlog?.() === true
     ) {
-      if (read() > 0) {
+      if (read(m) > 0) {
         deadline = 0;
         continue;
       }
@@ -104,10 +122,28 @@ export function drainInOrder(
       if (deadline === 0) deadline = now + BUSY_WAIT_MS;
       else if (now >= deadline) waited = true;
     }
-    if (waited && dns.backlog?.() === true) unordered++;
-    while (next < answers.length && answers[next]!.timeNs <= r.timeNs) onDns(answers[next++]);
+  };
+  /** Hands over, in time order across the merged rings, what is not later than `timeNs`. */
+  const handOver = (timeNs: number): void => {
+    for (;;) {
+      let first: Merged | undefined;
+      for (const m of merged) {
+        const head = m.held[m.next];
+        if (
+          head !== undefined && head.timeNs <= timeNs &&
+          (first === undefined || head.timeNs < first.held[first.next]!.timeNs)
+        ) first = m;
+      }
+      if (first === undefined) return;
+      first.on(first.held[first.next++]);
+    }
+  };
+  for (const r of flowRecords) {
+    for (const m of merged) catchUp(m, r.timeNs);
+    if (waited && merged.some((m) => m.ring.backlog?.() === true)) unordered++;
+    handOver(r.timeNs);
     onFlow(r);
   }
-  while (next < answers.length) onDns(answers[next++]);
-  return { records: n + m, unordered };
+  handOver(Infinity);
+  return { records, unordered };
 }

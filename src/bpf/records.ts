@@ -15,53 +15,55 @@ export const LAYOUT = {
     fields: { ts_ns: 0, cgroup_id: 8, kind: 16, direction: 17, family: 18, pad: 19 },
   },
   nf_flow: {
-    size: 152,
+    size: 160,
     fields: {
       hdr: 0,
       cookie: 24,
       begin_ns: 32,
       bytes_acked: 40,
       bytes_received: 48,
-      laddr: 56,
-      raddr: 72,
-      netns: 88,
-      snd_una: 92,
-      write_seq: 96,
-      srtt_us: 100,
-      segs_in: 104,
-      segs_out: 108,
-      total_retrans: 112,
-      sk_err: 116,
-      pid: 120,
-      uid: 124,
-      lport: 128,
-      rport: 130,
-      flags: 132,
-      end: 133,
-      old_state: 134,
-      new_state: 135,
-      comm: 136,
+      netns_cookie: 56,
+      laddr: 64,
+      raddr: 80,
+      netns: 96,
+      snd_una: 100,
+      write_seq: 104,
+      srtt_us: 108,
+      segs_in: 112,
+      segs_out: 116,
+      total_retrans: 120,
+      sk_err: 124,
+      pid: 128,
+      uid: 132,
+      lport: 136,
+      rport: 138,
+      flags: 140,
+      end: 141,
+      old_state: 142,
+      new_state: 143,
+      comm: 144,
     },
   },
   nf_packet: {
-    size: 112,
+    size: 120,
     fields: {
       hdr: 0,
       sock_cookie: 24,
-      saddr: 32,
-      daddr: 48,
-      seq: 64,
-      ack_seq: 68,
-      pid: 72,
-      uid: 76,
-      netns: 80,
-      sport: 84,
-      dport: 86,
-      tcp_flags: 88,
-      sock_flags: 89,
-      sock_state: 90,
-      pad: 91,
-      comm: 96,
+      netns_cookie: 32,
+      saddr: 40,
+      daddr: 56,
+      seq: 72,
+      ack_seq: 76,
+      pid: 80,
+      uid: 84,
+      netns: 88,
+      sport: 92,
+      dport: 94,
+      tcp_flags: 96,
+      sock_flags: 97,
+      sock_state: 98,
+      pad: 99,
+      comm: 104,
     },
   },
   nf_holder: {
@@ -100,22 +102,24 @@ export const LAYOUT = {
     },
   },
   nf_dns: {
-    size: 1368,
+    size: 1384,
     fields: {
       hdr: 0,
       question: 24,
-      saddr: 32,
-      daddr: 48,
-      netns: 64,
-      stream_off: 68,
-      sport: 72,
-      dport: 74,
-      payload_len: 76,
-      captured_len: 78,
-      query_id: 80,
-      transport: 82,
-      pad: 83,
-      payload: 88,
+      netns_cookie: 32,
+      query_cgroup: 40,
+      saddr: 48,
+      daddr: 64,
+      netns: 80,
+      stream_off: 84,
+      sport: 88,
+      dport: 90,
+      payload_len: 92,
+      captured_len: 94,
+      query_id: 96,
+      transport: 98,
+      pad: 99,
+      payload: 104,
     },
   },
 } as const;
@@ -222,6 +226,8 @@ export interface FlowRecord {
   readonly beginNs: number;
   readonly cgroupId: number;
   readonly netns: number;
+  /** The network namespace's cookie (never reused; 0 where the kernel has none). */
+  readonly netnsCookie: number;
   readonly cookie: number;
   readonly family: 4 | 6;
   readonly localAddr: string;
@@ -294,6 +300,8 @@ export interface TcpPacket {
   readonly sockState: number;
   /** The network namespace of the packet's socket (the reset socket's for `refused`). */
   readonly netns: number;
+  /** That namespace's cookie (0 when none, or where the kernel has none). */
+  readonly netnsCookie: number;
   readonly owner: SocketOwner | null;
 }
 
@@ -311,6 +319,10 @@ export interface DnsMessage {
   readonly transport: "udp" | "tcp";
   /** Inode of the network namespace that asked (as `stat -L /proc/PID/ns/net` prints). */
   readonly netns: number;
+  /** That namespace's cookie (never reused; 0 where the kernel has none). */
+  readonly netnsCookie: number;
+  /** cgroup v2 id of the socket that sent the query (0: its query was not seen leaving). */
+  readonly queryCgroup: number;
   /** The packet's addresses and ports: src is the server. */
   readonly src: string;
   readonly dst: string;
@@ -419,6 +431,7 @@ export class RecordDecoder {
       beginNs,
       cgroupId: u64(view, at + H.cgroup_id),
       netns: view.getUint32(at + F.netns, true),
+      netnsCookie: u64(view, at + F.netns_cookie),
       cookie: u64(view, at + F.cookie),
       family,
       localAddr: this.#addr(bytes, family, base + F.laddr),
@@ -471,6 +484,7 @@ export class RecordDecoder {
       cookie: u64(view, at + P.sock_cookie),
       sockState: view.getUint8(at + P.sock_state),
       netns: view.getUint32(at + P.netns, true),
+      netnsCookie: u64(view, at + P.netns_cookie),
       owner: sockFlags & SOCK_OWNER
         ? this.#owner(view, bytes, at, base, P.pid, P.uid, P.comm)
         : null,
@@ -542,6 +556,8 @@ export class RecordDecoder {
       direction: view.getUint8(at + H.direction) === EGRESS ? "egress" : "ingress",
       transport: view.getUint8(at + D.transport) === 6 ? "tcp" : "udp",
       netns: view.getUint32(at + D.netns, true),
+      netnsCookie: u64(view, at + D.netns_cookie),
+      queryCgroup: u64(view, at + D.query_cgroup),
       src: addr(bytes, D.saddr),
       dst: addr(bytes, D.daddr),
       srcPort: view.getUint16(at + D.sport, true),

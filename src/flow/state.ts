@@ -54,8 +54,14 @@ export interface OwnerQuery {
 
 /** What the flow table asks of enrichment; every member has a neutral default. */
 export interface FlowContext {
-  /** Names the DNS cache of network namespace `netns` holds for an address. */
-  names(addr: string, netns: number): readonly string[];
+  /**
+   * Names the DNS cache holds for an address, for a flow of this namespace
+   * and cgroup (src/dns/names.ts: the namespace's names and the cgroup's own).
+   */
+  names(
+    addr: string,
+    scope: { readonly netns: number; readonly netnsCookie: number; readonly cgroupId: number },
+  ): readonly string[];
   /** The cgroup path (under the v2 root) and container id of a cgroup id. */
   cgroup(id: number): { path: string; containerId: string | null };
   /** The flow's owner, given what the kernel said (`creator`); by default the creator. */
@@ -105,6 +111,8 @@ interface Flow {
   readonly remote: Endpoint;
   readonly cgroupId: number;
   readonly netns: number;
+  /** The namespace's cookie (never reused; 0 where the kernel has none): whose names. */
+  readonly netnsCookie: number;
   readonly cookie: number;
   readonly preexisting: boolean;
   /** When netflow reported the begin, as the kernel's monotonic ns; null when it did not. */
@@ -303,6 +311,7 @@ export class FlowTable {
       remote,
       cgroupId: p.cgroupId,
       netns: p.netns,
+      netnsCookie: p.netnsCookie,
       cookie: p.cookie,
       preexisting: false,
       beginNs: null,
@@ -312,8 +321,8 @@ export class FlowTable {
       missed: 0,
       wide: null,
       wideNs: 0,
-      localNames: this.#context.names(local.addr, p.netns),
-      remoteNames: this.#context.names(remote.addr, p.netns),
+      localNames: this.#context.names(local.addr, p),
+      remoteNames: this.#context.names(remote.addr, p),
     };
     const fail = this.#baseEvent(flow, p.timeUs, EVENT_FAIL, false) as
       & FlowEventBase
@@ -349,8 +358,8 @@ export class FlowTable {
 
   /** The names of the flow's addresses, taken once (at its first event) and kept. */
   #takeNames(flow: Flow): void {
-    flow.localNames ??= this.#context.names(flow.local.addr, flow.netns);
-    flow.remoteNames ??= this.#context.names(flow.remote.addr, flow.netns);
+    flow.localNames ??= this.#context.names(flow.local.addr, flow);
+    flow.remoteNames ??= this.#context.names(flow.remote.addr, flow);
   }
 
   #remember(key: string): void {
@@ -483,6 +492,7 @@ export class FlowTable {
       remote: { addr: r.remoteAddr, port: r.remotePort },
       cgroupId: r.cgroupId,
       netns: r.netns,
+      netnsCookie: r.netnsCookie,
       cookie: r.cookie,
       // A socket restored in TCP repair mode carries on a connection opened before it.
       preexisting: r.preexisting || r.repaired === true,
