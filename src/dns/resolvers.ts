@@ -15,7 +15,7 @@
  *   is found again when it is gone.
  * - A local stub or caching resolver those nameservers point to (systemd-
  *   resolved at 127.0.0.53, dnsmasq, a node-local cache): the cgroups of the
- *   processes holding a UDP or TCP socket bound to port 53 at a configured
+ *   processes holding a UDP socket bound to port 53 at a configured
  *   address (or the wildcard address, for a loopback nameserver) in the
  *   namespace. Answers to the queries such a resolver sends upstream name
  *   addresses for the whole namespace too: applications that reach it
@@ -185,7 +185,8 @@ export class ProcResolvers implements ResolverTrust {
   /** The cgroups of processes listening on port 53 at a configured server address. */
   #findResolvers(known: Known, netns: number): void {
     const sockets: number[] = [];
-    for (const table of ["udp", "udp6", "tcp", "tcp6"]) {
+    // UDP only: every resolver listens there, and the TCP tables of a busy host are large.
+    for (const table of ["udp", "udp6"]) {
       let text = "";
       try {
         text = Deno.readTextFileSync(`${this.#proc}/${known.pid}/net/${table}`);
