@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import dnsPacket from "npm:dns-packet@5.6.1";
 import { BUSY_WAIT_MS, drainInOrder } from "../../src/bpf/drain.ts";
-import { KIND_BEGIN, KIND_DNS, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
+import { KIND_BEGIN, KIND_DNS, KIND_SYN, LAYOUT, RecordDecoder } from "../../src/bpf/records.ts";
 import type { KernelRecord } from "../../src/bpf/records.ts";
 import type { RecordHandler } from "../../src/ffi/ringbuf.ts";
 import { DnsNames } from "../../src/dns/names.ts";
@@ -188,4 +188,36 @@ Deno.test(`a record never committed holds a flow back at most ${BUSY_WAIT_MS} ms
   const out = drainInOrder(flows, dnsRing, p.decode, p.onFlow, p.onDns);
   assert.deepEqual(out, { records: 2, unordered: 2 });
   assert.deepEqual(p.order, ["flow 70", "flow 80"]);
+});
+
+/** One nf_packet record of kind `kind` (a handshake packet) at `tsNs`. */
+function rawPacket(tsNs: bigint, kind: number): DataView {
+  const view = new DataView(new ArrayBuffer(LAYOUT.nf_packet.size));
+  view.setBigUint64(0, tsNs, true);
+  view.setUint8(16, kind);
+  view.setUint8(18, 4);
+  return view;
+}
+
+Deno.test("handshake packets come through their own ring, merged with the flow records by time", () => {
+  const flows = new FakeRing(), dnsRing = new FakeRing(), packets = new FakeRing();
+  const decoder = new RecordDecoder(1_700_000_000_000_000);
+  const order: string[] = [];
+  packets.bound = 2; // read on past a drain's bound, as the DNS ring is
+  // 15 before 5 in the ring (two CPUs): one read is sorted by time.
+  for (const ts of [15n, 5n, 35n]) packets.records.push(rawPacket(ts, KIND_SYN));
+  for (const ts of [10n, 30n]) {
+    flows.records.push(rawFlow({ kind: KIND_BEGIN, tsNs: ts, beginNs: ts, cookie: ts }));
+  }
+  dnsRing.records.push(rawAnswer(20n, "a.test", "192.0.2.1"));
+  const out = drainInOrder(
+    flows,
+    dnsRing,
+    (v, o, l) => decoder.decode(v, o, l),
+    (r) => order.push(`${r?.kind} ${r?.timeNs}`),
+    (r) => order.push(`${r?.kind} ${r?.timeNs}`),
+    packets,
+  );
+  assert.deepEqual(out, { records: 6, unordered: 0 });
+  assert.deepEqual(order, ["syn 5", "begin 10", "syn 15", "dns 20", "begin 30", "syn 35"]);
 });
