@@ -11,7 +11,15 @@ import assert from "node:assert/strict";
 import type { FlowEvent } from "../../src/events.ts";
 import { FlowMonitor, type NetflowEvent } from "../../mod.ts";
 import { ofPort, resolvConf } from "../helpers/dns.ts";
-import { e2eTest, Netflow, Proc, sh, TestCgroup, TestNetns, withTimeout } from "../helpers/e2e.ts";
+import {
+  e2eTest,
+  Netflow,
+  Proc,
+  sh,
+  TestCgroup,
+  TestNetns,
+  withTimeout,
+} from "../helpers/e2e.ts";
 
 const NAME = "www.plant.test";
 const WORKLOAD = new URL("../workloads/tcp.py", import.meta.url).pathname;
@@ -73,7 +81,14 @@ async function dnsmasq(
     "--log-facility=-",
   );
   for (let i = 0; i < 50; i++) {
-    const out = await ask(`@${listen}`, NAME, "A", "+short", "+time=1", "+tries=1").catch(() => "");
+    const out = await ask(
+      `@${listen}`,
+      NAME,
+      "A",
+      "+short",
+      "+time=1",
+      "+tries=1",
+    ).catch(() => "");
     if (out.trim() === address) return proc;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -113,8 +128,20 @@ type Spawn = (cmd: string, ...a: string[]) => Proc;
  * One connection to `addr` in namespace `ns`: the server started by
  * `server` (unwatched), the client by `client` in the namespace; the client's port.
  */
-async function connectTo(addr: string, server: Spawn, client: Spawn, ns: string): Promise<number> {
-  await using srv = server("python3", WORKLOAD, "serve", "--host", addr, ...ONE);
+async function connectTo(
+  addr: string,
+  server: Spawn,
+  client: Spawn,
+  ns: string,
+): Promise<number> {
+  await using srv = server(
+    "python3",
+    WORKLOAD,
+    "serve",
+    "--host",
+    addr,
+    ...ONE,
+  );
   const port = Number((await srv.line()).split(" ")[1]);
   await using cli = client(
     "ip",
@@ -149,35 +176,59 @@ e2eTest(
     await using ns = await TestNetns.create(1);
     const base = ns.nsAddr4.replace(/\.2$/, "");
     const other = `${base}.54`, planted = `${base}.66`;
-    const peer = (await sh("ip", "-n", ns.name, "-o", "link", "show", "type", "veth")).split(
-      ":",
-    )[1]!
-      .trim().split("@")[0]!;
+    const peer =
+      (await sh("ip", "-n", ns.name, "-o", "link", "show", "type", "veth"))
+        .split(
+          ":",
+        )[1]!
+        .trim().split("@")[0]!;
     for (const a of [other, planted]) {
       await sh("ip", "-n", ns.name, "addr", "add", `${a}/24`, "dev", peer);
     }
     await using _conf = await resolvConf(ns, [ns.nsAddr4]);
     const fromHost = (...a: string[]) => sh("dig", ...a);
     // The namespace's configured resolver first (its oldest process), then the planter's server.
-    await dnsmasq((c, ...a) => ns.spawn(c, ...a), ns.nsAddr4, planted, fromHost);
+    await dnsmasq(
+      (c, ...a) => ns.spawn(c, ...a),
+      ns.nsAddr4,
+      planted,
+      fromHost,
+    );
     await dnsmasq((c, ...a) => ns.spawn(c, ...a), other, planted, fromHost);
     await using attacker = new ChildCgroup(cg, "attacker");
     await using victim = new ChildCgroup(cg, "victim");
-    await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir]);
+    await using nf = await Netflow.start([
+      "--format",
+      "json",
+      "--cgroup",
+      cg.dir,
+    ]);
 
     // A connection to the planted address from a cgroup, in the namespace (the server unwatched).
     const connectFrom = (from: ChildCgroup) =>
-      connectTo(planted, (c, ...a) => ns.spawn(c, ...a), (c, ...a) => from.spawn(c, ...a), ns.name);
+      connectTo(
+        planted,
+        (c, ...a) => ns.spawn(c, ...a),
+        (c, ...a) => from.spawn(c, ...a),
+        ns.name,
+      );
 
     // The planter, not root, asks its own server.
     assert.equal(
-      await digAsNobody((c, ...a) => attacker.spawn(c, ...a), ns.name, `@${other}`),
+      await digAsNobody(
+        (c, ...a) => attacker.spawn(c, ...a),
+        ns.name,
+        `@${other}`,
+      ),
       planted,
     );
     const victimBefore = await connectFrom(victim);
     const attackerOwn = await connectFrom(attacker); // positive control: the asker's cgroup is named
     // The same name through the namespace's configured resolver (dig's default server).
-    assert.equal(await digAsNobody((c, ...a) => attacker.spawn(c, ...a), ns.name), planted);
+    assert.equal(
+      await digAsNobody((c, ...a) => attacker.spawn(c, ...a), ns.name),
+      planted,
+    );
     const victimAfter = await connectFrom(victim);
 
     const { events, stderr, code } = await nf.stop();
@@ -199,12 +250,15 @@ e2eTest(
 );
 
 /** A named namespace with only loopback up; deleted on dispose. */
-async function loopbackNetns(name: string): Promise<AsyncDisposable & { inode: number }> {
+async function loopbackNetns(
+  name: string,
+): Promise<AsyncDisposable & { inode: number }> {
   await sh("ip", "netns", "add", name);
   await sh("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up");
   return {
     inode: Deno.statSync(`/run/netns/${name}`).ino!,
-    [Symbol.asyncDispose]: () => sh("ip", "netns", "del", name).then(() => {}, () => {}),
+    [Symbol.asyncDispose]: () =>
+      sh("ip", "netns", "del", name).then(() => {}, () => {}),
   };
 }
 
@@ -225,7 +279,10 @@ e2eTest(
       f: (spawn: (c: string, ...a: string[]) => Proc) => Promise<T>,
     ) => {
       Deno.mkdirSync(confDir(n), { recursive: true });
-      Deno.writeTextFileSync(`${confDir(n)}/resolv.conf`, "nameserver 127.0.0.1\n");
+      Deno.writeTextFileSync(
+        `${confDir(n)}/resolv.conf`,
+        "nameserver 127.0.0.1\n",
+      );
       const procs: Proc[] = [];
       const there = (c: string, ...a: string[]) => {
         const p = new Proc("ip", ["netns", "exec", n, c, ...a]);
@@ -256,10 +313,20 @@ e2eTest(
         deadInode = ns.inode;
         return await inNamespace(a, async (there) => {
           assert.equal(
-            (await sh("ip", "netns", "exec", a, "dig", NAME, "A", "+short")).trim(),
+            (await sh("ip", "netns", "exec", a, "dig", NAME, "A", "+short"))
+              .trim(),
             "127.0.0.9",
           );
-          await using q = cg.spawn("ip", "netns", "exec", a, "dig", NAME, "A", "+short");
+          await using q = cg.spawn(
+            "ip",
+            "netns",
+            "exec",
+            a,
+            "dig",
+            NAME,
+            "A",
+            "+short",
+          );
           await q.line();
           await q.done();
           return await connect(a, there);
@@ -274,11 +341,23 @@ e2eTest(
         if (ns.inode === deadInode) reused = ns;
         else await ns[Symbol.asyncDispose]();
       }
-      assert.ok(reused !== undefined, `no new namespace got inode ${deadInode} in 40 tries`);
+      assert.ok(
+        reused !== undefined,
+        `no new namespace got inode ${deadInode} in 40 tries`,
+      );
       await using _b = reused;
       const [inheritPort, ownPort] = await inNamespace(b, async (there) => {
         const inherit = await connect(b, there); // nothing asked yet in B
-        await using q = cg.spawn("ip", "netns", "exec", b, "dig", NAME, "A", "+short");
+        await using q = cg.spawn(
+          "ip",
+          "netns",
+          "exec",
+          b,
+          "dig",
+          NAME,
+          "A",
+          "+short",
+        );
         assert.equal(await q.line(), "127.0.0.9");
         await q.done();
         return [inherit, await connect(b, there)]; // positive control: B's own answer names it
@@ -286,7 +365,9 @@ e2eTest(
       await new Promise((r) => setTimeout(r, 300));
       monitor.close();
       await withTimeout(loop, 10_000, "the monitor to stop");
-      const flows = events.filter((e) => e.event !== "net_flow_tcp_fail") as FlowEvent[];
+      const flows = events.filter((e) =>
+        e.event !== "net_flow_tcp_fail"
+      ) as FlowEvent[];
       const outgoing = flows.filter((e) => e.conn_direction === "outgoing");
       const seen = {
         inode: `${deadInode} reused`,
@@ -305,5 +386,85 @@ e2eTest(
       monitor.close();
       await loop.catch(() => {});
     }
+  },
+);
+
+e2eTest(
+  "a local stub resolver's own upstream answers name for the whole namespace (nss-resolve's path)",
+  async () => {
+    await using cg = new TestCgroup();
+    await using ns = await TestNetns.create(1);
+    const base = ns.nsAddr4.replace(/\.2$/, "");
+    const upstream = `${base}.54`, planted = `${base}.66`;
+    const peer =
+      (await sh("ip", "-n", ns.name, "-o", "link", "show", "type", "veth"))
+        .split(":")[1]!
+        .trim().split("@")[0]!;
+    for (const a of [upstream, planted]) {
+      await sh("ip", "-n", ns.name, "addr", "add", `${a}/24`, "dev", peer);
+    }
+    // The namespace is configured to use a stub at 127.0.0.53 (as systemd-resolved's), which
+    // forwards to an upstream the namespace's resolv.conf does not name.
+    await using _conf = await resolvConf(ns, ["127.0.0.53"]);
+    await using resolver = new ChildCgroup(cg, "resolver");
+    await using other = new ChildCgroup(cg, "other");
+    await using victim = new ChildCgroup(cg, "victim");
+    const inNs = (c: ChildCgroup): Spawn => (cmd, ...a) =>
+      c.spawn("ip", "netns", "exec", ns.name, cmd, ...a);
+    await dnsmasq(
+      inNs(resolver),
+      "127.0.0.53",
+      "127.0.0.99",
+      (...a) => sh("ip", "netns", "exec", ns.name, "dig", ...a),
+    );
+    await dnsmasq(
+      (c, ...a) => ns.spawn(c, ...a),
+      upstream,
+      planted,
+      (...a) => sh("dig", ...a),
+    );
+    await using nf = await Netflow.start([
+      "--format",
+      "json",
+      "--cgroup",
+      cg.dir,
+    ]);
+    const askUpstream = async (from: ChildCgroup) => {
+      await using q = inNs(from)(
+        "dig",
+        `@${upstream}`,
+        NAME,
+        "A",
+        "+short",
+        "+time=2",
+      );
+      assert.equal(await q.line(), planted);
+      await q.done();
+    };
+    const connectFrom = (from: ChildCgroup) =>
+      connectTo(
+        planted,
+        (c, ...a) => ns.spawn(c, ...a),
+        (c, ...a) => from.spawn(c, ...a),
+        ns.name,
+      );
+    await askUpstream(other); // another cgroup asks the upstream: its own names only
+    const victimBefore = await connectFrom(victim);
+    // The stub's cgroup asks the upstream, as the stub does for an application behind
+    // nss-resolve (which sends no DNS packet of its own).
+    await askUpstream(resolver);
+    const victimAfter = await connectFrom(victim);
+    const { events, stderr, code } = await nf.stop();
+    assert.equal(code, 0, stderr);
+    const flows = events as FlowEvent[];
+    const seen = {
+      victimBefore: namesOf(flows, victimBefore),
+      victimAfter: namesOf(flows, victimAfter),
+    };
+    console.log(`names (begin, end): ${JSON.stringify(seen)}`);
+    assert.deepEqual(seen, {
+      victimBefore: [[], []],
+      victimAfter: [[NAME], [NAME]],
+    });
   },
 );
