@@ -4,6 +4,8 @@
  * - An unprivileged user's `dig @their-server` names the planted address only
  *   on the flows of the user's own cgroup; the same name from the server the
  *   namespace is configured to use (its resolv.conf) names it for everyone.
+ * - A local stub resolver's own upstream answers (what it sends for
+ *   applications behind nss-resolve) name for the whole namespace.
  * - A namespace that gets a dead namespace's inode number inherits none of
  *   its names (they were keyed by the netns cookie, never reused).
  */
