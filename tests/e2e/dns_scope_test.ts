@@ -13,15 +13,7 @@ import assert from "node:assert/strict";
 import type { FlowEvent } from "../../src/events.ts";
 import { FlowMonitor, type NetflowEvent } from "../../mod.ts";
 import { ofPort, resolvConf } from "../helpers/dns.ts";
-import {
-  e2eTest,
-  Netflow,
-  Proc,
-  sh,
-  TestCgroup,
-  TestNetns,
-  withTimeout,
-} from "../helpers/e2e.ts";
+import { e2eTest, Netflow, Proc, sh, TestCgroup, TestNetns, withTimeout } from "../helpers/e2e.ts";
 
 const NAME = "www.plant.test";
 const WORKLOAD = new URL("../workloads/tcp.py", import.meta.url).pathname;
@@ -178,12 +170,11 @@ e2eTest(
     await using ns = await TestNetns.create(1);
     const base = ns.nsAddr4.replace(/\.2$/, "");
     const other = `${base}.54`, planted = `${base}.66`;
-    const peer =
-      (await sh("ip", "-n", ns.name, "-o", "link", "show", "type", "veth"))
-        .split(
-          ":",
-        )[1]!
-        .trim().split("@")[0]!;
+    const peer = (await sh("ip", "-n", ns.name, "-o", "link", "show", "type", "veth"))
+      .split(
+        ":",
+      )[1]!
+      .trim().split("@")[0]!;
     for (const a of [other, planted]) {
       await sh("ip", "-n", ns.name, "addr", "add", `${a}/24`, "dev", peer);
     }
@@ -259,8 +250,7 @@ async function loopbackNetns(
   await sh("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up");
   return {
     inode: Deno.statSync(`/run/netns/${name}`).ino!,
-    [Symbol.asyncDispose]: () =>
-      sh("ip", "netns", "del", name).then(() => {}, () => {}),
+    [Symbol.asyncDispose]: () => sh("ip", "netns", "del", name).then(() => {}, () => {}),
   };
 }
 
@@ -367,9 +357,7 @@ e2eTest(
       await new Promise((r) => setTimeout(r, 300));
       monitor.close();
       await withTimeout(loop, 10_000, "the monitor to stop");
-      const flows = events.filter((e) =>
-        e.event !== "net_flow_tcp_fail"
-      ) as FlowEvent[];
+      const flows = events.filter((e) => e.event !== "net_flow_tcp_fail") as FlowEvent[];
       const outgoing = flows.filter((e) => e.conn_direction === "outgoing");
       const seen = {
         inode: `${deadInode} reused`,
@@ -398,10 +386,9 @@ e2eTest(
     await using ns = await TestNetns.create(1);
     const base = ns.nsAddr4.replace(/\.2$/, "");
     const upstream = `${base}.54`, planted = `${base}.66`;
-    const peer =
-      (await sh("ip", "-n", ns.name, "-o", "link", "show", "type", "veth"))
-        .split(":")[1]!
-        .trim().split("@")[0]!;
+    const peer = (await sh("ip", "-n", ns.name, "-o", "link", "show", "type", "veth"))
+      .split(":")[1]!
+      .trim().split("@")[0]!;
     for (const a of [upstream, planted]) {
       await sh("ip", "-n", ns.name, "addr", "add", `${a}/24`, "dev", peer);
     }
