@@ -13,7 +13,8 @@ import assert from "node:assert/strict";
 import type { FlowEvent } from "../../src/events.ts";
 import { FlowMonitor, type NetflowEvent } from "../../mod.ts";
 import { ofPort, resolvConf } from "../helpers/dns.ts";
-import { e2eTest, Netflow, Proc, sh, TestCgroup, TestNetns, withTimeout } from "../helpers/e2e.ts";
+import { e2eTest, Proc, sh, TestCgroup, TestNetns, withTimeout } from "../helpers/e2e.ts";
+import { eachPort, Netflow, until } from "../helpers/netflow.ts";
 
 const NAME = "www.plant.test";
 const WORKLOAD = new URL("../workloads/tcp.py", import.meta.url).pathname;
@@ -223,7 +224,10 @@ e2eTest(
       planted,
     );
     const victimAfter = await connectFrom(victim);
-
+    await nf.untilFlows(
+      eachPort(2, [victimBefore, attackerOwn, victimAfter]),
+      "a begin and an end for each connection",
+    );
     const { events, stderr, code } = await nf.stop();
     assert.equal(code, 0, stderr);
     const flows = events as FlowEvent[];
@@ -354,7 +358,11 @@ e2eTest(
         await q.done();
         return [inherit, await connect(b, there)]; // positive control: B's own answer names it
       });
-      await new Promise((r) => setTimeout(r, 300));
+      const ports = [beforePort, inheritPort, ownPort];
+      await until(
+        () => eachPort(2, ports)(events as FlowEvent[]),
+        "a begin and an end for each connection",
+      );
       monitor.close();
       await withTimeout(loop, 10_000, "the monitor to stop");
       const flows = events.filter((e) => e.event !== "net_flow_tcp_fail") as FlowEvent[];
@@ -443,6 +451,10 @@ e2eTest(
     // nss-resolve (which sends no DNS packet of its own).
     await askUpstream(resolver);
     const victimAfter = await connectFrom(victim);
+    await nf.untilFlows(
+      eachPort(2, [victimBefore, victimAfter]),
+      "a begin and an end for each connection",
+    );
     const { events, stderr, code } = await nf.stop();
     assert.equal(code, 0, stderr);
     const flows = events as FlowEvent[];

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import type { FlowEvent } from "../../src/events.ts";
-import { e2eTest, LOCAL, Netflow, ROOT, TestCgroup, TestNetns, workload } from "../helpers/e2e.ts";
+import { e2eTest, LOCAL, ROOT, TestCgroup, TestNetns, workload } from "../helpers/e2e.ts";
+import { eachPort, Netflow } from "../helpers/netflow.ts";
 
 const SYNFLOOD = `${ROOT}tests/workloads/synflood.py`;
 const CONNECTIONS = 300;
@@ -62,6 +63,7 @@ e2eTest(
     );
     const { sent } = JSON.parse(await flood.line(120_000)) as { sent: number };
     const w = await real;
+    await nf.untilFlows(eachPort(2, w.clientPorts), "a begin and an end for each connection");
     const { events, stderr, code } = await nf.stop();
     assert.equal(code, 0, stderr);
     const flows = events as FlowEvent[];
