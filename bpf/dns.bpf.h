@@ -28,6 +28,7 @@
 
 #include "packet.bpf.h"
 #include "dns_hash.bpf.h"
+#include "netns.bpf.h"
 
 #define DNS_PORT 53
 /* Query bytes read to find its question: TCP length, header, name, type, class. */
@@ -37,24 +38,27 @@
 
 /* Who asked whom: the same key for a query and its answer, whichever way each travels. */
 struct dns_key {
+	__u64 netns;       /* the namespace's cookie (its inode where the kernel has no cookie) */
 	__u8 client[16];
 	__u8 server[16];
-	__u32 netns;
 	__u16 client_port; /* network order */
 	__u16 server_port;
 	__u16 id;          /* transaction id (0 for a TCP stream's key) */
 	__u8 transport;
 	__u8 family;
+	__u8 pad[4];
 };
 
 struct dns_query {
 	__u64 ts_ns;
 	__u64 question;
+	__u64 cgroup;      /* the asking socket's cgroup, seen as the query left it (0: not seen) */
 };
 
 struct dns_stream {
 	__u64 ts_ns;
 	__u64 question;
+	__u64 cgroup;
 	__u32 base_seq;    /* sequence number of the answer's first byte */
 	__u32 end_off;     /* 2 + the answer's length, once its first segment is seen */
 	__u16 id;
@@ -101,23 +105,6 @@ struct {
 	__type(value, struct nf_dns);
 } dns_scratch SEC(".maps");
 
-/* The socket's network namespace inode, read from the kernel's sk_buff with
- * bpf_probe_read_kernel and CO-RE offsets (the context register is the
- * kernel's sk_buff). No kfunc: bpf_cast_to_kern_ctx is Linux 6.2+ only. */
-static __always_inline __u32 skb_netns(struct __sk_buff *skb)
-{
-	struct sk_buff *kskb = (struct sk_buff *)skb;
-	struct sock *sk = 0;
-	struct net *net = 0;
-	__u32 inum = 0;
-
-	if (bpf_probe_read_kernel(&sk, sizeof(sk), &kskb->sk) || !sk ||
-	    bpf_probe_read_kernel(&net, sizeof(net), &sk->__sk_common.skc_net.net) || !net ||
-	    bpf_probe_read_kernel(&inum, sizeof(inum), &net->ns.inum))
-		return 0;
-	return inum;
-}
-
 /* The key for a message between (saddr, sport) and (daddr, dport). */
 static __always_inline void dns_key(struct dns_key *k, struct __sk_buff *skb, struct l3 *l3,
 				    int answer, __be16 sport, __be16 dport, __u16 id, __u8 transport)
@@ -135,7 +122,9 @@ static __always_inline void dns_key(struct dns_key *k, struct __sk_buff *skb, st
 	}
 	k->client_port = answer ? dport : sport;
 	k->server_port = answer ? sport : dport;
-	k->netns = skb_netns(skb);
+	k->netns = skb_netns_cookie(skb);
+	if (!k->netns)
+		k->netns = skb_netns(skb);
 	k->id = id;
 	k->transport = transport;
 	k->family = l3->family;
@@ -192,11 +181,11 @@ static __always_inline void dns_emit(struct __sk_buff *skb, __u8 direction, stru
 		count(NF_CNT_DNS_LOST);
 }
 
-static __always_inline void dns_udp_query(struct __sk_buff *skb, struct l3 *l3, __u32 off,
-					  __u32 len, struct udphdr *uh, __u16 id)
+static __always_inline void dns_udp_query(struct __sk_buff *skb, __u8 direction, struct l3 *l3,
+					  __u32 off, __u32 len, struct udphdr *uh, __u16 id)
 {
 	struct nf_dns *r = dns_scratch_record(l3->slot);
-	struct dns_query q = {};
+	struct dns_query q = {}, *seen;
 	struct dns_key k;
 	__u32 copy;
 
@@ -207,11 +196,19 @@ static __always_inline void dns_udp_query(struct __sk_buff *skb, struct l3 *l3, 
 	if (!q.question)
 		return;
 	q.ts_ns = bpf_ktime_get_ns();
+	/* Who asked: the socket a query leaves (on arrival, the socket is the server's). */
+	if (direction == NF_EGRESS)
+		q.cgroup = bpf_skb_cgroup_id(skb);
 	dns_key(&k, skb, l3, 0, uh->source, uh->dest, id, IPPROTO_UDP);
-	if (bpf_map_update_elem(&dns_queries, &k, &q, BPF_NOEXIST) == 0)
+	if (bpf_map_update_elem(&dns_queries, &k, &q, BPF_NOEXIST) == 0) {
 		count(NF_CNT_DNS_QUERIES);
-	else
-		bpf_map_update_elem(&dns_queries, &k, &q, BPF_ANY); /* the same query again */
+		return;
+	}
+	/* The same query again (a retry, or its arrival at a watched local server). */
+	seen = bpf_map_lookup_elem(&dns_queries, &k);
+	if (seen && !q.cgroup)
+		q.cgroup = seen->cgroup;
+	bpf_map_update_elem(&dns_queries, &k, &q, BPF_ANY);
 }
 
 static __always_inline void dns_udp_answer(struct __sk_buff *skb, __u8 direction, struct l3 *l3,
@@ -220,7 +217,7 @@ static __always_inline void dns_udp_answer(struct __sk_buff *skb, __u8 direction
 	struct dns_query *q;
 	struct nf_dns *r;
 	struct dns_key k;
-	__u64 question;
+	__u64 question, asker;
 	__u32 copy;
 
 	/* The cheap test first: most hostile datagrams stop at this lookup. */
@@ -241,6 +238,7 @@ static __always_inline void dns_udp_answer(struct __sk_buff *skb, __u8 direction
 		return;
 	}
 	question = q->question;
+	asker = q->cgroup;
 	if (bpf_ktime_get_ns() - q->ts_ns > DNS_QUERY_TTL_NS) {
 		bpf_map_delete_elem(&dns_queries, &k);
 		count(NF_CNT_DNS_ANSWERED);
@@ -253,7 +251,9 @@ static __always_inline void dns_udp_answer(struct __sk_buff *skb, __u8 direction
 	if (len > NF_DNS_MAX)
 		count(NF_CNT_DNS_CUT);
 	r->question = question;
-	r->netns = k.netns;
+	r->netns_cookie = skb_netns_cookie(skb);
+	r->query_cgroup = asker;
+	r->netns = skb_netns(skb);
 	r->stream_off = 0;
 	r->payload_len = len;
 	r->captured_len = copy;
@@ -282,16 +282,16 @@ static __always_inline void dns_on_udp(struct __sk_buff *skb, __u8 direction, st
 		if (uh.source == bpf_htons(DNS_PORT))
 			dns_udp_answer(skb, direction, l3, off, len, &uh, *(__u16 *)head);
 	} else if (uh.dest == bpf_htons(DNS_PORT)) {
-		dns_udp_query(skb, l3, off, len, &uh, *(__u16 *)head);
+		dns_udp_query(skb, direction, l3, off, len, &uh, *(__u16 *)head);
 	}
 }
 
 /* A segment to port 53 that begins a query: the stream is remembered. */
-static __always_inline void dns_tcp_query(struct __sk_buff *skb, struct l3 *l3, struct tcphdr *th,
-					  __u32 off, __u32 payload)
+static __always_inline void dns_tcp_query(struct __sk_buff *skb, __u8 direction, struct l3 *l3,
+					  struct tcphdr *th, __u32 off, __u32 payload)
 {
 	struct nf_dns *r = dns_scratch_record(l3->slot);
-	struct dns_stream st = {};
+	struct dns_stream st = {}, *seen;
 	struct dns_key k;
 	__u32 copy, msg_len;
 
@@ -308,7 +308,12 @@ static __always_inline void dns_tcp_query(struct __sk_buff *skb, struct l3 *l3, 
 		return;
 	st.ts_ns = bpf_ktime_get_ns();
 	st.id = ((__u16)r->payload[2] << 8) | r->payload[3];
+	if (direction == NF_EGRESS)
+		st.cgroup = bpf_skb_cgroup_id(skb);
 	dns_key(&k, skb, l3, 0, th->source, th->dest, 0, IPPROTO_TCP);
+	seen = bpf_map_lookup_elem(&dns_streams, &k);
+	if (seen && !st.cgroup)
+		st.cgroup = seen->cgroup; /* its arrival at a watched local server */
 	if (bpf_map_update_elem(&dns_streams, &k, &st, BPF_ANY) == 0)
 		count(NF_CNT_DNS_STREAMS);
 }
@@ -346,7 +351,9 @@ static __always_inline void dns_tcp_answer(struct __sk_buff *skb, __u8 direction
 		count(NF_CNT_DNS_CUT);
 	r->question = st->question;
 	r->query_id = st->id;
-	r->netns = k.netns;
+	r->netns_cookie = skb_netns_cookie(skb);
+	r->query_cgroup = st->cgroup;
+	r->netns = skb_netns(skb);
 	r->stream_off = at;
 	r->payload_len = payload;
 	r->captured_len = copy;
@@ -366,7 +373,7 @@ static __always_inline void dns_on_tcp(struct __sk_buff *skb, __u8 direction, st
 	if (th->source == bpf_htons(DNS_PORT))
 		dns_tcp_answer(skb, direction, l3, th, off, payload);
 	else if (th->dest == bpf_htons(DNS_PORT))
-		dns_tcp_query(skb, l3, th, off, payload);
+		dns_tcp_query(skb, direction, l3, th, off, payload);
 }
 
 #endif /* NETFLOW_DNS_BPF_H */

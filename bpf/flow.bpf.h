@@ -30,6 +30,7 @@ static __always_inline int fill_endpoints(struct nf_flow *r, struct sock *sk)
 	r->lport = c->skc_num;
 	r->rport = bpf_ntohs(c->skc_dport);
 	r->netns = c->skc_net.net->ns.inum;
+	r->netns_cookie = net_cookie(c->skc_net.net);
 	cg = sk->sk_cgrp_data.cgroup;
 	if (cg)
 		r->hdr.cgroup_id = cg->kn->id;

@@ -45,6 +45,22 @@ struct {
 	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
 
+/* Handshake packets (fail events) and the packet view: a ring of their own, so
+ * a SYN flood loses these (counted), never a begin or an end. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} packets SEC(".maps");
+
+/* A namespace's cookie (never reused, unlike its inode), through a BTF
+ * pointer; 0 where net_cookie is not the u64 set at creation (before 5.12). */
+static __always_inline __u64 net_cookie(struct net *net)
+{
+	if (!bpf_core_field_exists(net->net_cookie))
+		return 0;
+	return net->net_cookie;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, NF_CNT_MAX);

@@ -100,9 +100,10 @@ struct nf_flow {
 	                       * fail records: when connect() sent the first SYN */
 	__u64 bytes_acked;    /* tcp_sock counters (64-bit) */
 	__u64 bytes_received;
+	__u64 netns_cookie;   /* the network namespace's cookie (never reused; 0: not in this kernel) */
 	__u8 laddr[16];       /* network order; IPv4 in the first 4 bytes */
 	__u8 raddr[16];
-	__u32 netns;          /* network namespace inode */
+	__u32 netns;          /* network namespace inode (reused once the namespace is freed) */
 	__u32 snd_una;        /* sequence space, host order */
 	__u32 write_seq;      /* next byte the application's writes go to */
 	__u32 srtt_us;        /* smoothed RTT in us */
@@ -122,10 +123,12 @@ struct nf_flow {
 };
 
 /* One TCP control packet (SYN, FIN or RST set): the net_packet_tcp debug view,
- * and the handshake packets of failed attempts (NF_KIND_SYN, _HS_RST, _REFUSED). */
+ * and the handshake packets of failed attempts (NF_KIND_SYN, _HS_RST, _REFUSED),
+ * on their own ring (`packets`): a SYN flood never costs a flow record. */
 struct nf_packet {
 	struct nf_header hdr;
 	__u64 sock_cookie;    /* 0 when the packet has no full TCP socket */
+	__u64 netns_cookie;   /* the packet's socket's network namespace cookie, 0 when none */
 	__u8 saddr[16];       /* network order; IPv4 in the first 4 bytes */
 	__u8 daddr[16];
 	__u32 seq;            /* host order */
@@ -150,6 +153,8 @@ struct nf_packet {
 struct nf_dns {
 	struct nf_header hdr;
 	__u64 question;       /* FNV-1a 64 of the query's question (lowercased name, type, class) */
+	__u64 netns_cookie;   /* the socket's network namespace cookie (0: not in this kernel) */
+	__u64 query_cgroup;   /* cgroup v2 id of the socket that sent the query (0: not seen leaving) */
 	__u8 saddr[16];       /* the packet's, network order; IPv4 in the first 4 bytes */
 	__u8 daddr[16];
 	__u32 netns;          /* inode of the socket's network namespace */
@@ -212,6 +217,7 @@ struct nf_config {
 enum nf_has {
 	NF_HAS_OPS_CURRENT = 1, /* bpf_get_current_pid_tgid, _uid_gid, _comm, _task, probe_read_kernel */
 	NF_HAS_OPS_MPTCP = 2,   /* bpf_skc_to_mptcp_sock */
+	NF_HAS_SKB_NETNS_COOKIE = 4, /* bpf_get_netns_cookie in cgroup_skb programs */
 };
 
 /* Per-CPU counters, indexes into the `counters` map. */
@@ -235,14 +241,15 @@ enum nf_counter {
 	NF_CNT_CALLBACKS_RESTORED = 15, /* another sock_ops program had replaced the callback
 	                                 * flags of a socket netflow follows: its state
 	                                 * callbacks were turned on again */
-	NF_CNT_MAX = 16,
+	NF_CNT_PACKETS_LOST = 16, /* the `packets` ring was full: a handshake or packet-view record lost */
+	NF_CNT_MAX = 17,
 };
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");
 _Static_assert(sizeof(struct nf_config) == 164, "nf_config layout");
 _Static_assert(sizeof(struct nf_holder) == 88, "nf_holder layout");
-_Static_assert(sizeof(struct nf_flow) == 152, "nf_flow layout");
-_Static_assert(sizeof(struct nf_packet) == 112, "nf_packet layout");
-_Static_assert(sizeof(struct nf_dns) == 88 + NF_DNS_MAX, "nf_dns layout");
+_Static_assert(sizeof(struct nf_flow) == 160, "nf_flow layout");
+_Static_assert(sizeof(struct nf_packet) == 120, "nf_packet layout");
+_Static_assert(sizeof(struct nf_dns) == 104 + NF_DNS_MAX, "nf_dns layout");
 
 #endif /* NETFLOW_H */

@@ -24,9 +24,9 @@ static __always_inline void emit_packet(struct __sk_buff *skb, __u8 direction, s
 	struct nf_owner *owner;
 	struct nf_packet *r;
 
-	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	r = bpf_ringbuf_reserve(&packets, sizeof(*r), 0);
 	if (!r) {
-		count(NF_CNT_LOST);
+		count(NF_CNT_PACKETS_LOST);
 		return;
 	}
 	__builtin_memset(r, 0, sizeof(*r));
@@ -48,8 +48,10 @@ static __always_inline void emit_packet(struct __sk_buff *skb, __u8 direction, s
 		/* Any socket of the packet, the kernel's reset socket included, has
 		 * a namespace: only struct sock_common is read through this cast. */
 		any = (struct sock *)bpf_skc_to_tcp_sock(full);
-		if (any)
+		if (any) {
 			r->netns = any->__sk_common.skc_net.net->ns.inum;
+			r->netns_cookie = net_cookie(any->__sk_common.skc_net.net);
+		}
 	}
 	if (full && full->type == SOCK_STREAM && full->protocol == IPPROTO_TCP) {
 		r->sock_cookie = bpf_get_socket_cookie(skb);

@@ -31,7 +31,10 @@ export function summary(events: number, stats: MonitorStats, sinks: string[] = [
     `${stats.duplicates} duplicate records, ${stats.dnsStreamsDropped} dropped DNS TCP streams, ` +
     `${stats.ownerTimeouts} owner waits timed out, ` +
     `${stats.flowsRecovered} flows recovered from the kernel's store, ` +
-    `${stats.flowsLost} flows lost, ${stats.openFlows} flows still open` +
+    `${stats.flowsLost} flows lost, ${stats.dnsUnordered} flow records ahead of a DNS answer, ` +
+    `${stats.dnsCgroupOnly} DNS answers for their cgroup only, ` +
+    `${stats.packetsLost} lost handshake records, ` +
+    `${stats.openFlows} flows still open` +
     sinks.map((s) => `, ${s}`).join("");
 }
 

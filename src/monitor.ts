@@ -24,6 +24,7 @@ import {
 } from "./bpf/loader.ts";
 import { type KernelRecord, RecordDecoder } from "./bpf/records.ts";
 import { DnsNames } from "./dns/names.ts";
+import { ProcResolvers } from "./dns/resolvers.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
 import { DnsEnricher } from "./enrich/dns.ts";
 import { Enrichers } from "./enrich/enricher.ts";
@@ -135,6 +136,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #malformed = 0;
   /** Records read from the kernel's `kept` map. */
   #recovered = 0;
+  #dnsUnordered = 0;
   #stopping = false;
   /** A loop over batches() is running (it tears down when it ends). */
   #iterating = false;
@@ -161,7 +163,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.notes = host.notes;
     this.cgroupDir = resolveCgroupDir(mount, options.cgroup);
     this.cgroup = relativeCgroupPath(mount, this.cgroupDir);
-    this.#dns = new DnsNames(options.dns);
+    this.#dns = new DnsNames(options.dns, new ProcResolvers(mount));
     const cgroups = new CgroupPaths(mount, this.cgroupDir);
     const holders = new SocketHolders(() => this.#probe.holders());
     const maxFlows = options.maxFlows ?? DEFAULT_MAX_FLOWS;
@@ -229,9 +231,12 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     };
   }
 
-  /** The unexpired names network namespace `netns` (its inode) resolved to `address`. */
-  dnsNames(netns: number, address: string): readonly string[] {
-    return this.#dns.names(netns, address);
+  /**
+   * The unexpired names network namespace `netns` (its inode) resolved to
+   * `address`: for all its processes, and (with `cgroupId`) for that cgroup's own.
+   */
+  dnsNames(netns: number, address: string, cgroupId = 0): readonly string[] {
+    return this.#dns.names({ netns, netnsCookie: 0, cgroupId }, address);
   }
 
   /** The counts so far (final once the monitor is closed): what the exit summary prints. */
@@ -245,6 +250,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       dns: this.#dns.stats,
       owners: this.#owners.stats,
       recovered: this.#recovered,
+      dnsUnordered: this.#dnsUnordered,
     });
   }
 
@@ -303,13 +309,15 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     if (this.#closed) return 0;
     followClock(this.#decoder);
     // In the kernel's time order: an answer is in the cache before the flows after it.
-    const drained = drainInOrder(
+    const { records: drained, unordered } = drainInOrder(
       this.#probe.reader,
       this.#probe.dnsReader,
       this.#decode,
       this.#onRecord,
       this.#onDnsRecord,
+      this.#probe.packetReader,
     );
+    this.#dnsUnordered += unordered;
     // Then what the kernel kept while the ring was full (bounded: the rest
     // waits for the next drain, so a backlog is written as it is read).
     const kept = this.#probe.takeKept(KEPT_PER_DRAIN);

@@ -56,6 +56,21 @@ export interface MonitorStats {
   flowsRecovered: number;
   /** Flows whose end or fail record was lost (the ring and the kernel's store were full). */
   flowsLost: number;
+  /**
+   * Flow records handed over before an older DNS record that another CPU was
+   * still writing (waited for 2 ms in vain): their names may miss that answer.
+   */
+  dnsUnordered: number;
+  /**
+   * Answers from a server their namespace is not configured to use: they
+   * named addresses only for the cgroup that asked (src/dns/resolvers.ts).
+   */
+  dnsCgroupOnly: number;
+  /**
+   * Handshake (fail events) and packet-view records lost because their own
+   * ring was full (a SYN flood): never a begin or an end.
+   */
+  packetsLost: number;
 }
 
 /** Where the counts come from: the kernel's counters and each stage's own. */
@@ -70,6 +85,8 @@ export interface StatsSources {
   owners: OwnerStats;
   /** Records read from the kernel's `kept` map (ends it kept while the ring was full). */
   recovered: number;
+  /** Flow records that could not wait for an older DNS record (src/bpf/drain.ts). */
+  dnsUnordered?: number;
 }
 
 /** The monitor's counts from its sources (pure: what the summary and /metrics show). */
@@ -102,5 +119,8 @@ export function monitorStats(s: StatsSources): MonitorStats {
     ownerTimeouts: s.owners.byTimeout,
     flowsRecovered: s.recovered,
     flowsLost: kernel.flowsLost,
+    dnsUnordered: s.dnsUnordered ?? 0,
+    dnsCgroupOnly: dns.cgroupOnly,
+    packetsLost: kernel.packetsLost,
   };
 }

@@ -58,7 +58,7 @@ export const NF_END = {
 } as const;
 
 /** enum nf_has: bits of nf_config.kernel_has, what the kernel offers (src/bpf/features.ts). */
-export const NF_HAS = { OPS_CURRENT: 1, OPS_MPTCP: 2 } as const;
+export const NF_HAS = { OPS_CURRENT: 1, OPS_MPTCP: 2, SKB_NETNS_COOKIE: 4 } as const;
 
 /** enum nf_counter: indexes of the per-CPU `counters` map. */
 export const NF_CNT = {
@@ -78,7 +78,8 @@ export const NF_CNT = {
   FLOWS_LOST: 13,
   BEGINS_DEFERRED: 14,
   CALLBACKS_RESTORED: 15,
-  MAX: 16,
+  PACKETS_LOST: 16,
+  MAX: 17,
 } as const;
 
 /**
@@ -113,4 +114,4 @@ export const TCP_STATE = {
 } as const;
 
 /** sizeof(struct dns_key) in bpf/dns.bpf.h: the key of the `dns_queries` map. */
-export const DNS_KEY_SIZE = 44;
+export const DNS_KEY_SIZE = 56;

@@ -25,6 +25,7 @@ type ProgType = keyof typeof PROG_TYPE;
 /** Bits of nf_config.kernel_has (enum nf_has in bpf/netflow.h). */
 export const NF_HAS_OPS_CURRENT = NF_HAS.OPS_CURRENT;
 export const NF_HAS_OPS_MPTCP = NF_HAS.OPS_MPTCP;
+export const NF_HAS_SKB_NETNS_COOKIE = NF_HAS.SKB_NETNS_COOKIE;
 
 /** A helper netflow calls: its id (enum bpf_func_id) and the release that added it. */
 interface Helper {
@@ -49,6 +50,7 @@ const HELPERS = {
   seqWrite: { id: 127, name: "bpf_seq_write", since: "5.7" },
   sockFromFile: { id: 162, name: "bpf_sock_from_file", since: "5.11" },
   setsockopt: { id: 49, name: "bpf_setsockopt", since: "4.13" },
+  netnsCookie: { id: 122, name: "bpf_get_netns_cookie", since: "5.7" },
 } as const satisfies Record<string, Helper>;
 
 /** One program: what it needs from the kernel, and what is lost without it. */
@@ -204,8 +206,10 @@ export function probeKernel(probe: HelperProbe = probeHelper): KernelFeatures {
   // A flag is set only on a clear yes: a helper call it guards that the
   // kernel refuses would refuse sock_ops itself.
   const current = STAMPS.every((h) => has("sock_ops", h) === true);
+  // Without the helper, cgroup_skb reads the same net_cookie field through CO-RE.
   const kernelHas = (current ? NF_HAS_OPS_CURRENT : 0) |
-    (has("sock_ops", HELPERS.skcToMptcpSock) === true ? NF_HAS_OPS_MPTCP : 0);
+    (has("sock_ops", HELPERS.skcToMptcpSock) === true ? NF_HAS_OPS_MPTCP : 0) |
+    (has("cgroup_skb", HELPERS.netnsCookie) === true ? NF_HAS_SKB_NETNS_COOKIE : 0);
   return { skip, kernelHas };
 }
 

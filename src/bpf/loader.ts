@@ -34,6 +34,7 @@ export const BPF_NAMES = {
   iterators: { holders: "netflow_holders", snapshot: "netflow_snapshot", open: "netflow_open" },
   maps: {
     events: "events",
+    packets: "packets",
     counters: "counters",
     owners: "owners",
     socks: "socks",
@@ -49,6 +50,11 @@ export const BPF_NAMES = {
 export const DEFAULT_RING_BYTES = 16 << 20;
 /** DNS's own ring (dns_events): 4 MiB, about 3,000 answers of the largest size the kernel copies. */
 export const DEFAULT_DNS_RING_BYTES = 4 << 20;
+/**
+ * The handshake and packet-view ring (`packets`): 1 MiB, about 8,700 records.
+ * A SYN flood fills it (losses counted), never the flow ring.
+ */
+export const DEFAULT_PACKET_RING_BYTES = 1 << 20;
 
 export interface ProbeOptions {
   /** Absolute path of the cgroup v2 directory to attach to. */
@@ -57,6 +63,8 @@ export interface ProbeOptions {
   ringBytes?: number;
   /** DNS's ring (dns_events) size in bytes: a power of two, at least one page. */
   dnsRingBytes?: number;
+  /** The handshake and packet-view ring's size in bytes: a power of two, at least one page. */
+  packetRingBytes?: number;
   /** Entries of the kernel's `kept` map (ended flows kept while the ring is full). */
   keptFlows?: number;
   reader?: ReaderKind;
@@ -104,6 +112,8 @@ export interface ProbeCounters {
    * (bpf_sock_ops_cb_flags_set replaces them), turned on again by netflow's.
    */
   callbacksRestored: number;
+  /** Handshake (fail events) and packet-view records lost: their own ring was full. */
+  packetsLost: number;
 }
 
 /** netflow's programs, attached to one cgroup, with the reader of their ring buffer. */
@@ -112,6 +122,8 @@ export class Probe implements Disposable {
   readonly reader: RingReader;
   /** The reader of `dns_events`, DNS's own ring (DNS never costs a TCP record). */
   readonly dnsReader: RingReader;
+  /** The reader of `packets`: handshake packets and the packet view (a flood never costs a flow). */
+  readonly packetReader: RingReader;
   readonly #stack = new DisposableStack();
   readonly #countersFd: number;
   readonly #dnsQueriesFd: number;
@@ -149,6 +161,10 @@ export class Probe implements Disposable {
       const dnsEvents = obj.map(BPF_NAMES.maps.dnsEvents);
       this.dnsReader = stack.use(
         openRingReader(options.reader ?? "mmap", dnsEvents.fd, dnsEvents.maxEntries),
+      );
+      const packets = obj.map(BPF_NAMES.maps.packets);
+      this.packetReader = stack.use(
+        openRingReader(options.reader ?? "mmap", packets.fd, packets.maxEntries),
       );
       this.#dnsQueriesFd = obj.map(BPF_NAMES.maps.dnsQueries).fd;
       this.#keptFd = obj.map(BPF_NAMES.maps.kept).fd;
@@ -204,6 +220,7 @@ export class Probe implements Disposable {
       flowsLost: Number(sumPerCpu(this.#countersFd, NF_CNT.FLOWS_LOST)),
       beginsDeferred: Number(sumPerCpu(this.#countersFd, NF_CNT.BEGINS_DEFERRED)),
       callbacksRestored: Number(sumPerCpu(this.#countersFd, NF_CNT.CALLBACKS_RESTORED)),
+      packetsLost: Number(sumPerCpu(this.#countersFd, NF_CNT.PACKETS_LOST)),
     };
   }
 
@@ -297,6 +314,10 @@ function loadObject(options: ProbeOptions): { obj: BpfObject; skipped: Map<strin
     try {
       obj.resizeMap(BPF_NAMES.maps.events, options.ringBytes ?? DEFAULT_RING_BYTES);
       obj.resizeMap(BPF_NAMES.maps.dnsEvents, options.dnsRingBytes ?? DEFAULT_DNS_RING_BYTES);
+      obj.resizeMap(
+        BPF_NAMES.maps.packets,
+        options.packetRingBytes ?? DEFAULT_PACKET_RING_BYTES,
+      );
       if (options.keptFlows !== undefined) obj.resizeMap(BPF_NAMES.maps.kept, options.keptFlows);
       obj.setInitialValue(
         BPF_NAMES.config,

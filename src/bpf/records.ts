@@ -95,6 +95,8 @@ export interface FlowRecord {
   readonly beginNs: number;
   readonly cgroupId: number;
   readonly netns: number;
+  /** The network namespace's cookie (never reused; 0 where the kernel has none). */
+  readonly netnsCookie: number;
   readonly cookie: number;
   readonly family: 4 | 6;
   readonly localAddr: string;
@@ -167,6 +169,8 @@ export interface TcpPacket {
   readonly sockState: number;
   /** The network namespace of the packet's socket (the reset socket's for `refused`). */
   readonly netns: number;
+  /** That namespace's cookie (0 when none, or where the kernel has none). */
+  readonly netnsCookie: number;
   readonly owner: SocketOwner | null;
 }
 
@@ -184,6 +188,10 @@ export interface DnsMessage {
   readonly transport: "udp" | "tcp";
   /** Inode of the network namespace that asked (as `stat -L /proc/PID/ns/net` prints). */
   readonly netns: number;
+  /** That namespace's cookie (never reused; 0 where the kernel has none). */
+  readonly netnsCookie: number;
+  /** cgroup v2 id of the socket that sent the query (0: its query was not seen leaving). */
+  readonly queryCgroup: number;
   /** The packet's addresses and ports: src is the server. */
   readonly src: string;
   readonly dst: string;
@@ -271,6 +279,7 @@ export class RecordDecoder {
       beginNs,
       cgroupId: u64(view, at + H.cgroup_id),
       netns: view.getUint32(at + F.netns, true),
+      netnsCookie: u64(view, at + F.netns_cookie),
       cookie: u64(view, at + F.cookie),
       family,
       localAddr: this.#addr(bytes, family, base + F.laddr),
@@ -325,6 +334,7 @@ export class RecordDecoder {
       cookie: u64(view, at + P.sock_cookie),
       sockState: view.getUint8(at + P.sock_state),
       netns: view.getUint32(at + P.netns, true),
+      netnsCookie: u64(view, at + P.netns_cookie),
       owner: sockFlags & NF_SOCK.OWNER
         ? this.#owner(view, bytes, at, base, P.pid, P.uid, P.comm)
         : null,
@@ -385,6 +395,8 @@ export class RecordDecoder {
       direction: view.getUint8(at + H.direction) === NF_DIRECTION.EGRESS ? "egress" : "ingress",
       transport: view.getUint8(at + D.transport) === 6 ? "tcp" : "udp",
       netns: view.getUint32(at + D.netns, true),
+      netnsCookie: u64(view, at + D.netns_cookie),
+      queryCgroup: u64(view, at + D.query_cgroup),
       src: addr(bytes, D.saddr),
       dst: addr(bytes, D.daddr),
       srcPort: view.getUint16(at + D.sport, true),

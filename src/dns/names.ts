@@ -1,6 +1,19 @@
 /**
  * The names each network namespace resolved: the kernel's matched DNS answers
- * in, `names(netns, address)` out.
+ * in, `names(scope, address)` out.
+ *
+ * - Whose names: an answer from a server its namespace is configured to use
+ *   (src/dns/resolvers.ts) names the address for the whole namespace; an
+ *   answer from any other server only for the cgroup whose socket asked, so
+ *   one local user's `dig @their-server` plants no name on other processes'
+ *   flows. A flow gets its namespace's names and its own cgroup's.
+ * - A namespace is its cookie, which the kernel never reuses (its inode is
+ *   reused as soon as it is freed): a namespace that gets a dead one's inode
+ *   starts without names. The dead one's names go when a record shows its
+ *   inode with another cookie, or when the inode is gone
+ *   ({@link DnsNames.forgetNamespaces}). Kernels without a netns cookie
+ *   (before 5.12; they have no DNS names either, as they lack bpf_loop) would
+ *   be keyed by inode.
  *
  * - One {@link DnsCache} for all network namespaces, keyed by namespace and
  *   address, so one container cannot name another's addresses, bounded in
@@ -17,12 +30,32 @@
  * @module
  */
 import type { DnsMessage } from "../bpf/records.ts";
-import { DnsCache, type DnsCacheOptions } from "./cache.ts";
+import { DnsCache, type DnsCacheOptions, MAX_NAMES } from "./cache.ts";
+import type { ResolverTrust } from "./resolvers.ts";
 import { type Answer, parseAnswer } from "./parse.ts";
 import { boottimeMs } from "../ffi/syscalls.ts";
 
 /** The DNS cache's options (one cache, all namespaces). */
 export type DnsNamesOptions = DnsCacheOptions;
+
+/** Whose names a flow gets: its namespace (inode and cookie) and its socket's cgroup. */
+export interface NameScope {
+  readonly netns: number;
+  /** 0 where the kernel has no netns cookie: the inode stands in. */
+  readonly netnsCookie: number;
+  readonly cgroupId: number;
+}
+
+/** A namespace's key in the cache: its cookie, or its inode where the kernel has no cookie. */
+export function namespaceKey(netns: number, netnsCookie: number): string {
+  return netnsCookie !== 0 ? `c${netnsCookie}` : `i${netns}`;
+}
+
+/** The namespace part of a cache key (`c12|addr`, `c12/345|addr`). */
+function namespaceOf(key: string): string {
+  const end = key.search(/[/|]/);
+  return end < 0 ? key : key.slice(0, end);
+}
 
 export interface DnsNamesStats {
   /** Addresses all namespaces hold now. */
@@ -41,11 +74,17 @@ export interface DnsNamesStats {
   namespaceGone: number;
   /** TCP answer streams dropped unfinished (too many at once, or idle too long). */
   streamsDropped: number;
+  /**
+   * Answers from a server the namespace is not configured to use: they named
+   * addresses only for the cgroup that asked (or, asker unknown, for nobody).
+   */
+  cgroupOnly: number;
 }
 
 /** One TCP answer being reassembled. */
 interface Stream {
-  netns: number;
+  /** The cache key prefix its names go under (namespace, or namespace and cgroup); "" for nobody. */
+  scope: string;
   queryId: number;
   question: bigint;
   /** 2 + the message length, once known. */
@@ -68,15 +107,25 @@ export class DnsNames {
   readonly #cache: DnsCache;
   readonly #streams = new Map<string, Stream>();
   readonly #now: () => number;
+  readonly #trust: ResolverTrust | undefined;
+  /** Namespace inode -> the key of the namespace that has it now. */
+  readonly #byInode = new Map<number, string>();
+  #cgroupOnly = 0;
   #responses = 0;
   #malformed = 0;
   #cut = 0;
   #streamsDropped = 0;
   #namespaceGone = 0;
 
-  constructor(options: DnsNamesOptions = {}) {
+  /**
+   * `trust`: which answers name addresses for their whole namespace (the
+   * monitor passes src/dns/resolvers.ts's ProcResolvers); without it every
+   * answer does (tests of the cache alone).
+   */
+  constructor(options: DnsNamesOptions = {}, trust?: ResolverTrust) {
     this.#cache = new DnsCache(options);
     this.#now = options.now ?? boottimeMs;
+    this.#trust = trust;
   }
 
   get stats(): DnsNamesStats {
@@ -90,13 +139,14 @@ export class DnsNames {
       evicted: cache.evicted,
       namespaceGone: this.#namespaceGone,
       streamsDropped: this.#streamsDropped,
+      cgroupOnly: this.#cgroupOnly,
     };
   }
 
   /** The network namespaces with names now (a walk of the whole cache). */
   namespaces(): number {
     const seen = new Set<string>();
-    for (const key of this.#cache.keys()) seen.add(key.slice(0, key.indexOf("|")));
+    for (const key of this.#cache.keys()) seen.add(namespaceOf(key));
     return seen.size;
   }
 
@@ -118,22 +168,72 @@ export class DnsNames {
     return this.#cache.stats.entries;
   }
 
-  /** The unexpired names `netns` resolved to `address` (queried name first, then CNAMEs). */
-  names(netns: number, address: string): readonly string[] {
-    return this.#cache.names(`${netns}|${address}`);
+  /**
+   * The unexpired names resolved to `address` for a flow of `scope` (its
+   * namespace's, then its cgroup's own; queried name first, then CNAMEs). A
+   * bare number is a namespace inode without cookie: its namespace's names.
+   */
+  names(scope: NameScope | number, address: string): readonly string[] {
+    if (typeof scope === "number") scope = { netns: scope, netnsCookie: 0, cgroupId: 0 };
+    const ns = this.#namespace(scope.netns, scope.netnsCookie);
+    const all = this.#cache.names(`${ns}|${address}`);
+    if (scope.cgroupId === 0) return all;
+    const own = this.#cache.names(`${ns}/${scope.cgroupId}|${address}`);
+    if (own.length === 0) return all;
+    if (all.length === 0) return own;
+    return [...new Set([...all, ...own])].slice(0, MAX_NAMES);
   }
 
-  /** Drops the names of the namespaces in `gone` (they no longer exist); returns how many went. */
+  /**
+   * Drops the names of the namespaces whose inodes are in `gone` (they no
+   * longer exist); returns how many addresses went.
+   */
   forgetNamespaces(gone: ReadonlySet<number>): number {
-    const n = this.#cache.dropWhere((key) => gone.has(Number(key.slice(0, key.indexOf("|")))));
+    const keys = new Set<string>();
+    for (const ino of gone) {
+      keys.add(`i${ino}`);
+      const key = this.#byInode.get(ino);
+      if (key !== undefined) keys.add(key);
+      this.#byInode.delete(ino);
+    }
+    return this.#dropNamespaces(keys);
+  }
+
+  #dropNamespaces(namespaces: ReadonlySet<string>): number {
+    const n = this.#cache.dropWhere((key) => namespaces.has(namespaceOf(key)));
     this.#namespaceGone += n;
     return n;
+  }
+
+  /**
+   * The key of the namespace with this inode and cookie. Inodes are unique
+   * among live namespaces: another cookie with a known inode means the
+   * namespace known by it is gone, and its names go.
+   */
+  #namespace(netns: number, netnsCookie: number): string {
+    const key = namespaceKey(netns, netnsCookie);
+    if (netns === 0) return key;
+    const before = this.#byInode.get(netns);
+    if (before === key) return key;
+    // A record without a cookie (none read for it) cannot tell namespaces apart.
+    if (netnsCookie === 0 && before !== undefined) return before;
+    this.#byInode.set(netns, key);
+    if (before !== undefined) this.#dropNamespaces(new Set([before]));
+    return key;
+  }
+
+  /** The cache key prefix an answer's names go under, "" when they name for nobody. */
+  #scope(m: DnsMessage): string {
+    const ns = this.#namespace(m.netns, m.netnsCookie);
+    if (this.#trust === undefined || this.#trust.trusted(m.netns, m.src, m.queryCgroup)) return ns;
+    this.#cgroupOnly++;
+    return m.queryCgroup === 0 ? "" : `${ns}/${m.queryCgroup}`;
   }
 
   /** Feeds one matched answer (UDP) or answer segment (TCP) from the kernel. Never throws. */
   onMessage(m: DnsMessage): void {
     if (m.transport === "udp") {
-      this.#answer(m.netns, m.payload, m.length, m.length > m.payload.length);
+      this.#answer(this.#scope(m), m.payload, m.length, m.length > m.payload.length);
     } else {
       this.#segment(m);
     }
@@ -141,7 +241,7 @@ export class DnsNames {
 
   /** One whole (or cut) message; `expect` for TCP, whose id and question the kernel did not see. */
   #answer(
-    netns: number,
+    scope: string,
     message: Uint8Array,
     wireLength: number,
     cut: boolean,
@@ -160,21 +260,21 @@ export class DnsNames {
       this.#malformed++;
       return;
     }
-    if (answer.resolutions.length === 0) return;
+    if (answer.resolutions.length === 0 || scope === "") return;
     const nowMs = this.#now();
     for (const r of answer.resolutions) {
-      this.#cache.add(`${netns}|${r.address}`, r.names, r.ttl, nowMs);
+      this.#cache.add(`${scope}|${r.address}`, r.names, r.ttl, nowMs);
     }
   }
 
   #segment(m: DnsMessage): void {
-    const key = `${m.netns} ${m.src} ${m.srcPort} ${m.dst} ${m.dstPort}`;
+    const key = `${m.netns} ${m.netnsCookie} ${m.src} ${m.srcPort} ${m.dst} ${m.dstPort}`;
     const nowMs = this.#now();
     let stream = this.#streams.get(key);
     if (m.streamOffset === 0) {
       if (stream !== undefined) this.#drop(key); // a new answer on the same connection
       stream = {
-        netns: m.netns,
+        scope: this.#scope(m),
         queryId: m.queryId,
         question: m.question,
         total: 0,
@@ -239,7 +339,7 @@ export class DnsNames {
       return;
     }
     const message = stream.data.subarray(2, complete ? stream.total : stream.contiguous);
-    this.#answer(stream.netns, message, stream.total - 2, !complete, stream);
+    this.#answer(stream.scope, message, stream.total - 2, !complete, stream);
   }
 
   #drop(key: string): void {

@@ -50,9 +50,16 @@ export class DnsEnricher implements Enricher {
   push(item: Enriching): readonly Enriching[] {
     const e = item.event;
     const local = localIsSrc(e);
+    // Whose names: the namespace's (by its cookie, never reused, where the
+    // kernel gives it) and those the flow's own cgroup asked for.
+    const scope = {
+      netns: e.netns,
+      netnsCookie: item.facts.record?.netnsCookie ?? 0,
+      cgroupId: e.cgroup_id,
+    };
     const names = this.#kept.take(e, () => ({
-      local: this.#dns.names(e.netns, local ? e.src : e.dst),
-      remote: this.#dns.names(e.netns, local ? e.dst : e.src),
+      local: this.#dns.names(scope, local ? e.src : e.dst),
+      remote: this.#dns.names(scope, local ? e.dst : e.src),
     }));
     e.src_dns = local ? names.local : names.remote;
     e.dst_dns = local ? names.remote : names.local;

@@ -27,6 +27,12 @@ export type RecordHandler = (view: DataView, offset: number, length: number) => 
 export interface RingReader extends Disposable {
   /** Hands the records committed before the call to `onRecord`; returns how many. */
   drain(onRecord: RecordHandler): number;
+  /**
+   * Whether the ring holds records no drain has handed over (behind the last
+   * drain's bound, or reserved and still being written). The callback reader
+   * cannot tell (libbpf 1.1 does not give the positions): always false.
+   */
+  backlog(): boolean;
   /** Resolves when records are ready, or after `timeoutMs`. */
   wait(timeoutMs: number): Promise<void>;
   close(): void;
@@ -126,6 +132,11 @@ export class MmapRingReader implements RingReader {
     return count;
   }
 
+  backlog(): boolean {
+    if (this.#producer === null) return false;
+    return Atomics.load(this.#producerPos, 0) > Atomics.load(this.#consumerPos, 0);
+  }
+
   wait(timeoutMs: number): Promise<void> {
     return this.#readable.wait(timeoutMs);
   }
@@ -202,6 +213,10 @@ export class CallbackRingReader implements RingReader {
     if (this.#failure !== undefined) throw this.#failure;
     if (rc < 0 && this.#count < this.#limit) check("Consume ring buffer", rc);
     return this.#count;
+  }
+
+  backlog(): boolean {
+    return false;
   }
 
   wait(timeoutMs: number): Promise<void> {

@@ -125,6 +125,24 @@ export function registerNetflowMetrics(
       (s) => s.dnsLost,
     ],
     [
+      "dns_answers_cgroup_only_total",
+      "DNS answers from a server the namespace is not configured to use (named for the asking cgroup only)",
+      "counter",
+      (s) => s.dnsCgroupOnly,
+    ],
+    [
+      "handshake_records_lost_total",
+      "Handshake and packet-view records lost because their ring was full (never a flow record)",
+      "counter",
+      (s) => s.packetsLost,
+    ],
+    [
+      "dns_unordered_total",
+      "Flow records handed over before an older DNS answer another CPU was still writing",
+      "counter",
+      (s) => s.dnsUnordered,
+    ],
+    [
       "dns_answers_unmatched_total",
       "DNS answers that matched no query, dropped in the kernel",
       "counter",

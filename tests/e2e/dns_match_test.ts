@@ -127,11 +127,13 @@ for (const wholeHost of [false, true]) {
       const outgoing = flows.filter((e) => e.conn_direction === "outgoing");
       expectNames(outgoing, port, [`end.${ZONE}`], `unsolicited (${mode}): real lookup's flow`);
       // Whole host: the server's side is watched too. Its namespace runs the
-      // resolver, seen answering the query it received: those names are its own.
+      // resolver, seen answering a query from another namespace; the resolver is
+      // not a server its own namespace is configured to use, and the asker is
+      // not of that namespace: the answer names nothing there.
       const incoming = ofPort(flows, port).filter((e) => e.conn_direction === "incoming");
       assert.equal(incoming.length, wholeHost ? 2 : 0);
       for (const e of incoming) {
-        const expected = [[], [`end.${ZONE}`]];
+        const expected = [[], []];
         console.log(
           `unsolicited (${mode}): server side ${e.event} expected ${
             JSON.stringify(expected)
@@ -255,11 +257,12 @@ e2eTest("two namespaces resolve one name to two addresses: each keeps its own", 
     await loop;
 
     const host = Deno.statSync("/proc/self/ns/net").ino!, nsB = netnsInode(b);
+    // Each asked a server its namespace is not configured to use: the names are the cgroup's.
     const caches = {
-      [`host ${addrA}`]: monitor.dnsNames(host, addrA),
-      [`host ${addrB}`]: monitor.dnsNames(host, addrB),
-      [`b ${addrA}`]: monitor.dnsNames(nsB, addrA),
-      [`b ${addrB}`]: monitor.dnsNames(nsB, addrB),
+      [`host ${addrA}`]: monitor.dnsNames(host, addrA, cg.id),
+      [`host ${addrB}`]: monitor.dnsNames(host, addrB, cg.id),
+      [`b ${addrA}`]: monitor.dnsNames(nsB, addrA, cg.id),
+      [`b ${addrB}`]: monitor.dnsNames(nsB, addrB, cg.id),
     };
     console.log("caches:", JSON.stringify(caches));
     assert.deepEqual(caches, {

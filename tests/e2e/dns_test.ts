@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import type { FlowEvent } from "../../src/events.ts";
-import { connect, dig, ofPort, startDnsmasq, ZONE } from "../helpers/dns.ts";
-import { e2eTest, sh, TestCgroup, TestNetns } from "../helpers/e2e.ts";
+import { connect, dig, ofPort, resolvConf, startDnsmasq, ZONE } from "../helpers/dns.ts";
+import { e2eTest, sh, TestCgroup, TestNetns, workload } from "../helpers/e2e.ts";
 import { eachPort, Netflow } from "../helpers/netflow.ts";
 
 e2eTest(
@@ -64,24 +64,29 @@ e2eTest(
   },
 );
 
-e2eTest("answers a watched local resolver sends are cached too (egress)", async () => {
+e2eTest("answers a namespace's configured resolver sends are cached too (egress)", async () => {
   await using cg = new TestCgroup();
   await using ns = await TestNetns.create(1);
-  // dnsmasq serves from this host's network namespace, inside the watched
-  // cgroup; dig asks from the namespace, outside it. The resolver's namespace
-  // sees the query arrive and the answer leave, so the names are its own.
-  const { zone: z } = await startDnsmasq(
-    ns,
-    (cmd, ...a) => cg.spawn(cmd, ...a),
-    [ns.hostAddr4],
-  );
+  await using _conf = await resolvConf(ns, [ns.nsAddr4]);
+  // dnsmasq serves in the namespace, inside the watched cgroup, and is the
+  // server the namespace is configured to use; dig asks from this host,
+  // outside it. The namespace sees the query arrive and the answer leave, so
+  // the names are its own: a client of the watched cgroup there gets them.
+  const inNs = (cmd: string, ...a: string[]) => cg.spawn("ip", "netns", "exec", ns.name, cmd, ...a);
+  const { zone: z } = await startDnsmasq(ns, inNs, [ns.nsAddr4]);
   await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir]);
-  const ask = (...a: string[]) =>
-    sh("ip", "netns", "exec", ns.name, "dig", `@${ns.hostAddr4}`, ...a);
+  const ask = (...a: string[]) => sh("dig", `@${ns.nsAddr4}`, ...a);
   await ask(`www.${ZONE}`, "A", "+short");
   await ask(`tcp.${ZONE}`, "A", "+short", "+tcp"); // over TCP: the query arrives, the answer leaves
-  const port = await connect(cg, ns, z.chain);
-  const tcpPort = await connect(cg, ns, z.tcp);
+  const there = async (addr: string) => {
+    const w = await workload(cg, { where: { kind: "netns", ns, watched: false }, host: addr }, {
+      where: { kind: "netns", ns, watched: true },
+      connectTo: addr,
+    });
+    return w.clientPorts[0]!;
+  };
+  const port = await there(z.chain);
+  const tcpPort = await there(z.tcp);
   await nf.untilFlows(eachPort(2, [port, tcpPort]), "a begin and an end for each connection");
   const { events, stderr } = await nf.stop();
   const got = ofPort(events as FlowEvent[], port);
@@ -91,4 +96,5 @@ e2eTest("answers a watched local resolver sends are cached too (egress)", async 
   assert.equal(overTcp.length, 2);
   for (const e of overTcp) assert.deepEqual(e.dst_dns, [`tcp.${ZONE}`]);
   assert.match(stderr, / 2 DNS responses \(0 malformed, 0 cut/);
+  assert.match(stderr, / 0 DNS answers for their cgroup only/);
 });

@@ -829,22 +829,25 @@ async function ringSizes(pid: number): Promise<Map<string, number>> {
   return out;
 }
 
-e2eTest("--ring-size sizes the flows' ring and --dns-ring-size DNS's own", async () => {
-  await using cg = new TestCgroup();
-  for (
-    const [args, flows, dns] of [
-      [[], 16 << 20, 4 << 20],
-      [["--ring-size", "64K", "--dns-ring-size", "8K"], 65536, 8192],
-    ] as const
-  ) {
-    await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir, ...args]);
-    const sizes = await ringSizes(nf.pid);
-    assert.deepEqual(
-      Object.fromEntries(sizes),
-      { events: flows, dns_events: dns },
-      args.join(" "),
-    );
-    const { code, stderr } = await nf.stop();
-    assert.equal(code, 0, stderr);
-  }
-});
+e2eTest(
+  "--ring-size sizes the flows' ring and --dns-ring-size DNS's own; handshakes have 1 MiB",
+  async () => {
+    await using cg = new TestCgroup();
+    for (
+      const [args, flows, dns] of [
+        [[], 16 << 20, 4 << 20],
+        [["--ring-size", "64K", "--dns-ring-size", "8K"], 65536, 8192],
+      ] as const
+    ) {
+      await using nf = await Netflow.start(["--format", "json", "--cgroup", cg.dir, ...args]);
+      const sizes = await ringSizes(nf.pid);
+      assert.deepEqual(
+        Object.fromEntries(sizes),
+        { events: flows, dns_events: dns, packets: 1 << 20 },
+        args.join(" "),
+      );
+      const { code, stderr } = await nf.stop();
+      assert.equal(code, 0, stderr);
+    }
+  },
+);

@@ -96,3 +96,16 @@ export async function dig(
 export function ofPort(events: FlowEvent[], port: number) {
   return events.filter((e) => e.src_port === port || e.dst_port === port);
 }
+
+/**
+ * The namespace's resolv.conf, as `ip netns exec` shows it to the processes it
+ * starts from now on (it bind-mounts /etc/netns/NAME/resolv.conf over
+ * /etc/resolv.conf): netflow reads a namespace's configured nameservers from
+ * its oldest process. Removed when disposed.
+ */
+export async function resolvConf(ns: TestNetns, servers: string[]): Promise<AsyncDisposable> {
+  const dir = `/etc/netns/${ns.name}`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/resolv.conf`, servers.map((s) => `nameserver ${s}\n`).join(""));
+  return { [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }).catch(() => {}) };
+}

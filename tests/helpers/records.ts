@@ -46,6 +46,7 @@ export function record(
     beginNs: BOOT_NS,
     cgroupId: 42,
     netns: opts.netns ?? 4026531840,
+    netnsCookie: 0,
     cookie: opts.cookie ?? 1,
     family: local.addr.includes(":") ? 6 : 4,
     localAddr: local.addr,

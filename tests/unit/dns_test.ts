@@ -36,6 +36,8 @@ function message(payload: Uint8Array, more: Partial<DnsMessage> = {}): DnsMessag
     direction: "ingress",
     transport: "udp",
     netns: 4026531840,
+    netnsCookie: 0,
+    queryCgroup: 1,
     src: "192.0.2.53",
     dst: "192.0.2.1",
     srcPort: 53,

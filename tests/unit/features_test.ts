@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   NF_HAS_OPS_CURRENT,
   NF_HAS_OPS_MPTCP,
+  NF_HAS_SKB_NETNS_COOKIE,
   offLine,
   optional,
   probeKernel,
@@ -33,12 +34,13 @@ Deno.test("a kernel with every helper leaves nothing out and sets every kernel_h
   const { probe, asked } = kernel({});
   const f = probeKernel(probe);
   assert.deepEqual([...f.skip], []);
-  assert.equal(f.kernelHas, NF_HAS_OPS_CURRENT | NF_HAS_OPS_MPTCP);
+  assert.equal(f.kernelHas, NF_HAS_OPS_CURRENT | NF_HAS_OPS_MPTCP | NF_HAS_SKB_NETNS_COOKIE);
   assert.ok(asked.includes("13:15"), "sock_ops' bpf_get_current_uid_gid is asked about");
+  assert.ok(asked.includes("8:122"), "cgroup_skb's bpf_get_netns_cookie is asked about");
 });
 
 Deno.test("6.12's sock_ops without uid_gid/comm: nothing left out, stamps from connect hooks", () => {
-  const f = probeKernel(kernel({ 13: [15, 16] }).probe);
+  const f = probeKernel(kernel({ 13: [15, 16], 8: [122] }).probe);
   assert.deepEqual([...f.skip], []);
   assert.equal(f.kernelHas, NF_HAS_OPS_MPTCP);
 });

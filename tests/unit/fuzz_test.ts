@@ -345,6 +345,8 @@ function udp(payload: Uint8Array, netns: number, length = payload.length): DnsMe
     direction: "ingress",
     transport: "udp",
     netns,
+    netnsCookie: 0,
+    queryCgroup: 1,
     src: "192.0.2.53",
     dst: "192.0.2.1",
     srcPort: 53,

@@ -55,6 +55,9 @@ const STATS: MonitorStats = {
   ownerTimeouts: 13,
   flowsRecovered: 14,
   flowsLost: 15,
+  dnsUnordered: 16,
+  dnsCgroupOnly: 17,
+  packetsLost: 18,
 };
 
 Deno.test("netflow's metrics are valid exposition text with HELP and TYPE, per promtool", async () => {
@@ -148,6 +151,7 @@ function stages(cause: boolean): MonitorStats {
     cookie: 0,
     sockState: 0,
     netns: 1,
+    netnsCookie: 0,
     owner: null,
   });
   const segment = (streamOffset: number): DnsMessage => ({
@@ -158,6 +162,8 @@ function stages(cause: boolean): MonitorStats {
     direction: "ingress",
     transport: "tcp",
     netns: 1,
+    netnsCookie: 0,
+    queryCgroup: 1,
     src: "192.0.2.53",
     dst: "192.0.2.1",
     srcPort: 53,
@@ -205,6 +211,7 @@ function stages(cause: boolean): MonitorStats {
       flowsLost: 0,
       beginsDeferred: 0,
       callbacksRestored: 0,
+      packetsLost: 0,
       dnsPending: 0,
     },
     final: true,

@@ -484,6 +484,7 @@ Deno.test("FlowTable tells a SYN scan (reset in the handshake) and a closed port
     cookie: 0,
     sockState: 10,
     netns: 1,
+    netnsCookie: 0,
     owner: { pid: 9, uid: 0, comm: "server" },
   });
   assert.equal(table.onHandshake(pkt("syn", client, server, 0)), undefined);

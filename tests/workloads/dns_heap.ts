@@ -52,6 +52,8 @@ for (let i = 0; i < Number(answers); i++) {
     direction: "ingress",
     transport: "udp",
     netns: 4026531840,
+    netnsCookie: 0,
+    queryCgroup: 1,
     src: "192.0.2.53",
     dst: "192.0.2.1",
     srcPort: 53,
