@@ -134,6 +134,13 @@ export interface Listener {
 
 /** A half-open attempt is forgotten after this long (the kernel's SYN-ACK retries end sooner). */
 const HALF_OPEN_TTL_NS = 120e9;
+/**
+ * How long an ended flow's key is kept to ignore a repeat of its records
+ * (a copy from the kernel's store, a sweep that missed it: seconds later).
+ * Only the count bound (maxFlows) held it before: at 25 ends a second the
+ * keys grew by ~150 KB a minute for an hour and a half (the soak's heap).
+ */
+export const ENDED_KEEP_NS = 600e9;
 const NO_NAMES: readonly string[] = Object.freeze([]);
 /** Open flows tracked at most unless told (`--max-flows`). */
 export const DEFAULT_MAX_FLOWS = 131_072;
@@ -149,8 +156,8 @@ const DEFAULT_CONTEXT: FlowContext = {
 
 export class FlowTable {
   readonly #open = new Map<string, Flow>();
-  /** Keys of flows that ended recently, oldest first: a repeated end is ignored. */
-  readonly #ended = new Set<string>();
+  /** Keys of flows that ended recently, by when (kernel ns), oldest first: a repeat is ignored. */
+  readonly #ended = new Map<string, number>();
   /** SYNs that reached a listener: key -> when (monotonic ns), until it establishes or fails. */
   readonly #halfOpen = new Map<string, number>();
   readonly #maxFlows: number;
@@ -227,7 +234,7 @@ export class FlowTable {
       if (found === undefined) {
         if (++flow.missed < 2) continue;
         this.#open.delete(key);
-        this.#remember(key);
+        this.#remember(key, now.ns);
         this.#unknownEnds++;
         out.push(this.#unknownEnd(flow, now));
         continue;
@@ -328,7 +335,7 @@ export class FlowTable {
       this.#duplicates++;
       return undefined;
     }
-    this.#remember(key);
+    this.#remember(key, r.timeNs);
     const flow = this.#newFlow(r, "outgoing", null);
     this.#takeNames(flow);
     const fail = this.#event(flow, r, EVENT_FAIL, true) as FlowEventBase & Partial<FlowFailEvent>;
@@ -352,9 +359,13 @@ export class FlowTable {
     flow.remoteNames ??= this.#context.names(flow.remote.addr, flow.netns);
   }
 
-  #remember(key: string): void {
-    this.#ended.add(key);
-    if (this.#ended.size > this.#maxFlows) this.#ended.delete(this.#ended.values().next().value!);
+  /** Bounded in number, and in time: a repeat comes within seconds (the kernel's store, a sweep). */
+  #remember(key: string, atNs: number): void {
+    this.#ended.set(key, atNs);
+    for (const [old, ns] of this.#ended) {
+      if (this.#ended.size <= this.#maxFlows && ns >= atNs - ENDED_KEEP_NS) break;
+      this.#ended.delete(old);
+    }
   }
 
   #expireHalfOpen(nowNs: number): void {
@@ -447,7 +458,7 @@ export class FlowTable {
       this.#newFlow(r, r.outgoing ? "outgoing" : "incoming", null);
     this.#open.delete(key);
     r = this.#widen(flow, r);
-    this.#remember(key);
+    this.#remember(key, r.timeNs);
     this.#takeNames(flow);
     // The end record names the holder at close when it is known (src/enrich/owners.ts).
     if (r.owner !== null) {
