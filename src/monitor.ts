@@ -61,8 +61,8 @@ const RECONCILE_MS = 3000;
 const COUNTERS_MS = 300_000;
 /** How often the DNS cache lets go of the names of network namespaces that are gone. */
 const NETNS_GONE_MS = 30_000;
-/** Kept records read per drain (each costs three map calls). */
-const KEPT_PER_DRAIN = 4096;
+/** Kept records read per drain (each costs three map calls; a batch stays small: DRAIN_MAX). */
+const KEPT_PER_DRAIN = 1024;
 const DEFAULT_UPDATE_MS = 10_000;
 
 /** Idle: one poll with this timeout; it also bounds how long a stop takes. */
@@ -149,6 +149,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   /** Records read from the kernel's `kept` map. */
   #recovered = 0;
   #stopping = false;
+  /** The last drain left records in the ring or the kernel's store. */
+  #behind = false;
   /** A loop over batches() is running (it tears down when it ends). */
   #iterating = false;
   #closed = false;
@@ -270,7 +272,9 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
         if (this.#batch.length > 0) yield this.#take();
         if (this.#stopping) break;
         const owners = this.#owners.wakeInMs(performance.now()) ?? IDLE_WAIT_MS;
-        if (drained > 0) await new Promise((r) => setTimeout(r, Math.min(BUSY_PAUSE_MS, owners)));
+        // Behind (a backlog, read in bounded batches): the next one at once, after I/O.
+        const pause = this.#behind ? 0 : Math.min(BUSY_PAUSE_MS, owners);
+        if (drained > 0) await new Promise((r) => setTimeout(r, pause));
         else await this.#probe.reader.wait(Math.min(IDLE_WAIT_MS, owners));
       }
       if (!this.#closed) {
@@ -333,6 +337,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       this.#onRecord(this.#decode(new DataView(bytes.buffer), bytes.byteOffset, bytes.length));
     }
     this.#recovered += kept.length;
+    this.#behind = this.#probe.reader.behind || kept.length === KEPT_PER_DRAIN;
     return drained + kept.length;
   }
 

@@ -9,16 +9,23 @@
  *
  * Both bound one drain to the records present when it starts, and to at most
  * {@link DRAIN_MAX} of them (a backlog after a stall is read, and written, in
- * bounded batches), and wait for more with poll(2) on a worker thread, always
- * with a finite timeout.
+ * bounded batches; `behind` says one is left), and wait for more with poll(2)
+ * on a worker thread, always with a finite timeout.
  *
  * @module
  */
 import type { ReaderKind } from "../options.ts";
 import { check, libbpf, pageSize } from "./libbpf.ts";
 
-/** The most records one drain hands over: the events of one batch stay few (memory). */
-export const DRAIN_MAX = 16_384;
+/**
+ * The most records one drain hands over. A batch's records, events and text
+ * all live until it is written: 2,048 records' worth fits V8's 4 MiB young
+ * generation and dies there. With 16,384 a batch outlived two scavenges, was
+ * promoted, and old space grew by hundreds of MB before a full collection
+ * while a 6 s stall's backlog was read (peak RSS 310-390 MB; 2,048: see
+ * bench/RESULTS.md, "A stalled reader").
+ */
+export const DRAIN_MAX = 2048;
 
 /** Gets one record: `length` bytes at `offset` in `view`, valid only during the call. */
 export type RecordHandler = (view: DataView, offset: number, length: number) => void;
@@ -26,6 +33,8 @@ export type RecordHandler = (view: DataView, offset: number, length: number) => 
 export interface RingReader extends Disposable {
   /** Hands the records committed before the call to `onRecord`; returns how many. */
   drain(onRecord: RecordHandler): number;
+  /** The last drain stopped at DRAIN_MAX with records left: drain again without waiting. */
+  readonly behind: boolean;
   /** Resolves when records are ready, or after `timeoutMs`. */
   wait(timeoutMs: number): Promise<void>;
   close(): void;
@@ -72,6 +81,7 @@ export class MmapRingReader implements RingReader {
   readonly #headers: Int32Array;
   readonly #view: DataView;
   readonly #readable: Readable;
+  behind = false;
 
   constructor(mapFd: number, size: number) {
     const lib = libbpf();
@@ -122,6 +132,7 @@ export class MmapRingReader implements RingReader {
     } finally {
       Atomics.store(this.#consumerPos, 0, BigInt(consumed));
     }
+    this.behind = count === DRAIN_MAX && consumed < produced;
     return count;
   }
 
@@ -158,6 +169,7 @@ export class CallbackRingReader implements RingReader {
   readonly #limit: number;
   readonly #readable: Readable;
   #onRecord: RecordHandler | undefined;
+  behind = false;
   #count = 0;
   #failure: unknown;
 
@@ -200,6 +212,7 @@ export class CallbackRingReader implements RingReader {
     this.#onRecord = undefined;
     if (this.#failure !== undefined) throw this.#failure;
     if (rc < 0 && this.#count < this.#limit) check("Consume ring buffer", rc);
+    this.behind = this.#count >= this.#limit;
     return this.#count;
   }
 
