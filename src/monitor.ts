@@ -61,6 +61,8 @@ const RECONCILE_MS = 3000;
 const COUNTERS_MS = 300_000;
 /** How often the DNS cache lets go of the names of network namespaces that are gone. */
 const NETNS_GONE_MS = 30_000;
+/** Drains at most after a stop: a full 16 MiB ring (~100,000 records) and the store's 65,536. */
+const FINAL_DRAINS = 128;
 /** Kept records read per drain (each costs three map calls; a batch stays small: DRAIN_MAX). */
 const KEPT_PER_DRAIN = 1024;
 const DEFAULT_UPDATE_MS = 10_000;
@@ -151,6 +153,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #stopping = false;
   /** The last drain left records in the ring or the kernel's store. */
   #behind = false;
+  /** Records taken from the kernel's store, handed over once the ring has caught up. */
+  #kept: Uint8Array[] = [];
   /** A loop over batches() is running (it tears down when it ends). */
   #iterating = false;
   #closed = false;
@@ -278,7 +282,12 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
         else await this.#probe.reader.wait(Math.min(IDLE_WAIT_MS, owners));
       }
       if (!this.#closed) {
-        this.#drain(); // what arrived before the stop
+        // What arrived before the stop, in bounded batches too (at most a full ring's worth
+        // more: records still coming do not hold the stop).
+        for (let i = 0; i < FINAL_DRAINS && (i === 0 || this.#behind); i++) {
+          this.#drain();
+          if (this.#batch.length > 0) yield this.#take();
+        }
         this.#settleOwners(true);
         if (this.#batch.length > 0) yield this.#take();
       }
@@ -322,6 +331,12 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     if (Math.abs(offset - this.#decoder.clockOffsetUs) > CLOCK_MOVED_US) {
       this.#decoder.clockOffsetUs = offset;
     }
+    // What the kernel kept while the ring was full is taken BEFORE the ring is read, and
+    // handed over only once a ring drain that began after the take has caught up: a kept
+    // end's begin, when the ring had room for it, was committed before the end was kept,
+    // so it comes first. (Taken after a drain that stopped at DRAIN_MAX, an end came
+    // before its begin: an end without a begin, then the begin dropped as a repeat.)
+    if (this.#kept.length === 0) this.#kept = this.#probe.takeKept(KEPT_PER_DRAIN);
     // In the kernel's time order: an answer is in the cache before the flows after it.
     const drained = drainInOrder(
       this.#probe.reader,
@@ -330,15 +345,18 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       this.#onRecord,
       this.#onDnsRecord,
     );
-    // Then what the kernel kept while the ring was full (bounded: the rest
-    // waits for the next drain, so a backlog is written as it is read).
-    const kept = this.#probe.takeKept(KEPT_PER_DRAIN);
-    for (const bytes of kept) {
-      this.#onRecord(this.#decode(new DataView(bytes.buffer), bytes.byteOffset, bytes.length));
+    // Bounded: the rest waits for the next drain, so a backlog is written as it is read.
+    let kept = 0;
+    if (!this.#probe.reader.behind) {
+      for (const bytes of this.#kept) {
+        this.#onRecord(this.#decode(new DataView(bytes.buffer), bytes.byteOffset, bytes.length));
+      }
+      kept = this.#kept.length;
+      this.#recovered += kept;
+      this.#kept = [];
     }
-    this.#recovered += kept.length;
-    this.#behind = this.#probe.reader.behind || kept.length === KEPT_PER_DRAIN;
-    return drained + kept.length;
+    this.#behind = this.#probe.reader.behind || this.#kept.length > 0 || kept === KEPT_PER_DRAIN;
+    return drained + kept;
   }
 
   /**
