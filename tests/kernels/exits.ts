@@ -23,8 +23,9 @@ async function bpftool(...args: string[]): Promise<string> {
 export async function exitsOf(
   dir: string,
 ): Promise<{ id: number; name: string; exits: (number | "unknown")[] }[]> {
+  // An empty cgroup gives a bare newline, not [].
   const attached: { id: number; name: string }[] = JSON.parse(
-    await bpftool("cgroup", "show", dir, "--json"),
+    (await bpftool("cgroup", "show", dir, "--json")).trim() || "[]",
   );
   const out = [];
   for (const { id, name } of attached) {

@@ -334,7 +334,7 @@ def bpftool_json(*args):
                          stdin=subprocess.DEVNULL)
     if out.returncode != 0:
         raise RuntimeError(f"bpftool {' '.join(args)}: {out.stderr.decode().strip()[-200:]}")
-    return json.loads(out.stdout or b"[]")
+    return json.loads(out.stdout.strip() or b"[]")  # an empty cgroup: a bare newline
 
 
 def cgroup2_mount():
