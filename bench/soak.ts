@@ -4,7 +4,7 @@
  * sampled each second.
  *
  *   sudo deno run -A bench/soak.ts [--minutes N] [--rate CONNS_PER_S] [--whole-host]
- *                                  [--out DIR]
+ *                                  [--out DIR] [-- NETFLOW_ARGS...]
  *
  * The workload, all of it the soak's own (a child cgroup, and network
  * namespaces on 198.18.N.0/24 subnets no interface has):
@@ -41,13 +41,20 @@ const decoder = new TextDecoder();
 function usage(msg: string): never {
   console.error(`soak: ${msg}`);
   console.error(
-    "usage: deno run -A bench/soak.ts [--minutes N] [--rate N] [--whole-host] [--out DIR]",
+    "usage: deno run -A bench/soak.ts [--minutes N] [--rate N] [--whole-host] [--out DIR] " +
+      "[-- NETFLOW_ARGS...]",
   );
   Deno.exit(2);
 }
 
 function parseArgs(args: string[]) {
-  const o = { minutes: 30, rate: 10, wholeHost: false, out: `${ROOT}bench/soak` };
+  const o = {
+    minutes: 30,
+    rate: 10,
+    wholeHost: false,
+    out: `${ROOT}bench/soak`,
+    netflowArgs: [] as string[],
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = () => {
@@ -64,7 +71,10 @@ function parseArgs(args: string[]) {
     else if (a === "--rate") o.rate = num(value(), 0.1);
     else if (a === "--whole-host") o.wholeHost = true;
     else if (a === "--out") o.out = value();
-    else usage(`unknown argument "${a}"`);
+    else if (a === "--") {
+      o.netflowArgs = args.slice(i + 1); // e.g. -- --metrics-expiry 60
+      break;
+    } else usage(`unknown argument "${a}"`);
   }
   return o;
 }
@@ -297,6 +307,12 @@ function spawnIn(cgroup: string, netns: string | null, cmd: string[], stdin = fa
 interface Sample {
   t: number;
   rssMb: number;
+  /** RSS that is anonymous memory (heap and allocator; not the mapped binary). */
+  anonMb: number;
+  /** V8's heap in use, and memory V8 counts outside it (netflow's /metrics). */
+  heapMb: number;
+  heapTotalMb: number;
+  externalMb: number;
   cpuPct: number;
   events: number;
   eventsPerS: number;
@@ -306,24 +322,39 @@ interface Sample {
   series: number;
 }
 
-function procSample(pid: number): { rssKb: number; cpuTicks: number } {
+function procSample(pid: number): { rssKb: number; anonKb: number; cpuTicks: number } {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const anonKb = Number(/RssAnon:\s+(\d+)/.exec(status)?.[1] ?? 0);
   const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return { rssKb, cpuTicks: Number(f[11]) + Number(f[12]) }; // utime, stime
+  return { rssKb, anonKb, cpuTicks: Number(f[11]) + Number(f[12]) }; // utime, stime
 }
 
-/** netflow's own counters, from its /metrics. */
-async function scrape(port: number): Promise<{ events: number; lost: number; series: number }> {
+interface Scrape {
+  events: number;
+  lost: number;
+  series: number;
+  heapBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
+}
+
+/** netflow's own counters and memory gauges, from its /metrics. */
+async function scrape(port: number): Promise<Scrape> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let events = 0, lost = 0, series = 0;
+  let events = 0, lost = 0, series = 0, heapBytes = NaN, heapTotalBytes = NaN;
+  let externalBytes = NaN;
   for (const line of text.split("\n")) {
+    const value = () => Number(line.split(" ").at(-1));
     if (line.startsWith("netflow_tcp_")) series++;
-    if (line.startsWith("netflow_events_total")) events += Number(line.split(" ").at(-1));
-    if (line.startsWith("netflow_records_lost_total")) lost += Number(line.split(" ").at(-1));
+    if (line.startsWith("netflow_events_total")) events += value();
+    if (line.startsWith("netflow_records_lost_total")) lost += value();
+    if (line.startsWith("netflow_heap_used_bytes ")) heapBytes = value();
+    if (line.startsWith("netflow_heap_total_bytes ")) heapTotalBytes = value();
+    if (line.startsWith("netflow_external_memory_bytes ")) externalBytes = value();
   }
-  return { events, lost, series };
+  return { events, lost, series, heapBytes, heapTotalBytes, externalBytes };
 }
 
 function median(xs: number[]): number {
@@ -331,14 +362,23 @@ function median(xs: number[]): number {
   return s.length === 0 ? NaN : s[Math.floor(s.length / 2)]!;
 }
 
-/** Three panels (RSS MB, CPU %, events/s) over time, as polylines. */
+/**
+ * Three panels (memory MB: RSS, its anonymous part, V8's heap in use; CPU %;
+ * events/s) over time, as polylines.
+ */
 function svg(samples: Sample[], warmS: number): string {
   const W = 900, PH = 170, L = 70, R = 20, T = 30, GAP = 40;
   const tMax = Math.max(1, samples.at(-1)?.t ?? 1);
-  const panels: [string, (s: Sample) => number, string][] = [
-    ["RSS (MB)", (s) => s.rssMb, "#1f77b4"],
-    ["CPU (% of one core)", (s) => s.cpuPct, "#d62728"],
-    ["events/s", (s) => s.eventsPerS, "#2ca02c"],
+  type Line = [(s: Sample) => number, string];
+  const panels: [string, ...Line[]][] = [
+    [
+      "memory (MB): RSS (blue), anonymous RSS (orange), V8 heap in use (purple)",
+      [(s) => s.rssMb, "#1f77b4"],
+      [(s) => s.anonMb, "#ff7f0e"],
+      [(s) => s.heapMb, "#9467bd"],
+    ],
+    ["CPU (% of one core)", [(s) => s.cpuPct, "#d62728"]],
+    ["events/s", [(s) => s.eventsPerS, "#2ca02c"]],
   ];
   const H = T + panels.length * (PH + GAP) + 10;
   const out = [
@@ -348,9 +388,9 @@ function svg(samples: Sample[], warmS: number): string {
       (tMax / 60).toFixed(1)
     } min, a sample a second (dashed: end of warm-up)</text>`,
   ];
-  panels.forEach(([title, f, colour], i) => {
+  panels.forEach(([title, ...lines], i) => {
     const y0 = T + i * (PH + GAP);
-    const values = samples.map(f);
+    const values = lines.flatMap(([f]) => samples.map(f)).filter(Number.isFinite);
     const max = Math.max(1e-9, ...values) * 1.1;
     const x = (t: number) => L + (t / tMax) * (W - L - R);
     const y = (v: number) => y0 + PH - (v / max) * PH;
@@ -362,9 +402,12 @@ function svg(samples: Sample[], warmS: number): string {
       `<line x1="${x(warmS)}" y1="${y0}" x2="${x(warmS)}" y2="${
         y0 + PH
       }" stroke="#999" stroke-dasharray="4 3"/>`,
-      `<polyline fill="none" stroke="${colour}" stroke-width="1" points="${
-        samples.map((s) => `${x(s.t).toFixed(1)},${y(f(s)).toFixed(1)}`).join(" ")
-      }"/>`,
+      ...lines.map(([f, colour]) =>
+        `<polyline fill="none" stroke="${colour}" stroke-width="1" points="${
+          samples.filter((s) => Number.isFinite(f(s)))
+            .map((s) => `${x(s.t).toFixed(1)},${y(f(s)).toFixed(1)}`).join(" ")
+        }"/>`
+      ),
       `<text x="${W - R}" y="${y0 + PH + 14}" text-anchor="end">${
         (tMax / 60).toFixed(1)
       } min</text>`,
@@ -507,6 +550,7 @@ async function main() {
       "--metrics",
       `127.0.0.1:${metricsPort}`,
       ...scopeArgs,
+      ...o.netflowArgs,
     ], { stdoutFile: eventsFile });
     scope.add(() => nf[Symbol.asyncDispose]());
     for (let i = 0; i < 300; i++) {
@@ -599,14 +643,21 @@ async function main() {
       await sleep(1000 - ((performance.now() - started) % 1000));
       const t = (performance.now() - started) / 1000;
       const p = procSample(nf.pid);
-      const m = await scrape(metricsPort).catch(() => ({
+      const m = await scrape(metricsPort).catch((): Scrape => ({
         events: lastEvents,
         lost: NaN,
         series: NaN,
+        heapBytes: NaN,
+        heapTotalBytes: NaN,
+        externalBytes: NaN,
       }));
       samples.push({
         t,
         rssMb: p.rssKb / 1024,
+        anonMb: p.anonKb / 1024,
+        heapMb: m.heapBytes / 2 ** 20,
+        heapTotalMb: m.heapTotalBytes / 2 ** 20,
+        externalMb: m.externalBytes / 2 ** 20,
         cpuPct: ((p.cpuTicks - last.cpuTicks) / clk) / (t - lastT) * 100,
         events: m.events,
         eventsPerS: (m.events - lastEvents) / (t - lastT),
@@ -639,19 +690,51 @@ async function main() {
     const rssMax = Math.max(...samples.map((s) => s.rssMb));
     // The second half alone: growth once the tables and flow metrics' label sets filled.
     const rssHalf = median(inWindow(seconds / 2, seconds / 2 + 60));
+    // The same windows for the anonymous RSS and V8's heap: which one grew.
+    const at = (f: (s: Sample) => number, from: number, to: number) =>
+      median(samples.filter((s) => s.t >= from && s.t < to).map(f));
+    const grew = (f: (s: Sample) => number) => {
+      const a = at(f, warmS, warmS + 60), b = at(f, seconds - 60, seconds + 1);
+      return `${a.toFixed(1)} -> ${b.toFixed(1)} MB (${((b / a - 1) * 100).toFixed(1)}%)`;
+    };
     const seriesAt = (t: number) => samples.find((s) => s.t >= t)?.series ?? NaN;
+    // Flow metrics keep an idle label set until --metrics-expiry (600 s by default): with new
+    // names, ports and namespaces coming all the time their state grows until then, by design
+    // (and under --metrics-budget). From a minute past it, the state is steady.
+    const expiryArg = o.netflowArgs.indexOf("--metrics-expiry");
+    const horizonS = (expiryArg >= 0 ? Number(o.netflowArgs[expiryArg + 1]) : 600) + 60;
+    const pastHorizon = seconds >= horizonS + 180
+      ? (() => {
+        const a = median(inWindow(horizonS, horizonS + 60));
+        return `; from the flow metrics' expiry horizon on: ${a.toFixed(1)} MB (median of ${
+          horizonS.toFixed(0)
+        }-${(horizonS + 60).toFixed(0)} s) to ${rssEnd.toFixed(1)} MB, ${
+          ((rssEnd / a - 1) * 100).toFixed(1)
+        }% (anonymous RSS ${
+          (() => {
+            const x = at((s) => s.anonMb, horizonS, horizonS + 60);
+            const y = at((s) => s.anonMb, seconds - 60, seconds + 1);
+            return `${x.toFixed(1)} -> ${y.toFixed(1)} MB, ${((y / x - 1) * 100).toFixed(1)}%`;
+          })()
+        }; flow metrics' series ${seriesAt(horizonS)} then)`;
+      })()
+      : "";
     const cpu = samples.filter((s) => s.t >= warmS).map((s) => s.cpuPct);
     const cpuMean = cpu.reduce((x, y) => x + y, 0) / Math.max(1, cpu.length);
     const rate = samples.filter((s) => s.t >= warmS).map((s) => s.eventsPerS);
 
     const csv = [
-      "t_s,rss_mb,cpu_pct,events_total,events_per_s,records_lost,markers,flow_metric_series",
+      "t_s,rss_mb,anon_mb,heap_used_mb,heap_total_mb,external_mb,cpu_pct,events_total,events_per_s,records_lost,markers,flow_metric_series",
     ]
       .concat(
         samples.map((s) =>
           [
             s.t.toFixed(1),
             s.rssMb.toFixed(2),
+            s.anonMb.toFixed(2),
+            s.heapMb.toFixed(2),
+            s.heapTotalMb.toFixed(2),
+            s.externalMb.toFixed(2),
             s.cpuPct.toFixed(2),
             s.events,
             s.eventsPerS.toFixed(1),
@@ -667,7 +750,9 @@ async function main() {
     const summary = [
       `netflow soak: ${(samples.at(-1)?.t ?? 0).toFixed(0)} s (${o.minutes} min asked), ${
         o.wholeHost ? "whole host (--net the soak's subnets)" : "the soak's cgroup"
-      }, --events begin,end,update,fail --update-interval 5, /metrics scraped each second`,
+      }, --events begin,end,update,fail --update-interval 5${
+        o.netflowArgs.map((a) => ` ${a}`).join("")
+      }, /metrics scraped each second`,
       `workload: ${count("short")} short connections (${o.rate}/s), ${
         count("long")
       } long flows (8 at once, 30-120 s), ${
@@ -689,7 +774,12 @@ async function main() {
         warmS.toFixed(0)
       } s, ${seriesAt(seconds / 2)} at ${(seconds / 2).toFixed(0)} s, ${
         samples.at(-1)?.series ?? NaN
-      } at the end`,
+      } at the end${pastHorizon}`,
+      `the same windows: anonymous RSS ${grew((s) => s.anonMb)}, V8 heap in use ${
+        grew((s) => s.heapMb)
+      }, V8 heap reserved ${grew((s) => s.heapTotalMb)}, outside V8's heap (ArrayBuffers) ${
+        grew((s) => s.externalMb)
+      }`,
       `CPU after warm-up: mean ${cpuMean.toFixed(1)}% of one core, median ${
         median(cpu).toFixed(1)
       }%, max ${Math.max(...cpu).toFixed(1)}%`,

@@ -10,8 +10,10 @@
  * then continued. Once every endpoint's end is written (or 120 s pass),
  * netflow is stopped and the bench prints: connections, endpoints with one
  * begin and one end and exact bytes, endpoints missing, records lost, flows
- * recovered from the kernel's store, flows lost, and netflow's peak RSS
- * (VmHWM). Nothing is asserted: the figures go in bench/RESULTS.md.
+ * recovered from the kernel's store, flows lost, netflow's peak RSS (VmHWM)
+ * and its anonymous part at the peak (RssAnon: heap and allocator, not the
+ * mapped binary), sampled every 100 ms. Nothing is asserted: the figures go
+ * in bench/RESULTS.md.
  *
  * @module
  */
@@ -68,6 +70,13 @@ function peakRssMb(pid: number): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
+/** RSS and its anonymous part now, MB. */
+function rssMb(pid: number): { rss: number; anon: number } {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+  return { rss: kb("VmRSS") / 1024, anon: kb("RssAnon") / 1024 };
+}
+
 const out = await Deno.makeTempFile({ suffix: ".json" });
 const server = python(SERVER);
 const port = JSON.parse(await firstLine(server.stdout)).port as number;
@@ -75,6 +84,13 @@ const port = JSON.parse(await firstLine(server.stdout)).port as number;
 const nf = await Netflow.start(["--format", "json", "--port", String(port)], { stdoutFile: out });
 try {
   const t0 = performance.now();
+  let peak = { rss: 0, anon: 0 };
+  const sampler = setInterval(() => {
+    try {
+      const now = rssMb(nf.pid);
+      if (now.rss > peak.rss) peak = now;
+    } catch { /* ended */ }
+  }, 100);
   const clients = Array.from(
     { length: CLIENTS },
     () => python(CLIENT, String(port), String(Math.ceil(CONNECTIONS / CLIENTS))),
@@ -94,6 +110,7 @@ try {
     await new Promise((r) => setTimeout(r, 500));
   }
   const rss = peakRssMb(nf.pid);
+  clearInterval(sampler);
   const { stderr } = await nf.stop();
   const flows = new Map<string, { begins: number; ends: number; exact: boolean }>();
   for (const line of (await Deno.readTextFile(out)).split("\n")) {
@@ -122,6 +139,7 @@ try {
       flows_recovered: num(/(\d+) flows recovered from the kernel's store/),
       flows_lost: num(/(\d+) flows lost/),
       peak_rss_mb: Math.round(rss),
+      anon_mb_at_sampled_peak: Math.round(peak.anon),
     },
     null,
     1,

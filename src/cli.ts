@@ -60,6 +60,7 @@ async function main(argv: string[]): Promise<number> {
     { MetricsRegistry },
     { FlowMonitor },
     { buildSinks },
+    { registerProcessMetrics },
   ] = await Promise.all([
     import("./ffi/libbpf.ts"),
     import("./metrics/netflow.ts"),
@@ -67,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
     import("./metrics/prometheus.ts"),
     import("./monitor.ts"),
     import("./sinks.ts"),
+    import("./metrics/process.ts"),
   ]);
   setVerboseLog(options.verbose);
   // Metrics: the same counters as the exit summary, read at each scrape.
@@ -96,6 +98,7 @@ async function main(argv: string[]): Promise<number> {
   };
   using monitor = openMonitor();
   registerNetflowMetrics(registry, denoJson.version, events, () => monitor.stats);
+  registerProcessMetrics(registry);
   // Flow metrics take begin, update, end and fail events; the outputs only those of --events.
   const flowMetrics = options.flowMetrics && new FlowMetrics(registry, options.flowMetrics);
   let stopped = false;

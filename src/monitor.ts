@@ -55,8 +55,10 @@ import {
 } from "./monitor_options.ts";
 import { type MonitorStats, monitorStats } from "./stats.ts";
 
-/** Kept records read per drain (each costs three map calls). */
-const KEPT_PER_DRAIN = 4096;
+/** Drains at most after a stop: a full 16 MiB ring (~100,000 records) and the store's 65,536. */
+const FINAL_DRAINS = 128;
+/** Kept records read per drain (each costs three map calls; a batch stays small: DRAIN_MAX). */
+const KEPT_PER_DRAIN = 1024;
 const DEFAULT_UPDATE_MS = 10_000;
 
 /** Idle: one poll with this timeout; it also bounds how long a stop takes. */
@@ -138,6 +140,10 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #recovered = 0;
   #dnsUnordered = 0;
   #stopping = false;
+  /** The last drain left records in the ring or the kernel's store. */
+  #behind = false;
+  /** Records taken from the kernel's store, handed over once the ring has caught up. */
+  #kept: Uint8Array[] = [];
   /** A loop over batches() is running (it tears down when it ends). */
   #iterating = false;
   #closed = false;
@@ -266,11 +272,18 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
         if (this.#batch.length > 0) yield this.#take();
         if (this.#stopping) break;
         const owners = this.#enrichers.wakeInMs(performance.now()) ?? IDLE_WAIT_MS;
-        if (drained > 0) await new Promise((r) => setTimeout(r, Math.min(BUSY_PAUSE_MS, owners)));
+        // Behind (a backlog, read in bounded batches): the next one at once, after I/O.
+        const pause = this.#behind ? 0 : Math.min(BUSY_PAUSE_MS, owners);
+        if (drained > 0) await new Promise((r) => setTimeout(r, pause));
         else await this.#probe.reader.wait(Math.min(IDLE_WAIT_MS, owners));
       }
       if (!this.#closed) {
-        this.#drain(); // what arrived before the stop
+        // What arrived before the stop, in bounded batches too (at most a full ring's worth
+        // more: records still coming do not hold the stop).
+        for (let i = 0; i < FINAL_DRAINS && (i === 0 || this.#behind); i++) {
+          this.#drain();
+          if (this.#batch.length > 0) yield this.#take();
+        }
         this.#enriched(this.#enrichers.settle(performance.now(), true));
         if (this.#batch.length > 0) yield this.#take();
       }
@@ -308,6 +321,12 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #drain(): number {
     if (this.#closed) return 0;
     followClock(this.#decoder);
+    // What the kernel kept while the ring was full is taken BEFORE the ring is read, and
+    // handed over only once a ring drain that began after the take has caught up: a kept
+    // end's begin, when the ring had room for it, was committed before the end was kept,
+    // so it comes first. (Taken after a drain that stopped at DRAIN_MAX, an end came
+    // before its begin: an end without a begin, then the begin dropped as a repeat.)
+    if (this.#kept.length === 0) this.#kept = this.#probe.takeKept(KEPT_PER_DRAIN);
     // In the kernel's time order: an answer is in the cache before the flows after it.
     const { records: drained, unordered } = drainInOrder(
       this.#probe.reader,
@@ -318,14 +337,18 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       this.#probe.packetReader,
     );
     this.#dnsUnordered += unordered;
-    // Then what the kernel kept while the ring was full (bounded: the rest
-    // waits for the next drain, so a backlog is written as it is read).
-    const kept = this.#probe.takeKept(KEPT_PER_DRAIN);
-    for (const bytes of kept) {
-      this.#onRecord(this.#decode(new DataView(bytes.buffer), bytes.byteOffset, bytes.length));
+    // Bounded: the rest waits for the next drain, so a backlog is written as it is read.
+    let kept = 0;
+    if (!this.#probe.reader.behind) {
+      for (const bytes of this.#kept) {
+        this.#onRecord(this.#decode(new DataView(bytes.buffer), bytes.byteOffset, bytes.length));
+      }
+      kept = this.#kept.length;
+      this.#recovered += kept;
+      this.#kept = [];
     }
-    this.#recovered += kept.length;
-    return drained + kept.length;
+    this.#behind = this.#probe.reader.behind || this.#kept.length > 0 || kept === KEPT_PER_DRAIN;
+    return drained + kept;
   }
 
   /**

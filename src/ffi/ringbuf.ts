@@ -9,8 +9,8 @@
  *
  * Both bound one drain to the records present when it starts, and to at most
  * {@link DRAIN_MAX} of them (a backlog after a stall is read, and written, in
- * bounded batches), and wait for more with poll(2) on a worker thread, always
- * with a finite timeout.
+ * bounded batches; `behind` says one is left), and wait for more with poll(2)
+ * on a worker thread, always with a finite timeout.
  *
  * @module
  */
@@ -18,8 +18,15 @@ import type { ReaderKind } from "../options.ts";
 import { check, libbpf } from "./libbpf.ts";
 import { pageSize } from "./syscalls.ts";
 
-/** The most records one drain hands over: the events of one batch stay few (memory). */
-export const DRAIN_MAX = 16_384;
+/**
+ * The most records one drain hands over. A batch's records, events and text
+ * all live until it is written: 2,048 records' worth fits V8's 4 MiB young
+ * generation and dies there. With 16,384 a batch outlived two scavenges, was
+ * promoted, and old space grew by hundreds of MB before a full collection
+ * while a 6 s stall's backlog was read (peak RSS 310-390 MB; 2,048: see
+ * bench/RESULTS.md, "A stalled reader").
+ */
+export const DRAIN_MAX = 2048;
 
 /** Gets one record: `length` bytes at `offset` in `view`, valid only during the call. */
 export type RecordHandler = (view: DataView, offset: number, length: number) => void;
@@ -33,6 +40,8 @@ export interface RingReader extends Disposable {
    * cannot tell (libbpf 1.1 does not give the positions): always false.
    */
   backlog(): boolean;
+  /** The last drain stopped at DRAIN_MAX with records left: drain again without waiting. */
+  readonly behind: boolean;
   /** Resolves when records are ready, or after `timeoutMs`. */
   wait(timeoutMs: number): Promise<void>;
   close(): void;
@@ -79,6 +88,7 @@ export class MmapRingReader implements RingReader {
   readonly #headers: Int32Array;
   readonly #view: DataView;
   readonly #readable: Readable;
+  behind = false;
 
   constructor(mapFd: number, size: number) {
     const lib = libbpf();
@@ -129,6 +139,7 @@ export class MmapRingReader implements RingReader {
     } finally {
       Atomics.store(this.#consumerPos, 0, BigInt(consumed));
     }
+    this.behind = count === DRAIN_MAX && consumed < produced;
     return count;
   }
 
@@ -170,6 +181,7 @@ export class CallbackRingReader implements RingReader {
   readonly #limit: number;
   readonly #readable: Readable;
   #onRecord: RecordHandler | undefined;
+  behind = false;
   #count = 0;
   #failure: unknown;
 
@@ -212,6 +224,7 @@ export class CallbackRingReader implements RingReader {
     this.#onRecord = undefined;
     if (this.#failure !== undefined) throw this.#failure;
     if (rc < 0 && this.#count < this.#limit) check("Consume ring buffer", rc);
+    this.behind = this.#count >= this.#limit;
     return this.#count;
   }
 

@@ -101,6 +101,13 @@ interface Flow extends Widened {
   missed: number;
 }
 
+/**
+ * How long an ended flow's key is kept to ignore a repeat of its records
+ * (a copy from the kernel's store, a sweep that missed it: seconds later).
+ * Only the count bound (maxFlows) held it before: at 25 ends a second the
+ * keys grew by ~150 KB a minute for an hour and a half (the soak's heap).
+ */
+export const ENDED_KEEP_NS = 600e9;
 const NO_NAMES: readonly string[] = Object.freeze([]);
 /** A new flow's sweep and counter state. */
 const FRESH = { missed: 0, wide: null, wideNs: 0 } as const;
@@ -109,8 +116,8 @@ export const DEFAULT_MAX_FLOWS = 131_072;
 
 export class FlowTable {
   readonly #open = new Map<string, Flow>();
-  /** Keys of flows that ended recently, oldest first: a repeated end is ignored. */
-  readonly #ended = new Set<string>();
+  /** Keys of flows that ended recently, by when (kernel ns), oldest first: a repeat is ignored. */
+  readonly #ended = new Map<string, number>();
   readonly #halfOpen: HalfOpen;
   readonly #maxFlows: number;
   readonly #idPrefix: string;
@@ -191,7 +198,7 @@ export class FlowTable {
       if (found === undefined) {
         if (++flow.missed < 2) continue;
         this.#open.delete(key);
-        this.#remember(key);
+        this.#remember(key, now.ns);
         this.#unknownEnds++;
         out.push(this.#unknownEnd(flow, now));
         continue;
@@ -241,7 +248,7 @@ export class FlowTable {
       this.#duplicates++;
       return undefined;
     }
-    this.#remember(key);
+    this.#remember(key, r.timeNs);
     const flow = this.#newFlow(r, "outgoing", null);
     return Object.assign(this.#event(flow, r.timeUs, EVENT_FAIL, true, r), {
       reason: r.end === "refused" ? "refused" as const : "timeout" as const,
@@ -258,9 +265,13 @@ export class FlowTable {
     return end;
   }
 
-  #remember(key: string): void {
-    this.#ended.add(key);
-    if (this.#ended.size > this.#maxFlows) this.#ended.delete(this.#ended.values().next().value!);
+  /** Bounded in number, and in time: a repeat comes within seconds (the kernel's store, a sweep). */
+  #remember(key: string, atNs: number): void {
+    this.#ended.set(key, atNs);
+    for (const [old, ns] of this.#ended) {
+      if (this.#ended.size <= this.#maxFlows && ns >= atNs - ENDED_KEEP_NS) break;
+      this.#ended.delete(old);
+    }
   }
 
   /**
@@ -312,7 +323,7 @@ export class FlowTable {
       this.#newFlow(r, r.outgoing ? "outgoing" : "incoming", null);
     this.#open.delete(key);
     r = widenRecord(flow, r);
-    this.#remember(key);
+    this.#remember(key, r.timeNs);
     const { local, reason } = endOf(r);
     // In an end event src is the side that terminated the connection.
     const end = this.#event(flow, r.timeUs, EVENT_END, local, r) as unknown as FlowEndEvent;

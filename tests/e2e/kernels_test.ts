@@ -39,7 +39,7 @@ const EXPECT: Record<Kernel, Expectation> = {
   // the start snapshot, holders): each named in one line; flows are exact.
   "5.10": {
     start: "starts",
-    features: ["begin_end", "bytes", "owners", "filters"],
+    features: ["begin_end", "bytes", "owners", "filters", "returns_1", "sigkill", "two_instances"],
     pending: false,
   },
   "6.1": { start: "starts", features: FEATURES, pending: false },

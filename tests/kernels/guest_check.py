@@ -31,6 +31,19 @@ client 1000, the server 3000, the client closes first):
           (feature "holders")
   refused 127.0.0.1, a port nobody listens on
 
+Beside them (issue 23 point 6), on the same kernel and in the same run:
+  returns_1      every program attached to the root cgroup (A's and B's) returns
+                 1 on every exit path, read from the loaded programs with bpftool
+                 (tests/kernels/exits.ts, run while the flows run)
+  sigkill        a third instance C, watching a child cgroup of its own
+                 (kc-kill), is SIGKILLed as soon as bpftool sees one of its
+                 programs attached (the positive control: at least one was);
+                 then nothing stays attached there, and once A and B have
+                 stopped nothing of netflow's is attached to the root cgroup
+                 and nothing new is pinned
+  two_instances  A and B both started, and report the v4 flow (B's only one)
+                 alike: the same endpoints, owners, close and bytes
+
 The result: {"kernel", "started", "start_error", "notes" (netflow's stderr
 lines other than the ready line and the summary: features that are off),
 "features": {begin_end, bytes, owners, holders, dns, lifecycle, filters: {"pass",
@@ -51,7 +64,8 @@ SENT, REPLY = 1000, 3000  # the client's bytes, the server's bytes
 NAME, NAME_ADDR = "kernel-check.test", "127.0.0.7"
 HOLD = 2.5  # seconds the long flow stays open after its exchange
 READY_TIMEOUT = float(os.environ.get("NETFLOW_KERNELS_READY_TIMEOUT", "150"))
-FEATURES = ["begin_end", "bytes", "owners", "holders", "dns", "lifecycle", "filters"]
+FEATURES = ["begin_end", "bytes", "owners", "holders", "dns", "lifecycle", "filters",
+            "returns_1", "sigkill", "two_instances"]
 FLOWS = ["v4", "v6", "dns", "long", "holder"]
 
 
@@ -312,6 +326,124 @@ def compare_filtered(b, sports, cports, filtered):
     return why
 
 
+# --- point 6: exit values, SIGKILL, two instances --------------------------
+
+
+def bpftool_json(*args):
+    out = subprocess.run(["bpftool", *args, "--json"], capture_output=True, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    if out.returncode != 0:
+        raise RuntimeError(f"bpftool {' '.join(args)}: {out.stderr.decode().strip()[-200:]}")
+    return json.loads(out.stdout.strip() or b"[]")  # an empty cgroup: a bare newline
+
+
+def cgroup2_mount():
+    for line in open("/proc/mounts"):
+        f = line.split()
+        if f[2] == "cgroup2":
+            return f[1]
+    raise RuntimeError("no cgroup2 mount")
+
+
+def pins():
+    """Everything in every mounted bpf filesystem (what netflow could have pinned)."""
+    out = []
+    for line in open("/proc/mounts"):
+        f = line.split()
+        if f[2] == "bpf":
+            for d, dirs, files in os.walk(f[1]):
+                out += [os.path.join(d, n) for n in dirs + files]
+    return sorted(out)
+
+
+def attached_netflow_programs(cgdir):
+    return [p for p in bpftool_json("cgroup", "show", cgdir)
+            if str(p.get("name", "")).startswith("netflow_")]
+
+
+def check_exits(root):
+    """exits.ts over the root cgroup's programs (run in a thread beside the flows): the reasons
+    returns_1 fails."""
+    deno = os.environ.get("NETFLOW_DENO", f"{ROOT}/.tools/node_modules/deno/deno")
+    env = dict(os.environ, DENO_DIR=os.environ.get("DENO_DIR", f"{ROOT}/.tools/deno-dir"),
+               DENO_NO_UPDATE_CHECK="1", NO_COLOR="1")
+    out = subprocess.run([deno, "run", "--quiet", "--cached-only", "--allow-all", "--config",
+                          f"{ROOT}/deno.json", f"{ROOT}/tests/kernels/exits.ts", root],
+                         capture_output=True, timeout=300, stdin=subprocess.DEVNULL, env=env)
+    if out.returncode != 0:
+        return [f"exits.ts: {out.stderr.decode().strip()[-300:]}"]
+    progs = [p for p in json.loads(out.stdout) if p["name"].startswith("netflow_")]
+    why = [f"{p['name']} (id {p['id']}): exits return {p['exits']}"
+           for p in progs if not p["exits"] or any(v != 1 for v in p["exits"])]
+    if len(progs) < 7:  # the positive control: A's seven at least
+        why.append(f"only {len(progs)} netflow programs attached to {root}")
+    return why
+
+
+class KillAtAttach:
+    """Instance C on cgroup DIR, SIGKILLed as soon as bpftool sees a program attached there."""
+
+    def __init__(self, cgdir):
+        self.cgdir = cgdir
+        self.nf = Netflow(["--cgroup", cgdir])
+        self.attached_at_kill = None
+        self.why = []
+        self.thread = threading.Thread(target=self._watch)
+        self.thread.start()
+
+    def _watch(self):
+        deadline = time.monotonic() + READY_TIMEOUT
+        try:
+            while time.monotonic() < deadline and self.nf.proc.poll() is None:
+                n = len(bpftool_json("cgroup", "show", self.cgdir))
+                if n > 0 or self.nf.ready.is_set():
+                    self.nf.proc.kill()
+                    self.attached_at_kill = n
+                    break
+                time.sleep(0.05)
+        except Exception as e:  # noqa: BLE001 (the reason is the result)
+            self.why.append(f"{type(e).__name__}: {e}")
+        finally:
+            if self.nf.proc.poll() is None:
+                self.nf.proc.kill()
+
+    def result(self):
+        """The reasons sigkill fails, as far as C goes (A and B are checked after they stop)."""
+        self.thread.join()
+        self.nf.stop(10)
+        why = list(self.why)
+        if not self.attached_at_kill:
+            why.append(f"C was killed with {self.attached_at_kill} programs attached "
+                       f"(ready line: {self.nf.started() or any('watching' in l for l in self.nf.stderr)})")
+        left = []
+        for _ in range(50):  # links go with the process's last descriptor
+            left = bpftool_json("cgroup", "show", self.cgdir)
+            if not left:
+                break
+            time.sleep(0.2)
+        if left:
+            why.append(f"after SIGKILL {len(left)} programs stay attached to {self.cgdir}")
+        return why
+
+
+def compare_instances(a, b, cports, sports, b_started):
+    """The reasons two_instances fails: B's v4 flow as A reports it."""
+    if not b_started:
+        return ["B did not start beside A"]
+    why = []
+    keys = ["event", "conn_direction", "src", "dst", "src_port", "dst_port", "pid", "comm",
+            "closed_by", "reason", "bytes_sent", "bytes_received"]
+    for direction in ["outgoing", "incoming"]:
+        for kind in ["begin", "end"]:
+            ea = endpoint(a.events, kind, cports.get("v4"), sports["v4"], direction)
+            eb = endpoint(b.events, kind, cports.get("v4"), sports["v4"], direction)
+            pa = [{k: e.get(k) for k in keys} for e in ea]
+            pb = [{k: e.get(k) for k in keys} for e in eb]
+            if len(pa) != 1 or pa != pb:
+                why.append(f"v4 {direction} {kind}: A {pa}, B {pb}")
+    return why
+
+
 # --- the check ------------------------------------------------------------
 
 
@@ -378,7 +510,12 @@ def check(result_path):
     guard()
     procs = []
     netflows = []
+    kill_dir = None
     try:
+        cg_root = cgroup2_mount()
+        kill_dir = os.path.join(cg_root, f"kc-kill-{os.getpid()}")
+        os.mkdir(kill_dir)
+        pins_before = pins()
         dnsmasq = subprocess.Popen(
             ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces",
              "--listen-address=127.0.0.1", "--port=53", "--user=root", "--pid-file=",
@@ -390,6 +527,8 @@ def check(result_path):
         b = Netflow(["--events", "begin,end", "--port", str(sports["v4"]),
                      "--metrics", "127.0.0.1:0"])
         netflows += [a, b]
+        killer = KillAtAttach(kill_dir)
+        netflows.append(killer.nf)
         a.ready.wait(READY_TIMEOUT)
         if not a.started() and any("net_flow_tcp_update" in l for l in a.stderr):
             # A kernel without the open-flow iterator refuses updates in one
@@ -429,6 +568,9 @@ def check(result_path):
             worker = json.loads(srv.stdout.readline())["worker"]
         except ValueError:
             raise RuntimeError("the server peer did not start")
+        exits_why = []
+        exits = threading.Thread(target=lambda: exits_why.extend(check_exits(cg_root)))
+        exits.start()
         cli = subprocess.run([sys.executable, __file__, "client", ports_file],
                              capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
         if cli.returncode != 0:
@@ -448,8 +590,22 @@ def check(result_path):
             time.sleep(0.2)
         time.sleep(1)  # anything that would come late or twice
         filtered = scrape(b.metrics, "netflow_flows_filtered_in_kernel_total") if b.metrics else None
+        exits.join()
+        kill_why = killer.result()
         a.stop()
         b.stop()
+        # Nothing of netflow's stays attached to the root or pinned once every instance has
+        # gone (on the host, other checkouts' tests attach only to cgroups of their own).
+        for _ in range(50):
+            if not attached_netflow_programs(cg_root):
+                break
+            time.sleep(0.2)
+        left = attached_netflow_programs(cg_root)
+        if left:
+            kill_why.append(f"{len(left)} netflow programs still attached to {cg_root} after all "
+                            f"stopped: {[p.get('name') for p in left][:4]}")
+        if pins() != pins_before:
+            kill_why.append(f"pinned: {sorted(set(pins()) - set(pins_before))[:4]}")
         result["notes"] = a.notes()
         result["events"] = len(a.events)
         with open(f"{result_path}.events", "w") as f:  # netflow's output, for a failure's reader
@@ -459,6 +615,10 @@ def check(result_path):
             why["lifecycle"].insert(0, result["updates_refused"])
         why["filters"] = (compare_filtered(b, sports, work["ports"], filtered) if b_started
                           else [f"netflow --port did not start: {b.notes()[-1:]}"])
+        why["returns_1"] = exits_why
+        why["sigkill"] = kill_why
+        why["two_instances"] = compare_instances(a, b, work["ports"], sports, b_started)
+        result["killed_with_attached"] = killer.attached_at_kill
         if a.bad:
             why["begin_end"].append(f"{len(a.bad)} lines on stdout are not JSON: {a.bad[0][:80]}")
         for f in FEATURES:
@@ -475,6 +635,11 @@ def check(result_path):
             if p.poll() is None:
                 p.kill()
             p.wait()
+        if kill_dir is not None:
+            try:
+                os.rmdir(kill_dir)
+            except OSError:
+                pass
         write()
 
 

@@ -34,6 +34,9 @@ export const FEATURES = [
   "dns",
   "lifecycle",
   "filters",
+  "returns_1",
+  "sigkill",
+  "two_instances",
 ] as const;
 export type Feature = typeof FEATURES[number];
 

@@ -16,7 +16,7 @@ kdir=$("$root/tests/kernels/fetch.sh" "$kernel" | tail -n1)
 # The guest has no network: everything netflow imports must be in Deno's cache.
 deno="${NETFLOW_DENO:-$root/.tools/node_modules/deno/deno}"
 DENO_DIR="${DENO_DIR:-$root/.tools/deno-dir}" DENO_NO_UPDATE_CHECK=1 \
-  "$deno" cache --quiet --config "$root/deno.json" "$root/src/cli.ts" >&2
+  "$deno" cache --quiet --config "$root/deno.json" "$root/src/cli.ts" "$root/tests/kernels/exits.ts" >&2
 # One VM at a time on this machine (each takes two cores under TCG), whatever
 # runs the matrix.
 exec flock /tmp/netflow-kernels-vm.lock "$root/tests/kernels/boot.sh" "$kdir" "$out" \

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fc from "npm:fast-check@3.23.2";
 import type { EndHow, FlowRecord } from "../../src/bpf/records.ts";
 import type { FlowEndEvent, FlowEvent } from "../../src/events.ts";
-import { FlowTable } from "../../src/flow/state.ts";
+import { ENDED_KEEP_NS, FlowTable } from "../../src/flow/state.ts";
 import { endCounters } from "../../src/flow/counters.ts";
 import { DnsEnricher } from "../../src/enrich/dns.ts";
 import { EnrichedTable } from "../helpers/enriched.ts";
@@ -94,6 +94,23 @@ Deno.test("FlowTable ignores a repeated begin or end of the same socket", () => 
   const [begin, end] = connection(client, server, { outgoing: true });
   const events = run(new FlowTable(), [begin, begin, end, end, begin]);
   assert.deepEqual(events.map((e) => e.event), ["net_flow_tcp_begin", "net_flow_tcp_end"]);
+});
+
+Deno.test("FlowTable forgets an ended flow's key after ENDED_KEEP_NS, not only past maxFlows", () => {
+  const table = new FlowTable();
+  const end = (cookie: number, ms: number) =>
+    table.onRecord(record("end", client, server, { cookie, outgoing: true, ms }));
+  const keepMs = ENDED_KEEP_NS / 1e6;
+  assert.ok(end(1, 0) !== undefined);
+  assert.ok(end(2, keepMs / 2) !== undefined);
+  // Within the keep time both repeats are recognised (the positive control).
+  assert.equal(end(1, keepMs - 1), undefined);
+  assert.equal(end(2, keepMs - 1), undefined);
+  assert.equal(table.stats.duplicates, 2);
+  // A later end pushes the first key out (too old to repeat), the second stays.
+  assert.ok(end(3, keepMs + 1) !== undefined);
+  assert.ok(end(1, keepMs + 2) !== undefined, "cookie 1's key was kept past ENDED_KEEP_NS");
+  assert.equal(end(2, keepMs + 3), undefined);
 });
 
 Deno.test("FlowTable still ends a flow whose begin record was lost, with a null duration", () => {
