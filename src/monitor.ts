@@ -12,7 +12,7 @@
  */
 import { findHostCgroupRoot, relativeCgroupPath, resolveCgroupDir } from "./bpf/cgroup.ts";
 import { clockOffsetUs, followClock, nowClocks } from "./bpf/clock.ts";
-import { drainInOrder } from "./bpf/drain.ts";
+import { KernelDrain } from "./bpf/kernel_drain.ts";
 import { sharesSockOps } from "./bpf/peers.ts";
 import { kernelRelease } from "./bpf/features.ts";
 import {
@@ -57,8 +57,6 @@ import { type MonitorStats, monitorStats } from "./stats.ts";
 
 /** Drains at most after a stop: a full 16 MiB ring (~100,000 records) and the store's 65,536. */
 const FINAL_DRAINS = 128;
-/** Kept records read per drain (each costs three map calls; a batch stays small: DRAIN_MAX). */
-const KEPT_PER_DRAIN = 1024;
 const DEFAULT_UPDATE_MS = 10_000;
 
 /** Idle: one poll with this timeout; it also bounds how long a stop takes. */
@@ -124,11 +122,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   readonly #enrichers: Enrichers;
   readonly #owners: OwnerEnricher;
   readonly #dns: DnsNames;
-  readonly #onDnsRecord: (record: KernelRecord | undefined) => void;
   readonly #want: ReadonlySet<EventName>;
   readonly #pass: ((e: NetflowEvent) => boolean) | undefined;
-  readonly #onRecord: (record: KernelRecord | undefined) => void;
-  readonly #decode: (view: DataView, offset: number, length: number) => KernelRecord | undefined;
   #batch: NetflowEvent[] = [];
   #events = 0;
   /** Update events every this many ms, or null when not asked for. */
@@ -136,14 +131,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   readonly #sweeps: SweepPolicy;
   readonly #netns = new NetnsPaths();
   #malformed = 0;
-  /** Records read from the kernel's `kept` map. */
-  #recovered = 0;
-  #dnsUnordered = 0;
+  readonly #kernel: KernelDrain;
   #stopping = false;
-  /** The last drain left records in the ring or the kernel's store. */
-  #behind = false;
-  /** Records taken from the kernel's store, handed over once the ring has caught up. */
-  #kept: Uint8Array[] = [];
   /** A loop over batches() is running (it tears down when it ends). */
   #iterating = false;
   #closed = false;
@@ -226,15 +215,18 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     }
     this.featuresOff = featuresOff;
     this.#sweeps = new SweepPolicy(this.#updateMs, performance.now());
-    this.#decode = (view, offset, length) => this.#decoder.decode(view, offset, length);
-    this.#onRecord = (record) => {
-      if (record === undefined) this.#malformed++;
-      else this.#dispatch(record);
-    };
-    this.#onDnsRecord = (record) => {
-      if (record?.kind === "dns") this.#dns.onMessage(record);
-      else this.#malformed++;
-    };
+    this.#kernel = new KernelDrain(
+      this.#probe,
+      (view, offset, length) => this.#decoder.decode(view, offset, length),
+      (record) => {
+        if (record === undefined) this.#malformed++;
+        else this.#dispatch(record);
+      },
+      (record) => {
+        if (record?.kind === "dns") this.#dns.onMessage(record);
+        else this.#malformed++;
+      },
+    );
   }
 
   /**
@@ -255,8 +247,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       flows: this.#flows.stats,
       dns: this.#dns.stats,
       owners: this.#owners.stats,
-      recovered: this.#recovered,
-      dnsUnordered: this.#dnsUnordered,
+      recovered: this.#kernel.recovered,
+      dnsUnordered: this.#kernel.unordered,
     });
   }
 
@@ -273,14 +265,14 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
         if (this.#stopping) break;
         const owners = this.#enrichers.wakeInMs(performance.now()) ?? IDLE_WAIT_MS;
         // Behind (a backlog, read in bounded batches): the next one at once, after I/O.
-        const pause = this.#behind ? 0 : Math.min(BUSY_PAUSE_MS, owners);
+        const pause = this.#kernel.behind ? 0 : Math.min(BUSY_PAUSE_MS, owners);
         if (drained > 0) await new Promise((r) => setTimeout(r, pause));
         else await this.#probe.reader.wait(Math.min(IDLE_WAIT_MS, owners));
       }
       if (!this.#closed) {
         // What arrived before the stop, in bounded batches too (at most a full ring's worth
         // more: records still coming do not hold the stop).
-        for (let i = 0; i < FINAL_DRAINS && (i === 0 || this.#behind); i++) {
+        for (let i = 0; i < FINAL_DRAINS && (i === 0 || this.#kernel.behind); i++) {
           this.#drain();
           if (this.#batch.length > 0) yield this.#take();
         }
@@ -321,34 +313,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #drain(): number {
     if (this.#closed) return 0;
     followClock(this.#decoder);
-    // What the kernel kept while the ring was full is taken BEFORE the ring is read, and
-    // handed over only once a ring drain that began after the take has caught up: a kept
-    // end's begin, when the ring had room for it, was committed before the end was kept,
-    // so it comes first. (Taken after a drain that stopped at DRAIN_MAX, an end came
-    // before its begin: an end without a begin, then the begin dropped as a repeat.)
-    if (this.#kept.length === 0) this.#kept = this.#probe.takeKept(KEPT_PER_DRAIN);
-    // In the kernel's time order: an answer is in the cache before the flows after it.
-    const { records: drained, unordered } = drainInOrder(
-      this.#probe.reader,
-      this.#probe.dnsReader,
-      this.#decode,
-      this.#onRecord,
-      this.#onDnsRecord,
-      this.#probe.packetReader,
-    );
-    this.#dnsUnordered += unordered;
-    // Bounded: the rest waits for the next drain, so a backlog is written as it is read.
-    let kept = 0;
-    if (!this.#probe.reader.behind) {
-      for (const bytes of this.#kept) {
-        this.#onRecord(this.#decode(new DataView(bytes.buffer), bytes.byteOffset, bytes.length));
-      }
-      kept = this.#kept.length;
-      this.#recovered += kept;
-      this.#kept = [];
-    }
-    this.#behind = this.#probe.reader.behind || this.#kept.length > 0 || kept === KEPT_PER_DRAIN;
-    return drained + kept;
+    return this.#kernel.drain();
   }
 
   /**

@@ -49,6 +49,7 @@ import {
   type Widened,
   widenRecord,
 } from "./counters.ts";
+import { EndedKeys } from "./ended.ts";
 import { type Endpoint, HalfOpen, listening, tupleKey } from "./handshake.ts";
 
 /** What the table knows beside an event, for the enrichers ({@link FlowTable.factsOf}). */
@@ -101,13 +102,7 @@ interface Flow extends Widened {
   missed: number;
 }
 
-/**
- * How long an ended flow's key is kept to ignore a repeat of its records
- * (a copy from the kernel's store, a sweep that missed it: seconds later).
- * Only the count bound (maxFlows) held it before: at 25 ends a second the
- * keys grew by ~150 KB a minute for an hour and a half (the soak's heap).
- */
-export const ENDED_KEEP_NS = 600e9;
+export { ENDED_KEEP_NS } from "./ended.ts";
 const NO_NAMES: readonly string[] = Object.freeze([]);
 /** A new flow's sweep and counter state. */
 const FRESH = { missed: 0, wide: null, wideNs: 0 } as const;
@@ -116,8 +111,8 @@ export const DEFAULT_MAX_FLOWS = 131_072;
 
 export class FlowTable {
   readonly #open = new Map<string, Flow>();
-  /** Keys of flows that ended recently, by when (kernel ns), oldest first: a repeat is ignored. */
-  readonly #ended = new Map<string, number>();
+  /** Keys of flows that ended recently: a repeat of their records is ignored. */
+  readonly #ended: EndedKeys;
   readonly #halfOpen: HalfOpen;
   readonly #maxFlows: number;
   readonly #idPrefix: string;
@@ -130,6 +125,7 @@ export class FlowTable {
 
   constructor(options: FlowTableOptions = {}) {
     this.#maxFlows = options.maxFlows ?? DEFAULT_MAX_FLOWS;
+    this.#ended = new EndedKeys(this.#maxFlows);
     this.#halfOpen = new HalfOpen(options.maxHalfOpen ?? 65_536);
     this.#idPrefix = options.idPrefix ?? Math.floor(Math.random() * 0xffffff).toString(16);
   }
@@ -198,7 +194,7 @@ export class FlowTable {
       if (found === undefined) {
         if (++flow.missed < 2) continue;
         this.#open.delete(key);
-        this.#remember(key, now.ns);
+        this.#ended.add(key, now.ns);
         this.#unknownEnds++;
         out.push(this.#unknownEnd(flow, now));
         continue;
@@ -248,7 +244,7 @@ export class FlowTable {
       this.#duplicates++;
       return undefined;
     }
-    this.#remember(key, r.timeNs);
+    this.#ended.add(key, r.timeNs);
     const flow = this.#newFlow(r, "outgoing", null);
     return Object.assign(this.#event(flow, r.timeUs, EVENT_FAIL, true, r), {
       reason: r.end === "refused" ? "refused" as const : "timeout" as const,
@@ -263,15 +259,6 @@ export class FlowTable {
     end.duration_ms = flow.beginNs === null ? null : msBetween(flow.beginNs, now.ns);
     Object.assign(end, counterFields(NO_COUNTERS));
     return end;
-  }
-
-  /** Bounded in number, and in time: a repeat comes within seconds (the kernel's store, a sweep). */
-  #remember(key: string, atNs: number): void {
-    this.#ended.set(key, atNs);
-    for (const [old, ns] of this.#ended) {
-      if (this.#ended.size <= this.#maxFlows && ns >= atNs - ENDED_KEEP_NS) break;
-      this.#ended.delete(old);
-    }
   }
 
   /**
@@ -323,7 +310,7 @@ export class FlowTable {
       this.#newFlow(r, r.outgoing ? "outgoing" : "incoming", null);
     this.#open.delete(key);
     r = widenRecord(flow, r);
-    this.#remember(key, r.timeNs);
+    this.#ended.add(key, r.timeNs);
     const { local, reason } = endOf(r);
     // In an end event src is the side that terminated the connection.
     const end = this.#event(flow, r.timeUs, EVENT_END, local, r) as unknown as FlowEndEvent;
