@@ -396,6 +396,9 @@ class KillAtAttach:
         try:
             while time.monotonic() < deadline and self.nf.proc.poll() is None:
                 n = len(bpftool_json("cgroup", "show", self.cgdir))
+                if n == 0 and self.nf.ready.is_set():
+                    # The ready line came while bpftool looked (before the attach): look again.
+                    n = len(bpftool_json("cgroup", "show", self.cgdir))
                 if n > 0 or self.nf.ready.is_set():
                     self.nf.proc.kill()
                     self.attached_at_kill = n
