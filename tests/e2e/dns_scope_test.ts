@@ -20,42 +20,6 @@ const NAME = "www.plant.test";
 const WORKLOAD = new URL("../workloads/tcp.py", import.meta.url).pathname;
 const ONE = ["--scenario", "client-close", "--count", "1", "--bytes", "100"];
 
-/** A sub-cgroup of a watched test cgroup (netflow --cgroup on the parent sees it). */
-class ChildCgroup implements AsyncDisposable {
-  readonly dir: string;
-  readonly #procs: Proc[] = [];
-  constructor(parent: TestCgroup, name: string) {
-    this.dir = `${parent.dir}/${name}`;
-    Deno.mkdirSync(this.dir);
-  }
-  get id(): number {
-    return Deno.statSync(this.dir).ino!;
-  }
-  spawn(cmd: string, ...args: string[]): Proc {
-    const proc = new Proc("sh", [
-      "-c",
-      'echo $$ > "$0/cgroup.procs" && exec "$@"',
-      this.dir,
-      cmd,
-      ...args,
-    ]);
-    this.#procs.push(proc);
-    return proc;
-  }
-  async [Symbol.asyncDispose](): Promise<void> {
-    for (const proc of this.#procs) await proc[Symbol.asyncDispose]();
-    for (let i = 0; i < 50; i++) {
-      try {
-        Deno.removeSync(this.dir);
-        return;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    Deno.removeSync(this.dir);
-  }
-}
-
 /** dnsmasq answering NAME with `address`, listening on `listen`; ready when it answers. */
 async function dnsmasq(
   spawn: (cmd: string, ...a: string[]) => Proc,
@@ -189,8 +153,8 @@ e2eTest(
       fromHost,
     );
     await dnsmasq((c, ...a) => ns.spawn(c, ...a), other, planted, fromHost);
-    await using attacker = new ChildCgroup(cg, "attacker");
-    await using victim = new ChildCgroup(cg, "victim");
+    await using attacker = new TestCgroup(cg, "attacker");
+    await using victim = new TestCgroup(cg, "victim");
     await using nf = await Netflow.start([
       "--format",
       "json",
@@ -199,7 +163,7 @@ e2eTest(
     ]);
 
     // A connection to the planted address from a cgroup, in the namespace (the server unwatched).
-    const connectFrom = (from: ChildCgroup) =>
+    const connectFrom = (from: TestCgroup) =>
       connectTo(
         planted,
         (c, ...a) => ns.spawn(c, ...a),
@@ -403,10 +367,10 @@ e2eTest(
     // The namespace is configured to use a stub at 127.0.0.53 (as systemd-resolved's), which
     // forwards to an upstream the namespace's resolv.conf does not name.
     await using _conf = await resolvConf(ns, ["127.0.0.53"]);
-    await using resolver = new ChildCgroup(cg, "resolver");
-    await using other = new ChildCgroup(cg, "other");
-    await using victim = new ChildCgroup(cg, "victim");
-    const inNs = (c: ChildCgroup): Spawn => (cmd, ...a) =>
+    await using resolver = new TestCgroup(cg, "resolver");
+    await using other = new TestCgroup(cg, "other");
+    await using victim = new TestCgroup(cg, "victim");
+    const inNs = (c: TestCgroup): Spawn => (cmd, ...a) =>
       c.spawn("ip", "netns", "exec", ns.name, cmd, ...a);
     await dnsmasq(
       inNs(resolver),
@@ -426,7 +390,7 @@ e2eTest(
       "--cgroup",
       cg.dir,
     ]);
-    const askUpstream = async (from: ChildCgroup) => {
+    const askUpstream = async (from: TestCgroup) => {
       await using q = inNs(from)(
         "dig",
         `@${upstream}`,
@@ -438,7 +402,7 @@ e2eTest(
       assert.equal(await q.line(), planted);
       await q.done();
     };
-    const connectFrom = (from: ChildCgroup) =>
+    const connectFrom = (from: TestCgroup) =>
       connectTo(
         planted,
         (c, ...a) => ns.spawn(c, ...a),

@@ -135,16 +135,21 @@ export async function sh(cmd: string, ...args: string[]): Promise<string> {
   return decoder.decode(out.stdout);
 }
 
-/** A child cgroup of the v2 root, removed (with its processes ended) on dispose. */
+/**
+ * A child cgroup of the v2 root (or, given `parent`, a cgroup `name` inside
+ * that test cgroup: netflow --cgroup on the parent sees it), removed with its
+ * processes ended on dispose (a child before its parent: declare it after).
+ */
 export class TestCgroup implements AsyncDisposable {
   readonly dir: string;
   readonly path: string;
   readonly #procs: Proc[] = [];
 
-  constructor() {
-    const mount = findCgroup2Mount();
-    this.path = `/netflow-test-${Deno.pid}-${++serial}`;
-    this.dir = `${mount}${this.path}`;
+  constructor(parent?: TestCgroup, name?: string) {
+    this.path = parent === undefined
+      ? `/netflow-test-${Deno.pid}-${++serial}`
+      : `${parent.path}/${name ?? `child-${++serial}`}`;
+    this.dir = `${findCgroup2Mount()}${this.path}`;
     Deno.mkdirSync(this.dir);
   }
 

@@ -1,9 +1,11 @@
 /**
- * Synthetic kernel flow records for unit tests of the flow state machine.
+ * Synthetic kernel records for unit tests: flow records for the flow state
+ * machine, DNS messages for the names cache.
  *
  * @module
  */
 import {
+  type DnsMessage,
   type EndHow,
   type FlowRecord,
   type OpenList,
@@ -142,4 +144,29 @@ export function rawFlow(r: RawFlow): DataView {
   view.setUint8(F.flags, (r.outgoing ?? true) ? 1 | 8 : 0); // outgoing, SYN acked
   view.setUint8(F.end, r.end ?? 0);
   return view;
+}
+
+/** A DnsMessage as the decoder gives it: a matched UDP answer, or one TCP segment. */
+export function dnsMessage(payload: Uint8Array, more: Partial<DnsMessage> = {}): DnsMessage {
+  return {
+    kind: "dns",
+    timeUs: 0,
+    timeNs: 0,
+    cgroupId: 1,
+    direction: "ingress",
+    transport: "udp",
+    netns: 4026531840,
+    netnsCookie: 0,
+    queryCgroup: 1,
+    src: "192.0.2.53",
+    dst: "192.0.2.1",
+    srcPort: 53,
+    dstPort: 40000,
+    queryId: 7,
+    question: 0n,
+    streamOffset: 0,
+    length: payload.length,
+    payload,
+    ...more,
+  };
 }

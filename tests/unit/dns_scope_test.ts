@@ -8,6 +8,7 @@ import dnsPacket from "npm:dns-packet@5.6.1";
 import type { DnsMessage } from "../../src/bpf/records.ts";
 import { DnsNames } from "../../src/dns/names.ts";
 import { dnsSockets, parseResolvConf, ProcResolvers } from "../../src/dns/resolvers.ts";
+import { dnsMessage } from "../helpers/records.ts";
 
 function answer(name: string, address: string): Uint8Array {
   return new Uint8Array(dnsPacket.encode({
@@ -19,28 +20,9 @@ function answer(name: string, address: string): Uint8Array {
   }));
 }
 
+/** An answer as the decoder gives it, in this file's namespace (cookie 5), asked by cgroup 100. */
 function message(payload: Uint8Array, more: Partial<DnsMessage>): DnsMessage {
-  return {
-    kind: "dns",
-    timeUs: 0,
-    timeNs: 0,
-    cgroupId: 1,
-    direction: "ingress",
-    transport: "udp",
-    netns: 4026532000,
-    netnsCookie: 5,
-    queryCgroup: 100,
-    src: "192.0.2.53",
-    dst: "192.0.2.1",
-    srcPort: 53,
-    dstPort: 40000,
-    queryId: 7,
-    question: 0n,
-    streamOffset: 0,
-    length: payload.length,
-    payload,
-    ...more,
-  };
+  return dnsMessage(payload, { netns: 4026532000, netnsCookie: 5, queryCgroup: 100, ...more });
 }
 
 const CONFIGURED = "192.0.2.53";

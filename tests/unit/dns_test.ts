@@ -6,6 +6,7 @@ import type { DnsMessage } from "../../src/bpf/records.ts";
 import { DnsCache, MAX_GROUPS, MAX_NAMES } from "../../src/dns/cache.ts";
 import { DnsNames } from "../../src/dns/names.ts";
 import { MAX_TTL_S, parseAnswer, questionHash } from "../../src/dns/parse.ts";
+import { dnsMessage as message } from "../helpers/records.ts";
 
 type Answer = { type: "A" | "AAAA" | "CNAME"; name: string; data: string; ttl: number };
 
@@ -24,31 +25,6 @@ const clock = () => NOW_MS;
 
 function resolve(msg: Uint8Array) {
   return parseAnswer(msg).resolutions;
-}
-
-/** A DnsMessage as the decoder gives it: a matched UDP answer, or one TCP segment. */
-function message(payload: Uint8Array, more: Partial<DnsMessage> = {}): DnsMessage {
-  return {
-    kind: "dns",
-    timeUs: 0,
-    timeNs: 0,
-    cgroupId: 1,
-    direction: "ingress",
-    transport: "udp",
-    netns: 4026531840,
-    netnsCookie: 0,
-    queryCgroup: 1,
-    src: "192.0.2.53",
-    dst: "192.0.2.1",
-    srcPort: 53,
-    dstPort: 40000,
-    queryId: 7,
-    question: 0n,
-    streamOffset: 0,
-    length: payload.length,
-    payload,
-    ...more,
-  };
 }
 
 Deno.test("parseAnswer follows a two-level CNAME chain in order, to the asked type only", () => {

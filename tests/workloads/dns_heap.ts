@@ -9,6 +9,7 @@
  */
 import dnsPacket from "npm:dns-packet@5.6.1";
 import { DnsNames } from "../../src/dns/names.ts";
+import { dnsMessage } from "../helpers/records.ts";
 
 const [answers = "20000", maxBytes = String(8 << 20)] = Deno.args;
 const gc = (globalThis as unknown as { gc?: () => void }).gc;
@@ -44,26 +45,7 @@ let size = 0;
 for (let i = 0; i < Number(answers); i++) {
   const payload = answer(i);
   size = payload.length;
-  names.onMessage({
-    kind: "dns",
-    timeUs: 0,
-    timeNs: 0,
-    cgroupId: 1,
-    direction: "ingress",
-    transport: "udp",
-    netns: 4026531840,
-    netnsCookie: 0,
-    queryCgroup: 1,
-    src: "192.0.2.53",
-    dst: "192.0.2.1",
-    srcPort: 53,
-    dstPort: 40000,
-    queryId: 7,
-    question: 0n,
-    streamOffset: 0,
-    length: payload.length,
-    payload,
-  });
+  names.onMessage(dnsMessage(payload));
 }
 gc();
 gc();
