@@ -545,9 +545,11 @@ for (const mode of ["host", "cgroup"] as const) {
     // B is a container's cgroup, so --container can pick its flows.
     const id = "c0ffee".padEnd(64, "0");
     const a = mode === "cgroup" ? `${cg.dir}/a` : `${cg.dir}-a`;
-    const b = mode === "cgroup" ? `${cg.dir}/docker-${id}.scope` : `${cg.dir}-docker-${id}.scope`;
+    // A container's scope is a path component of its own (docker-ID.scope).
+    const bParent = mode === "cgroup" ? cg.dir : `${cg.dir}-b`;
+    const b = `${bParent}/docker-${id}.scope`;
     Deno.mkdirSync(a);
-    Deno.mkdirSync(b);
+    Deno.mkdirSync(b, { recursive: true });
     try {
       await using nf = await watch(mode, cg);
       await using only = await watch(mode, cg, ["--container", id]);
@@ -581,7 +583,7 @@ for (const mode of ["host", "cgroup"] as const) {
       assert.deepEqual(side(picked, "incoming").sort(), [...inB, ...inB].sort());
       assert.deepEqual(side(picked, "outgoing"), []);
     } finally {
-      for (const dir of [a, b]) {
+      for (const dir of mode === "cgroup" ? [a, b] : [a, b, bParent]) {
         for (let i = 0; i < 50; i++) {
           try {
             Deno.removeSync(dir);
