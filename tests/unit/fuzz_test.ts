@@ -20,6 +20,7 @@ import {
 } from "../../src/dns/parse.ts";
 import type { FlowEvent } from "../../src/events.ts";
 import { FlowTable } from "../../src/flow/state.ts";
+import { dnsMessage } from "../helpers/records.ts";
 
 const F = LAYOUT.nf_flow.fields;
 const H = LAYOUT.nf_header.fields;
@@ -337,26 +338,7 @@ Deno.test("fuzz: 100,000+ DNS answers (generated and broken) through the parser 
 });
 
 function udp(payload: Uint8Array, netns: number, length = payload.length): DnsMessage {
-  return {
-    kind: "dns",
-    timeUs: 0,
-    timeNs: 0,
-    cgroupId: 1,
-    direction: "ingress",
-    transport: "udp",
-    netns,
-    netnsCookie: 0,
-    queryCgroup: 1,
-    src: "192.0.2.53",
-    dst: "192.0.2.1",
-    srcPort: 53,
-    dstPort: 40000,
-    queryId: 0,
-    question: 0n,
-    streamOffset: 0,
-    length,
-    payload,
-  };
+  return dnsMessage(payload, { netns, queryId: 0, length });
 }
 
 /** A TCP answer stream as segments: offset 0 first, the rest reordered, some sent twice. */

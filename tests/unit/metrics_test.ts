@@ -9,7 +9,7 @@ import { DnsNames } from "../../src/dns/names.ts";
 import { OwnerResolver } from "../../src/enrich/owners.ts";
 import type { HolderIndex } from "../../src/enrich/holders.ts";
 import type { DnsMessage } from "../../src/bpf/records.ts";
-import { atMs, record } from "../helpers/records.ts";
+import { atMs, dnsMessage, record } from "../helpers/records.ts";
 import { promtoolCheck, sample } from "../helpers/promtool.ts";
 
 Deno.test("--metrics listens on loopback unless a host is given", () => {
@@ -154,26 +154,8 @@ function stages(cause: boolean): MonitorStats {
     netnsCookie: 0,
     owner: null,
   });
-  const segment = (streamOffset: number): DnsMessage => ({
-    kind: "dns",
-    timeUs: 0,
-    timeNs: 0,
-    cgroupId: 1,
-    direction: "ingress",
-    transport: "tcp",
-    netns: 1,
-    netnsCookie: 0,
-    queryCgroup: 1,
-    src: "192.0.2.53",
-    dst: "192.0.2.1",
-    srcPort: 53,
-    dstPort: 40000,
-    queryId: 7,
-    question: 0n,
-    streamOffset,
-    length: 1,
-    payload: new Uint8Array([0]),
-  });
+  const segment = (streamOffset: number): DnsMessage =>
+    dnsMessage(new Uint8Array([0]), { transport: "tcp", netns: 1, streamOffset });
   // Positive controls in both runs: a SYN, a flow that begins and ends, a TCP answer's start.
   flows.onHandshake(syn(1));
   const [begin, end] = [record("begin", a, b, { cookie: 5 }), record("end", a, b, { cookie: 5 })];
