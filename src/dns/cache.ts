@@ -137,10 +137,12 @@ export class DnsCache {
    * The unexpired names for `key`, each once, chains in the order they were
    * learned; at most {@link MAX_NAMES}, the newest chains kept first.
    */
-  names(key: string, nowMs = this.#now()): readonly string[] {
+  names(key: string, nowMs?: number): readonly string[] {
     const entry = this.#entries.get(key);
     if (entry === undefined) return NO_NAMES;
-    const live = entry.groups.filter((g) => g.expiresMs > nowMs);
+    // The clock only for a hit: most flows' addresses have no names (a clock read is an FFI call).
+    const now = nowMs ?? this.#now();
+    const live = entry.groups.filter((g) => g.expiresMs > now);
     this.#entries.delete(key);
     if (live.length === 0) {
       this.#bytes -= entry.bytes;

@@ -23,6 +23,9 @@ interface Names {
   readonly remote: readonly string[];
 }
 
+const NO_NAMES: readonly string[] = Object.freeze([]);
+const NONE: Names = Object.freeze({ local: NO_NAMES, remote: NO_NAMES });
+
 export interface DnsEnricherOptions {
   /** Flows whose names are kept at most (the flow table's bound). */
   maxFlows: number;
@@ -57,10 +60,12 @@ export class DnsEnricher implements Enricher {
       netnsCookie: item.facts.record?.netnsCookie ?? 0,
       cgroupId: e.cgroup_id,
     };
-    const names = this.#kept.take(e, () => ({
-      local: this.#dns.names(scope, local ? e.src : e.dst),
-      remote: this.#dns.names(scope, local ? e.dst : e.src),
-    }));
+    const names = this.#kept.take(e, () => {
+      const near = this.#dns.names(scope, local ? e.src : e.dst);
+      const remote = this.#dns.names(scope, local ? e.dst : e.src);
+      // Most flows have no names: one shared value for them all.
+      return near.length === 0 && remote.length === 0 ? NONE : { local: near, remote };
+    });
     e.src_dns = local ? names.local : names.remote;
     e.dst_dns = local ? names.remote : names.local;
     return [item];

@@ -13,15 +13,6 @@ import type { FlowCounters, FlowEndEvent } from "../events.ts";
 /** Counters are numbers in JSON: anything at or above 2^53 would not stay exact. */
 const MAX_EXACT = Number.MAX_SAFE_INTEGER;
 
-/** A 32-bit kernel counter made 64-bit: [last raw value, wraps seen]. */
-type Wide = [last: number, wraps: number];
-
-export interface WideCounters {
-  segsIn: Wide;
-  segsOut: Wide;
-  totalRetrans: Wide;
-}
-
 /**
  * An open flow's 32-bit counters are looked at least this often when the
  * kernel lists it (the monitor lists every 5 minutes even without updates):
@@ -29,13 +20,6 @@ export interface WideCounters {
  */
 export const WIDE_REFRESH_NS = 60e9;
 const TWO_32 = 2 ** 32;
-
-/** `raw` (a u32 that only grows) as a 64-bit count, given what was seen before. */
-function widen(w: Wide, raw: number): number {
-  if (raw < w[0]) w[1]++;
-  w[0] = raw;
-  return w[1] * TWO_32 + raw;
-}
 
 /**
  * Milliseconds (µs precision, as the events' times have) from one kernel
@@ -45,13 +29,35 @@ export function msBetween(fromNs: number, toNs: number): number {
   return Math.max(0, Math.floor(toNs / 1000) - Math.floor(fromNs / 1000)) / 1000;
 }
 
-/** A flow's widening state: its counters as last seen, and when. */
+/**
+ * A flow's widening state, kept in the flow itself (no object per counter:
+ * an open flow's entry stays small): each 32-bit counter's last raw value and
+ * the wraps seen, and when they were last seen.
+ */
 export interface Widened {
-  /** Null until a record of the flow gave them. */
-  wide: WideCounters | null;
+  /** False until a record of the flow gave the counters. */
+  seen: boolean;
+  segsInLast: number;
+  segsInWraps: number;
+  segsOutLast: number;
+  segsOutWraps: number;
+  retransLast: number;
+  retransWraps: number;
   /** When they were last seen (monotonic ns). */
   wideNs: number;
 }
+
+/** A new flow's widening state. */
+export const UNWIDENED = {
+  seen: false,
+  segsInLast: 0,
+  segsInWraps: 0,
+  segsOutLast: 0,
+  segsOutWraps: 0,
+  retransLast: 0,
+  retransWraps: 0,
+  wideNs: 0,
+} as const;
 
 /**
  * The record with its 32-bit counters extended to 64 bits from what this
@@ -61,20 +67,30 @@ export interface Widened {
 export function widenRecord(flow: Widened, r: FlowRecord): FlowRecord {
   const c = r.counters;
   flow.wideNs = Math.max(flow.wideNs, r.timeNs);
-  if (flow.wide === null) {
-    flow.wide = {
-      segsIn: [c.segsIn, 0],
-      segsOut: [c.segsOut, 0],
-      totalRetrans: [c.totalRetrans, 0],
-    };
+  if (!flow.seen) {
+    flow.seen = true;
+    flow.segsInLast = c.segsIn;
+    flow.segsOutLast = c.segsOut;
+    flow.retransLast = c.totalRetrans;
     return r;
   }
-  const w = flow.wide;
-  const segsIn = widen(w.segsIn, c.segsIn), segsOut = widen(w.segsOut, c.segsOut);
-  const totalRetrans = widen(w.totalRetrans, c.totalRetrans);
+  if (c.segsIn < flow.segsInLast) flow.segsInWraps++;
+  if (c.segsOut < flow.segsOutLast) flow.segsOutWraps++;
+  if (c.totalRetrans < flow.retransLast) flow.retransWraps++;
+  flow.segsInLast = c.segsIn;
+  flow.segsOutLast = c.segsOut;
+  flow.retransLast = c.totalRetrans;
   // Almost always nothing wrapped: the record as it is (no copy per end).
-  if (segsIn === c.segsIn && segsOut === c.segsOut && totalRetrans === c.totalRetrans) return r;
-  return { ...r, counters: { ...c, segsIn, segsOut, totalRetrans } };
+  if (flow.segsInWraps === 0 && flow.segsOutWraps === 0 && flow.retransWraps === 0) return r;
+  return {
+    ...r,
+    counters: {
+      ...c,
+      segsIn: flow.segsInWraps * TWO_32 + c.segsIn,
+      segsOut: flow.segsOutWraps * TWO_32 + c.segsOut,
+      totalRetrans: flow.retransWraps * TWO_32 + c.totalRetrans,
+    },
+  };
 }
 
 /** A socket's counters, each exact in JSON or null. */

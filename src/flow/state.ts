@@ -44,6 +44,7 @@ import {
   endOf,
   msBetween,
   NO_COUNTERS,
+  UNWIDENED,
   updateCounters,
   WIDE_REFRESH_NS,
   type Widened,
@@ -85,13 +86,19 @@ export interface FlowStats {
   unknownEnds: number;
 }
 
-/** A flow, with its 32-bit counters widened (src/flow/counters.ts). */
+/**
+ * A flow, with its 32-bit counters widened (src/flow/counters.ts). Flat (no
+ * object per endpoint or counter): an open flow's entry is what the table
+ * holds for as long as the flow lasts.
+ */
 interface Flow extends Widened {
-  /** Made into the flow_id string only when an event is written. */
-  readonly id: number;
+  /** Its events' flow_id, made once (the enrichers' per-flow maps share it as their key). */
+  readonly flowId: string;
   readonly direction: "outgoing" | "incoming";
-  readonly local: Endpoint;
-  readonly remote: Endpoint;
+  readonly localAddr: string;
+  readonly localPort: number;
+  readonly remoteAddr: string;
+  readonly remotePort: number;
   readonly cgroupId: number;
   readonly netns: number;
   readonly cookie: number;
@@ -104,8 +111,6 @@ interface Flow extends Widened {
 
 export { ENDED_KEEP_NS } from "./ended.ts";
 const NO_NAMES: readonly string[] = Object.freeze([]);
-/** A new flow's sweep and counter state. */
-const FRESH = { missed: 0, wide: null, wideNs: 0 } as const;
 /** Open flows tracked at most unless told (`--max-flows`). */
 export const DEFAULT_MAX_FLOWS = 131_072;
 
@@ -229,7 +234,7 @@ export class FlowTable {
     const attempt = this.#halfOpen.onPacket(p);
     if (attempt === undefined) return undefined;
     const { local, remote, sinceNs } = attempt;
-    const flow = this.#flow("incoming", local, remote, { ...p, preexisting: false }, null);
+    const flow = this.#flow("incoming", local, remote, p, false, null);
     // A refusal has no socket and so no process; a reset attempt reached the listener's.
     const stamp = p.kind === "refused" ? null : p.owner;
     return Object.assign(this.#event(flow, p.timeUs, EVENT_FAIL, false, undefined, stamp), {
@@ -315,41 +320,40 @@ export class FlowTable {
     // In an end event src is the side that terminated the connection.
     const end = this.#event(flow, r.timeUs, EVENT_END, local, r) as unknown as FlowEndEvent;
     const c = endCounters(r, flow.direction === "outgoing");
-    end.closed_by = local ? "local" : "remote";
-    end.reason = reason;
-    end.duration_ms = flow.beginNs === null ? null : msBetween(flow.beginNs, r.timeNs);
-    Object.assign(end, counterFields(c));
-    return end;
+    const closedBy = local ? "local" as const : "remote" as const;
+    const duration_ms = flow.beginNs === null ? null : msBetween(flow.beginNs, r.timeNs);
+    return Object.assign(end, { closed_by: closedBy, reason, duration_ms }, counterFields(c));
   }
 
   #newFlow(r: FlowRecord, direction: Flow["direction"], beginNs: number | null): Flow {
     const local = { addr: r.localAddr, port: r.localPort };
     const remote = { addr: r.remoteAddr, port: r.remotePort };
     // A socket restored in TCP repair mode carries on a connection opened before it.
-    const preexisting = r.preexisting || r.repaired === true;
-    return this.#flow(direction, local, remote, { ...r, preexisting }, beginNs);
+    return this.#flow(direction, local, remote, r, r.preexisting || r.repaired === true, beginNs);
   }
 
   #flow(
     direction: Flow["direction"],
     local: Endpoint,
     remote: Endpoint,
-    r: { cgroupId: number; netns: number; cookie: number; preexisting: boolean },
+    r: { readonly cgroupId: number; readonly netns: number; readonly cookie: number },
+    preexisting: boolean,
     beginNs: number | null,
   ): Flow {
-    const { cgroupId, netns, cookie, preexisting } = r;
-    const id = this.#nextId++;
     return {
-      id,
+      flowId: `${this.#idPrefix}-${this.#nextId++}`,
       direction,
-      local,
-      remote,
-      cgroupId,
-      netns,
-      cookie,
+      localAddr: local.addr,
+      localPort: local.port,
+      remoteAddr: remote.addr,
+      remotePort: remote.port,
+      cgroupId: r.cgroupId,
+      netns: r.netns,
+      cookie: r.cookie,
       preexisting,
       beginNs,
-      ...FRESH,
+      missed: 0,
+      ...UNWIDENED,
     };
   }
 
@@ -365,17 +369,16 @@ export class FlowTable {
     record?: FlowRecord,
     stamp = record?.owner ?? null,
   ): FlowEventBase & { event: E } {
-    const [src, dst] = localIsSrc ? [flow.local, flow.remote] : [flow.remote, flow.local];
     // The enrichers' fields are left empty here: theirs to fill.
     const made: FlowEventBase & { event: E } = {
       time: formatTime(timeUs),
       event,
-      flow_id: `${this.#idPrefix}-${flow.id}`,
+      flow_id: flow.flowId,
       conn_direction: flow.direction,
-      src: src.addr,
-      dst: dst.addr,
-      src_port: src.port,
-      dst_port: dst.port,
+      src: localIsSrc ? flow.localAddr : flow.remoteAddr,
+      dst: localIsSrc ? flow.remoteAddr : flow.localAddr,
+      src_port: localIsSrc ? flow.localPort : flow.remotePort,
+      dst_port: localIsSrc ? flow.remotePort : flow.localPort,
       src_dns: NO_NAMES,
       dst_dns: NO_NAMES,
       pid: null,
