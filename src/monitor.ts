@@ -365,10 +365,12 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
         this.#enriched(this.#enrichers.observe(record, performance.now()));
         return;
       default: {
+        // Each event through the enrichers before the table's next call (its facts).
         const lost = this.#flows.lostBegin(record);
         const begin = lost && this.#flows.onRecord(lost);
+        if (begin !== undefined) this.#pushOne(begin, performance.now());
         const event = this.#flows.onRecord(record);
-        this.#push(begin ? (event ? [begin, event] : [begin]) : event ? [event] : []);
+        if (event !== undefined) this.#pushOne(event, performance.now());
       }
     }
   }
@@ -376,9 +378,11 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   /** The table's events, through the enrichers. */
   #push(events: readonly FlowEvent[]): void {
     const now = performance.now();
-    for (const event of events) {
-      this.#enriched(this.#enrichers.push({ event, facts: this.#flows.factsOf(event) }, now));
-    }
+    for (const event of events) this.#pushOne(event, now);
+  }
+
+  #pushOne(event: FlowEvent, now: number): void {
+    this.#enriched(this.#enrichers.push({ event, facts: this.#flows.factsOf(event) }, now));
   }
 
   /** What the enrichers pass on: the events asked for that pass the filter are batched. */

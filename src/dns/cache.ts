@@ -110,6 +110,11 @@ export class DnsCache {
     return { entries: this.#entries.size, bytes: this.#bytes, evicted: this.#evicted };
   }
 
+  /** Addresses cached now, every namespace's. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
   /** Records that `key` was reached through `names` (chain order) for `ttl` seconds. */
   add(key: string, names: string[], ttl: number, nowMs = this.#now()): void {
     const expiresMs = nowMs + ttl * 1000 + this.#graceMs;

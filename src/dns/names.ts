@@ -103,6 +103,8 @@ export const MAX_STREAMS = 256;
 export const MAX_PENDING = 64;
 const STREAM_IDLE_MS = 10_000;
 
+const NO_NAMES: readonly string[] = Object.freeze([]);
+
 export class DnsNames {
   readonly #cache: DnsCache;
   readonly #streams = new Map<string, Stream>();
@@ -174,6 +176,8 @@ export class DnsNames {
    * bare number is a namespace inode without cookie: its namespace's names.
    */
   names(scope: NameScope | number, address: string): readonly string[] {
+    // Nothing cached, nothing to find (and no namespace's names to drop): no keys made.
+    if (this.#cache.size === 0) return NO_NAMES;
     if (typeof scope === "number") scope = { netns: scope, netnsCookie: 0, cgroupId: 0 };
     const ns = this.#namespace(scope.netns, scope.netnsCookie);
     const all = this.#cache.names(`${ns}|${address}`);

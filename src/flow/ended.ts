@@ -18,6 +18,8 @@ export class EndedKeys {
   readonly #max: number;
   /** Key -> when it ended (kernel monotonic ns), oldest first. */
   readonly #at = new Map<string, number>();
+  /** When the oldest key kept ended: a walk is needed only once it is due to go. */
+  #oldestNs = Infinity;
 
   constructor(max: number) {
     this.#max = max;
@@ -30,7 +32,11 @@ export class EndedKeys {
   /** Remembers `key` as ended at `atNs`, forgetting the oldest past either bound. */
   add(key: string, atNs: number): void {
     this.#at.set(key, atNs);
+    if (this.#at.size === 1) this.#oldestNs = atNs;
+    // Most adds forget nothing: no walk (an iterator and an entry) for them.
+    if (this.#at.size <= this.#max && this.#oldestNs >= atNs - ENDED_KEEP_NS) return;
     for (const [old, ns] of this.#at) {
+      this.#oldestNs = ns;
       if (this.#at.size <= this.#max && ns >= atNs - ENDED_KEEP_NS) break;
       this.#at.delete(old);
     }

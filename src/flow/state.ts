@@ -36,7 +36,6 @@ import {
   type FlowEvent,
   type FlowEventBase,
   type FlowFailEvent,
-  formatTime,
 } from "../events.ts";
 import {
   counterFields,
@@ -44,13 +43,12 @@ import {
   endOf,
   msBetween,
   NO_COUNTERS,
-  UNWIDENED,
   updateCounters,
   WIDE_REFRESH_NS,
-  type Widened,
   widenRecord,
 } from "./counters.ts";
 import { EndedKeys } from "./ended.ts";
+import { bareEvent, type Flow, makeFlow } from "./flow.ts";
 import { type Endpoint, HalfOpen, listening, tupleKey } from "./handshake.ts";
 
 /** What the table knows beside an event, for the enrichers ({@link FlowTable.factsOf}). */
@@ -86,31 +84,7 @@ export interface FlowStats {
   unknownEnds: number;
 }
 
-/**
- * A flow, with its 32-bit counters widened (src/flow/counters.ts). Flat (no
- * object per endpoint or counter): an open flow's entry is what the table
- * holds for as long as the flow lasts.
- */
-interface Flow extends Widened {
-  /** Its events' flow_id, made once (the enrichers' per-flow maps share it as their key). */
-  readonly flowId: string;
-  readonly direction: "outgoing" | "incoming";
-  readonly localAddr: string;
-  readonly localPort: number;
-  readonly remoteAddr: string;
-  readonly remotePort: number;
-  readonly cgroupId: number;
-  readonly netns: number;
-  readonly cookie: number;
-  readonly preexisting: boolean;
-  /** When netflow reported the begin, as the kernel's monotonic ns; null when it did not. */
-  readonly beginNs: number | null;
-  /** Reconcile sweeps in a row that did not find its socket open. */
-  missed: number;
-}
-
 export { ENDED_KEEP_NS } from "./ended.ts";
-const NO_NAMES: readonly string[] = Object.freeze([]);
 /** Open flows tracked at most unless told (`--max-flows`). */
 export const DEFAULT_MAX_FLOWS = 131_072;
 
@@ -121,8 +95,15 @@ export class FlowTable {
   readonly #halfOpen: HalfOpen;
   readonly #maxFlows: number;
   readonly #idPrefix: string;
-  /** What each event's enrichers need beside it (the event is the key: nothing else keeps it). */
-  readonly #facts = new WeakMap<FlowEvent, FlowFacts>();
+  /**
+   * What the events of the table's last call need beside them, for the
+   * enrichers: the last one's in two fields (a call makes one event but for
+   * lists), the others' in a map emptied at the next call. Not a WeakMap of
+   * every event: its entries live until a collection and cost each scavenge.
+   */
+  #lastEvent: FlowEvent | undefined;
+  #lastFacts: FlowFacts | undefined;
+  readonly #moreFacts = new Map<FlowEvent, FlowFacts>();
   #nextId = 1;
   #evicted = 0;
   #duplicates = 0;
@@ -146,11 +127,23 @@ export class FlowTable {
     };
   }
 
-  /** What the table knows beside one of its events (for the enrichers). */
+  /**
+   * What the table knows beside one of the events its last call made (for the
+   * enrichers); ask before the next call (onRecord, onOpenList, onSnapshot,
+   * onHandshake) into the table.
+   */
   factsOf(event: FlowEvent): FlowFacts {
-    const facts = this.#facts.get(event);
-    if (facts === undefined) throw new Error(`not an event of this table: ${event.flow_id}`);
+    const facts = event === this.#lastEvent ? this.#lastFacts : this.#moreFacts.get(event);
+    if (facts === undefined) {
+      throw new Error(`not an event of this table's last call: ${event.flow_id}`);
+    }
     return facts;
+  }
+
+  /** A new call: the last call's facts are let go. */
+  #call(): void {
+    this.#lastEvent = this.#lastFacts = undefined;
+    if (this.#moreFacts.size > 0) this.#moreFacts.clear();
   }
 
   /** The begin the full ring lost, to write just before this end (the kernel says when and how). */
@@ -161,8 +154,10 @@ export class FlowTable {
 
   /** Feeds one kernel record; returns the event it makes, if any. */
   onRecord(r: FlowRecord): FlowEvent | undefined {
+    this.#call();
     if (r.kind === "begin") {
-      if (!r.outgoing) this.#halfOpen.established(tupleKey(r.netns, r));
+      // Half-open attempts are tracked only with fail events asked for (the kernel's SYNs).
+      if (!r.outgoing && this.#halfOpen.size > 0) this.#halfOpen.established(tupleKey(r.netns, r));
       return this.#begin(r, r.outgoing ? "outgoing" : "incoming");
     }
     if (r.kind === "end") return this.#end(r);
@@ -185,6 +180,7 @@ export class FlowTable {
     updateEveryUs: number | null,
     listedNetns?: ReadonlySet<number>,
   ): FlowEvent[] {
+    this.#call();
     const out: FlowEvent[] = [];
     const where = (key: string): [OpenList, number] | undefined => {
       for (const list of lists) {
@@ -231,6 +227,7 @@ export class FlowTable {
 
   /** A handshake packet of an attempt that made no socket: its fail event, if it fails one. */
   onHandshake(p: TcpPacket): FlowFailEvent | undefined {
+    this.#call();
     const attempt = this.#halfOpen.onPacket(p);
     if (attempt === undefined) return undefined;
     const { local, remote, sinceNs } = attempt;
@@ -273,6 +270,7 @@ export class FlowTable {
    * accepted (incoming), any other connected out.
    */
   onSnapshot(records: readonly FlowRecord[]): FlowBeginEvent[] {
+    this.#call();
     const listens = listening(records);
     const out: FlowBeginEvent[] = [];
     for (const r of records) {
@@ -340,21 +338,15 @@ export class FlowTable {
     preexisting: boolean,
     beginNs: number | null,
   ): Flow {
-    return {
-      flowId: `${this.#idPrefix}-${this.#nextId++}`,
-      direction,
-      localAddr: local.addr,
-      localPort: local.port,
-      remoteAddr: remote.addr,
-      remotePort: remote.port,
-      cgroupId: r.cgroupId,
-      netns: r.netns,
-      cookie: r.cookie,
+    const id = `${this.#idPrefix}-${this.#nextId++}`;
+    const { cgroupId, netns, cookie } = r; // not a copy of the whole record
+    return makeFlow(id, direction, local, remote, {
+      cgroupId,
+      netns,
+      cookie,
       preexisting,
       beginNs,
-      missed: 0,
-      ...UNWIDENED,
-    };
+    });
   }
 
   /**
@@ -369,28 +361,10 @@ export class FlowTable {
     record?: FlowRecord,
     stamp = record?.owner ?? null,
   ): FlowEventBase & { event: E } {
-    // The enrichers' fields are left empty here: theirs to fill.
-    const made: FlowEventBase & { event: E } = {
-      time: formatTime(timeUs),
-      event,
-      flow_id: flow.flowId,
-      conn_direction: flow.direction,
-      src: localIsSrc ? flow.localAddr : flow.remoteAddr,
-      dst: localIsSrc ? flow.remoteAddr : flow.localAddr,
-      src_port: localIsSrc ? flow.localPort : flow.remotePort,
-      dst_port: localIsSrc ? flow.remotePort : flow.localPort,
-      src_dns: NO_NAMES,
-      dst_dns: NO_NAMES,
-      pid: null,
-      comm: null,
-      uid: null,
-      cgroup_id: flow.cgroupId,
-      cgroup: "",
-      container_id: null,
-      netns: flow.netns,
-      preexisting: flow.preexisting,
-    };
-    this.#facts.set(made as FlowEvent, { cookie: flow.cookie, record, stamp });
+    const made = bareEvent(flow, timeUs, event, localIsSrc);
+    if (this.#lastEvent !== undefined) this.#moreFacts.set(this.#lastEvent, this.#lastFacts!);
+    this.#lastEvent = made as FlowEvent;
+    this.#lastFacts = { cookie: flow.cookie, record, stamp };
     return made;
   }
 }

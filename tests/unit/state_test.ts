@@ -147,6 +147,22 @@ Deno.test("FlowTable orients the start snapshot by the listeners of the same nam
   ]);
 });
 
+Deno.test("FlowTable gives the facts of its last call's events, and no older ones", () => {
+  const table = new FlowTable();
+  // A list: every event of the call has its facts.
+  const [a, b] = table.onSnapshot([
+    record("begin", client, server, { cookie: 7, outgoing: true, preexisting: true }),
+    record("begin", server, client, { cookie: 8, outgoing: true, preexisting: true }),
+  ]) as [FlowEvent, FlowEvent];
+  assert.deepEqual([table.factsOf(a).cookie, table.factsOf(b).cookie], [7, 8]);
+  assert.equal(table.factsOf(b).record?.cookie, 8);
+  // The next call lets them go: asking for them then is a mistake, said at once.
+  const c = table.onRecord(record("begin", client, server, { cookie: 9, outgoing: true }))!;
+  assert.equal(table.factsOf(c).cookie, 9);
+  assert.throws(() => table.factsOf(a), /not an event of this table's last call/);
+  assert.throws(() => table.factsOf(b), /not an event of this table's last call/);
+});
+
 Deno.test("endCounters: at a FIN queued bytes count, the SYN and the peer's FIN do not", () => {
   const at = (end: EndHow, outgoing: boolean) =>
     endCounters(

@@ -1,0 +1,97 @@
+/**
+ * One flow as the table keeps it while it is open, and the bare event made
+ * from it (src/flow/state.ts fills in the rest of each kind's fields).
+ *
+ * @module
+ */
+import { type FlowEvent, type FlowEventBase, formatTime } from "../events.ts";
+import { UNWIDENED, type Widened } from "./counters.ts";
+import type { Endpoint } from "./handshake.ts";
+
+/**
+ * A flow, with its 32-bit counters widened (src/flow/counters.ts). Flat (no
+ * object per endpoint or counter): an open flow's entry is what the table
+ * holds for as long as the flow lasts.
+ */
+export interface Flow extends Widened {
+  /** Its events' flow_id, made once (the enrichers' per-flow maps share it as their key). */
+  readonly flowId: string;
+  readonly direction: "outgoing" | "incoming";
+  readonly localAddr: string;
+  readonly localPort: number;
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  readonly cgroupId: number;
+  readonly netns: number;
+  readonly cookie: number;
+  readonly preexisting: boolean;
+  /** When netflow reported the begin, as the kernel's monotonic ns; null when it did not. */
+  readonly beginNs: number | null;
+  /** Reconcile sweeps in a row that did not find its socket open. */
+  missed: number;
+}
+
+const NO_NAMES: readonly string[] = Object.freeze([]);
+
+/** A new flow, its counters not yet seen. */
+export function makeFlow(
+  flowId: string,
+  direction: Flow["direction"],
+  local: Endpoint,
+  remote: Endpoint,
+  r: {
+    readonly cgroupId: number;
+    readonly netns: number;
+    readonly cookie: number;
+    readonly preexisting: boolean;
+    readonly beginNs: number | null;
+  },
+): Flow {
+  return {
+    flowId,
+    direction,
+    localAddr: local.addr,
+    localPort: local.port,
+    remoteAddr: remote.addr,
+    remotePort: remote.port,
+    cgroupId: r.cgroupId,
+    netns: r.netns,
+    cookie: r.cookie,
+    preexisting: r.preexisting,
+    beginNs: r.beginNs,
+    missed: 0,
+    ...UNWIDENED,
+  };
+}
+
+/**
+ * The fields every flow event has, at `timeUs`; `localIsSrc` orients it. The
+ * enrichers' fields are left empty here: theirs to fill.
+ */
+export function bareEvent<E extends FlowEvent["event"]>(
+  flow: Flow,
+  timeUs: number,
+  event: E,
+  localIsSrc: boolean,
+): FlowEventBase & { event: E } {
+  return {
+    time: formatTime(timeUs),
+    event,
+    flow_id: flow.flowId,
+    conn_direction: flow.direction,
+    src: localIsSrc ? flow.localAddr : flow.remoteAddr,
+    dst: localIsSrc ? flow.remoteAddr : flow.localAddr,
+    src_port: localIsSrc ? flow.localPort : flow.remotePort,
+    dst_port: localIsSrc ? flow.remotePort : flow.localPort,
+    src_dns: NO_NAMES,
+    dst_dns: NO_NAMES,
+    pid: null,
+    comm: null,
+    uid: null,
+    cgroup_id: flow.cgroupId,
+    cgroup: "",
+    container_id: null,
+    netns: flow.netns,
+    preexisting: flow.preexisting,
+  };
+}
