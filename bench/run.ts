@@ -1,10 +1,10 @@
 /**
  * netflow against libbpf-tools tcplife, on the same workloads, in one run:
  *
- *   sudo deno task bench [--quick] [--only storm|bulk|held|hoststorm|latency] [--lock-held]
+ *   sudo deno task bench [--quick] [--only storm|bulk|held|hoststorm|latency|sockets] [--lock-held]
  *                        [--cgroup-mode] [--mode default|end]
  *
- * One file per benchmark (bench/storm.ts, bulk.ts, held.ts, hoststorm.ts, latency.ts),
+ * One file per benchmark (bench/storm.ts, bulk.ts, held.ts, hoststorm.ts, latency.ts, sockets.ts),
  * sharing bench/lib/ (processes, the namespace and cgroup, the two tools).
  * The namespaced ones run in a network namespace and child cgroup of their
  * own, so the namespace's /proc/net/snmp counts exactly their connections;
@@ -22,6 +22,7 @@ import { latency, renderLatency } from "./latency.ts";
 import { machine, ROOT, setUp } from "./lib/env.ts";
 import { withHostLock } from "./lib/lock.ts";
 import { fmt } from "./lib/proc.ts";
+import { renderSockets, sockets, sweepRow } from "./sockets.ts";
 import { renderStorm, storm } from "./storm.ts";
 
 const QUICK = Deno.args.includes("--quick");
@@ -31,12 +32,13 @@ const LOCK_HELD = Deno.args.includes("--lock-held");
 const CGROUP_MODE = Deno.args.includes("--cgroup-mode");
 /** `--mode default|end`: the host storm in one mode only. */
 const MODE = Deno.args.includes("--mode") ? Deno.args[Deno.args.indexOf("--mode") + 1] : undefined;
-const NAMES = ["storm", "bulk", "held", "hoststorm", "latency"];
+const NAMES = ["storm", "bulk", "held", "hoststorm", "latency", "sockets"];
 const want = (name: string) => ONLY === undefined || ONLY === name;
 
 const STORM = QUICK ? { levels: [4, 64], seconds: 4 } : { levels: [1, 4, 16, 64], seconds: 10 };
 const IPERF = QUICK ? { rounds: 2, seconds: 3 } : { rounds: 5, seconds: 5 };
 const HELD_FLOWS = QUICK ? 20_000 : 100_000;
+const SOCKETS = QUICK ? { n: 20_000, window: 4, runs: 5 } : { n: 100_000, window: 10, runs: 9 };
 const HOST = QUICK ? { connections: 6_000, pairs: 1 } : { connections: 60_000, pairs: 5 };
 const LATENCY = QUICK
   ? { rates: [200], seconds: 5 }
@@ -127,6 +129,12 @@ async function main() {
           mb(h.rssPeak) < 200 ? "yes" : "no"
         } |`,
       );
+    }
+    if (want("sockets")) {
+      const s = await sockets(SOCKETS);
+      sections.push(...renderSockets(s));
+      summaries.push(...s.summaries);
+      targets.push(sweepRow(s));
     }
   } finally {
     await cleanup();

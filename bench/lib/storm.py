@@ -5,10 +5,12 @@
   storm.py serve PORT
       accepts on 0.0.0.0:PORT, reads each connection to EOF, closes it;
       prints "listening" when ready
-  storm.py connect PORT N CONCURRENCY [RATE]
+  storm.py connect PORT N CONCURRENCY [RATE [HOLD_MS]]
       N connections to 127.0.0.x:PORT (x cycles through 1..8, so the
       4-tuples do not run out of ephemeral ports), CONCURRENCY at a time,
-      each sending 100 bytes then closing; at most RATE a second when given;
+      each sending 100 bytes then closing (after HOLD_MS when given: open
+      long enough that netflow's owner iterator, not the close, names the
+      accepting process); at most RATE a second when given (0: unpaced);
       prints {"connections": N, "seconds": S, "failed": F, "cpu": C} when all are
       closed (C: its own CPU seconds, user and system)
 
@@ -38,7 +40,7 @@ async def serve(port):
         await server.serve_forever()
 
 
-async def connect(port, n, concurrency, rate):
+async def connect(port, n, concurrency, rate, hold_ms=0):
     start = time.monotonic()
     done = 0
     failed = 0
@@ -49,6 +51,8 @@ async def connect(port, n, concurrency, rate):
         try:
             reader, writer = await asyncio.open_connection(f"127.0.0.{1 + i % 8}", port)
             writer.write(PAYLOAD)
+            if hold_ms:
+                await asyncio.sleep(hold_ms / 1000)
             writer.write_eof()
             await reader.read()  # the server closes after our EOF
             writer.close()
@@ -78,4 +82,5 @@ if __name__ == "__main__":
         asyncio.run(serve(int(sys.argv[2])))
     else:
         rate = float(sys.argv[5]) if len(sys.argv) > 5 else 0
-        asyncio.run(connect(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), rate))
+        hold_ms = float(sys.argv[6]) if len(sys.argv) > 6 else 0
+        asyncio.run(connect(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), rate, hold_ms))
