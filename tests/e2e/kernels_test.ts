@@ -37,12 +37,11 @@ interface Expectation {
 const EXPECT: Record<Kernel, Expectation> = {
   // No bpf_loop (DNS), no iterators that take socket storage or files (updates,
   // the start snapshot, holders): each named in one line; flows are exact.
-  // returns_1 and sigkill read the cgroup's programs with this host's bpftool,
-  // whose `cgroup show` fails against 5.10 (first run: 2026-12-06): they are
-  // run and reported there, required from 6.1 on.
+  // returns_1 and sigkill find netflow's programs through /proc/PID/fdinfo, not
+  // `bpftool cgroup show` (which this host's bpftool cannot run against 5.10).
   "5.10": {
     start: "starts",
-    features: ["begin_end", "bytes", "owners", "filters", "two_instances"],
+    features: ["begin_end", "bytes", "owners", "filters", "returns_1", "sigkill", "two_instances"],
     pending: false,
   },
   "6.1": { start: "starts", features: FEATURES, pending: false },

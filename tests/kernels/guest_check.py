@@ -32,15 +32,19 @@ client 1000, the server 3000, the client closes first):
   refused 127.0.0.1, a port nobody listens on
 
 Beside them (issue 23 point 6), on the same kernel and in the same run:
-  returns_1      every program attached to the root cgroup (A's and B's) returns
-                 1 on every exit path, read from the loaded programs with bpftool
-                 (tests/kernels/exits.ts, run while the flows run)
+  returns_1      every program A and B attached to a cgroup (the programs behind
+                 their cgroup links in /proc/PID/fdinfo, every cgroup program
+                 each loaded: the positive control) returns 1 on every exit
+                 path, read from the loaded programs with `bpftool prog dump
+                 xlated` (tests/kernels/exits.ts, run while the flows run)
   sigkill        a third instance C, watching a child cgroup of its own
-                 (kc-kill), is SIGKILLed as soon as bpftool sees one of its
-                 programs attached (the positive control: at least one was);
-                 then nothing stays attached there, and once A and B have
-                 stopped nothing of netflow's is attached to the root cgroup
-                 and nothing new is pinned
+                 (kc-kill), is SIGKILLed as soon as its fdinfo shows a link to
+                 a cgroup (the positive control: at least one, and the kernel
+                 had every program, map and link C held); then every one of
+                 them must go (BPF_*_GET_FD_BY_ID says ENOENT within 10 s), and
+                 so must everything A and B held once they have stopped; nothing
+                 new is pinned. No `bpftool cgroup show`: this host's bpftool
+                 cannot make that query against 5.10 (tests/kernels/held_ids.py)
   two_instances  A and B both started, and report the v4 flow (B's only one)
                  alike: the same endpoints, owners, close and bytes
 
@@ -58,6 +62,8 @@ import sys
 import threading
 import time
 import urllib.request
+
+import held_ids
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SENT, REPLY = 1000, 3000  # the client's bytes, the server's bytes
@@ -329,14 +335,6 @@ def compare_filtered(b, sports, cports, filtered):
 # --- point 6: exit values, SIGKILL, two instances --------------------------
 
 
-def bpftool_json(*args):
-    out = subprocess.run(["bpftool", *args, "--json"], capture_output=True, timeout=60,
-                         stdin=subprocess.DEVNULL)
-    if out.returncode != 0:
-        raise RuntimeError(f"bpftool {' '.join(args)}: {out.stderr.decode().strip()[-200:]}")
-    return json.loads(out.stdout.strip() or b"[]")  # an empty cgroup: a bare newline
-
-
 def cgroup2_mount():
     for line in open("/proc/mounts"):
         f = line.split()
@@ -345,48 +343,45 @@ def cgroup2_mount():
     raise RuntimeError("no cgroup2 mount")
 
 
-def pins():
-    """Everything in every mounted bpf filesystem (what netflow could have pinned)."""
-    out = []
-    for line in open("/proc/mounts"):
-        f = line.split()
-        if f[2] == "bpf":
-            for d, dirs, files in os.walk(f[1]):
-                out += [os.path.join(d, n) for n in dirs + files]
-    return sorted(out)
-
-
-def attached_netflow_programs(cgdir):
-    return [p for p in bpftool_json("cgroup", "show", cgdir)
-            if str(p.get("name", "")).startswith("netflow_")]
-
-
-def check_exits(root):
-    """exits.ts over the root cgroup's programs (run in a thread beside the flows): the reasons
-    returns_1 fails."""
+def check_exits(instances):
+    """exits.ts over the programs each running instance (name -> Netflow) attached to a cgroup
+    (run in a thread beside the flows): the reasons returns_1 fails."""
     deno = os.environ.get("NETFLOW_DENO", f"{ROOT}/.tools/node_modules/deno/deno")
     env = dict(os.environ, DENO_DIR=os.environ.get("DENO_DIR", f"{ROOT}/.tools/deno-dir"),
                DENO_NO_UPDATE_CHECK="1", NO_COLOR="1")
+    pids = {name: nf.proc.pid for name, nf in instances.items()}
+    loaded = {name: held_ids.held(pid)["cgroup_progs"] for name, pid in pids.items()}
     out = subprocess.run([deno, "run", "--quiet", "--cached-only", "--allow-all", "--config",
-                          f"{ROOT}/deno.json", f"{ROOT}/tests/kernels/exits.ts", root],
+                          f"{ROOT}/deno.json", f"{ROOT}/tests/kernels/exits.ts",
+                          *map(str, pids.values())],
                          capture_output=True, timeout=300, stdin=subprocess.DEVNULL, env=env)
     if out.returncode != 0:
         return [f"exits.ts: {out.stderr.decode().strip()[-300:]}"]
-    progs = [p for p in json.loads(out.stdout) if p["name"].startswith("netflow_")]
+    progs = json.loads(out.stdout)
     why = [f"{p['name']} (id {p['id']}): exits return {p['exits']}"
            for p in progs if not p["exits"] or any(v != 1 for v in p["exits"])]
-    if len(progs) < 7:  # the positive control: A's seven at least
-        why.append(f"only {len(progs)} netflow programs attached to {root}")
+    why += [f"{p['name']} (id {p['id']}) is not netflow's" for p in progs
+            if not str(p["name"]).startswith("netflow_")]
+    for name, pid in pids.items():
+        checked = {p["id"] for p in progs if p["pid"] == pid}
+        # The positive control: each instance's cgroup programs, every one it loaded.
+        if not checked or checked != loaded[name]:
+            why.append(f"{name}: {len(checked)} programs attached to cgroups checked, "
+                       f"{len(loaded[name])} cgroup programs loaded")
+    if len(progs) < 7:
+        why.append(f"only {len(progs)} programs checked")
     return why
 
 
 class KillAtAttach:
-    """Instance C on cgroup DIR, SIGKILLed as soon as bpftool sees a program attached there."""
+    """Instance C on cgroup DIR, SIGKILLed as soon as it holds a link to a cgroup (its
+    /proc/PID/fdinfo: a program attached); then everything it held must go."""
 
     def __init__(self, cgdir):
         self.cgdir = cgdir
         self.nf = Netflow(["--cgroup", cgdir])
         self.attached_at_kill = None
+        self.ids = None
         self.why = []
         self.thread = threading.Thread(target=self._watch)
         self.thread.start()
@@ -395,15 +390,19 @@ class KillAtAttach:
         deadline = time.monotonic() + READY_TIMEOUT
         try:
             while time.monotonic() < deadline and self.nf.proc.poll() is None:
-                n = len(bpftool_json("cgroup", "show", self.cgdir))
-                if n == 0 and self.nf.ready.is_set():
-                    # The ready line came while bpftool looked (before the attach): look again.
-                    n = len(bpftool_json("cgroup", "show", self.cgdir))
-                if n > 0 or self.nf.ready.is_set():
+                ready = self.nf.ready.is_set()  # before the look: a link it names is there
+                ids = held_ids.held(self.nf.proc.pid)
+                links = held_ids.cgroup_links(ids)
+                if links or ready:
+                    # The positive control: the kernel has everything C holds.
+                    seen = held_ids.remaining(ids)
                     self.nf.proc.kill()
-                    self.attached_at_kill = n
+                    self.attached_at_kill, self.ids = len(links), ids
+                    counts = [len(ids["progs"]), len(ids["maps"]), len(ids["links"])]
+                    if [len(seen[k]) for k in ("prog", "map", "link")] != counts:
+                        self.why.append(f"the kernel did not show everything C held: {seen}")
                     break
-                time.sleep(0.05)
+                time.sleep(0.01)
         except Exception as e:  # noqa: BLE001 (the reason is the result)
             self.why.append(f"{type(e).__name__}: {e}")
         finally:
@@ -418,14 +417,10 @@ class KillAtAttach:
         if not self.attached_at_kill:
             why.append(f"C was killed with {self.attached_at_kill} programs attached "
                        f"(ready line: {self.nf.started() or any('watching' in l for l in self.nf.stderr)})")
-        left = []
-        for _ in range(50):  # links go with the process's last descriptor
-            left = bpftool_json("cgroup", "show", self.cgdir)
-            if not left:
-                break
-            time.sleep(0.2)
-        if left:
-            why.append(f"after SIGKILL {len(left)} programs stay attached to {self.cgdir}")
+        if self.ids is not None:
+            left = held_ids.wait_gone(self.ids)
+            if any(left.values()):
+                why.append(f"10 s after SIGKILL the kernel still has C's {left}")
         return why
 
 
@@ -518,7 +513,7 @@ def check(result_path):
         cg_root = cgroup2_mount()
         kill_dir = os.path.join(cg_root, f"kc-kill-{os.getpid()}")
         os.mkdir(kill_dir)
-        pins_before = pins()
+        pins_before = held_ids.pins()
         dnsmasq = subprocess.Popen(
             ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces",
              "--listen-address=127.0.0.1", "--port=53", "--user=root", "--pid-file=",
@@ -572,7 +567,9 @@ def check(result_path):
         except ValueError:
             raise RuntimeError("the server peer did not start")
         exits_why = []
-        exits = threading.Thread(target=lambda: exits_why.extend(check_exits(cg_root)))
+        ab_ids = held_ids.merge(*(held_ids.held(n.proc.pid) for n in (a, b) if n.started()))
+        exits = threading.Thread(target=lambda: exits_why.extend(
+            check_exits({n: i for n, i in [("A", a), ("B", b)] if i.started()})))
         exits.start()
         cli = subprocess.run([sys.executable, __file__, "client", ports_file],
                              capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
@@ -597,18 +594,15 @@ def check(result_path):
         kill_why = killer.result()
         a.stop()
         b.stop()
-        # Nothing of netflow's stays attached to the root or pinned once every instance has
-        # gone (on the host, other checkouts' tests attach only to cgroups of their own).
-        for _ in range(50):
-            if not attached_netflow_programs(cg_root):
-                break
-            time.sleep(0.2)
-        left = attached_netflow_programs(cg_root)
-        if left:
-            kill_why.append(f"{len(left)} netflow programs still attached to {cg_root} after all "
-                            f"stopped: {[p.get('name') for p in left][:4]}")
-        if pins() != pins_before:
-            kill_why.append(f"pinned: {sorted(set(pins()) - set(pins_before))[:4]}")
+        # Nothing A and B held stays in the kernel once they have stopped (what they
+        # attached to the root cgroup goes with its program), and nothing new is pinned.
+        left = held_ids.wait_gone(ab_ids)
+        if any(left.values()):
+            kill_why.append(f"10 s after A and B stopped the kernel still has {left}")
+        if not ab_ids["links"]:  # the positive control: there was something to go
+            kill_why.append("A and B held no links")
+        if held_ids.pins() != pins_before:
+            kill_why.append(f"pinned: {sorted(set(held_ids.pins()) - set(pins_before))[:4]}")
         result["notes"] = a.notes()
         result["events"] = len(a.events)
         with open(f"{result_path}.events", "w") as f:  # netflow's output, for a failure's reader
