@@ -27,11 +27,9 @@ import { effectiveSockOps } from "../src/bpf/peers.ts";
 import { SocketHolders } from "../src/enrich/holders.ts";
 import { bpfStats, CGROUP, ROOT } from "./lib/env.ts";
 import { CLK_TCK, cpuTicks, fmt, median, sleep, spawn, waitForLine } from "./lib/proc.ts";
+import { HOLD_PAIRS, HOLD_RATE, holdOpen } from "./lib/hold.ts";
 import { Netflow } from "./lib/tools.ts";
 
-/** Pairs of hold.py processes (each below the 20,000-fd limit). */
-const HOLD_PAIRS = 8;
-const HOLD_RATE = 5000;
 const HOLD_PORT = 9101;
 const STORM_PORT = 18464;
 /**
@@ -57,6 +55,12 @@ interface Start {
   begins: number;
   /** CPU per second over the quiet window after the snapshot (default events). */
   idleCpuPerS: number;
+  /**
+   * Share of the idle window's samples in which another sock_ops program ran
+   * for the cgroup (another monitor on the root: then netflow reads its list
+   * of open flows every 3 s, src/bpf/peers.ts).
+   */
+  shared: number;
   rssMiB: number;
 }
 interface Sweep {
@@ -71,6 +75,8 @@ interface Iter {
   calls: number;
   ms: number;
   cpuMs: number;
+  /** Of which in the kernel (the walk and the program). */
+  sysMs: number;
 }
 interface Storm {
   connections: number;
@@ -78,12 +84,12 @@ interface Storm {
   timedOut: number;
   holdersNs: number;
   holdersCalls: number;
+  /** Files walked per iterator run, just after the storm (the host's other sockets come and go). */
+  filesAfter: number;
   summary: string;
 }
 export interface SocketsSide {
   held: number;
-  /** sock_ops programs that run for the watched cgroup (more than netflow's: it sweeps every 3 s). */
-  sockOps: number;
   start: Start;
   sweep: Sweep;
   iter: Iter;
@@ -128,6 +134,16 @@ async function lastGrowth(file: string, quietMs: number, maxMs: number): Promise
   return since;
 }
 
+/** Waits `ms`; the share of 4-a-second samples in which netflow shared the cgroup's sock_ops. */
+async function sharing(ms: number): Promise<number> {
+  let n = 0, shared = 0;
+  for (const end = performance.now() + ms; performance.now() < end; await sleep(250)) {
+    n++;
+    if (effectiveSockOps(CGROUP) > 1) shared++;
+  }
+  return shared / Math.max(1, n);
+}
+
 /** 1: netflow started now; the time and CPU until its begins are out, then its idle CPU. */
 async function startUp(
   name: string,
@@ -140,7 +156,7 @@ async function startUp(
   const doneAt = await lastGrowth(nf.file, 2000, 300_000);
   const cpu = cpuS(nf.pid);
   const idle0 = cpuS(nf.pid);
-  await sleep(window * 1000);
+  const shared = await sharing(window * 1000);
   const idle = (cpuS(nf.pid) - idle0) / window;
   const rss = Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${nf.pid}/status`))![1]);
   const summary = await nf.stop();
@@ -148,7 +164,7 @@ async function startUp(
   for (let i = 0; i < HOLD_PAIRS; i++) begins += nf.count(HOLD_PORT + i).begin;
   if (begins !== held) console.error(`sockets: ${begins} preexisting begins of ${held}`);
   const ms = (held === 0 ? readyAt : doneAt) - t0;
-  return { ms, cpuS: cpu, begins, idleCpuPerS: idle, rssMiB: rss / 1024, summary };
+  return { ms, cpuS: cpu, begins, idleCpuPerS: idle, shared, rssMiB: rss / 1024, summary };
 }
 
 /** 2: `--events update --update-interval 1`: CPU and updates over a window after the first round. */
@@ -168,10 +184,10 @@ async function sweep(name: string, held: number, window: number): Promise<Sweep>
   return { cpuPerS: (c1 - c0) / s, updatesPerS: (n1 - n0) / s, summary };
 }
 
-/** This process's CPU time, ns (getrusage: finer than /proc's clock ticks). */
-function processCpuNs(): number {
+/** This process's CPU time (getrusage: finer than /proc's clock ticks): all, and in the kernel; ms. */
+function processCpuMs(): [number, number] {
   const { user, system } = process.cpuUsage();
-  return (user + system) * 1000;
+  return [(user + system) / 1000, system / 1000];
 }
 
 /** 3a: one holders-iterator run as netflow makes it (read, decode, index), `runs` times; medians. */
@@ -182,18 +198,20 @@ async function iterator(runs: number): Promise<Iter> {
     using probe = Probe.open({ cgroupDir: dir });
     const holders = new SocketHolders(() => probe.holders());
     const before = (await bpfStats(Deno.pid)).get("netflow_holders");
-    const ms: number[] = [], cpu: number[] = [];
+    const ms: number[] = [], cpu: number[] = [], sys: number[] = [];
     let sockets = 0;
     for (let i = 0; i < runs; i++) {
-      const [t0, c0] = [performance.now(), processCpuNs()];
+      const [t0, [c0, s0]] = [performance.now(), processCpuMs()];
       holders.refresh();
-      [ms[i], cpu[i]] = [performance.now() - t0, (processCpuNs() - c0) / 1e6];
+      const [c1, s1] = processCpuMs();
+      [ms[i], cpu[i], sys[i]] = [performance.now() - t0, c1 - c0, s1 - s0];
       if (i === 0) sockets = probe.holders()?.length ?? 0;
     }
     const after = (await bpfStats(Deno.pid)).get("netflow_holders");
     // The program runs once per file of every process, and once more at the end of a run.
     const calls = ((after?.runs ?? 0) - (before?.runs ?? 0)) / (runs + 1);
-    return { sockets, files: Math.round(calls - 1), ms: median(ms), cpuMs: median(cpu), calls };
+    const files = Math.round(calls - 1);
+    return { sockets, files, ms: median(ms), cpuMs: median(cpu), sysMs: median(sys), calls };
   } finally {
     for (let i = 0; i < 50; i++) {
       try {
@@ -207,7 +225,7 @@ async function iterator(runs: number): Promise<Iter> {
 }
 
 /** 3b: netflow (default events) during a paced storm of incoming connections in its cgroup. */
-async function storm(name: string): Promise<Storm> {
+async function storm(name: string): Promise<Omit<Storm, "filesAfter">> {
   const server = spawn("python3", [`${ROOT}bench/lib/storm.py`, "serve", String(STORM_PORT)], {
     inCgroup: true,
     stdout: "piped",
@@ -247,55 +265,23 @@ async function storm(name: string): Promise<Storm> {
 
 async function side(held: number, o: SocketsOptions, summaries: string[]): Promise<SocketsSide> {
   const tag = held === 0 ? "quiet" : "held";
-  const sockOps = effectiveSockOps(CGROUP) + 1; // netflow's own, once it runs
   const start = await startUp(`sockets-start-${tag}`, held, o.window);
   summaries.push(`sockets start, ${held} held: ${start.summary}`);
   const sw = await sweep(`sockets-sweep-${tag}`, held, o.window);
   summaries.push(`sockets update sweep, ${held} held: ${sw.summary}`);
   const iter = await iterator(o.runs);
-  const st = await storm(`sockets-storm-${tag}`);
+  const st = { ...await storm(`sockets-storm-${tag}`), filesAfter: (await iterator(1)).files };
   summaries.push(`sockets storm, ${held} held: ${st.summary}`);
-  const r = { held, sockOps, start, sweep: sw, iter, storm: st };
+  const r = { held, start, sweep: sw, iter, storm: st };
   console.error(`sockets ${tag}: ${JSON.stringify(r, (k, v) => k === "summary" ? undefined : v)}`);
   return r;
-}
-
-/** Opens `n` connections (bench/hold.py pairs) and holds them; returns what closes them. */
-async function hold(n: number): Promise<() => Promise<void>> {
-  const servers: Deno.ChildProcess[] = [], clients: Deno.ChildProcess[] = [];
-  for (let i = 0; i < HOLD_PAIRS; i++) {
-    const port = String(HOLD_PORT + i);
-    const server = spawn("python3", [`${ROOT}bench/hold.py`, "serve", port], {
-      inNs: true,
-      stdout: "piped",
-    });
-    servers.push(server);
-    await waitForLine(server.stdout, /^listening/);
-  }
-  for (let i = 0; i < HOLD_PAIRS; i++) {
-    const per = Math.floor(n / HOLD_PAIRS) + (i < n % HOLD_PAIRS ? 1 : 0);
-    const args = [`${ROOT}bench/hold.py`, "connect", String(per), String(HOLD_PORT + i)];
-    const client = spawn("python3", [...args, `127.0.4.${i + 1}`, String(HOLD_RATE)], {
-      watched: true,
-      stdout: "piped",
-      stdin: "piped",
-    });
-    clients.push(client);
-    await waitForLine(client.stdout, /^open \d+/, 300_000);
-  }
-  return async () => {
-    for (const c of clients) await c.stdin.close();
-    for (const c of clients) await c.status;
-    for (const s of servers) s.kill("SIGTERM");
-    for (const s of servers) await s.status;
-  };
 }
 
 export async function sockets(o: SocketsOptions): Promise<SocketsResult> {
   const summaries: string[] = [];
   const quiet = await side(0, o, summaries);
   const t0 = performance.now();
-  const close = await hold(o.n);
+  const close = await holdOpen(o.n, HOLD_PORT);
   const buildS = (performance.now() - t0) / 1000;
   try {
     const busy = await side(o.n, o, summaries);
@@ -303,6 +289,11 @@ export async function sockets(o: SocketsOptions): Promise<SocketsResult> {
   } finally {
     await close();
   }
+}
+
+/** netflow's iterator runs in the storm: program calls over the calls of a run before and after. */
+function runsOf(s: SocketsSide): number {
+  return s.storm.holdersCalls / Math.max(1, (s.iter.files + s.storm.filesAfter) / 2 + 1);
 }
 
 export function renderSockets(r: SocketsResult): string[] {
@@ -322,9 +313,10 @@ export function renderSockets(r: SocketsResult): string[] {
     } s), their client ends in the watched cgroup (${n} open flows), the servers in ` +
     `the benchmark's namespace: ${b.iter.sockets} TCP sockets held on the host. netflow --cgroup on that ` +
     `cgroup, JSON to a file; "none held" is the same run before the connections were opened. CPU from ` +
-    `/proc; quiet windows of ${r.window} s. sock_ops programs running for the watched cgroup, ` +
-    `netflow's included: ${q.sockOps} and ${b.sockOps} (more than one: another monitor on an ` +
-    `ancestor, and netflow reads its list of open flows every 3 s without updates too).`,
+    `/proc; quiet windows of ${r.window} s. Idle: the share of the window in which another ` +
+    `sock_ops program ran for the cgroup (another monitor on the root: netflow then reads its ` +
+    `list of open flows every 3 s, src/bpf/peers.ts), none held ${fmt(q.start.shared * 100)}%, ` +
+    `${n} held ${fmt(b.start.shared * 100)}%.`,
     ``,
     `| figure | none held | ${n} held | per flow / socket |`,
     `|---|---|---|---|`,
@@ -353,13 +345,11 @@ export function renderSockets(r: SocketsResult): string[] {
       `${fmt(perUpdate * 1e6, 2)} µs per update`,
     ),
     row(
-      "one owner-iterator run (read, decode, index): time / CPU",
-      `${fmt(q.iter.ms, 2)} / ${
-        fmt(q.iter.cpuMs, 2)
-      } ms, ${q.iter.sockets} sockets, ${q.iter.files} files`,
-      `${fmt(b.iter.ms, 1)} / ${
-        fmt(b.iter.cpuMs, 1)
-      } ms, ${b.iter.sockets} sockets, ${b.iter.files} files`,
+      "one owner-iterator run (read, decode, index): time / CPU (of which in the kernel)",
+      `${fmt(q.iter.ms, 2)} / ${fmt(q.iter.cpuMs, 2)} (${fmt(q.iter.sysMs, 2)}) ms, ` +
+        `${q.iter.sockets} sockets, ${q.iter.files} files`,
+      `${fmt(b.iter.ms, 1)} / ${fmt(b.iter.cpuMs, 1)} (${fmt(b.iter.sysMs, 1)}) ms, ` +
+        `${b.iter.sockets} sockets, ${b.iter.files} files`,
       `${perFile(q.iter)} / ${perFile(b.iter)} µs of CPU per file walked`,
     ),
     row(
@@ -371,9 +361,9 @@ export function renderSockets(r: SocketsResult): string[] {
       `${fmt(b.storm.cpuS / Math.max(0.01, q.storm.cpuS), 1)}x`,
     ),
     row(
-      "paced storm: owner waits timed out, iterator runs",
-      `${q.storm.timedOut}, ≈${fmt(q.storm.holdersCalls / Math.max(1, q.iter.calls))}`,
-      `${b.storm.timedOut}, ≈${fmt(b.storm.holdersCalls / Math.max(1, b.iter.calls))}`,
+      "paced storm: owner waits timed out (records), iterator runs",
+      `${q.storm.timedOut}, ≈${fmt(runsOf(q))}`,
+      `${b.storm.timedOut}, ≈${fmt(runsOf(b))}`,
       `iterator program ${fmt(b.storm.holdersNs / Math.max(1, b.storm.holdersCalls))} ns per file`,
     ),
     ``,
