@@ -38,7 +38,9 @@ const want = (name: string) => ONLY === undefined || ONLY === name;
 const STORM = QUICK ? { levels: [4, 64], seconds: 4 } : { levels: [1, 4, 16, 64], seconds: 10 };
 const IPERF = QUICK ? { rounds: 2, seconds: 3 } : { rounds: 5, seconds: 5 };
 const HELD_FLOWS = QUICK ? 20_000 : 100_000;
-const SOCKETS = QUICK ? { n: 20_000, window: 4, runs: 5 } : { n: 100_000, window: 10, runs: 9 };
+const SOCKETS = QUICK
+  ? { n: 10_000, window: 2, runs: 3, stormSeconds: 3 }
+  : { n: 100_000, window: 10, runs: 9, stormSeconds: 8 };
 const HOST = QUICK ? { connections: 6_000, pairs: 1 } : { connections: 60_000, pairs: 5 };
 const LATENCY = QUICK
   ? { rates: [200], seconds: 5 }

@@ -37,7 +37,7 @@ const STORM_PORT = 18464;
  * held longer than an incoming begin waits for its acceptor (2 s), so only an
  * iterator run, not the close, can name the process that accepted it.
  */
-const STORM = { rate: 200, seconds: 8, holdMs: 2500, concurrency: 640 };
+const STORM = { rate: 200, holdMs: 2500, concurrency: 640 };
 
 export interface SocketsOptions {
   /** Connections held open (open flows). */
@@ -46,6 +46,8 @@ export interface SocketsOptions {
   window: number;
   /** Iterator runs timed in this process. */
   runs: number;
+  /** The paced storm's length, seconds. */
+  stormSeconds: number;
 }
 
 interface Start {
@@ -98,6 +100,7 @@ export interface SocketsSide {
 export interface SocketsResult {
   n: number;
   window: number;
+  stormSeconds: number;
   buildS: number;
   quiet: SocketsSide;
   busy: SocketsSide;
@@ -225,7 +228,7 @@ async function iterator(runs: number): Promise<Iter> {
 }
 
 /** 3b: netflow (default events) during a paced storm of incoming connections in its cgroup. */
-async function storm(name: string): Promise<Omit<Storm, "filesAfter">> {
+async function storm(name: string, seconds: number): Promise<Omit<Storm, "filesAfter">> {
   const server = spawn("python3", [`${ROOT}bench/lib/storm.py`, "serve", String(STORM_PORT)], {
     inCgroup: true,
     stdout: "piped",
@@ -234,7 +237,7 @@ async function storm(name: string): Promise<Omit<Storm, "filesAfter">> {
   const nf = await Netflow.start(name, { cgroup: CGROUP, extra: ["--port", String(STORM_PORT)] });
   await lastGrowth(nf.file, 1000, 300_000); // nothing of the start left
   const [c0, s0] = [cpuS(nf.pid), (await bpfStats(nf.pid)).get("netflow_holders")];
-  const n = STORM.rate * STORM.seconds;
+  const n = STORM.rate * seconds;
   const client = spawn("python3", [
     `${ROOT}bench/lib/storm.py`,
     "connect",
@@ -270,7 +273,10 @@ async function side(held: number, o: SocketsOptions, summaries: string[]): Promi
   const sw = await sweep(`sockets-sweep-${tag}`, held, o.window);
   summaries.push(`sockets update sweep, ${held} held: ${sw.summary}`);
   const iter = await iterator(o.runs);
-  const st = { ...await storm(`sockets-storm-${tag}`), filesAfter: (await iterator(1)).files };
+  const st = {
+    ...await storm(`sockets-storm-${tag}`, o.stormSeconds),
+    filesAfter: (await iterator(1)).files,
+  };
   summaries.push(`sockets storm, ${held} held: ${st.summary}`);
   const r = { held, start, sweep: sw, iter, storm: st };
   console.error(`sockets ${tag}: ${JSON.stringify(r, (k, v) => k === "summary" ? undefined : v)}`);
@@ -285,7 +291,15 @@ export async function sockets(o: SocketsOptions): Promise<SocketsResult> {
   const buildS = (performance.now() - t0) / 1000;
   try {
     const busy = await side(o.n, o, summaries);
-    return { n: o.n, window: o.window, buildS, quiet, busy, summaries };
+    return {
+      n: o.n,
+      window: o.window,
+      stormSeconds: o.stormSeconds,
+      buildS,
+      quiet,
+      busy,
+      summaries,
+    };
   } finally {
     await close();
   }
@@ -353,7 +367,7 @@ export function renderSockets(r: SocketsResult): string[] {
       `${perFile(q.iter)} / ${perFile(b.iter)} µs of CPU per file walked`,
     ),
     row(
-      `paced storm, ${STORM.rate}/s for ${STORM.seconds} s, each open ${
+      `paced storm, ${STORM.rate}/s for ${r.stormSeconds} s, each open ${
         STORM.holdMs / 1000
       } s: netflow CPU per connection`,
       `${fmt(q.storm.cpuS * 1e3 / q.storm.connections, 2)} ms`,
