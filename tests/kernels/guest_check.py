@@ -345,7 +345,14 @@ def cgroup2_mount():
 
 def check_exits(instances):
     """exits.ts over the programs each running instance (name -> Netflow) attached to a cgroup
-    (run in a thread beside the flows): the reasons returns_1 fails."""
+    (run in a thread beside the flows): the reasons returns_1 fails (never empty on an error)."""
+    try:
+        return _check_exits(instances)
+    except Exception as e:  # noqa: BLE001 (the reason is the result)
+        return [f"{type(e).__name__}: {e}"]
+
+
+def _check_exits(instances):
     deno = os.environ.get("NETFLOW_DENO", f"{ROOT}/.tools/node_modules/deno/deno")
     env = dict(os.environ, DENO_DIR=os.environ.get("DENO_DIR", f"{ROOT}/.tools/deno-dir"),
                DENO_NO_UPDATE_CHECK="1", NO_COLOR="1")
