@@ -2,7 +2,7 @@
  * netflow against libbpf-tools tcplife, on the same workloads, in one run:
  *
  *   sudo deno task bench [--quick] [--only storm|bulk|held|hoststorm|latency|sockets] [--lock-held]
- *                        [--cgroup-mode] [--mode default|end]
+ *                        [--cgroup-mode] [--mode default|end] [--before DIR]
  *
  * One file per benchmark (bench/storm.ts, bulk.ts, held.ts, hoststorm.ts, latency.ts, sockets.ts),
  * sharing bench/lib/ (processes, the namespace and cgroup, the two tools).
@@ -10,12 +10,13 @@
  * own, so the namespace's /proc/net/snmp counts exactly their connections;
  * the whole-host one holds the shared lock (/tmp/netflow-ok.lock) while it
  * runs (`--lock-held` when the caller holds it already; `--cgroup-mode`: on
- * the benchmark's cgroup instead, no lock). Writes the tables
+ * the benchmark's cgroup instead, no lock; `--before DIR`: bulk also runs
+ * another checkout's netflow, interleaved). Writes the tables
  * to bench/RESULTS.md (not with --quick or --only), then bench/NOTES.md.
  *
  * @module
  */
-import { bulk, renderBulk } from "./bulk.ts";
+import { bulk, figures, renderBulk } from "./bulk.ts";
 import { held, renderHeld } from "./held.ts";
 import { hostStorm, type HostStormResult, renderHostStorm } from "./hoststorm.ts";
 import { latency, renderLatency } from "./latency.ts";
@@ -32,11 +33,17 @@ const LOCK_HELD = Deno.args.includes("--lock-held");
 const CGROUP_MODE = Deno.args.includes("--cgroup-mode");
 /** `--mode default|end`: the host storm in one mode only. */
 const MODE = Deno.args.includes("--mode") ? Deno.args[Deno.args.indexOf("--mode") + 1] : undefined;
+/** `--before DIR`: another checkout, a second netflow in bulk's rounds. */
+const BEFORE = Deno.args.includes("--before")
+  ? Deno.args[Deno.args.indexOf("--before") + 1]
+  : undefined;
 const NAMES = ["storm", "bulk", "held", "hoststorm", "latency", "sockets"];
 const want = (name: string) => ONLY === undefined || ONLY === name;
 
 const STORM = QUICK ? { levels: [4, 64], seconds: 4 } : { levels: [1, 4, 16, 64], seconds: 10 };
-const IPERF = QUICK ? { rounds: 2, seconds: 3 } : { rounds: 5, seconds: 5 };
+const IPERF = QUICK
+  ? { rounds: 2, seconds: 3, connections: 1_000 }
+  : { rounds: 5, seconds: 5, connections: 5_000 };
 const HELD_FLOWS = QUICK ? 20_000 : 100_000;
 const SOCKETS = QUICK
   ? { n: 10_000, window: 2, runs: 3, stormSeconds: 3 }
@@ -85,15 +92,19 @@ async function main() {
       summaries.push(`storm: ${s.summary}`);
     }
     if (want("bulk")) {
-      const b = await bulk(IPERF.rounds, IPERF.seconds);
-      sections.push(...renderBulk(b, IPERF.rounds));
-      summaries.push(...b.summaries.map((s, i) => `iperf-${i}: ${s}`));
+      const b = await bulk(IPERF.rounds, IPERF.seconds, IPERF.connections, BEFORE);
+      sections.push(...renderBulk(b, IPERF.rounds, IPERF.seconds));
+      for (const v of b.variants) summaries.push(...v.summaries.map((s) => `${v.name}: ${s}`));
+      const f = figures(b, b.variants[0]!);
       targets.push(
-        `| kernel ns per data packet (cgroup_skb) at most 50 | ${fmt(b.bpfNsPerPacket, 1)} | ${
-          b.bpfNsPerPacket <= 50 ? "yes" : "no"
-        } |`,
-        `| iperf3 throughput within 2% of no monitor | ${fmt(b.withNf / b.without, 3)}x | ${
-          b.withNf >= 0.98 * b.without ? "yes" : "no"
+        `| kernel ns per data packet (cgroup_skb, iperf3) at most 50 | ${fmt(f.dataNs, 1)} (floor ${
+          fmt(f.floorNs, 1)
+        }) | ${f.dataNs <= 50 ? "yes" : "no"} |`,
+        `| kernel ns per TCP control packet, per sock_ops callback (reported) | ${
+          fmt(f.controlNs, 0)
+        }, ${fmt(f.sockopsNs, 0)} | - |`,
+        `| iperf3 throughput within 2% of no monitor | ${fmt(f.ratio, 3)}x | ${
+          f.ratio >= 0.98 ? "yes" : "no"
         } |`,
       );
     }

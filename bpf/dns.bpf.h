@@ -30,7 +30,6 @@
 #include "dns_hash.bpf.h"
 #include "netns.bpf.h"
 
-#define DNS_PORT 53
 /* Query bytes read to find its question: TCP length, header, name, type, class. */
 #define DNS_QUERY_COPY (2 + DNS_HDR + DNS_NAME_MAX + 4)
 /* An answer later than this after its query is stale (resolvers give up after ~5 s). */

@@ -8,6 +8,8 @@
 
 #include "maps.bpf.h"
 
+#define DNS_PORT 53
+
 /*
  * Scratch memory of the cgroup_skb programs. An egress program running in a
  * task can be interrupted by a softirq (ingress or egress), and on preemptible

@@ -2,7 +2,8 @@
 /*
  * The cgroup_skb pair: DNS messages (dns.bpf.h) and, only for the
  * net_packet_tcp debug view and failed attempts, TCP control packets. Flows
- * never depend on them (they come from sock_ops).
+ * never depend on them (they come from sock_ops). Every packet is first
+ * triaged from its headers (triage.bpf.h): most leave there.
  */
 #ifndef NETFLOW_SKB_BPF_H
 #define NETFLOW_SKB_BPF_H
@@ -10,6 +11,7 @@
 #include "maps.bpf.h"
 #include "packet.bpf.h"
 #include "dns.bpf.h"
+#include "triage.bpf.h"
 
 /*
  * The net_packet_tcp debug view: every TCP control packet, with what the
@@ -79,6 +81,8 @@ static __always_inline void on_handshake(struct __sk_buff *skb, __u8 direction, 
 	struct bpf_sock *sk = skb->sk, *full = 0;
 	__u8 kind;
 
+	if (!handshake_candidate(direction, flags, th->seq))
+		return;
 	if (sk)
 		full = bpf_sk_fullsock(sk);
 	if (direction == NF_INGRESS) {
@@ -86,15 +90,8 @@ static __always_inline void on_handshake(struct __sk_buff *skb, __u8 direction, 
 		if (!full || full->state != TCP_LISTEN || full->type != SOCK_STREAM ||
 		    full->protocol != IPPROTO_TCP)
 			return;
-		if ((flags & (NF_TCP_SYN | NF_TCP_ACK)) == NF_TCP_SYN)
-			kind = NF_KIND_SYN;
-		else if (flags & NF_TCP_RST)
-			kind = NF_KIND_HS_RST;
-		else
-			return;
+		kind = (flags & (NF_TCP_SYN | NF_TCP_ACK)) == NF_TCP_SYN ? NF_KIND_SYN : NF_KIND_HS_RST;
 	} else {
-		if ((flags & (NF_TCP_RST | NF_TCP_ACK)) != (NF_TCP_RST | NF_TCP_ACK) || th->seq)
-			return;
 		if (full && full->type == SOCK_STREAM)
 			return; /* a real socket's own reset */
 		kind = NF_KIND_REFUSED;
@@ -117,7 +114,8 @@ static __always_inline void on_tcp(struct __sk_buff *skb, __u8 direction, struct
 		payload = 0;
 	dns_on_tcp(skb, direction, l3, &th, payload);
 
-	/* The hot path: flows come from sock_ops, so an ordinary segment stops here. */
+	/* Flows come from sock_ops: only control packets go on (an ordinary
+	 * segment seldom gets here: packet_wanted stops it first). */
 	if (!nf_config.forward_all && !nf_config.report_fail)
 		return;
 	flags = ((__u8 *)&th)[13];
@@ -149,12 +147,19 @@ static __always_inline void on_packet(struct __sk_buff *skb, __u8 direction, __u
 		dns_on_udp(skb, direction, &l3);
 }
 
-/* on_packet with a scratch slot of its own (claim_slot), freed when it returns. */
+/*
+ * on_packet with a scratch slot of its own (claim_slot), freed when it
+ * returns; only for the packets triage.bpf.h lets through: an ordinary
+ * segment leaves before the slot, the map lookup and the atomics.
+ */
 static __always_inline void on_packet_claimed(struct __sk_buff *skb, __u8 direction)
 {
 	__u32 zero = 0, slot;
-	__u64 *busy = bpf_map_lookup_elem(&skb_busy, &zero);
+	__u64 *busy;
 
+	if (!packet_wanted(skb, direction))
+		return;
+	busy = bpf_map_lookup_elem(&skb_busy, &zero);
 	if (!busy)
 		return;
 	slot = claim_slot(busy);

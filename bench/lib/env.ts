@@ -49,13 +49,32 @@ export async function setUp(): Promise<() => Promise<void>> {
       await sh("mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing");
       undo.push(() => sh("umount", "/sys/kernel/tracing"));
     }
-    const stats = enableBpfStats();
-    undo.push(() => Promise.resolve(stats.close()));
+    stats = enableBpfStats();
+    undo.push(() => Promise.resolve(stats?.close()));
   } catch (err) {
     await cleanup();
     throw err;
   }
   return cleanup;
+}
+
+/** This benchmark's hold on bpf_stats (setUp), released by {@link withBpfStatsOff}. */
+let stats: { close(): void } | undefined;
+
+/**
+ * Runs `fn` with this benchmark's bpf_stats released, for measurements that
+ * must not pay its two clock reads per run; says whether they were really off
+ * (another process can hold them on: kernel.bpf_stats_enabled reads 1).
+ */
+export async function withBpfStatsOff<T>(fn: () => T): Promise<{ value: T; statsOff: boolean }> {
+  stats?.close();
+  stats = undefined;
+  try {
+    const statsOff = (await Deno.readTextFile("/proc/sys/kernel/bpf_stats_enabled")).trim() === "0";
+    return { value: fn(), statsOff };
+  } finally {
+    stats = enableBpfStats();
+  }
 }
 
 /**

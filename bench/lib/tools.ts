@@ -15,6 +15,8 @@ export interface NetflowOptions {
   cgroup: string | null;
   /** More arguments (`--events net_flow_tcp_end`). */
   extra?: string[];
+  /** Another checkout's src/cli.ts (bench/bulk.ts's `--before`). */
+  cli?: string;
 }
 
 /**
@@ -45,7 +47,7 @@ export class Netflow {
       "json",
       ...(o.cgroup === null ? [] : ["--cgroup", o.cgroup]),
       ...(o.extra ?? []),
-    ], { stdoutFile: file, env: benchV8Env() });
+    ], { stdoutFile: file, env: benchV8Env(), ...(o.cli === undefined ? {} : { cli: o.cli }) });
     started.push(nf.child); // ended by pid at cleanup whatever happens
     return new Netflow(nf, file);
   }
