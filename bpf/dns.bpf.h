@@ -176,7 +176,9 @@ static __always_inline void dns_emit(struct __sk_buff *skb, __u8 direction, stru
 	barrier_var(size);
 	if (size > NF_DNS_MAX)
 		return;
-	if (bpf_ringbuf_output(&dns_events, r, __builtin_offsetof(struct nf_dns, payload) + size, 0))
+	/* No wakeup, as for `packets` (skb.bpf.h): nobody waits on this ring. */
+	if (bpf_ringbuf_output(&dns_events, r, __builtin_offsetof(struct nf_dns, payload) + size,
+			       BPF_RB_NO_WAKEUP))
 		count(NF_CNT_DNS_LOST);
 }
 
