@@ -1,11 +1,13 @@
 /**
  * Bulk transfer and the kernel cost per packet: iperf3 over loopback in the
- * benchmark's namespace, rounds without netflow and with it interleaved, and
- * with netflow a connection storm (bench/lib/storm.py) right after each
- * transfer. kernel.bpf_stats_enabled gives the run time of netflow's
- * cgroup_skb pair and sock_ops program; beside netflow in the same cgroup,
- * bench/fixtures/skb_probe.bpf.c gives the floor of that measurement (a
- * return-1 pair) and the packets by class (bench/lib/probe.ts).
+ * benchmark's namespace, rounds without netflow and with it interleaved. The
+ * throughput transfers run with bpf_stats released and nothing but netflow
+ * attached. Then, with netflow still running, a shorter transfer and a
+ * connection storm (bench/lib/storm.py) are costed: kernel.bpf_stats_enabled
+ * gives the run time of netflow's cgroup_skb pair and sock_ops program;
+ * beside netflow in the same cgroup, bench/fixtures/skb_probe.bpf.c gives the
+ * floor of that measurement (a return-1 pair) and the packets by class
+ * (bench/lib/probe.ts).
  *
  * - Every netflow runs twice a round: with the default events, and with
  *   net_flow_tcp_fail too (then a SYN or RST reaching a listener, or the
@@ -35,6 +37,8 @@ const SKB = ["netflow_ingress", "netflow_egress"];
 const SOCKOPS = ["netflow_sockops"];
 const FAIL_EVENTS = "net_flow_tcp_begin,net_flow_tcp_end,net_flow_tcp_fail";
 const TEST_RUNS = 200_000;
+/** The transfer whose packets are costed (the throughput one is another, without the probe). */
+const COST_SECONDS = 3;
 const TEST_ALTERNATIONS = 5;
 /** The test runs: netflow's program and the floor's, each on each test packet. */
 const TESTED = [["netflow_ingress", "floor_ingress"], ["netflow_egress", "floor_egress"]] as const;
@@ -175,7 +179,20 @@ async function testRuns(v: VariantResult, pid: number): Promise<void> {
   if (!runs.statsOff) v.statsOnInTestRuns++;
 }
 
-/** One round of one variant: netflow started, iperf3, the storm, netflow stopped. */
+/**
+ * iperf3 for throughput: bpf_stats released and the probe detached, so the
+ * measurement costs nothing (with bpf_stats on, each program's run pays two
+ * clock reads: 60-90 ns here).
+ */
+async function throughput(seconds: number): Promise<number> {
+  return (await withBpfStatsOff(() => iperfOnce(seconds))).value;
+}
+
+/**
+ * One round of one variant: netflow started; iperf3 for throughput; iperf3
+ * again and the storm with bpf_stats on and the probe attached, for costs;
+ * the test runs; netflow stopped.
+ */
 async function withNetflow(
   v: VariantResult,
   how: { cli?: string; extra: string[] },
@@ -189,11 +206,14 @@ async function withNetflow(
     extra: how.extra,
     ...(how.cli === undefined ? {} : { cli: how.cli }),
   });
+  v.gbps.push(await throughput(seconds));
+  probe.link();
   const r0 = await reading(nf.pid, probe);
-  v.gbps.push(await iperfOnce(seconds));
+  await iperfOnce(COST_SECONDS);
   const r1 = await reading(nf.pid, probe);
   const done = await stormOnce(connections);
   const r2 = await reading(nf.pid, probe);
+  probe.unlink();
   await testRuns(v, nf.pid);
   const b = delta(r0, r1), s = delta(r1, r2);
   // Floors are weighted by runs: summed as ns, divided at the end.
@@ -242,10 +262,10 @@ export async function bulk(
     stdout: "piped",
   });
   await waitForLine(server.stdout, /^listening/);
-  await using probe = await Probe.attach();
+  await using probe = await Probe.load();
   try {
     for (let r = 0; r < rounds; r++) {
-      without.push(await iperfOnce(seconds));
+      without.push(await throughput(seconds));
       const order = variants.map((_, i) => i);
       if (r % 2 === 1) order.reverse();
       for (const i of order) {
@@ -307,9 +327,10 @@ export function renderBulk(b: BulkResult, rounds: number, seconds: number): stri
     )
   );
   return [
-    `## Bulk transfer and kernel cost per packet (iperf3 over loopback, ${rounds} rounds of ${seconds} s, medians; a storm after each transfer)`,
+    `## Bulk transfer and kernel cost per packet (iperf3 over loopback, ${rounds} interleaved rounds of ${seconds} s, medians)`,
     ``,
-    `iperf3 without netflow: median ${fmt(median(b.without), 2)} Gbit/s. ns: ` +
+    `iperf3 without netflow: median ${fmt(median(b.without), 2)} Gbit/s; throughput with ` +
+    `bpf_stats off and no probe. ns (from a ${COST_SECONDS} s transfer and the storm after it): ` +
     `kernel.bpf_stats_enabled run time per run of netflow's cgroup_skb pair, bpf_stats' own ` +
     `timing included; "floor": the same of a return-1 cgroup_skb pair beside netflow in the ` +
     `same cgroup and phase; "own": the difference. Data packets from iperf3; control packets ` +

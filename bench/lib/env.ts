@@ -66,12 +66,14 @@ let stats: { close(): void } | undefined;
  * must not pay its two clock reads per run; says whether they were really off
  * (another process can hold them on: kernel.bpf_stats_enabled reads 1).
  */
-export async function withBpfStatsOff<T>(fn: () => T): Promise<{ value: T; statsOff: boolean }> {
+export async function withBpfStatsOff<T>(
+  fn: () => T | Promise<T>,
+): Promise<{ value: T; statsOff: boolean }> {
   stats?.close();
   stats = undefined;
   try {
     const statsOff = (await Deno.readTextFile("/proc/sys/kernel/bpf_stats_enabled")).trim() === "0";
-    return { value: fn(), statsOff };
+    return { value: await fn(), statsOff };
   } finally {
     stats = enableBpfStats();
   }

@@ -2,8 +2,9 @@
  * bench/fixtures/skb_probe.bpf.c beside netflow in the benchmark's cgroup:
  * a return-1 cgroup_skb pair (the floor of a bpf_stats reading) and a pair
  * that counts packets by class (TCP control, other TCP, other). Built with
- * clang, loaded and attached by this process through netflow's own libbpf
- * bindings (links, nothing pinned: they go when this process does).
+ * clang, loaded by this process through netflow's own libbpf bindings and
+ * attached only while costs are read (links, nothing pinned: they go when
+ * this process does).
  *
  * @module
  */
@@ -31,15 +32,14 @@ export interface ProbeReading {
 
 export class Probe implements AsyncDisposable {
   readonly #obj: BpfObject;
-  readonly #links: BpfLink[];
+  #links: BpfLink[] = [];
 
-  private constructor(obj: BpfObject, links: BpfLink[]) {
+  private constructor(obj: BpfObject) {
     this.#obj = obj;
-    this.#links = links;
   }
 
-  /** Builds the fixture and attaches both pairs to the benchmark's cgroup. */
-  static async attach(): Promise<Probe> {
+  /** Builds and loads the fixture (attached by {@link link}). */
+  static async load(): Promise<Probe> {
     const dir = await Deno.makeTempDir({ prefix: "netflow-probe-" });
     let elf: Uint8Array<ArrayBuffer>;
     try {
@@ -55,17 +55,30 @@ export class Probe implements AsyncDisposable {
       await Deno.remove(dir, { recursive: true });
     }
     const obj = new BpfObject(elf);
-    const links: BpfLink[] = [];
     try {
       obj.load();
-      using cg = new CgroupFd(CGROUP);
-      for (const p of [...FLOOR, ...CLASSIFIERS]) links.push(obj.attachCgroup(p, cg));
     } catch (err) {
-      for (const l of links) l.close();
       obj.close();
       throw err;
     }
-    return new Probe(obj, links);
+    return new Probe(obj);
+  }
+
+  /** Attaches both pairs to the benchmark's cgroup. */
+  link(): void {
+    using cg = new CgroupFd(CGROUP);
+    try {
+      for (const p of [...FLOOR, ...CLASSIFIERS]) this.#links.push(this.#obj.attachCgroup(p, cg));
+    } catch (err) {
+      this.unlink();
+      throw err;
+    }
+  }
+
+  /** Detaches them (throughput is measured without them). */
+  unlink(): void {
+    for (const l of this.#links) l.close();
+    this.#links = [];
   }
 
   async read(): Promise<ProbeReading> {
@@ -78,7 +91,7 @@ export class Probe implements AsyncDisposable {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    for (const l of this.#links) l.close();
+    this.unlink();
     this.#obj.close();
     await Promise.resolve();
   }
