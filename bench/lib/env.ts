@@ -63,17 +63,16 @@ let stats: { close(): void } | undefined;
 
 /**
  * Runs `fn` with this benchmark's bpf_stats released, for measurements that
- * must not pay its two clock reads per run; says whether they were really off
- * (another process can hold them on: kernel.bpf_stats_enabled reads 1).
+ * must not pay its two clock reads per run. Another process can hold them on
+ * all the same (kernel.bpf_stats_enabled reads only the sysctl's own setting,
+ * not BPF_ENABLE_STATS holders): a caller that must know looks at whether a
+ * program's run count moved meanwhile.
  */
-export async function withBpfStatsOff<T>(
-  fn: () => T | Promise<T>,
-): Promise<{ value: T; statsOff: boolean }> {
+export async function withBpfStatsOff<T>(fn: () => T | Promise<T>): Promise<T> {
   stats?.close();
   stats = undefined;
   try {
-    const statsOff = (await Deno.readTextFile("/proc/sys/kernel/bpf_stats_enabled")).trim() === "0";
-    return { value: await fn(), statsOff };
+    return await fn();
   } finally {
     stats = enableBpfStats();
   }
