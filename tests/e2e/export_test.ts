@@ -192,6 +192,18 @@ const ELEMENTS = `${ROOT}src/export/ipfix-elements.xml`;
 
 type Fields = Record<string, string>;
 
+/** tests/fixtures' IPFIX collector on TCP `port`, writing each session to `out`.N; ready once it listens. */
+async function startCollector(port: number, out: string): Promise<Proc> {
+  const collector = new Proc("python3", [COLLECTOR, "--port", String(port), "--out", out]);
+  try {
+    assert.equal(await collector.line(), `listening ${port}`);
+  } catch (e) {
+    await collector[Symbol.asyncDispose]();
+    throw e;
+  }
+  return collector;
+}
+
 /** The data records ipfixDump (libfixbuf) decodes from a file of IPFIX messages. */
 async function ipfixDump(file: string): Promise<Fields[]> {
   const out = await sh("ipfixDump", "-e", ELEMENTS, "-d", "--in", file);
@@ -292,14 +304,7 @@ e2eTest(
       const a = await workload(cg, { where: LOCAL, host: lo4 }, { where: LOCAL, connectTo: lo4 }, {
         count: 2,
       });
-      await using first = new Proc("python3", [
-        COLLECTOR,
-        "--port",
-        String(port),
-        "--out",
-        `${dir}/first`,
-      ]);
-      assert.equal(await first.line(), `listening ${port}`);
+      await using first = await startCollector(port, `${dir}/first`);
       assert.equal(await first.line(20_000), "connected 1");
       await nf.stderrLine(new RegExp(`${url}: connected again`));
       const queued = await recordsIn(`${dir}/first.1`, 4);
@@ -309,14 +314,7 @@ e2eTest(
       await first.child.status;
       await nf.stderrLine(new RegExp(`${url}: connection lost`));
       const b = await workload(cg, { where: LOCAL, host: lo6 }, { where: LOCAL, connectTo: lo6 });
-      await using second = new Proc("python3", [
-        COLLECTOR,
-        "--port",
-        String(port),
-        "--out",
-        `${dir}/second`,
-      ]);
-      assert.equal(await second.line(), `listening ${port}`);
+      await using second = await startCollector(port, `${dir}/second`);
       assert.equal(await second.line(20_000), "connected 1");
       const resumed = await recordsIn(`${dir}/second.1`, 2);
       assert.deepEqual(describeRecords(resumed), loopbackRecords(lo6, b));
@@ -625,14 +623,7 @@ e2eTest(
     const dir = await Deno.makeTempDir({ prefix: "netflow-collector-" });
     try {
       const port = await freePort("tcp");
-      await using collector = new Proc("python3", [
-        COLLECTOR,
-        "--port",
-        String(port),
-        "--out",
-        `${dir}/c`,
-      ]);
-      assert.equal(await collector.line(), `listening ${port}`);
+      await using collector = await startCollector(port, `${dir}/c`);
       await using nf = await Netflow.start([
         "--format",
         "json",
@@ -704,14 +695,7 @@ e2eTest(
     const dir = await Deno.makeTempDir({ prefix: "netflow-collector-" });
     try {
       const port = await freePort("tcp");
-      await using collector = new Proc("python3", [
-        COLLECTOR,
-        "--port",
-        String(port),
-        "--out",
-        `${dir}/c`,
-      ]);
-      assert.equal(await collector.line(), `listening ${port}`);
+      await using collector = await startCollector(port, `${dir}/c`);
       await using nf = await Netflow.start([
         "--format",
         "json",
@@ -775,14 +759,7 @@ e2eTest(
     const dir = await Deno.makeTempDir({ prefix: "netflow-collector-" });
     try {
       const port = await freePort("tcp");
-      await using collector = new Proc("python3", [
-        COLLECTOR,
-        "--port",
-        String(port),
-        "--out",
-        `${dir}/c`,
-      ]);
-      assert.equal(await collector.line(), `listening ${port}`);
+      await using collector = await startCollector(port, `${dir}/c`);
       await using nf = await Netflow.start([
         "--format",
         "json",
