@@ -192,6 +192,47 @@ const ELEMENTS = `${ROOT}src/export/ipfix-elements.xml`;
 
 type Fields = Record<string, string>;
 
+/**
+ * netflow on `cg` (JSON on stdout, `args` added) exporting IPFIX over TCP to
+ * a collector writing `out`.1; ready once the collector has its session.
+ */
+async function exportingNetflow(cg: TestCgroup, out: string, args: string[]) {
+  const port = await freePort("tcp");
+  const collector = await startCollector(port, out);
+  try {
+    const nf = await Netflow.start([
+      ...["--format", "json", "--cgroup", cg.dir, ...args],
+      ...["--ipfix", `tcp://127.0.0.1:${port}`],
+    ]);
+    assert.equal(await collector.line(20_000), "connected 1");
+    // Disposing netflow also ends the collector.
+    const dispose = nf[Symbol.asyncDispose].bind(nf);
+    return Object.assign(nf, {
+      async [Symbol.asyncDispose]() {
+        await dispose();
+        await collector[Symbol.asyncDispose]();
+      },
+    });
+  } catch (e) {
+    await collector[Symbol.asyncDispose]();
+    throw e;
+  }
+}
+
+/**
+ * One loopback connection in `cg`, 1000 bytes every 0.5 s for 4 s (updates
+ * on both endpoints), returned once netflow has written both its ends.
+ */
+async function longConnection(cg: TestCgroup, nf: Netflow) {
+  await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
+  const { port: sport } = JSON.parse(await server.line());
+  await using client = cg.spawn("python3", LIFECYCLE, "long", "127.0.0.1", String(sport), "4");
+  const { client: cport } = JSON.parse(await client.line());
+  await client.line(20_000); // done
+  await nf.untilFlows(atLeast(2, (e) => onPort(cport)(e) && e.event === END), "both ends");
+  return { sport: sport as number, cport: cport as number };
+}
+
 /** tests/fixtures' IPFIX collector on TCP `port`, writing each session to `out`.N; ready once it listens. */
 async function startCollector(port: number, out: string): Promise<Proc> {
   const collector = new Proc("python3", [COLLECTOR, "--port", String(port), "--out", out]);
@@ -622,28 +663,13 @@ e2eTest(
     await using cg = new TestCgroup();
     const dir = await Deno.makeTempDir({ prefix: "netflow-collector-" });
     try {
-      const port = await freePort("tcp");
-      await using collector = await startCollector(port, `${dir}/c`);
-      await using nf = await Netflow.start([
-        "--format",
-        "json",
-        "--cgroup",
-        cg.dir,
+      await using nf = await exportingNetflow(cg, `${dir}/c`, [
         "--events",
         "begin,end,update",
         "--update-interval",
         "1",
-        "--ipfix",
-        `tcp://127.0.0.1:${port}`,
       ]);
-      assert.equal(await collector.line(20_000), "connected 1");
-      // One loopback connection, 1000 bytes every 0.5 s for 4 s: updates on both endpoints.
-      await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
-      const { port: sport } = JSON.parse(await server.line());
-      await using client = cg.spawn("python3", LIFECYCLE, "long", "127.0.0.1", String(sport), "4");
-      const { client: cport } = JSON.parse(await client.line());
-      await client.line(20_000); // done
-      await nf.untilFlows(atLeast(2, (e) => onPort(cport)(e) && e.event === END), "both ends");
+      const { sport, cport } = await longConnection(cg, nf);
       const { events, stderr, code } = await nf.stop();
       assert.equal(code, 0, stderr);
       const flows = (events as FlowEvent[]).filter((e) =>
@@ -694,26 +720,8 @@ e2eTest(
     await using cg = new TestCgroup();
     const dir = await Deno.makeTempDir({ prefix: "netflow-collector-" });
     try {
-      const port = await freePort("tcp");
-      await using collector = await startCollector(port, `${dir}/c`);
-      await using nf = await Netflow.start([
-        "--format",
-        "json",
-        "--cgroup",
-        cg.dir,
-        "--update-interval",
-        "1",
-        "--ipfix",
-        `tcp://127.0.0.1:${port}`,
-      ]);
-      assert.equal(await collector.line(20_000), "connected 1");
-      // One loopback connection, 1000 bytes every 0.5 s for 4 s: updates on both endpoints.
-      await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
-      const { port: sport } = JSON.parse(await server.line());
-      await using client = cg.spawn("python3", LIFECYCLE, "long", "127.0.0.1", String(sport), "4");
-      const { client: cport } = JSON.parse(await client.line());
-      await client.line(20_000); // done
-      await nf.untilFlows(atLeast(2, (e) => onPort(cport)(e) && e.event === END), "both ends");
+      await using nf = await exportingNetflow(cg, `${dir}/c`, ["--update-interval", "1"]);
+      const { cport } = await longConnection(cg, nf);
       const { events, stderr, code } = await nf.stop();
       assert.equal(code, 0, stderr);
       const flows = (events as FlowEvent[]).filter((e) =>
@@ -758,19 +766,7 @@ e2eTest(
     await using cg = new TestCgroup();
     const dir = await Deno.makeTempDir({ prefix: "netflow-collector-" });
     try {
-      const port = await freePort("tcp");
-      await using collector = await startCollector(port, `${dir}/c`);
-      await using nf = await Netflow.start([
-        "--format",
-        "json",
-        "--cgroup",
-        cg.dir,
-        "--events",
-        "begin",
-        "--ipfix",
-        `tcp://127.0.0.1:${port}`,
-      ]);
-      assert.equal(await collector.line(20_000), "connected 1");
+      await using nf = await exportingNetflow(cg, `${dir}/c`, ["--events", "begin"]);
       const lo = "127.0.0.1";
       const w = await workload(cg, { where: LOCAL, host: lo }, { where: LOCAL, connectTo: lo }, {
         count: 2,
