@@ -33,6 +33,7 @@
  * @module
  */
 import { findCgroup2Mount } from "../src/bpf/cgroup.ts";
+import { dnsmasqCommand } from "../tests/helpers/dns.ts";
 import { Netflow } from "../tests/helpers/netflow.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -514,14 +515,7 @@ async function main() {
     const answer = `198.18.${subA}.3`;
     await sh("ip", "-n", `${id}-a`, "addr", "add", `${answer}/24`, "dev", `${id}ap`);
     const dns = spawnIn(cgroup, `${id}-a`, [
-      "dnsmasq",
-      "--keep-in-foreground",
-      "--conf-file=/dev/null",
-      "--no-resolv",
-      "--no-hosts",
-      "--user=root",
-      "--bind-interfaces",
-      `--listen-address=${a.ns}`,
+      ...dnsmasqCommand([a.ns]),
       `--address=/soak.test/${answer}`,
       "--local-ttl=30",
       "--cache-size=0",

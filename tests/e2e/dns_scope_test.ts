@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import type { FlowEvent } from "../../src/events.ts";
 import { FlowMonitor, type NetflowEvent } from "../../mod.ts";
-import { ofPort, resolvConf } from "../helpers/dns.ts";
+import { dnsmasqCommand, ofPort, resolvConf } from "../helpers/dns.ts";
 import { e2eTest, Proc, sh, TestCgroup, TestNetns, withTimeout } from "../helpers/e2e.ts";
 import { eachPort, Netflow, until } from "../helpers/netflow.ts";
 
@@ -28,14 +28,7 @@ async function dnsmasq(
   ask: (...a: string[]) => Promise<string>,
 ): Promise<Proc> {
   const proc = spawn(
-    "dnsmasq",
-    "--keep-in-foreground",
-    "--conf-file=/dev/null",
-    "--no-resolv",
-    "--no-hosts",
-    "--user=root",
-    "--bind-interfaces",
-    `--listen-address=${listen}`,
+    ...dnsmasqCommand([listen]),
     `--host-record=${NAME},${address},300`,
     "--log-facility=-",
   );

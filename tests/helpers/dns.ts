@@ -21,6 +21,23 @@ export function zone(ns: TestNetns) {
   };
 }
 
+/**
+ * dnsmasq in the foreground answering only from its command line (no
+ * resolv.conf, no hosts file, no upstream), bound to `listen`: add its records.
+ */
+export function dnsmasqCommand(listen: string[]): [string, ...string[]] {
+  return [
+    "dnsmasq",
+    "--keep-in-foreground",
+    "--conf-file=/dev/null",
+    "--no-resolv",
+    "--no-hosts",
+    "--user=root",
+    "--bind-interfaces",
+    ...listen.map((a) => `--listen-address=${a}`),
+  ];
+}
+
 export async function startDnsmasq(
   ns: TestNetns,
   where: (cmd: string, ...a: string[]) => Proc,
@@ -36,14 +53,7 @@ export async function startDnsmasq(
   }
   await sh("ip", "-n", ns.name, "-6", "addr", "add", `${z.v6}/64`, "dev", peer, "nodad");
   const proc = where(
-    "dnsmasq",
-    "--keep-in-foreground",
-    "--conf-file=/dev/null",
-    "--no-resolv",
-    "--no-hosts",
-    "--user=root",
-    "--bind-interfaces",
-    ...listen.map((a) => `--listen-address=${a}`),
+    ...dnsmasqCommand(listen),
     ...extra,
     "--local-ttl=300",
     `--host-record=end.${ZONE},${z.chain},300`,
