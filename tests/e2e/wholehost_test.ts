@@ -425,11 +425,7 @@ e2eTest(
       const mine = ofConns(events, r.port, r.c.ports);
       const cs = `${hostPort(r.hostAddr, r.c.ports[0]!)}>${hostPort(r.addr, r.port)}`;
       assert.deepEqual(
-        sorted(
-          mine.map((e) =>
-            `${e.netns === HOST_NETNS ? "host" : e.netns === nsNet ? "ns" : e.netns} ${describe(e)}`
-          ),
-        ),
+        sorted(mine.map(where({ host: HOST_NETNS, ns: nsNet }))),
         [
           `host begin outgoing ${cs}`,
           `host end outgoing ${cs} local fin 100/50`,
@@ -534,11 +530,7 @@ e2eTest("whole host: a RST and a FIN forged out of the window end nothing", asyn
     const mine = ofConns(events, r.port, r.c.ports);
     const cs = `${hostPort(r.hostAddr, r.c.ports[0]!)}>${hostPort(r.addr, r.port)}`;
     assert.deepEqual(
-      sorted(
-        mine.map((e) =>
-          `${e.netns === HOST_NETNS ? "host" : e.netns === nsNet ? "ns" : e.netns} ${describe(e)}`
-        ),
-      ),
+      sorted(mine.map(where({ host: HOST_NETNS, ns: nsNet }))),
       [
         `host begin outgoing ${cs}`,
         `host end outgoing ${cs} local fin 300/80`,
