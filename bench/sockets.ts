@@ -208,7 +208,7 @@ async function iterator(runs: number): Promise<Iter> {
       holders.refresh();
       const [c1, s1] = processCpuMs();
       [ms[i], cpu[i], sys[i]] = [performance.now() - t0, c1 - c0, s1 - s0];
-      if (i === 0) sockets = probe.holders()?.length ?? 0;
+      if (i === 0) sockets = probe.holders()?.count ?? 0;
     }
     const after = (await bpfStats(Deno.pid)).get("netflow_holders");
     // The program runs once per file of every process, and once more at the end of a run.

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { SocketHolder } from "../../src/bpf/holders.ts";
+import { HolderRows } from "../../src/bpf/holders.ts";
 import { type FlowRecord, RecordDecoder } from "../../src/bpf/records.ts";
 import { KIND_BEGIN, KIND_END, KIND_RELEASE, LAYOUT } from "../../src/bpf/layout.ts";
 import { DnsNames } from "../../src/dns/names.ts";
@@ -88,7 +88,7 @@ export class MonitorPath {
     write: (text: string) => boolean,
     want: readonly EventName[] = ["net_flow_tcp_begin", "net_flow_tcp_end"],
   ) {
-    const noHolders = new SocketHolders((): SocketHolder[] => []);
+    const noHolders = new SocketHolders(() => new HolderRows(new Uint8Array(0)));
     this.#enrichers = new Enrichers([
       new OwnerEnricher(new OwnerResolver(noHolders, { waitMs: 0 }), 1 << 17),
       new CgroupPaths(cgroupDir, cgroupDir),

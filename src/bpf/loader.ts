@@ -17,7 +17,7 @@ import { kernelRelease, offLine, optional, probeKernel, refusal, sectionOf } fro
 import { BPF_OBJECT } from "./object.generated.ts";
 import { DNS_KEY_SIZE, NF_CNT } from "./abi.ts";
 import { LAYOUT } from "./layout.ts";
-import { decodeHolders, type SocketHolder } from "./holders.ts";
+import { HolderRows } from "./holders.ts";
 
 /** Names in bpf/netflow.bpf.c that TypeScript uses; a test checks them against the object. */
 export const BPF_NAMES = {
@@ -274,9 +274,9 @@ export class Probe implements Disposable {
    * Every TCP socket some process holds now, with the process (a task_file
    * iterator run); null when this kernel refused the iterator.
    */
-  holders(): SocketHolder[] | null {
+  holders(): HolderRows | null {
     if (this.#holders === null) return null;
-    return decodeHolders(this.#holders.readIterator());
+    return new HolderRows(this.#holders.readIterator());
   }
 
   /** Detaches everything and frees every handle; safe to call twice. */

@@ -4,14 +4,14 @@
  * accepted socket of an incoming flow is held only by the process that
  * accepted it, and a socket older than netflow has no socket storage.
  *
- * Sockets are keyed by network namespace and cookie; listeners by network
+ * Sockets are found by cookie and namespace; listeners by network
  * namespace, local address and port, so a listener on port P in one
  * namespace never names the process behind another namespace's port P.
  *
  * @module
  */
 import type { SocketOwner } from "../bpf/records.ts";
-import type { SocketHolder } from "../bpf/holders.ts";
+import { HolderRows } from "../bpf/holders.ts";
 
 /** What the owner resolver needs of the holders (a fake in unit tests). */
 export interface HolderIndex {
@@ -33,10 +33,15 @@ export interface HolderIndex {
 }
 
 const NONE: readonly SocketOwner[] = Object.freeze([]);
+const NO_ROWS = new HolderRows(new Uint8Array(0));
 
 export class SocketHolders implements HolderIndex {
-  readonly #read: () => SocketHolder[] | null;
-  #sockets = new Map<string, SocketOwner[]>();
+  readonly #read: () => HolderRows | null;
+  #rows = NO_ROWS;
+  /** A socket's first row, by cookie (cookies are unique on the host; the namespace is checked). */
+  #sockets = new Map<number, number>();
+  /** A socket's further rows: held by more than one process, or by more than one fd. */
+  #more = new Map<number, number[]>();
   #listeners = new Map<string, SocketOwner[]>();
   /** Iterator runs so far. */
   runs = 0;
@@ -44,31 +49,53 @@ export class SocketHolders implements HolderIndex {
   available = true;
 
   /** `read` runs the iterator; null when this kernel has none. */
-  constructor(read: () => SocketHolder[] | null) {
+  constructor(read: () => HolderRows | null) {
     this.#read = read;
   }
 
+  /**
+   * Indexes a run by row number: only the few listeners and the sockets
+   * asked for later are decoded (a run on a busy host has 200,000 rows).
+   */
   refresh(): void {
     this.runs++;
-    const sockets = new Map<string, SocketOwner[]>();
-    const listeners = new Map<string, SocketOwner[]>();
-    const add = (map: Map<string, SocketOwner[]>, key: string, owner: SocketOwner) => {
-      const list = map.get(key);
-      if (list === undefined) map.set(key, [owner]);
-      else if (!list.some((o) => o.pid === owner.pid)) list.push(owner);
-    };
     const rows = this.#read();
     this.available = rows !== null;
-    for (const h of rows ?? []) {
-      if (h.listening) add(listeners, `${h.netns}|${h.localAddr}|${h.localPort}`, h.owner);
-      else add(sockets, `${h.netns}|${h.cookie}`, h.owner);
+    this.#rows = rows ?? NO_ROWS;
+    const sockets = new Map<number, number>(), more = new Map<number, number[]>();
+    const listeners = new Map<string, SocketOwner[]>();
+    for (let i = 0; i < this.#rows.count; i++) {
+      if (this.#rows.listening(i)) {
+        const h = this.#rows.holder(i);
+        const key = `${h.netns}|${h.localAddr}|${h.localPort}`;
+        const list = listeners.get(key);
+        if (list === undefined) listeners.set(key, [h.owner]);
+        else if (!list.some((o) => o.pid === h.owner.pid)) list.push(h.owner);
+        continue;
+      }
+      const cookie = this.#rows.cookie(i);
+      if (!sockets.has(cookie)) sockets.set(cookie, i);
+      else {
+        const list = more.get(cookie);
+        if (list === undefined) more.set(cookie, [i]);
+        else list.push(i);
+      }
     }
     this.#sockets = sockets;
+    this.#more = more;
     this.#listeners = listeners;
   }
 
   ofSocket(netns: number, cookie: number): readonly SocketOwner[] {
-    return this.#sockets.get(`${netns}|${cookie}`) ?? NONE;
+    const first = this.#sockets.get(cookie);
+    if (first === undefined) return NONE;
+    const out: SocketOwner[] = [];
+    for (const i of [first, ...(this.#more.get(cookie) ?? [])]) {
+      if (this.#rows.netns(i) !== netns) continue;
+      const pid = this.#rows.pid(i);
+      if (!out.some((o) => o.pid === pid)) out.push(this.#rows.owner(i));
+    }
+    return out;
   }
 
   ofListener(netns: number, family: 4 | 6, addr: string, port: number): readonly SocketOwner[] {

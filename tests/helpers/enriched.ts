@@ -1,5 +1,5 @@
 import type { FlowRecord, OpenList, TcpPacket } from "../../src/bpf/records.ts";
-import type { SocketHolder } from "../../src/bpf/holders.ts";
+import { HolderRows } from "../../src/bpf/holders.ts";
 import type { FlowBeginEvent, FlowEvent, FlowFailEvent } from "../../src/events.ts";
 import { type Enricher, Enrichers } from "../../src/enrich/enricher.ts";
 import { SocketHolders } from "../../src/enrich/holders.ts";
@@ -17,7 +17,7 @@ export class EnrichedTable extends FlowTable {
 
   constructor(options: FlowTableOptions = {}, enrichers?: Enricher[]) {
     super(options);
-    const noHolders = new SocketHolders((): SocketHolder[] => []);
+    const noHolders = new SocketHolders(() => new HolderRows(new Uint8Array(0)));
     this.#enrichers = new Enrichers(
       enrichers ?? [new OwnerEnricher(new OwnerResolver(noHolders, { waitMs: 0 }), 1 << 16)],
     );

@@ -13,6 +13,8 @@ import {
   socketKey,
 } from "../../src/bpf/records.ts";
 import { LAYOUT } from "../../src/bpf/layout.ts";
+import { parseIPInto } from "../../src/bpf/addr.ts";
+import { HolderRows, type SocketHolder } from "../../src/bpf/holders.ts";
 
 export interface Side {
   addr: string;
@@ -169,4 +171,28 @@ export function dnsMessage(payload: Uint8Array, more: Partial<DnsMessage> = {}):
     payload,
     ...more,
   };
+}
+
+/**
+ * The task_file iterator's output for `holders` (nf_holder rows, as
+ * src/bpf/holders.ts reads them); an owner without a cgroup id gets 0.
+ */
+export function holderRows(holders: readonly SocketHolder[]): HolderRows {
+  const F = LAYOUT.nf_holder.fields, size = LAYOUT.nf_holder.size;
+  const bytes = new Uint8Array(holders.length * size);
+  const view = new DataView(bytes.buffer);
+  holders.forEach((h, i) => {
+    const at = i * size;
+    view.setBigUint64(at + F.cookie, BigInt(h.cookie), true);
+    parseIPInto(h.localAddr, bytes, at + F.saddr);
+    view.setUint32(at + F.pid, h.owner.pid, true);
+    view.setUint32(at + F.uid, h.owner.uid, true);
+    view.setUint32(at + F.netns, h.netns, true);
+    view.setUint16(at + F.sport, h.localPort, true);
+    bytes[at + F.family] = h.family;
+    bytes[at + F.state] = h.listening ? 10 : 1; // TCP_LISTEN, TCP_ESTABLISHED
+    bytes.set(new TextEncoder().encode(h.owner.comm), at + F.comm);
+    view.setBigUint64(at + F.cgroup_id, BigInt(h.owner.cgroupId ?? 0), true);
+  });
+  return new HolderRows(bytes);
 }
