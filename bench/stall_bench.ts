@@ -1,16 +1,18 @@
 /**
  * A stalled reader during a connection storm, on the whole host (issue 23), as root:
  *
- *   sudo deno run -A bench/stall_bench.ts [CONNECTIONS] [STALL_SECONDS]
+ *   sudo deno run -A bench/stall_bench.ts [CONNECTIONS] [STALL_SECONDS] [--cgroup] [--ring-size=SIZE]
  *
  * netflow watches the whole host (--port keeps the storm's flows only, in the
- * kernel), writing JSON to a file. Four client processes open CONNECTIONS
+ * kernel), writing JSON to a file; with `--cgroup` it watches a child cgroup
+ * the server and clients run in (the same storm, without the whole host: no
+ * suites' lock needed). Four client processes open CONNECTIONS
  * (default 44,000) loopback connections to a server that reads to EOF; one
  * second in, netflow is stopped (SIGSTOP) for STALL_SECONDS (default 6),
  * then continued. Once every endpoint's end is written (or 120 s pass),
  * netflow is stopped and the bench prints: connections, endpoints with one
  * begin and one end and exact bytes, endpoints missing, records lost, flows
- * recovered from the kernel's store, flows lost, netflow's peak RSS (VmHWM)
+ * recovered from the kernel's store, flows lost, owner waits timed out, netflow's peak RSS (VmHWM)
  * and its anonymous part at the peak (RssAnon: heap and allocator, not the
  * mapped binary), sampled every 100 ms. Nothing is asserted: the figures go
  * in bench/RESULTS.md.
@@ -18,9 +20,12 @@
  * @module
  */
 import { Netflow } from "../tests/helpers/netflow.ts";
+import { TestCgroup } from "../tests/helpers/e2e.ts";
 
-const CONNECTIONS = Number(Deno.args[0] ?? 44_000);
-const STALL_S = Number(Deno.args[1] ?? 6);
+const positional = Deno.args.filter((a) => !a.startsWith("--"));
+const CONNECTIONS = Number(positional[0] ?? 44_000);
+const STALL_S = Number(positional[1] ?? 6);
+const cg = Deno.args.includes("--cgroup") ? new TestCgroup() : undefined;
 const CLIENTS = 4;
 const decoder = new TextDecoder();
 
@@ -44,9 +49,20 @@ for _ in range(n):
     s.close()
 `;
 
+/** Python running `code`, in the bench's cgroup when there is one. */
 function python(code: string, ...args: string[]): Deno.ChildProcess {
-  return new Deno.Command("python3", {
-    args: ["-c", code, ...args],
+  const cmd = cg === undefined ? ["python3", "-c", code, ...args] : [
+    "sh",
+    "-c",
+    'echo $$ > "$0/cgroup.procs" && exec "$@"',
+    cg.dir,
+    "python3",
+    "-c",
+    code,
+    ...args,
+  ];
+  return new Deno.Command(cmd[0]!, {
+    args: cmd.slice(1),
     stdout: "piped",
     stderr: "inherit",
     stdin: "null",
@@ -81,7 +97,13 @@ const out = await Deno.makeTempFile({ suffix: ".json" });
 const server = python(SERVER);
 const port = JSON.parse(await firstLine(server.stdout)).port as number;
 // netflow writes its events straight to the file: no pipe between.
-const nf = await Netflow.start(["--format", "json", "--port", String(port)], { stdoutFile: out });
+const where = cg === undefined ? [] : ["--cgroup", cg.dir];
+// --ring-size=SIZE: netflow's ring (default 16M): a smaller one overflows sooner.
+const ring = Deno.args.find((a) => a.startsWith("--ring-size="));
+if (ring !== undefined) where.push("--ring-size", ring.slice("--ring-size=".length));
+const nf = await Netflow.start(["--format", "json", "--port", String(port), ...where], {
+  stdoutFile: out,
+});
 try {
   const t0 = performance.now();
   let peak = { rss: 0, anon: 0 };
@@ -112,11 +134,15 @@ try {
   const rss = peakRssMb(nf.pid);
   clearInterval(sampler);
   const { stderr } = await nf.stop();
-  const flows = new Map<string, { begins: number; ends: number; exact: boolean }>();
+  const flows = new Map<
+    string,
+    { begins: number; ends: number; exact: boolean; lines: string[] }
+  >();
   for (const line of (await Deno.readTextFile(out)).split("\n")) {
     if (!line) continue;
     const e = JSON.parse(line);
-    const f = flows.get(e.flow_id) ?? { begins: 0, ends: 0, exact: false };
+    const f = flows.get(e.flow_id) ?? { begins: 0, ends: 0, exact: false, lines: [] };
+    f.lines.push(line);
     if (e.event === "net_flow_tcp_begin") f.begins++;
     if (e.event === "net_flow_tcp_end") {
       f.ends++;
@@ -126,6 +152,9 @@ try {
     flows.set(e.flow_id, f);
   }
   const whole = [...flows.values()].filter((f) => f.begins === 1 && f.ends === 1 && f.exact);
+  // The first few that are not: their events, to see what went wrong.
+  const broken = [...flows.values()].filter((f) => !(f.begins === 1 && f.ends === 1 && f.exact));
+  for (const f of broken.slice(0, 5)) console.error(f.lines.join("\n"));
   const num = (re: RegExp) => Number(re.exec(stderr)?.[1] ?? NaN);
   console.log(JSON.stringify(
     {
@@ -138,6 +167,7 @@ try {
       records_lost: num(/(\d+) lost records/),
       flows_recovered: num(/(\d+) flows recovered from the kernel's store/),
       flows_lost: num(/(\d+) flows lost/),
+      owner_timeouts: num(/(\d+) owner waits timed out/),
       peak_rss_mb: Math.round(rss),
       anon_mb_at_sampled_peak: Math.round(peak.anon),
     },
@@ -149,4 +179,5 @@ try {
   server.kill("SIGKILL");
   await server.status;
   await Deno.remove(out).catch(() => {});
+  await cg?.[Symbol.asyncDispose]();
 }

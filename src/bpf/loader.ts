@@ -7,7 +7,13 @@
 import { NetflowError } from "../errors.ts";
 import { LibbpfError } from "../ffi/libbpf.ts";
 import { type BpfLink, BpfObject } from "../ffi/objects.ts";
-import { countMapKeys, sumPerCpu, takeMapValues, updateMap } from "../ffi/syscalls.ts";
+import {
+  countMapKeys,
+  sumPerCpu,
+  takeMapValue,
+  takeMapValues,
+  updateMap,
+} from "../ffi/syscalls.ts";
 import { openRingReader, type RingReader } from "../ffi/ringbuf.ts";
 import type { ReaderKind } from "../options.ts";
 import type { FlowFilter } from "../events.ts";
@@ -130,6 +136,8 @@ export class Probe implements Disposable {
   readonly #keptFd: number;
   /** Kept records taken so far (the kernel counts those it kept: NF_CNT.KEPT). */
   #keptTaken = 0;
+  /** The kernel's count of kept records at the last takeKept. */
+  #keptCounted = 0;
   readonly #holders: BpfLink | null;
   readonly #snapshot: BpfLink | null;
   readonly #open: BpfLink | null;
@@ -231,9 +239,24 @@ export class Probe implements Disposable {
   takeKept(max: number): Uint8Array[] {
     // Walking the empty map (65,536 buckets) cost ~30 us a drain; one read of
     // the kernel's count of kept records says whether there is anything.
-    if (Number(sumPerCpu(this.#countersFd, NF_CNT.KEPT)) <= this.#keptTaken) return [];
+    this.#keptCounted = Number(sumPerCpu(this.#countersFd, NF_CNT.KEPT));
+    if (this.#keptCounted <= this.#keptTaken) return [];
     const kept = takeMapValues(this.#keptFd, LAYOUT.nf_flow.size, max);
     this.#keptTaken += kept.length;
+    return kept;
+  }
+
+  /**
+   * The record the kernel kept for socket `cookie`, taken out of its `kept`
+   * map; undefined when there is none, at no cost while the last takeKept
+   * found the map empty.
+   */
+  takeKeptOf(cookie: number): Uint8Array | undefined {
+    if (this.#keptCounted <= this.#keptTaken) return undefined;
+    const key = new Uint8Array(8);
+    new DataView(key.buffer).setBigUint64(0, BigInt(cookie), true);
+    const kept = takeMapValue(this.#keptFd, key, LAYOUT.nf_flow.size);
+    if (kept !== undefined) this.#keptTaken++;
     return kept;
   }
 

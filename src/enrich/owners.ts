@@ -19,11 +19,16 @@
  * at most `waitMs` (200 ms) for an end, and `acceptWaitMs` (2 s) for an
  * incoming begin: a service that is still starting (socket activation, a
  * prefork master that forks its workers late) accepts later than an end
- * needs its name. The iterator runs at most once per `retryMs`
- * (20 ms), whatever the number of waiting flows, and less often when a run
- * is costly (at most `maxShare` of a core: a run that took 2 ms waits 40 ms
- * for the next); and only once a record has waited `firstLookMs` (accept
- * usually follows within that). Outgoing begins and
+ * needs its name. A record behind one of its socket's that still waits (an
+ * end behind its begin, when the peer closed before anyone accepted) has no
+ * wait of its own: it cannot pass before it, and the run or the release
+ * record that names the one names both. The iterator runs at most once per
+ * `retryMs` (20 ms), whatever the number of waiting flows, and less often
+ * when a run is costly (at most `maxShare` of a core: a run that took 2 ms
+ * waits 40 ms for the next; counted from the cheaper of the last two runs,
+ * so that one run descheduled or stopped does not space them by minutes, and
+ * never more than `acceptWaitMs` apart); and only once a record has waited
+ * `firstLookMs` (accept usually follows within that). Outgoing begins and
  * ends stamped at close pass straight through.
  *
  * A begin is never given a process that did not accept it: when its wait
@@ -106,6 +111,7 @@ export class OwnerResolver {
   readonly #held = new Map<string, Held[]>();
   #unsettled = 0;
   #lastRunMs = -Infinity;
+  #lastCostMs = Infinity;
   readonly #stats: OwnerStats = {
     held: 0,
     byHolder: 0,
@@ -195,7 +201,12 @@ export class OwnerResolver {
       this.#stats.iteratorRuns++;
       const t0 = this.#clock();
       this.#holders.refresh();
-      this.#intervalMs = Math.max(this.#retryMs, (this.#clock() - t0) / this.#maxShare);
+      // The lesser of this run's cost and the last one's: one run that was descheduled or
+      // stopped (SIGSTOP) does not space the next by minutes; never longer than a begin waits.
+      const cost = this.#clock() - t0;
+      const spaced = Math.min(cost, this.#lastCostMs) / this.#maxShare;
+      this.#lastCostMs = cost;
+      this.#intervalMs = Math.min(this.#acceptWaitMs, Math.max(this.#retryMs, spaced));
       for (const list of this.#held.values()) {
         for (const h of list) {
           if (h.owner !== undefined) continue;
@@ -209,9 +220,13 @@ export class OwnerResolver {
     }
     for (const [key, list] of this.#held) {
       for (const h of list) {
-        if (h.owner === undefined && (final || this.#runOut(h, nowMs))) {
+        if (h.owner !== undefined) continue;
+        if (final || this.#runOut(h, nowMs)) {
           this.#settle(h, this.#fallback(h.record), "byTimeout");
         }
+        // What follows waits behind it: it cannot pass before it, and settles with it (an
+        // end behind its waiting begin: the run or release that names one names both).
+        if (h.owner === undefined) break;
       }
       out.push(...this.#flush(key, list));
     }
@@ -250,13 +265,12 @@ export class OwnerResolver {
     return r.kind === "begin" ? this.#acceptWaitMs : this.#waitMs;
   }
 
-  /** When the earliest unsettled record's wait runs out. */
+  /** When the earliest wait runs out: of each socket's first unsettled record (the rest wait behind it). */
   #oldestDueMs(): number {
     let due = Infinity;
     for (const list of this.#held.values()) {
-      for (const h of list) {
-        if (h.owner === undefined) due = Math.min(due, h.sinceMs + this.#limitMs(h.record));
-      }
+      const h = list.find((h) => h.owner === undefined);
+      if (h !== undefined) due = Math.min(due, h.sinceMs + this.#limitMs(h.record));
     }
     return due;
   }

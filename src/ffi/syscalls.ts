@@ -98,6 +98,19 @@ export function takeMapValues(mapFd: number, valueSize: number, max: number): Ui
   return out;
 }
 
+/** One hash map entry taken out (read, then deleted); undefined when the map has no such key. */
+export function takeMapValue(
+  mapFd: number,
+  key: Uint8Array<ArrayBuffer>,
+  valueSize: number,
+): Uint8Array | undefined {
+  const lib = libbpf();
+  const value = new Uint8Array(valueSize);
+  if (lib.bpf_map_lookup_elem(mapFd, key, value) !== 0) return undefined;
+  lib.bpf_map_delete_elem(mapFd, key);
+  return value;
+}
+
 /** Reads every CPU's u64 slot of a per-CPU array entry and sums them. */
 export function sumPerCpu(mapFd: number, index: number): bigint {
   const cpus = check("Count CPUs", libbpf().libbpf_num_possible_cpus());

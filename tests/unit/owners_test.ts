@@ -276,3 +276,53 @@ Deno.test("OwnerResolver matches a release record without a namespace by its coo
     [77, { ...worker, cgroupId: 42 }],
   ]);
 });
+
+Deno.test("OwnerResolver: an end behind its waiting begin has no wait of its own", () => {
+  // The peer closed before anyone accepted (a server behind on accept()): the end
+  // cannot pass its begin, and whatever names the one names both.
+  const holders = new FakeHolders();
+  holders.listeners = [master]; // someone may still accept: the begin waits up to 2 s
+  const r = new OwnerResolver(holders);
+  r.push(incoming(), 0);
+  r.push(end(), 10);
+  assert.deepEqual(r.settle(250), []); // past the end's own 200 ms
+  assert.equal(r.stats.byTimeout, 0);
+  assert.equal(r.wakeInMs(250), 20); // the next look, not a busy wake for the end
+  const release = record("release", server, peer, { owner: worker });
+  const closer = { ...worker, cgroupId: 42 };
+  assert.deepEqual(r.push(release, 600).map((x) => [x.kind, x.owner]), [
+    ["begin", closer],
+    ["end", closer],
+  ]);
+  assert.deepEqual([r.stats.byCloser, r.stats.byTimeout], [2, 0]);
+  // Nobody accepts in 2 s: both settle then, each counted.
+  r.push(incoming({ cookie: 2 }), 1000);
+  r.push(end({ cookie: 2 }), 1010);
+  assert.deepEqual(r.settle(2999), []);
+  assert.deepEqual(r.settle(3000).map((x) => [x.kind, x.owner]), [["begin", null], ["end", null]]);
+  assert.equal(r.stats.byTimeout, 2);
+});
+
+Deno.test("OwnerResolver: one iterator run that was stopped for seconds does not space the next by minutes", () => {
+  let clock = 0, cost = 4;
+  const holders = new FakeHolders();
+  const timed: HolderIndex = {
+    refresh: () => {
+      holders.refresh();
+      clock += cost;
+    },
+    ofSocket: (n, c) => holders.ofSocket(n, c),
+    ofListener: () => holders.ofListener(),
+  };
+  const r = new OwnerResolver(timed, { clock: () => clock });
+  holders.sockets.set(1, [worker]);
+  r.push(incoming(), 0);
+  assert.equal(r.settle(5).length, 1); // a 4 ms run: the next 80 ms later
+  r.push(incoming({ cookie: 2 }), 100);
+  cost = 6000; // netflow stopped (SIGSTOP) in the middle of this run
+  assert.deepEqual(r.settle(105), []);
+  cost = 4;
+  holders.sockets.set(2, [worker]);
+  assert.deepEqual(r.settle(185).map((x) => x.owner), [worker]); // 80 ms later, not 120 s
+  assert.equal(holders.runs, 3);
+});
