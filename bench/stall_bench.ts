@@ -1,7 +1,7 @@
 /**
  * A stalled reader during a connection storm, on the whole host (issue 23), as root:
  *
- *   sudo deno run -A bench/stall_bench.ts [CONNECTIONS] [STALL_SECONDS] [--cgroup] [--ring-size=SIZE]
+ *   sudo deno run -A bench/stall_bench.ts [CONNECTIONS] [STALL_SECONDS] [--cgroup] [--ring-size=SIZE] [--cli=PATH]
  *
  * netflow watches the whole host (--port keeps the storm's flows only, in the
  * kernel), writing JSON to a file; with `--cgroup` it watches a child cgroup
@@ -86,6 +86,12 @@ function peakRssMb(pid: number): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
+/** CPU seconds (user and system) the process has used. */
+function cpuS(pid: number): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in ticks (USER_HZ 100)
+}
+
 /** RSS and its anonymous part now, MB. */
 function rssMb(pid: number): { rss: number; anon: number } {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -101,8 +107,11 @@ const where = cg === undefined ? [] : ["--cgroup", cg.dir];
 // --ring-size=SIZE: netflow's ring (default 16M): a smaller one overflows sooner.
 const ring = Deno.args.find((a) => a.startsWith("--ring-size="));
 if (ring !== undefined) where.push("--ring-size", ring.slice("--ring-size=".length));
+// --cli=PATH: another checkout's src/cli.ts (before and after, in the same minutes).
+const cli = Deno.args.find((a) => a.startsWith("--cli="))?.slice("--cli=".length);
 const nf = await Netflow.start(["--format", "json", "--port", String(port), ...where], {
   stdoutFile: out,
+  ...(cli === undefined ? {} : { cli }),
 });
 try {
   const t0 = performance.now();
@@ -132,6 +141,7 @@ try {
     await new Promise((r) => setTimeout(r, 500));
   }
   const rss = peakRssMb(nf.pid);
+  const cpu = cpuS(nf.pid);
   clearInterval(sampler);
   const { stderr } = await nf.stop();
   const flows = new Map<
@@ -170,6 +180,7 @@ try {
       owner_timeouts: num(/(\d+) owner waits timed out/),
       peak_rss_mb: Math.round(rss),
       anon_mb_at_sampled_peak: Math.round(peak.anon),
+      cpu_s: cpu,
     },
     null,
     1,

@@ -28,6 +28,15 @@ import { pageSize } from "./syscalls.ts";
  */
 export const DRAIN_MAX = 2048;
 
+/**
+ * How much of the data area's second mapping is mapped after the first: a
+ * record that wraps around the end reads on into it, so it must hold the
+ * largest record with its header (nf_dns: 1,384 + 8 bytes). The kernel maps
+ * the whole length at mmap time, and each mapped page counts in RSS: mapping
+ * the second copy in full cost as much as the ring itself (16 MiB).
+ */
+export const WRAP_BYTES = 8192;
+
 /** Gets one record: `length` bytes at `offset` in `view`, valid only during the call. */
 export type RecordHandler = (view: DataView, offset: number, length: number) => void;
 
@@ -77,12 +86,17 @@ const BUSY_BIT = 1 << 31;
 const DISCARD_BIT = 1 << 30;
 const HEADER = 8; // struct bpf_ringbuf_hdr { u32 len; u32 pg_off; }
 
-/** Reads the ring through its mmap'd consumer, producer and (twice-mapped) data pages. */
+/**
+ * Reads the ring through its mmap'd consumer, producer and data pages (the
+ * data area once, and {@link WRAP_BYTES} of its second mapping for records
+ * that wrap around).
+ */
 export class MmapRingReader implements RingReader {
   #consumer: Deno.PointerObject | null;
   #producer: Deno.PointerObject | null;
   readonly #page: number;
   readonly #size: number;
+  readonly #producerLen: number;
   readonly #consumerPos: BigUint64Array;
   readonly #producerPos: BigUint64Array;
   readonly #headers: Int32Array;
@@ -99,7 +113,7 @@ export class MmapRingReader implements RingReader {
       "Map ring consumer page",
       lib.mmap(null, BigInt(this.#page), PROT_READ | PROT_WRITE, MAP_SHARED, mapFd, 0n),
     );
-    const producerLen = this.#page + 2 * size;
+    const producerLen = this.#page + size + Math.min(size, WRAP_BYTES);
     try {
       this.#producer = mapped(
         "Map ring data pages",
@@ -111,6 +125,7 @@ export class MmapRingReader implements RingReader {
     }
     const consumer = Deno.UnsafePointerView.getArrayBuffer(this.#consumer, this.#page);
     const producer = Deno.UnsafePointerView.getArrayBuffer(this.#producer, producerLen);
+    this.#producerLen = producerLen;
     this.#consumerPos = new BigUint64Array(consumer, 0, 1);
     this.#producerPos = new BigUint64Array(producer, 0, 1);
     this.#headers = new Int32Array(producer);
@@ -155,7 +170,7 @@ export class MmapRingReader implements RingReader {
   close(): void {
     if (this.#producer === null || this.#consumer === null) return;
     const lib = libbpf();
-    lib.munmap(this.#producer, BigInt(this.#page + 2 * this.#size));
+    lib.munmap(this.#producer, BigInt(this.#producerLen));
     lib.munmap(this.#consumer, BigInt(this.#page));
     this.#producer = this.#consumer = null;
   }

@@ -18,6 +18,21 @@ async function line(proc: { line(timeoutMs?: number): Promise<string> }, ms = 60
   return JSON.parse(await proc.line(ms));
 }
 
+/** Every endpoint of the storm on `port`: one begin, one end, exact bytes. */
+function assertEveryEndpoint(events: FlowEvent[], port: number, want: number): void {
+  const mine = events.filter((e) => e.src_port === port || e.dst_port === port);
+  const byFlow = new Map<string, FlowEvent[]>();
+  for (const e of mine) byFlow.set(e.flow_id, [...(byFlow.get(e.flow_id) ?? []), e]);
+  assert.equal(byFlow.size, want, "one flow per endpoint");
+  for (const [id, evs] of byFlow) {
+    assert.deepEqual(evs.map((e) => e.event), ["net_flow_tcp_begin", "net_flow_tcp_end"], id);
+    const end = evs[1] as FlowEndEvent;
+    // The client sends 100 bytes and closes; the server reads them to EOF.
+    const bytes = end.conn_direction === "outgoing" ? [100, 0] : [0, 100];
+    assert.deepEqual([end.bytes_sent, end.bytes_received, end.reason], [...bytes, "fin"], id);
+  }
+}
+
 e2eTest(
   "a reader stopped during a storm 30 times its ring loses no flow: ends kept in the kernel, begins written with them",
   async () => {
@@ -48,17 +63,7 @@ e2eTest(
     }
     const { events, stderr, code } = await nf.finish(60_000);
     assert.equal(code, 0, stderr);
-    const mine = (events as FlowEvent[]).filter((e) => e.src_port === port || e.dst_port === port);
-    const byFlow = new Map<string, FlowEvent[]>();
-    for (const e of mine) byFlow.set(e.flow_id, [...(byFlow.get(e.flow_id) ?? []), e]);
-    assert.equal(byFlow.size, want, "one flow per endpoint");
-    for (const [id, evs] of byFlow) {
-      assert.deepEqual(evs.map((e) => e.event), ["net_flow_tcp_begin", "net_flow_tcp_end"], id);
-      const end = evs[1] as FlowEndEvent;
-      // The client sends 100 bytes and closes; the server reads them to EOF.
-      const bytes = end.conn_direction === "outgoing" ? [100, 0] : [0, 100];
-      assert.deepEqual([end.bytes_sent, end.bytes_received, end.reason], [...bytes, "fin"], id);
-    }
+    assertEveryEndpoint(events as FlowEvent[], port, want);
     // The ring overflowed, and the kernel's store kept what it could not take.
     const lost = Number(/(\d+) lost records/.exec(stderr)?.[1]);
     const recovered = Number(/(\d+) flows recovered from the kernel's store/.exec(stderr)?.[1]);
@@ -66,5 +71,39 @@ e2eTest(
     assert.ok(lost > 0, `the ring never overflowed: ${stderr}`);
     assert.ok(recovered > 0, `nothing was recovered: ${stderr}`);
     assert.equal(flowsLost, 0, stderr);
+  },
+);
+
+e2eTest(
+  "a 16 KiB ring read while a storm runs through it: records that wrap around its end are read whole",
+  async () => {
+    // The reader maps the data area once and only WRAP_BYTES of its second
+    // mapping: a record that wraps must be read from there (one mapping alone:
+    // netflow died at the first such record).
+    await using cg = new TestCgroup();
+    await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
+    const { port } = await line(server);
+    const want = 2 * CONNECTIONS;
+    await using nf = await Netflow.start([
+      "--format",
+      "json",
+      "--cgroup",
+      cg.dir,
+      "--ring-size",
+      "16K",
+      "--port",
+      String(port),
+      "--count",
+      String(2 * want),
+    ]);
+    await using s = cg.spawn("python3", STORM, "127.0.0.1", String(port), String(CONNECTIONS));
+    assert.equal((await line(s, 120_000)).ports.length, CONNECTIONS);
+    const { events, stderr, code } = await nf.finish(60_000);
+    assert.equal(code, 0, stderr);
+    assertEveryEndpoint(events as FlowEvent[], port, want);
+    // Positive control: at least 1,000 records (168 bytes each with their header) went
+    // through the ring of 97, so it wrapped, with a record across its end, again and again.
+    const lost = Number(/(\d+) lost records/.exec(stderr)?.[1]);
+    assert.ok(2 * want + CONNECTIONS - lost >= 1000, `too few records through the ring: ${stderr}`);
   },
 );
