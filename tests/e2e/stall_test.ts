@@ -18,6 +18,15 @@ async function line(proc: { line(timeoutMs?: number): Promise<string> }, ms = 60
   return JSON.parse(await proc.line(ms));
 }
 
+/**
+ * netflow on the cgroup with a 16 KiB ring (97 flow records), the storm's port
+ * only; --count: it ends after the storm's events, so no fixed wait.
+ */
+function tinyRing(cg: TestCgroup, port: number, want: number): string[] {
+  return ["--format", "json", "--cgroup", cg.dir, "--ring-size", "16K", "--port", String(port)]
+    .concat(["--count", String(2 * want)]);
+}
+
 /** Every endpoint of the storm on `port`: one begin, one end, exact bytes. */
 function assertEveryEndpoint(events: FlowEvent[], port: number, want: number): void {
   const mine = events.filter((e) => e.src_port === port || e.dst_port === port);
@@ -40,20 +49,8 @@ e2eTest(
     await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
     const { port } = await line(server);
     const want = 2 * CONNECTIONS; // endpoints: each a begin and an end
-    // 16 KiB: about 100 records; the storm makes 4,000. --count: it ends after
-    // the storm's events (--port keeps only them), so no fixed wait.
-    await using nf = await Netflow.start([
-      "--format",
-      "json",
-      "--cgroup",
-      cg.dir,
-      "--ring-size",
-      "16K",
-      "--port",
-      String(port),
-      "--count",
-      String(2 * want),
-    ]);
+    // 16 KiB: about 100 records; the storm makes 4,000.
+    await using nf = await Netflow.start(tinyRing(cg, port, want));
     Deno.kill(nf.pid, "SIGSTOP");
     try {
       await using s = cg.spawn("python3", STORM, "127.0.0.1", String(port), String(CONNECTIONS));
@@ -84,18 +81,7 @@ e2eTest(
     await using server = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
     const { port } = await line(server);
     const want = 2 * CONNECTIONS;
-    await using nf = await Netflow.start([
-      "--format",
-      "json",
-      "--cgroup",
-      cg.dir,
-      "--ring-size",
-      "16K",
-      "--port",
-      String(port),
-      "--count",
-      String(2 * want),
-    ]);
+    await using nf = await Netflow.start(tinyRing(cg, port, want));
     await using s = cg.spawn("python3", STORM, "127.0.0.1", String(port), String(CONNECTIONS));
     assert.equal((await line(s, 120_000)).ports.length, CONNECTIONS);
     const { events, stderr, code } = await nf.finish(60_000);
