@@ -111,8 +111,16 @@ e2eTest("sudo ./netflow --format table from a clean clone shows a real connectio
   assert.equal(outgoing.length, 2, mine.join("\n"));
   assert.match(outgoing[0]!, /\bbegin\b.*nf-client/);
   assert.match(outgoing[1]!, /\bend\b.*nf-client/);
+  // The rest of the host's flows keep coming: read them on, so that netflow never blocks
+  // on a full pipe (with other sessions' storms, it did, and never stopped).
+  const rest = (async () => {
+    try {
+      for (;;) await nf.line(60_000);
+    } catch { /* it ended */ }
+  })();
   nf.child.kill("SIGTERM");
   const status = await withTimeout(nf.child.status, 30_000, "./netflow to stop");
+  await rest;
   assert.equal(status.code, 0);
   assert.match(await nf.stderr, /^netflow: watching cgroup /m);
   assert.match(await nf.stderr, /^netflow: \d+ events, \d+ lost records, \d+ evicted flows/m);
