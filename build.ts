@@ -46,9 +46,12 @@ const STRIP_FLAGS = ["-g"];
 /**
  * V8 flags netflow runs with (deno.json's start task and ./netflow repeat them).
  * A 4 MiB young generation keeps memory with 100,000 open flows under 150 MB
- * and costs no CPU per flow (bench/RESULTS.md).
+ * and costs no CPU per flow; an old generation collected once it has grown to
+ * twice what was live after the last full collection (V8 lets it reach 3-4
+ * times) keeps the peak while a backlog is read down (bench/RESULTS.md, "A
+ * stalled reader").
  */
-export const RUNTIME_V8_FLAGS = "--v8-flags=--max-semi-space-size=4";
+export const RUNTIME_V8_FLAGS = "--v8-flags=--max-semi-space-size=4,--heap-growing-percent=100";
 
 const COMPILE_ARGS = [
   "compile",

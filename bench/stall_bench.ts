@@ -31,7 +31,8 @@ const decoder = new TextDecoder();
 
 const SERVER = `
 import socket, threading, json, sys
-ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(4096)
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", 0)); ls.listen(4096)
 print(json.dumps({"port": ls.getsockname()[1]}), flush=True)
 def drain(c):
     while c.recv(65536): pass
@@ -101,19 +102,20 @@ function rssMb(pid: number): { rss: number; anon: number } {
 
 const out = await Deno.makeTempFile({ suffix: ".json" });
 const server = python(SERVER);
-const port = JSON.parse(await firstLine(server.stdout)).port as number;
-// netflow writes its events straight to the file: no pipe between.
-const where = cg === undefined ? [] : ["--cgroup", cg.dir];
-// --ring-size=SIZE: netflow's ring (default 16M): a smaller one overflows sooner.
-const ring = Deno.args.find((a) => a.startsWith("--ring-size="));
-if (ring !== undefined) where.push("--ring-size", ring.slice("--ring-size=".length));
-// --cli=PATH: another checkout's src/cli.ts (before and after, in the same minutes).
-const cli = Deno.args.find((a) => a.startsWith("--cli="))?.slice("--cli=".length);
-const nf = await Netflow.start(["--format", "json", "--port", String(port), ...where], {
-  stdoutFile: out,
-  ...(cli === undefined ? {} : { cli }),
-});
+let started: Netflow | undefined;
 try {
+  const port = JSON.parse(await firstLine(server.stdout)).port as number;
+  // netflow writes its events straight to the file: no pipe between.
+  const where = cg === undefined ? [] : ["--cgroup", cg.dir];
+  // --ring-size=SIZE: netflow's ring (default 16M): a smaller one overflows sooner.
+  const ring = Deno.args.find((a) => a.startsWith("--ring-size="));
+  if (ring !== undefined) where.push("--ring-size", ring.slice("--ring-size=".length));
+  // --cli=PATH: another checkout's src/cli.ts (before and after, in the same minutes).
+  const cli = Deno.args.find((a) => a.startsWith("--cli="))?.slice("--cli=".length);
+  const nf = started = await Netflow.start(["--format", "json", "--port", String(port), ...where], {
+    stdoutFile: out,
+    ...(cli === undefined ? {} : { cli }),
+  });
   const t0 = performance.now();
   let peak = { rss: 0, anon: 0 };
   const sampler = setInterval(() => {
@@ -186,7 +188,7 @@ try {
     1,
   ));
 } finally {
-  await nf[Symbol.asyncDispose]();
+  await started?.[Symbol.asyncDispose]();
   server.kill("SIGKILL");
   await server.status;
   await Deno.remove(out).catch(() => {});
