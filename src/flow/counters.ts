@@ -47,18 +47,6 @@ export interface Widened {
   wideNs: number;
 }
 
-/** A new flow's widening state. */
-export const UNWIDENED = {
-  seen: false,
-  segsInLast: 0,
-  segsInWraps: 0,
-  segsOutLast: 0,
-  segsOutWraps: 0,
-  retransLast: 0,
-  retransWraps: 0,
-  wideNs: 0,
-} as const;
-
 /**
  * The record with its 32-bit counters extended to 64 bits from what this
  * flow's earlier records said (`flow`, updated): a raw value below the last

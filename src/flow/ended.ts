@@ -16,10 +16,17 @@ export const ENDED_KEEP_NS = 600e9;
 
 export class EndedKeys {
   readonly #max: number;
-  /** Key -> when it ended (kernel monotonic ns), oldest first. */
+  /** Key -> when it ended (kernel monotonic ns). */
   readonly #at = new Map<string, number>();
-  /** When the oldest key kept ended: a walk is needed only once it is due to go. */
-  #oldestNs = Infinity;
+  /**
+   * The keys in the order they ended, from `#head` on: the oldest are found
+   * here, not by walking the map from its start (a map whose first entries
+   * were deleted is walked past every hole they left: with 131,072 keys and
+   * one forgotten per end, that walk was most of the table's time).
+   */
+  #order: (string | undefined)[] = [];
+  #times: number[] = [];
+  #head = 0;
 
   constructor(max: number) {
     this.#max = max;
@@ -29,16 +36,30 @@ export class EndedKeys {
     return this.#at.has(key);
   }
 
+  /** Keys kept now. */
+  get size(): number {
+    return this.#at.size;
+  }
+
   /** Remembers `key` as ended at `atNs`, forgetting the oldest past either bound. */
   add(key: string, atNs: number): void {
     this.#at.set(key, atNs);
-    if (this.#at.size === 1) this.#oldestNs = atNs;
-    // Most adds forget nothing: no walk (an iterator and an entry) for them.
-    if (this.#at.size <= this.#max && this.#oldestNs >= atNs - ENDED_KEEP_NS) return;
-    for (const [old, ns] of this.#at) {
-      this.#oldestNs = ns;
-      if (this.#at.size <= this.#max && ns >= atNs - ENDED_KEEP_NS) break;
-      this.#at.delete(old);
+    this.#order.push(key);
+    this.#times.push(atNs);
+    const oldest = atNs - ENDED_KEEP_NS;
+    while (
+      this.#head < this.#order.length &&
+      (this.#at.size > this.#max || this.#times[this.#head]! < oldest)
+    ) {
+      const old = this.#order[this.#head]!;
+      // A key added again since is kept until its later place comes.
+      if (this.#at.get(old) === this.#times[this.#head]) this.#at.delete(old);
+      this.#order[this.#head++] = undefined;
+    }
+    if (this.#head >= 1024 && this.#head * 2 >= this.#order.length) {
+      this.#order = this.#order.slice(this.#head);
+      this.#times = this.#times.slice(this.#head);
+      this.#head = 0;
     }
   }
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { type FlowEvent, type FlowEventBase, formatTime } from "../events.ts";
-import { UNWIDENED, type Widened } from "./counters.ts";
+import type { Widened } from "./counters.ts";
 import type { Endpoint } from "./handshake.ts";
 
 /**
@@ -60,7 +60,16 @@ export function makeFlow(
     preexisting: r.preexisting,
     beginNs: r.beginNs,
     missed: 0,
-    ...UNWIDENED,
+    // Written out, not spread from a constant: a literal's own fields stay in the object (a
+    // spread adds them one by one into a separate, larger property store).
+    seen: false,
+    segsInLast: 0,
+    segsInWraps: 0,
+    segsOutLast: 0,
+    segsOutWraps: 0,
+    retransLast: 0,
+    retransWraps: 0,
+    wideNs: 0,
   };
 }
 
