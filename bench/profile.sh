@@ -5,6 +5,7 @@
 # /proc/PID/stat, and with PERF=1 a `perf record -g` of netflow (V8's --perf-basic-prof names the
 # JIT frames) classified by bench/lib/classify.py. Run as root:
 #   N=20000 PERF=1 bench/profile.sh [extra netflow arguments]
+# (V8_FLAGS=a,b adds V8 flags to netflow's own.)
 # Prints CPU s per 1,000 flows (endpoints), the clients' lines, netflow's summary, and the shares.
 # Everything it starts is ended by pid and its cgroup removed on exit.
 set -uo pipefail
@@ -28,7 +29,7 @@ trap cleanup EXIT
 enter='echo $$ > "$0/cgroup.procs" && exec "$@"'
 sh -c "$enter" "$cg" python3 bench/lib/storm.py serve "$PORT" > "$out/server.txt" 2>&1 &
 pids+=($!)
-flags=--max-semi-space-size=4${PERF:+,--perf-basic-prof}
+flags=--max-semi-space-size=4${PERF:+,--perf-basic-prof}${V8_FLAGS:+,$V8_FLAGS}
 "$deno" run --allow-all --v8-flags="$flags" src/cli.ts --format json --cgroup "$cg" "$@" \
   > "$out/netflow.jsonl" 2> "$out/netflow.err" &
 nf=$!
