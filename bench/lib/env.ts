@@ -18,8 +18,8 @@ export const OUT_DIR = Deno.makeTempDirSync({ prefix: "netflow-bench-" });
 
 /**
  * Makes the namespace and cgroup, mounts tracefs when it is not (tcplife
- * needs it) and turns on kernel.bpf_stats_enabled; returns the cleanup, which
- * ends every started process and undoes all of it, in reverse.
+ * needs it; left mounted) and turns on kernel.bpf_stats_enabled; returns the
+ * cleanup, which ends every started process and undoes the rest, in reverse.
  */
 export async function setUp(): Promise<() => Promise<void>> {
   const undo: (() => Promise<unknown>)[] = [];
@@ -45,9 +45,10 @@ export async function setUp(): Promise<() => Promise<void>> {
         }
       }
     });
+    // Left mounted: another bench running meanwhile may have found it mounted (and so not
+    // mounted its own); unmounting it under that one's tcplife stopped it ("did not start").
     if (!isDir("/sys/kernel/tracing/events")) {
       await sh("mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing");
-      undo.push(() => sh("umount", "/sys/kernel/tracing"));
     }
     stats = enableBpfStats();
     undo.push(() => Promise.resolve(stats?.close()));
