@@ -242,7 +242,9 @@ enum nf_counter {
 	                                 * flags of a socket netflow follows: its state
 	                                 * callbacks were turned on again */
 	NF_CNT_PACKETS_LOST = 16, /* the `packets` ring was full: a handshake or packet-view record lost */
-	NF_CNT_MAX = 17,
+	NF_CNT_ATTEMPTS_FILTERED = 17, /* a handshake packet of an attempt that did not pass the
+	                                * kernel's filters (not written) */
+	NF_CNT_MAX = 18,
 };
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");

@@ -11,6 +11,7 @@
 #include "maps.bpf.h"
 #include "packet.bpf.h"
 #include "dns.bpf.h"
+#include "filter.bpf.h"
 #include "triage.bpf.h"
 
 /*
@@ -72,6 +73,26 @@ static __always_inline void emit_packet(struct __sk_buff *skb, __u8 direction, s
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
+/* An attempt (always incoming: a SYN or RST reaching a listener, or this
+ * host refusing one) through the command line's filters, as its flow would be. */
+static __always_inline int handshake_passes(__u8 direction, struct l3 *l3, struct tcphdr *th)
+{
+	__u32 addr[4] = { 0, 0, bpf_htonl(0xffff), 0 };
+	int ingress = direction == NF_INGRESS;
+
+	if (!nf_config.filter_directions && !nf_config.filter_families &&
+	    !nf_config.filter_ports && !nf_config.filter_nets)
+		return 1;
+	/* The remote side: the sender of what reaches the listener, the
+	 * receiver of this host's refusal. */
+	if (l3->family == 4)
+		__builtin_memcpy(&addr[3], ingress ? l3->saddr : l3->daddr, 4);
+	else
+		__builtin_memcpy(addr, ingress ? l3->saddr : l3->daddr, 16);
+	return filter_passes(addr, bpf_ntohs(ingress ? th->dest : th->source),
+			     bpf_ntohs(ingress ? th->source : th->dest), 0);
+}
+
 /*
  * Attempts that never make a socket, for net_flow_tcp_fail: a SYN reaching a
  * listener (a half-open attempt starts), a RST reaching a listener (a reset
@@ -98,6 +119,12 @@ static __always_inline void on_handshake(struct __sk_buff *skb, __u8 direction, 
 		if (full && full->type == SOCK_STREAM)
 			return; /* a real socket's own reset */
 		kind = NF_KIND_REFUSED;
+	}
+	/* The filters flows get: an attempt whose connection would not be
+	 * reported is not written either (and takes no place in the ring). */
+	if (!handshake_passes(direction, l3, th)) {
+		count(NF_CNT_ATTEMPTS_FILTERED);
+		return;
 	}
 	emit_packet(skb, direction, l3, th, flags, kind);
 }

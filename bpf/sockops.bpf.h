@@ -12,6 +12,7 @@
 #include "maps.bpf.h"
 #include "flow.bpf.h"
 #include "owners.bpf.h"
+#include "filter.bpf.h"
 
 /* From now on the socket's state changes call sock_ops (STATE_CB), on top of
  * whatever callbacks other programs asked for. */
@@ -45,37 +46,13 @@ static __always_inline void on_connect(struct bpf_sock_ops *skops, struct bpf_so
 	 * sock_ops programs lack the current-task helpers on many kernels. */
 }
 
-/* The remote address is in filter_net[i] (addresses as in nf_config). */
-static __always_inline int net_match(const __u32 addr[4], __u32 i)
-{
-	__u32 prefix, bits, mask;
-
-	if (i >= NF_FILTER_NETS)
-		return 0;
-	prefix = nf_config.filter_net_prefix[i];
-	for (__u32 w = 0; w < 4; w++) {
-		bits = prefix > 32 * w ? prefix - 32 * w : 0;
-		if (bits == 0)
-			break;
-		mask = bits >= 32 ? 0xffffffff : bpf_htonl(0xffffffff << (32 - bits));
-		if ((addr[w] ^ nf_config.filter_net[i][w]) & mask)
-			return 0;
-	}
-	return 1;
-}
-
 /* --port, --net, --direction and -4/-6, where the flow begins: a socket that
  * does not pass never turns on its state callbacks and is never written. */
 static __always_inline int wanted(struct tcp_sock *tp, int outgoing)
 {
 	struct sock_common *c = &((struct sock *)tp)->__sk_common;
 	__u32 addr[4];
-	__u32 lport = c->skc_num, rport = bpf_ntohs(c->skc_dport);
-	int v4, hit;
 
-	if (nf_config.filter_directions &&
-	    !(nf_config.filter_directions & (outgoing ? 1 : 2)))
-		return 0;
 	if (c->skc_family == AF_INET) {
 		addr[0] = 0;
 		addr[1] = 0;
@@ -84,27 +61,7 @@ static __always_inline int wanted(struct tcp_sock *tp, int outgoing)
 	} else {
 		__builtin_memcpy(addr, (void *)&c->skc_v6_daddr, 16);
 	}
-	/* An IPv4-mapped peer of an IPv6 socket is IPv4, as netflow prints it. */
-	v4 = addr[0] == 0 && addr[1] == 0 && addr[2] == bpf_htonl(0xffff);
-	if (nf_config.filter_families && !(nf_config.filter_families & (v4 ? 1 : 2)))
-		return 0;
-	if (nf_config.filter_ports) {
-		hit = 0;
-		for (__u32 i = 0; i < NF_FILTER_PORTS && i < nf_config.filter_ports; i++)
-			if (nf_config.filter_port[i] == lport || nf_config.filter_port[i] == rport)
-				hit = 1;
-		if (!hit)
-			return 0;
-	}
-	if (nf_config.filter_nets) {
-		hit = 0;
-		for (__u32 i = 0; i < NF_FILTER_NETS && i < nf_config.filter_nets; i++)
-			if (net_match(addr, i))
-				hit = 1;
-		if (!hit)
-			return 0;
-	}
-	return 1;
+	return filter_passes(addr, c->skc_num, bpf_ntohs(c->skc_dport), outgoing);
 }
 
 static __always_inline void begin(struct bpf_sock_ops *skops, struct nf_sock *st,

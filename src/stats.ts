@@ -40,6 +40,8 @@ export interface MonitorStats {
   dnsRepeated: number;
   /** Flows that did not pass the filters in the kernel (--port, --net, --direction, -4/-6). */
   kernelFiltered: number;
+  /** Handshake packets of attempts that did not pass the kernel's filters (never written). */
+  attemptsFiltered: number;
   /** Recorded queries pushed out of the kernel's bounded query map before their answer. */
   dnsQueriesEvicted: number;
   /** Half-open attempts (--events fail) dropped because their table was full. */
@@ -111,6 +113,7 @@ export function monitorStats(s: StatsSources): MonitorStats {
     dnsUnmatched: kernel.dnsUnmatched,
     dnsRepeated: kernel.dnsRepeated,
     kernelFiltered: kernel.filtered,
+    attemptsFiltered: kernel.attemptsFiltered,
     dnsQueriesEvicted: queriesEvicted,
     halfOpenEvicted: flows.halfOpenEvicted,
     unknownEnds: flows.unknownEnds,

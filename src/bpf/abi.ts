@@ -79,7 +79,8 @@ export const NF_CNT = {
   BEGINS_DEFERRED: 14,
   CALLBACKS_RESTORED: 15,
   PACKETS_LOST: 16,
-  MAX: 17,
+  ATTEMPTS_FILTERED: 17,
+  MAX: 18,
 } as const;
 
 /**

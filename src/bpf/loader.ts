@@ -120,6 +120,8 @@ export interface ProbeCounters {
   callbacksRestored: number;
   /** Handshake (fail events) and packet-view records lost: their own ring was full. */
   packetsLost: number;
+  /** Handshake packets of attempts that did not pass the kernel's filters (never written). */
+  attemptsFiltered: number;
 }
 
 /** netflow's programs, attached to one cgroup, with the reader of their ring buffer. */
@@ -229,6 +231,7 @@ export class Probe implements Disposable {
       beginsDeferred: Number(sumPerCpu(this.#countersFd, NF_CNT.BEGINS_DEFERRED)),
       callbacksRestored: Number(sumPerCpu(this.#countersFd, NF_CNT.CALLBACKS_RESTORED)),
       packetsLost: Number(sumPerCpu(this.#countersFd, NF_CNT.PACKETS_LOST)),
+      attemptsFiltered: Number(sumPerCpu(this.#countersFd, NF_CNT.ATTEMPTS_FILTERED)),
     };
   }
 

@@ -155,6 +155,12 @@ export function registerNetflowMetrics(
       (s) => s.kernelFiltered,
     ],
     [
+      "attempts_filtered_in_kernel_total",
+      "Handshake packets of connection attempts (--events fail) that did not pass --port, --net, --direction or -4/-6, dropped in the kernel",
+      "counter",
+      (s) => s.attemptsFiltered,
+    ],
+    [
       "dns_answers_repeated_total",
       "More copies of an answered query's answer, dropped in the kernel",
       "counter",

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { FlowEndEvent, FlowEvent, FlowFailEvent, FlowUpdateEvent } from "../../src/events.ts";
 import { control, e2eTest, ROOT, sh, TestCgroup, TestNetns } from "../helpers/e2e.ts";
 import { atLeast, Netflow, onPort } from "../helpers/netflow.ts";
+import { sample } from "../helpers/promtool.ts";
 
 const LIFECYCLE = `${ROOT}tests/workloads/lifecycle.py`;
 
@@ -175,6 +176,34 @@ e2eTest(
     }
     // One per probe nmap sent (it may retry), never a begin or an end.
     assert.ok(events.length <= 2);
+  },
+);
+
+e2eTest(
+  "net_flow_tcp_fail: an attempt on a port --port does not name is dropped in the kernel, counted",
+  async () => {
+    await using cg = new TestCgroup();
+    await using wanted = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
+    const { port } = await json(wanted);
+    await using other = cg.spawn("python3", LIFECYCLE, "serve", "127.0.0.1");
+    const { port: otherPort } = await json(other);
+    await using nf = await watch(cg, [
+      ...["--events", "begin,end,fail", "--port", String(port), "--metrics", "0"],
+    ]);
+    const [, url] = /metrics at (\S+)$/.exec(await nf.stderrLine(/^netflow: metrics at /))!;
+    const filtered = async () =>
+      sample(await (await fetch(url!)).text(), "netflow_attempts_filtered_in_kernel_total") ?? -1;
+    assert.equal(await filtered(), 0);
+    // A SYN scan of each (nmap outside the cgroup: the listeners' packets are
+    // watched): the SYN and the RST reaching the other port's listener are
+    // not written; the wanted port's scan is a fail event (the positive control).
+    await sh("nmap", "-n", "-Pn", "-sS", "-p", String(otherPort), "127.0.0.1");
+    await sh("nmap", "-n", "-Pn", "-sS", "-p", String(port), "127.0.0.1");
+    await nf.untilFlows(atLeast(1, onPort(port)), "the wanted port's fail event");
+    assert.ok(await filtered() >= 2, `${await filtered()} handshake packets filtered`);
+    const events = await stopped(nf, atLeast(1, onPort(port)));
+    assert.deepEqual(ofPort(events, otherPort), []);
+    assert.ok(ofPort(events, port).every((e) => e.event === "net_flow_tcp_fail"));
   },
 );
 

@@ -58,6 +58,7 @@ const STATS: MonitorStats = {
   dnsUnordered: 16,
   dnsCgroupOnly: 17,
   packetsLost: 18,
+  attemptsFiltered: 19,
 };
 
 Deno.test("netflow's metrics are valid exposition text with HELP and TYPE, per promtool", async () => {
@@ -73,6 +74,7 @@ Deno.test("netflow's metrics are valid exposition text with HELP and TYPE, per p
   assert.equal(sample(text, "netflow_records_lost_total"), 3);
   assert.equal(sample(text, "netflow_flows_open"), 7);
   assert.equal(sample(text, "netflow_flows_evicted_total"), 2);
+  assert.equal(sample(text, "netflow_attempts_filtered_in_kernel_total"), 19);
   assert.equal(sample(text, "netflow_dns_responses_total"), 5);
   assert.equal(sample(text, "netflow_dns_answers_unmatched_total"), 4);
   assert.equal(sample(text, "netflow_dns_answers_repeated_total"), 6);
@@ -194,6 +196,7 @@ function stages(cause: boolean): MonitorStats {
       beginsDeferred: 0,
       callbacksRestored: 0,
       packetsLost: 0,
+      attemptsFiltered: 0,
       dnsPending: 0,
     },
     final: true,
