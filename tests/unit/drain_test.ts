@@ -91,18 +91,23 @@ function pipeline() {
   return { decode, onFlow, onDns, begins, order };
 }
 
+/** An outgoing begin at `tsNs` to 192.0.2.80:443, the address the tests' answers name. */
+function beginToAnswered(tsNs: bigint): DataView {
+  return rawFlow({
+    kind: KIND_BEGIN,
+    tsNs,
+    beginNs: tsNs,
+    outgoing: true,
+    remote: ["192.0.2.80", 443],
+  });
+}
+
 Deno.test("a begin whose answer was committed just before it gets its names, though the answer lands mid-drain", () => {
   const flows = new FakeRing(), dnsRing = new FakeRing();
   const p = pipeline();
   // The kernel: the answer at t=100 ns, the begin of the connection to that address at t=200.
   flows.records.push(
-    rawFlow({
-      kind: KIND_BEGIN,
-      tsNs: 200n,
-      beginNs: 200n,
-      outgoing: true,
-      remote: ["192.0.2.80", 443],
-    }),
+    beginToAnswered(200n),
   );
   // The answer's commit reaches the DNS ring only as the flow ring is being read.
   flows.beforeDrain = () => dnsRing.records.push(rawAnswer(100n, "www.example.test", "192.0.2.80"));
@@ -145,13 +150,7 @@ Deno.test("an answer behind one drain's bound (a flood of answers) is applied be
   }
   dnsRing.records.push(rawAnswer(60n, "www.example.test", "192.0.2.80"));
   flows.records.push(
-    rawFlow({
-      kind: KIND_BEGIN,
-      tsNs: 70n,
-      beginNs: 70n,
-      outgoing: true,
-      remote: ["192.0.2.80", 443],
-    }),
+    beginToAnswered(70n),
   );
   const out = drainInOrder(flows, dnsRing, p.decode, p.onFlow, p.onDns);
   assert.deepEqual(out, { records: 7, unordered: 0 });
@@ -165,13 +164,7 @@ Deno.test("an answer committed behind a record another CPU is still writing is w
   dnsRing.records.push(rawAnswer(60n, "www.example.test", "192.0.2.80"));
   dnsRing.busyDrains = 3; // the head record is committed after three looks
   flows.records.push(
-    rawFlow({
-      kind: KIND_BEGIN,
-      tsNs: 70n,
-      beginNs: 70n,
-      outgoing: true,
-      remote: ["192.0.2.80", 443],
-    }),
+    beginToAnswered(70n),
   );
   const out = drainInOrder(flows, dnsRing, p.decode, p.onFlow, p.onDns);
   assert.deepEqual(out, { records: 2, unordered: 0 });
