@@ -22,8 +22,8 @@ try {
   const kind = (at: number) => all.view.getUint8(at + LAYOUT.nf_header.fields.kind);
   const begins = { view: all.view, offsets: all.offsets.filter((at) => kind(at) === KIND_BEGIN) };
   let lines = 0;
-  const path = new MonitorPath(dir, (text) => {
-    lines += text.split("\n").length - 1;
+  const path = new MonitorPath(dir, (bytes) => {
+    for (const b of bytes) if (b === 10) lines++;
     return true;
   });
   const used = () => {

@@ -30,10 +30,8 @@ const ticks = () => {
 };
 const dir = Deno.makeTempDirSync({ prefix: "netflow-pipeline-cpu-" });
 try {
-  const encoder = new TextEncoder();
   let bytes = 0;
-  const path = new MonitorPath(dir, (text) => {
-    const encoded = encoder.encode(text);
+  const path = new MonitorPath(dir, (encoded) => {
     bytes += encoded.length;
     if (OUT !== undefined) Deno.writeFileSync(OUT, encoded, { append: true });
     return true;

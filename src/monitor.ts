@@ -194,10 +194,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.#enrichers = new Enrichers([
       this.#owners,
       cgroups,
-      new DnsEnricher(this.#dns, {
-        maxFlows,
-        netns: { paths: this.#netns, live: namespaces.keys() },
-      }),
+      new DnsEnricher(this.#dns, { netns: { paths: this.#netns, live: namespaces.keys() } }),
     ]);
     const snapshot = this.#probe.snapshot(
       host.whole && this.cgroupDir === mount ? [] : cgroups.ids(),

@@ -85,14 +85,14 @@ export class MonitorPath {
   /** `cgroupDir`: a directory whose inode is the records' cgroup id; `write`: the sink's output. */
   constructor(
     cgroupDir: string,
-    write: (text: string) => boolean,
+    write: (bytes: Uint8Array) => boolean,
     want: readonly EventName[] = ["net_flow_tcp_begin", "net_flow_tcp_end"],
   ) {
     const noHolders = new SocketHolders(() => new HolderRows(new Uint8Array(0)));
     this.#enrichers = new Enrichers([
       new OwnerEnricher(new OwnerResolver(noHolders, { waitMs: 0 }), 1 << 17),
       new CgroupPaths(cgroupDir, cgroupDir),
-      new DnsEnricher(new DnsNames(), { maxFlows: 1 << 17 }),
+      new DnsEnricher(new DnsNames(), {}),
     ]);
     this.#want = new Set(want);
     this.#sink = new StdoutSink(lineFormat("json"), write);

@@ -11,7 +11,7 @@
  */
 import { relativeCgroupPath } from "../bpf/cgroup.ts";
 import { containerIdFromCgroup } from "./container.ts";
-import type { Enricher, Enriching } from "./enricher.ts";
+import type { Enriching, Filling } from "./enricher.ts";
 
 export interface CgroupInfo {
   /** Path under the cgroup v2 root ("/" for the root itself). */
@@ -26,7 +26,7 @@ const GONE_MS = 1000;
 const MAX_ENTRIES = 65_536;
 const GONE: CgroupInfo = Object.freeze({ path: "", containerId: null });
 
-export class CgroupPaths implements Enricher {
+export class CgroupPaths implements Filling {
   readonly #mount: string;
   readonly #watched: string;
   readonly #now: () => number;
@@ -65,11 +65,10 @@ export class CgroupPaths implements Enricher {
   }
 
   /** Fills the event's cgroup path and container id. */
-  push(item: Enriching): readonly Enriching[] {
+  fill(item: Enriching): void {
     const info = this.lookup(item.event.cgroup_id);
     item.event.cgroup = info.path;
     item.event.container_id = info.containerId;
-    return [item];
   }
 
   /** Every cgroup id of the watched subtree now (a fresh walk). */

@@ -5,11 +5,13 @@
  * the cgroup and container (src/enrich/cgroups.ts), the DNS names
  * (src/enrich/dns.ts). What must be the same on a flow's begin, updates and
  * end (its names, its owner unless the end names who closed it) each keeps
- * per `flow_id` until the flow's last event.
+ * until the flow's last event: per `flow_id` ({@link PerFlow}), or on the
+ * table's flow (`facts.flow`), which goes with the flow.
  *
  * A new enrichment (a Kubernetes pod name, say) is one new file with a class
- * that implements {@link Enricher}, its fields in the event types
- * (src/events.ts) and the formats, and one line in the monitor's list.
+ * that implements {@link Filling} (or {@link Enricher} if it must hold
+ * events), its fields in the event types (src/events.ts) and the formats,
+ * and one line in the monitor's list.
  *
  * @module
  */
@@ -24,13 +26,23 @@ export interface Enriching {
 }
 
 /**
- * One enrichment. Most fill their fields and pass the event on at once; one
- * that must wait for what it adds (the owner: who accepts a connection) holds
- * events, a flow's in order, and gives them back from `settle`.
+ * One enrichment. Most fill their fields and pass the event on at once
+ * (`fill`: no array per event); one that must wait for what it adds (the
+ * owner: who accepts a connection) holds events, a flow's in order (`push`),
+ * and gives them back from `settle`.
  */
-export interface Enricher {
+export interface Enricher extends EnricherHooks {
   /** Takes one event; returns the events it passes on now, in order (usually just this one, filled). */
   push(item: Enriching, nowMs: number): readonly Enriching[];
+}
+
+/** An enricher that never holds an event: it fills its fields in place and the event goes on. */
+export interface Filling extends EnricherHooks {
+  fill(item: Enriching, nowMs: number): void;
+}
+
+/** What either kind may also do. */
+export interface EnricherHooks {
   /** A kernel record that made no event (a socket's release): the events it lets go. */
   observe?(record: FlowRecord, nowMs: number): readonly Enriching[];
   /** The held events whose wait is over; `final`: all of them (netflow stops). */
@@ -41,37 +53,60 @@ export interface Enricher {
   tick?(nowMs: number): void;
 }
 
+const NOTHING: readonly Enriching[] = Object.freeze([]);
+
 /** The enrichers in order: what one passes on goes to the next. */
 export class Enrichers {
-  readonly #list: readonly Enricher[];
+  readonly #list: readonly (Enricher | Filling)[];
 
-  constructor(list: readonly Enricher[]) {
+  constructor(list: readonly (Enricher | Filling)[]) {
     this.#list = list;
   }
 
-  /** A table's event through every enricher: the events that come out now, in order. */
-  push(item: Enriching, nowMs: number): Enriching[] {
-    return this.#from(0, [item], nowMs);
+  /**
+   * A table's event through every enricher: the events that come out now, in
+   * order (an enricher's own array, or `[item]` when none holds events).
+   */
+  push(item: Enriching, nowMs: number): readonly Enriching[] {
+    const list = this.#list;
+    let passed: readonly Enriching[] | undefined;
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]!;
+      if ("fill" in e) {
+        e.fill(item, nowMs);
+        continue;
+      }
+      const out = e.push(item, nowMs);
+      if (out.length !== 1 || out[0] !== item) return this.#from(i + 1, out, nowMs);
+      passed = out; // passed on at once: still this one
+    }
+    return passed ?? [item];
   }
 
   /** A record that made no event, shown to each enricher (the events it lets go continue). */
-  observe(record: FlowRecord, nowMs: number): Enriching[] {
-    const out: Enriching[] = [];
-    this.#list.forEach((e, i) => {
-      const let_go = e.observe?.(record, nowMs);
-      if (let_go !== undefined && let_go.length > 0) out.push(...this.#from(i + 1, let_go, nowMs));
-    });
-    return out;
+  observe(record: FlowRecord, nowMs: number): readonly Enriching[] {
+    return this.#each((e) => e.observe?.(record, nowMs), nowMs);
   }
 
   /** What the enrichers let go now (`final`: everything held). */
-  settle(nowMs: number, final = false): Enriching[] {
-    const out: Enriching[] = [];
-    this.#list.forEach((e, i) => {
-      const done = e.settle?.(nowMs, final);
-      if (done !== undefined && done.length > 0) out.push(...this.#from(i + 1, done, nowMs));
-    });
-    return out;
+  settle(nowMs: number, final = false): readonly Enriching[] {
+    return this.#each((e) => e.settle?.(nowMs, final), nowMs);
+  }
+
+  /** What `call` lets go from each enricher, through the enrichers after it (none: no array). */
+  #each(
+    call: (e: Enricher | Filling) => readonly Enriching[] | undefined,
+    nowMs: number,
+  ): readonly Enriching[] {
+    let out: Enriching[] | undefined;
+    for (let i = 0; i < this.#list.length; i++) {
+      const let_go = call(this.#list[i]!);
+      if (let_go === undefined || let_go.length === 0) continue;
+      const passed = this.#from(i + 1, let_go, nowMs);
+      if (out === undefined) out = [...passed];
+      else out.push(...passed);
+    }
+    return out ?? NOTHING;
   }
 
   /** When {@link settle} has work, in ms from `nowMs`; null when nothing is held. */
@@ -88,12 +123,16 @@ export class Enrichers {
     for (const e of this.#list) e.tick?.(nowMs);
   }
 
-  #from(index: number, items: readonly Enriching[], nowMs: number): Enriching[] {
-    let current = items as Enriching[];
+  #from(index: number, items: readonly Enriching[], nowMs: number): readonly Enriching[] {
+    let current = items;
     for (let i = index; i < this.#list.length && current.length > 0; i++) {
       const e = this.#list[i]!;
+      if ("fill" in e) {
+        for (const item of current) e.fill(item, nowMs);
+        continue;
+      }
       if (current.length === 1) {
-        current = e.push(current[0]!, nowMs) as Enriching[];
+        current = e.push(current[0]!, nowMs);
         continue;
       }
       const next: Enriching[] = [];

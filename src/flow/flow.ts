@@ -29,6 +29,17 @@ export interface Flow extends Widened {
   readonly beginNs: number | null;
   /** Reconcile sweeps in a row that did not find its socket open. */
   missed: number;
+  /**
+   * The DNS names its first event took (src/enrich/dns.ts), for the rest of
+   * its events; undefined until then. The flow carries them: no map of its own.
+   */
+  names: FlowNames | undefined;
+}
+
+/** A flow's DNS names, for its local and its remote address. */
+export interface FlowNames {
+  readonly local: readonly string[];
+  readonly remote: readonly string[];
 }
 
 const NO_NAMES: readonly string[] = Object.freeze([]);
@@ -60,6 +71,7 @@ export function makeFlow(
     preexisting: r.preexisting,
     beginNs: r.beginNs,
     missed: 0,
+    names: undefined,
     // Written out, not spread from a constant: a literal's own fields stay in the object (a
     // spread adds them one by one into a separate, larger property store).
     seen: false,

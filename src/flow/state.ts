@@ -59,6 +59,8 @@ export interface FlowFacts {
   readonly record: FlowRecord | undefined;
   /** The process the kernel stamped on it (null: none known; a refused attempt has no process). */
   readonly stamp: SocketOwner | null;
+  /** The table's flow behind it: what the enrichers keep for the flow's later events lives here. */
+  readonly flow: Flow;
 }
 
 export interface FlowTableOptions {
@@ -364,7 +366,7 @@ export class FlowTable {
     const made = bareEvent(flow, timeUs, event, localIsSrc);
     if (this.#lastEvent !== undefined) this.#moreFacts.set(this.#lastEvent, this.#lastFacts!);
     this.#lastEvent = made as FlowEvent;
-    this.#lastFacts = { cookie: flow.cookie, record, stamp };
+    this.#lastFacts = { cookie: flow.cookie, record, stamp, flow };
     return made;
   }
 }

@@ -1,6 +1,9 @@
 /**
  * The stdout sink: events as lines in one of the formats, written in one
- * piece per batch. `--format none` has no stdout sink at all.
+ * piece per batch. `--format none` has no stdout sink at all. Each line is
+ * encoded into one reused buffer as soon as it is made: no string of the
+ * whole batch (a tree of every line, live until the batch is written, then
+ * copied flat to be encoded), no new buffer per batch.
  *
  * @module
  */
@@ -37,10 +40,13 @@ export function lineFormat(name: Exclude<FormatName, "none">, table?: TableOptio
 }
 
 const encoder = new TextEncoder();
+const NEWLINE = 10;
+/** The line buffer's first size; it grows to the largest batch (and goes back past SHRINK_PAST). */
+const FIRST_BYTES = 64 * 1024;
+const SHRINK_PAST = 8 * 1024 * 1024;
 
-/** Writes all of `text` to stdout; false once the reader has gone (EPIPE). */
-export function writeOut(text: string): boolean {
-  let bytes = encoder.encode(text);
+/** Writes all of `bytes` to stdout; false once the reader has gone (EPIPE). */
+export function writeOut(bytes: Uint8Array): boolean {
   try {
     while (bytes.length > 0) bytes = bytes.subarray(Deno.stdout.writeSync(bytes));
     return true;
@@ -52,15 +58,19 @@ export function writeOut(text: string): boolean {
 
 export class StdoutSink implements Sink {
   readonly #format: LineFormat;
-  readonly #write: (text: string) => boolean;
+  readonly #write: (bytes: Uint8Array) => boolean;
   readonly #only: ReadonlySet<string> | undefined;
   #open = true;
   #headerDone = false;
+  #buffer = new Uint8Array(FIRST_BYTES);
 
-  /** `only`: the event names it writes (default: all it is given). */
+  /**
+   * `write`: takes a batch's bytes (theirs only until it returns); `only`:
+   * the event names it writes (default: all it is given).
+   */
   constructor(
     format: LineFormat,
-    write: (text: string) => boolean = writeOut,
+    write: (bytes: Uint8Array) => boolean = writeOut,
     only?: ReadonlySet<string>,
   ) {
     this.#format = format;
@@ -72,17 +82,33 @@ export class StdoutSink implements Sink {
   start(): boolean {
     if (this.#headerDone || this.#format.header === undefined) return this.#open;
     this.#headerDone = true;
-    return this.#open = this.#open && this.#write(`${this.#format.header}\n`);
+    return this.#open = this.#open && this.#write(encoder.encode(`${this.#format.header}\n`));
   }
 
   write(batch: readonly NetflowEvent[]): boolean {
     if (!this.#open) return false;
     if (!this.start()) return false;
-    let text = "";
+    let at = 0;
     for (const e of batch) {
-      if (this.#only === undefined || this.#only.has(e.event)) text += `${this.#format.line(e)}\n`;
+      if (this.#only !== undefined && !this.#only.has(e.event)) continue;
+      const line = this.#format.line(e);
+      // At most 3 bytes a UTF-16 unit, and the newline.
+      if (this.#buffer.length - at < line.length * 3 + 1) this.#grow(at, line.length * 3 + 1);
+      at += encoder.encodeInto(line, this.#buffer.subarray(at)).written;
+      this.#buffer[at++] = NEWLINE;
     }
-    return this.#open = this.#write(text);
+    this.#open = this.#write(this.#buffer.subarray(0, at));
+    if (this.#buffer.length > SHRINK_PAST) this.#buffer = new Uint8Array(FIRST_BYTES);
+    return this.#open;
+  }
+
+  /** Room for `more` bytes after the first `used`. */
+  #grow(used: number, more: number): void {
+    let size = this.#buffer.length * 2;
+    while (size - used < more) size *= 2;
+    const bigger = new Uint8Array(size);
+    bigger.set(this.#buffer.subarray(0, used));
+    this.#buffer = bigger;
   }
 
   close(): Promise<void> {

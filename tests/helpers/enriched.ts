@@ -1,7 +1,7 @@
 import type { FlowRecord, OpenList, TcpPacket } from "../../src/bpf/records.ts";
 import { HolderRows } from "../../src/bpf/holders.ts";
 import type { FlowBeginEvent, FlowEvent, FlowFailEvent } from "../../src/events.ts";
-import { type Enricher, Enrichers } from "../../src/enrich/enricher.ts";
+import { type Enricher, Enrichers, type Filling } from "../../src/enrich/enricher.ts";
 import { SocketHolders } from "../../src/enrich/holders.ts";
 import { OwnerEnricher } from "../../src/enrich/owner.ts";
 import { OwnerResolver } from "../../src/enrich/owners.ts";
@@ -15,7 +15,7 @@ import { FlowTable, type FlowTableOptions } from "../../src/flow/state.ts";
 export class EnrichedTable extends FlowTable {
   readonly #enrichers: Enrichers;
 
-  constructor(options: FlowTableOptions = {}, enrichers?: Enricher[]) {
+  constructor(options: FlowTableOptions = {}, enrichers?: (Enricher | Filling)[]) {
     super(options);
     const noHolders = new SocketHolders(() => new HolderRows(new Uint8Array(0)));
     this.#enrichers = new Enrichers(

@@ -247,8 +247,8 @@ Deno.test("stdout shows only the events asked for; the rest of the batch is for 
   let written = "";
   const sink = new StdoutSink(
     { line: (e) => e.event },
-    (text) => {
-      written += text;
+    (bytes) => {
+      written += new TextDecoder().decode(bytes);
       return true;
     },
     new Set(["net_flow_tcp_begin"]),

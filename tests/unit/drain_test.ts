@@ -73,7 +73,7 @@ function rawAnswer(tsNs: bigint, name: string, address: string): DataView {
 function pipeline() {
   const decoder = new RecordDecoder(1_700_000_000_000_000);
   const dns = new DnsNames({ now: () => 1000 });
-  const table = new EnrichedTable({}, [new DnsEnricher(dns, { maxFlows: 16 })]);
+  const table = new EnrichedTable({}, [new DnsEnricher(dns, {})]);
   const begins: FlowBeginEvent[] = [];
   const order: string[] = [];
   const decode = (v: DataView, o: number, l: number) => decoder.decode(v, o, l);

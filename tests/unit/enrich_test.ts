@@ -45,7 +45,7 @@ class Names {
 function stage(holders: Holders, names: Names) {
   const table = new FlowTable({ idPrefix: "t" });
   const owners = new OwnerEnricher(new OwnerResolver(holders), 16);
-  const enrichers = new Enrichers([owners, new DnsEnricher(names, { maxFlows: 16 })]);
+  const enrichers = new Enrichers([owners, new DnsEnricher(names, {})]);
   const out: FlowEvent[] = [];
   const push = (events: readonly (FlowEvent | undefined)[], nowMs: number) => {
     for (const event of events) {
@@ -125,7 +125,8 @@ Deno.test("the cgroup enricher names the event's cgroup id, '' once it is gone",
     const enrich = (cgroupId: number) => {
       const event = table.onRecord(record("begin", server, peer, { cookie: cgroupId }))!;
       event.cgroup_id = cgroupId;
-      return cgroups.push({ event, facts: table.factsOf(event) })[0]!.event;
+      cgroups.fill({ event, facts: table.factsOf(event) });
+      return event;
     };
     const e = enrich(ino);
     assert.deepEqual([e.cgroup, e.container_id], [
