@@ -229,7 +229,13 @@ export interface PacketEvent {
 export type NetflowEvent = FlowEvent | PacketEvent;
 
 let cachedSecond = -1;
+/** The date and time to the second, and the dot: `2026-11-23T12:34:56.` */
 let cachedPrefix = "";
+/** "000" to "999": a time's microseconds are two of these (no number made into text per event). */
+const DIGITS3: readonly string[] = Array.from(
+  { length: 1000 },
+  (_, i) => String(i).padStart(3, "0"),
+);
 
 /** Formats Unix-epoch microseconds as RFC 3339 UTC with microseconds. */
 export function formatTime(us: number): string {
@@ -237,9 +243,12 @@ export function formatTime(us: number): string {
   if (second !== cachedSecond) {
     // The date part changes once a second: build it once per second.
     cachedSecond = second;
-    cachedPrefix = new Date(second * 1000).toISOString().slice(0, 19); // 2026-11-23T12:34:56
+    cachedPrefix = `${new Date(second * 1000).toISOString().slice(0, 19)}.`; // 2026-11-23T12:34:56.
   }
-  return `${cachedPrefix}.${String(us - second * 1e6).padStart(6, "0")}Z`;
+  const micro = us - second * 1e6;
+  if (!Number.isInteger(micro)) return `${cachedPrefix}${String(micro).padStart(6, "0")}Z`;
+  const milli = Math.floor(micro / 1000);
+  return `${cachedPrefix}${DIGITS3[milli]}${DIGITS3[micro - milli * 1000]}Z`;
 }
 
 /**

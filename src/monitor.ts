@@ -1,12 +1,10 @@
 /**
- * The pipeline, composed: reader (src/bpf/loader.ts, the rings) -> decoder
- * (src/bpf/records.ts) -> flow table (src/flow/state.ts) -> enrichers
- * (src/enrich/enricher.ts: owner, cgroup and container, DNS names) -> filter
- * (src/flow/filter.ts) -> the caller, who hands each batch to the sinks. DNS
- * answers go from the decoder into the names cache, in the kernel's time
- * order with the flow records; control packets (--events packet) become
- * events of their own (src/flow/packet.ts); the kernel's list of open flows
- * is read when src/flow/reconcile.ts says.
+ * The pipeline, composed: reader (src/bpf/loader.ts, the rings) -> decoder (src/bpf/records.ts)
+ * -> flow table (src/flow/state.ts) -> enrichers (src/enrich/enricher.ts: owner, cgroup and
+ * container, DNS names) -> filter (src/flow/filter.ts) -> the caller, who hands each batch to the
+ * sinks. DNS answers go from the decoder into the names cache, in the kernel's time order with the
+ * flow records; control packets (--events packet) become events of their own
+ * (src/flow/packet.ts); the kernel's list of open flows is read when src/flow/reconcile.ts says.
  *
  * @module
  */
@@ -53,6 +51,7 @@ import {
   type EventOf,
   type MonitorOptions,
 } from "./monitor_options.ts";
+import { SampledClock } from "./sampled_clock.ts";
 import { type MonitorStats, monitorStats } from "./stats.ts";
 
 /** Drains at most after a stop: a full 16 MiB ring (~100,000 records) and the store's 65,536. */
@@ -133,6 +132,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #malformed = 0;
   readonly #kernel: KernelDrain;
   #stopping = false;
+  /** The enrichers' clock for a drain's records (read once every 64 records). */
+  readonly #clock = new SampledClock();
   /** A loop over batches() is running (it tears down when it ends). */
   #iterating = false;
   #closed = false;
@@ -167,7 +168,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       options.ownerWaitMs === undefined ? {} : { waitMs: options.ownerWaitMs },
     );
     this.#owners = new OwnerEnricher(resolver, maxFlows);
-    this.#flows = new FlowTable({ maxFlows });
+    this.#flows = new FlowTable({ maxFlows, untimedBegins: !this.#want.has(EVENT_BEGIN) });
     this.#probe = Probe.open({
       cgroupDir: this.cgroupDir,
       ringBytes: options.ringBytes ?? DEFAULT_RING_BYTES,
@@ -310,6 +311,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   #drain(): number {
     if (this.#closed) return 0;
     followClock(this.#decoder);
+    this.#clock.restart(); // the first record of a drain reads the clock
     return this.#kernel.drain();
   }
 
@@ -362,23 +364,23 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
         return;
       }
       case "release":
-        this.#enriched(this.#enrichers.observe(record, performance.now()));
+        this.#enriched(this.#enrichers.observe(record, this.#clock.now()));
         return;
       default: {
         // Each event through the enrichers before the table's next call (its facts).
         const lost = this.#flows.lostBegin(record);
         const begin = lost && this.#flows.onRecord(lost);
-        if (begin !== undefined) this.#pushOne(begin, performance.now());
+        if (begin !== undefined) this.#pushOne(begin, this.#clock.now());
         const event = this.#flows.onRecord(record);
-        if (event !== undefined) this.#pushOne(event, performance.now());
+        if (event !== undefined) this.#pushOne(event, this.#clock.now());
       }
     }
   }
 
   /** The table's events, through the enrichers. */
   #push(events: readonly FlowEvent[]): void {
-    const now = performance.now();
-    for (const event of events) this.#pushOne(event, now);
+    this.#clock.restart();
+    for (const event of events) this.#pushOne(event, this.#clock.now());
   }
 
   #pushOne(event: FlowEvent, now: number): void {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type FlowEvent, type FlowEventBase, formatTime } from "../events.ts";
+import type { FlowEvent, FlowEventBase } from "../events.ts";
 import type { Widened } from "./counters.ts";
 import type { Endpoint } from "./handshake.ts";
 
@@ -86,17 +86,17 @@ export function makeFlow(
 }
 
 /**
- * The fields every flow event has, at `timeUs`; `localIsSrc` orients it. The
- * enrichers' fields are left empty here: theirs to fill.
+ * The fields every flow event has, at `time` (RFC 3339); `localIsSrc` orients
+ * it. The enrichers' fields are left empty here: theirs to fill.
  */
 export function bareEvent<E extends FlowEvent["event"]>(
   flow: Flow,
-  timeUs: number,
+  time: string,
   event: E,
   localIsSrc: boolean,
 ): FlowEventBase & { event: E } {
   return {
-    time: formatTime(timeUs),
+    time,
     event,
     flow_id: flow.flowId,
     conn_direction: flow.direction,

@@ -36,6 +36,7 @@ import {
   type FlowEvent,
   type FlowEventBase,
   type FlowFailEvent,
+  formatTime,
 } from "../events.ts";
 import {
   counterFields,
@@ -70,6 +71,11 @@ export interface FlowTableOptions {
   maxHalfOpen?: number;
   /** Prefix of flow ids; unique per run by default. */
   idPrefix?: string;
+  /**
+   * Begins are not reported, only given to the enrichers (`--events` without
+   * net_flow_tcp_begin): their `time` is left "" (no time made into text).
+   */
+  untimedBegins?: boolean;
 }
 
 export interface FlowStats {
@@ -97,6 +103,7 @@ export class FlowTable {
   readonly #halfOpen: HalfOpen;
   readonly #maxFlows: number;
   readonly #idPrefix: string;
+  readonly #untimedBegins: boolean;
   /**
    * What the events of the table's last call need beside them, for the
    * enrichers: the last one's in two fields (a call makes one event but for
@@ -116,6 +123,7 @@ export class FlowTable {
     this.#ended = new EndedKeys(this.#maxFlows);
     this.#halfOpen = new HalfOpen(options.maxHalfOpen ?? 65_536);
     this.#idPrefix = options.idPrefix ?? Math.floor(Math.random() * 0xffffff).toString(16);
+    this.#untimedBegins = options.untimedBegins ?? false;
   }
 
   get stats(): FlowStats {
@@ -363,7 +371,8 @@ export class FlowTable {
     record?: FlowRecord,
     stamp = record?.owner ?? null,
   ): FlowEventBase & { event: E } {
-    const made = bareEvent(flow, timeUs, event, localIsSrc);
+    const untimed = this.#untimedBegins && event === EVENT_BEGIN;
+    const made = bareEvent(flow, untimed ? "" : formatTime(timeUs), event, localIsSrc);
     if (this.#lastEvent !== undefined) this.#moreFacts.set(this.#lastEvent, this.#lastFacts!);
     this.#lastEvent = made as FlowEvent;
     this.#lastFacts = { cookie: flow.cookie, record, stamp, flow };

@@ -17,6 +17,27 @@ function num(n: number | null): string {
   return n === null ? "null" : String(n);
 }
 
+/**
+ * A string's JSON, remembered for the last one given: the events of one
+ * process and one cgroup come in runs, and their comm and cgroup are the
+ * same strings (the decoder and the cgroup enricher share them).
+ */
+class LastQuoted {
+  #last: string | null = null;
+  #json = "null";
+
+  of(s: string | null): string {
+    if (s !== this.#last) {
+      this.#last = s;
+      this.#json = s === null ? "null" : quote(s);
+    }
+    return this.#json;
+  }
+}
+
+const comms = new LastQuoted();
+const cgroups = new LastQuoted();
+
 function strOrNull(s: string | null): string {
   return s === null ? "null" : quote(s);
 }
@@ -51,8 +72,8 @@ function flowJson(e: FlowEvent): string {
     `"conn_direction":"${e.conn_direction}","src":"${e.src}","dst":"${e.dst}",` +
     `"src_port":${e.src_port},"dst_port":${e.dst_port},` +
     `"src_dns":${names(e.src_dns)},"dst_dns":${names(e.dst_dns)},` +
-    `"pid":${num(e.pid)},"comm":${strOrNull(e.comm)},"uid":${num(e.uid)},` +
-    `"cgroup_id":${e.cgroup_id},"cgroup":${quote(e.cgroup)},"container_id":${
+    `"pid":${num(e.pid)},"comm":${comms.of(e.comm)},"uid":${num(e.uid)},` +
+    `"cgroup_id":${e.cgroup_id},"cgroup":${cgroups.of(e.cgroup)},"container_id":${
       strOrNull(e.container_id)
     },"netns":${e.netns},"preexisting":${e.preexisting}`;
   switch (e.event) {
