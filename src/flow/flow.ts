@@ -29,6 +29,12 @@ export interface Flow extends Widened {
   readonly beginNs: number | null;
   /** Reconcile sweeps in a row that did not find its socket open. */
   missed: number;
+  /** Its socket identity as text (socketKey: the ended flows' key), made once; "" for an attempt. */
+  readonly key: string;
+  /** The records' begin time (ns), part of its identity (with netns and cookie). */
+  readonly keyNs: number;
+  /** The next open flow with the same cookie (src/flow/open_flows.ts). */
+  sameCookie: Flow | undefined;
   /**
    * The DNS names its first event took (src/enrich/dns.ts), for the rest of
    * its events; undefined until then. The flow carries them: no map of its own.
@@ -56,6 +62,8 @@ export function makeFlow(
     readonly cookie: number;
     readonly preexisting: boolean;
     readonly beginNs: number | null;
+    readonly key: string;
+    readonly keyNs: number;
   },
 ): Flow {
   return {
@@ -71,6 +79,9 @@ export function makeFlow(
     preexisting: r.preexisting,
     beginNs: r.beginNs,
     missed: 0,
+    key: r.key,
+    keyNs: r.keyNs,
+    sameCookie: undefined,
     names: undefined,
     // Written out, not spread from a constant: a literal's own fields stay in the object (a
     // spread adds them one by one into a separate, larger property store).

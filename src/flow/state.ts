@@ -49,6 +49,7 @@ import {
   widenRecord,
 } from "./counters.ts";
 import { EndedKeys } from "./ended.ts";
+import { OpenFlows } from "./open_flows.ts";
 import { bareEvent, type Flow, makeFlow } from "./flow.ts";
 import { type Endpoint, HalfOpen, listening, tupleKey } from "./handshake.ts";
 
@@ -97,7 +98,7 @@ export { ENDED_KEEP_NS } from "./ended.ts";
 export const DEFAULT_MAX_FLOWS = 131_072;
 
 export class FlowTable {
-  readonly #open = new Map<string, Flow>();
+  readonly #open = new OpenFlows();
   /** Keys of flows that ended recently: a repeat of their records is ignored. */
   readonly #ended: EndedKeys;
   readonly #halfOpen: HalfOpen;
@@ -158,7 +159,7 @@ export class FlowTable {
 
   /** The begin the full ring lost, to write just before this end (the kernel says when and how). */
   lostBegin(r: FlowRecord): FlowRecord | undefined {
-    if (r.kind !== "end" || !r.beginLost || this.#open.has(flowKey(r))) return undefined;
+    if (r.kind !== "end" || !r.beginLost || this.#openOf(r) !== undefined) return undefined;
     return { ...r, kind: "begin", timeUs: r.beginUs ?? r.timeUs, end: null };
   }
 
@@ -199,13 +200,13 @@ export class FlowTable {
       }
       return undefined;
     };
-    for (const [key, flow] of this.#open) {
+    for (const flow of this.#open) {
       if (listedNetns !== undefined && !listedNetns.has(flow.netns)) continue;
-      const found = where(key);
+      const found = where(flow.key);
       if (found === undefined) {
         if (++flow.missed < 2) continue;
-        this.#open.delete(key);
-        this.#ended.add(key, now.ns);
+        this.#open.delete(flow);
+        this.#ended.add(flow.key, now.ns);
         this.#unknownEnds++;
         out.push(this.#unknownEnd(flow, now));
         continue;
@@ -231,7 +232,7 @@ export class FlowTable {
   /** The network namespaces of the open flows. */
   namespaces(): Set<number> {
     const out = new Set<number>();
-    for (const flow of this.#open.values()) out.add(flow.netns);
+    for (const flow of this.#open) out.add(flow.netns);
     return out;
   }
 
@@ -257,7 +258,7 @@ export class FlowTable {
       return undefined;
     }
     this.#ended.add(key, r.timeNs);
-    const flow = this.#newFlow(r, "outgoing", null);
+    const flow = this.#newFlow(r, "outgoing", null, key);
     return Object.assign(this.#event(flow, r.timeUs, EVENT_FAIL, true, r), {
       reason: r.end === "refused" ? "refused" as const : "timeout" as const,
       duration_ms: r.beginNs === 0 ? 0 : msBetween(r.beginNs, r.timeNs),
@@ -293,37 +294,40 @@ export class FlowTable {
   }
 
   #begin(r: FlowRecord, direction: Flow["direction"]): FlowBeginEvent | undefined {
-    const key = flowKey(r);
-    if (this.#open.has(key) || this.#ended.has(key)) {
+    const key = this.#openOf(r) === undefined ? flowKey(r) : undefined;
+    if (key === undefined || this.#ended.has(key)) {
       this.#duplicates++;
       return undefined;
     }
-    const flow = this.#newFlow(r, direction, r.timeNs);
+    const flow = this.#newFlow(r, direction, r.timeNs, key);
     if (this.#open.size >= this.#maxFlows) {
-      const oldest = this.#open.keys().next();
-      if (!oldest.done) {
-        this.#open.delete(oldest.value);
+      const oldest = this.#open.oldest();
+      if (oldest !== undefined) {
+        this.#open.delete(oldest);
         this.#evicted++;
       }
     }
-    this.#open.set(key, flow);
+    this.#open.add(flow);
     widenRecord(flow, r);
     // In a begin event src is the initiator.
     return this.#event(flow, r.timeUs, EVENT_BEGIN, direction === "outgoing", r);
   }
 
   #end(r: FlowRecord): FlowEndEvent | undefined {
-    const key = flowKey(r);
-    if (this.#ended.has(key)) {
-      this.#duplicates++;
-      return undefined;
+    // An open flow has not ended (a flow's key is ended only once it leaves the open ones).
+    let flow = this.#openOf(r);
+    if (flow !== undefined) this.#open.delete(flow);
+    else {
+      const key = flowKey(r);
+      if (this.#ended.has(key)) {
+        this.#duplicates++;
+        return undefined;
+      }
+      // Not open: its begin record was lost or evicted; the kernel still knows how it ended.
+      flow = this.#newFlow(r, r.outgoing ? "outgoing" : "incoming", null, key);
     }
-    // Not open: its begin record was lost or evicted; the kernel still knows how it ended.
-    const flow = this.#open.get(key) ??
-      this.#newFlow(r, r.outgoing ? "outgoing" : "incoming", null);
-    this.#open.delete(key);
     r = widenRecord(flow, r);
-    this.#ended.add(key, r.timeNs);
+    this.#ended.add(flow.key, r.timeNs);
     const { local, reason } = endOf(r);
     // In an end event src is the side that terminated the connection.
     const end = this.#event(flow, r.timeUs, EVENT_END, local, r) as unknown as FlowEndEvent;
@@ -333,11 +337,17 @@ export class FlowTable {
     return Object.assign(end, { closed_by: closedBy, reason, duration_ms }, counterFields(c));
   }
 
-  #newFlow(r: FlowRecord, direction: Flow["direction"], beginNs: number | null): Flow {
+  #openOf(r: FlowRecord): Flow | undefined {
+    return this.#open.get(r.netns, r.cookie, r.beginNs);
+  }
+
+  /** A flow for the socket of `r`, whose identity's text is `key`. */
+  #newFlow(r: FlowRecord, direction: Flow["direction"], beginNs: number | null, key: string): Flow {
     const local = { addr: r.localAddr, port: r.localPort };
     const remote = { addr: r.remoteAddr, port: r.remotePort };
     // A socket restored in TCP repair mode carries on a connection opened before it.
-    return this.#flow(direction, local, remote, r, r.preexisting || r.repaired === true, beginNs);
+    const preexisting = r.preexisting || r.repaired === true;
+    return this.#flow(direction, local, remote, r, preexisting, beginNs, key, r.beginNs);
   }
 
   #flow(
@@ -347,6 +357,8 @@ export class FlowTable {
     r: { readonly cgroupId: number; readonly netns: number; readonly cookie: number },
     preexisting: boolean,
     beginNs: number | null,
+    key = "",
+    keyNs = 0,
   ): Flow {
     const id = `${this.#idPrefix}-${this.#nextId++}`;
     const { cgroupId, netns, cookie } = r; // not a copy of the whole record
@@ -356,6 +368,8 @@ export class FlowTable {
       cookie,
       preexisting,
       beginNs,
+      key,
+      keyNs,
     });
   }
 
