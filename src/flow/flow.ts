@@ -29,9 +29,7 @@ export interface Flow extends Widened {
   readonly beginNs: number | null;
   /** Reconcile sweeps in a row that did not find its socket open. */
   missed: number;
-  /** Its socket identity as text (socketKey: the ended flows' key), made once; "" for an attempt. */
-  readonly key: string;
-  /** The records' begin time (ns), part of its identity (with netns and cookie). */
+  /** The records' begin time (ns), part of its socket's identity (with netns and cookie). */
   readonly keyNs: number;
   /** The next open flow with the same cookie (src/flow/open_flows.ts). */
   sameCookie: Flow | undefined;
@@ -62,7 +60,6 @@ export function makeFlow(
     readonly cookie: number;
     readonly preexisting: boolean;
     readonly beginNs: number | null;
-    readonly key: string;
     readonly keyNs: number;
   },
 ): Flow {
@@ -79,7 +76,6 @@ export function makeFlow(
     preexisting: r.preexisting,
     beginNs: r.beginNs,
     missed: 0,
-    key: r.key,
     keyNs: r.keyNs,
     sameCookie: undefined,
     names: undefined,

@@ -202,11 +202,11 @@ export class FlowTable {
     };
     for (const flow of this.#open) {
       if (listedNetns !== undefined && !listedNetns.has(flow.netns)) continue;
-      const found = where(flow.key);
+      const found = where(socketKey(flow.netns, flow.cookie, flow.keyNs));
       if (found === undefined) {
         if (++flow.missed < 2) continue;
         this.#open.delete(flow);
-        this.#ended.add(flow.key, now.ns);
+        this.#ended.add(flow.netns, flow.cookie, flow.keyNs, now.ns);
         this.#unknownEnds++;
         out.push(this.#unknownEnd(flow, now));
         continue;
@@ -252,13 +252,12 @@ export class FlowTable {
   }
 
   #fail(r: FlowRecord): FlowFailEvent | undefined {
-    const key = flowKey(r);
-    if (this.#ended.has(key)) {
+    if (this.#ended.has(r.netns, r.cookie, r.beginNs)) {
       this.#duplicates++;
       return undefined;
     }
-    this.#ended.add(key, r.timeNs);
-    const flow = this.#newFlow(r, "outgoing", null, key);
+    this.#ended.add(r.netns, r.cookie, r.beginNs, r.timeNs);
+    const flow = this.#newFlow(r, "outgoing", null);
     return Object.assign(this.#event(flow, r.timeUs, EVENT_FAIL, true, r), {
       reason: r.end === "refused" ? "refused" as const : "timeout" as const,
       duration_ms: r.beginNs === 0 ? 0 : msBetween(r.beginNs, r.timeNs),
@@ -294,12 +293,11 @@ export class FlowTable {
   }
 
   #begin(r: FlowRecord, direction: Flow["direction"]): FlowBeginEvent | undefined {
-    const key = this.#openOf(r) === undefined ? flowKey(r) : undefined;
-    if (key === undefined || this.#ended.has(key)) {
+    if (this.#openOf(r) !== undefined || this.#ended.has(r.netns, r.cookie, r.beginNs)) {
       this.#duplicates++;
       return undefined;
     }
-    const flow = this.#newFlow(r, direction, r.timeNs, key);
+    const flow = this.#newFlow(r, direction, r.timeNs);
     if (this.#open.size >= this.#maxFlows) {
       const oldest = this.#open.oldest();
       if (oldest !== undefined) {
@@ -314,20 +312,19 @@ export class FlowTable {
   }
 
   #end(r: FlowRecord): FlowEndEvent | undefined {
-    // An open flow has not ended (a flow's key is ended only once it leaves the open ones).
+    // An open flow has not ended (a flow is ended only once it leaves the open ones).
     let flow = this.#openOf(r);
     if (flow !== undefined) this.#open.delete(flow);
     else {
-      const key = flowKey(r);
-      if (this.#ended.has(key)) {
+      if (this.#ended.has(r.netns, r.cookie, r.beginNs)) {
         this.#duplicates++;
         return undefined;
       }
       // Not open: its begin record was lost or evicted; the kernel still knows how it ended.
-      flow = this.#newFlow(r, r.outgoing ? "outgoing" : "incoming", null, key);
+      flow = this.#newFlow(r, r.outgoing ? "outgoing" : "incoming", null);
     }
     r = widenRecord(flow, r);
-    this.#ended.add(flow.key, r.timeNs);
+    this.#ended.add(r.netns, r.cookie, r.beginNs, r.timeNs);
     const { local, reason } = endOf(r);
     // In an end event src is the side that terminated the connection.
     const end = this.#event(flow, r.timeUs, EVENT_END, local, r) as unknown as FlowEndEvent;
@@ -341,13 +338,12 @@ export class FlowTable {
     return this.#open.get(r.netns, r.cookie, r.beginNs);
   }
 
-  /** A flow for the socket of `r`, whose identity's text is `key`. */
-  #newFlow(r: FlowRecord, direction: Flow["direction"], beginNs: number | null, key: string): Flow {
+  #newFlow(r: FlowRecord, direction: Flow["direction"], beginNs: number | null): Flow {
     const local = { addr: r.localAddr, port: r.localPort };
     const remote = { addr: r.remoteAddr, port: r.remotePort };
     // A socket restored in TCP repair mode carries on a connection opened before it.
     const preexisting = r.preexisting || r.repaired === true;
-    return this.#flow(direction, local, remote, r, preexisting, beginNs, key, r.beginNs);
+    return this.#flow(direction, local, remote, r, preexisting, beginNs, r.beginNs);
   }
 
   #flow(
@@ -357,7 +353,6 @@ export class FlowTable {
     r: { readonly cgroupId: number; readonly netns: number; readonly cookie: number },
     preexisting: boolean,
     beginNs: number | null,
-    key = "",
     keyNs = 0,
   ): Flow {
     const id = `${this.#idPrefix}-${this.#nextId++}`;
@@ -368,7 +363,6 @@ export class FlowTable {
       cookie,
       preexisting,
       beginNs,
-      key,
       keyNs,
     });
   }
@@ -392,9 +386,4 @@ export class FlowTable {
     this.#lastFacts = { cookie: flow.cookie, record, stamp, flow };
     return made;
   }
-}
-
-/** A socket's identity: its namespace, cookie, and when it began (a socket can connect again). */
-function flowKey(r: FlowRecord): string {
-  return socketKey(r.netns, r.cookie, r.beginNs);
 }

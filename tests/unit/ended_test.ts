@@ -1,30 +1,47 @@
 import assert from "node:assert/strict";
 import { ENDED_KEEP_NS, EndedKeys } from "../../src/flow/ended.ts";
 
+const NETNS = 4026531840, BEGIN = 1_000_000_000_000;
+
 Deno.test("EndedKeys keeps the newest keys past its count bound, over many evictions", () => {
   const keys = new EndedKeys(1000);
-  for (let i = 0; i < 300_000; i++) keys.add(`k${i}`, i);
+  for (let i = 0; i < 300_000; i++) keys.add(NETNS, i, BEGIN, i);
   assert.equal(keys.size, 1000);
   // Positive control: the newest thousand are all kept.
-  for (let i = 299_000; i < 300_000; i++) assert.ok(keys.has(`k${i}`), `k${i} forgotten`);
-  for (const i of [0, 1, 150_000, 298_999]) assert.ok(!keys.has(`k${i}`), `k${i} kept`);
+  for (let i = 299_000; i < 300_000; i++) assert.ok(keys.has(NETNS, i, BEGIN), `${i} forgotten`);
+  for (const i of [0, 1, 150_000, 298_999]) assert.ok(!keys.has(NETNS, i, BEGIN), `${i} kept`);
 });
 
 Deno.test("EndedKeys forgets keys older than ENDED_KEEP_NS, and none younger", () => {
   const keys = new EndedKeys(1 << 20);
-  for (let i = 0; i < 5000; i++) keys.add(`k${i}`, i * 1e9);
+  for (let i = 0; i < 5000; i++) keys.add(NETNS, i, BEGIN, i * 1e9);
   // At 4999 s: nothing is older than 600 s yet... except what ended before 4399 s.
-  assert.ok(!keys.has("k4398"));
-  assert.ok(keys.has("k4399") && keys.has("k4999"));
+  assert.ok(!keys.has(NETNS, 4398, BEGIN));
+  assert.ok(keys.has(NETNS, 4399, BEGIN) && keys.has(NETNS, 4999, BEGIN));
   assert.equal(keys.size, 601);
-  keys.add("late", 4999e9 + ENDED_KEEP_NS);
-  assert.deepEqual([keys.has("k4999"), keys.has("late"), keys.size], [true, true, 2]);
+  keys.add(NETNS, 1e6, BEGIN, 4999e9 + ENDED_KEEP_NS);
+  const kept = [keys.has(NETNS, 4999, BEGIN), keys.has(NETNS, 1e6, BEGIN), keys.size];
+  assert.deepEqual(kept, [true, true, 2]);
 });
 
 Deno.test("EndedKeys keeps a key added again until its later place comes", () => {
   const keys = new EndedKeys(3);
-  for (const [key, t] of [["a", 1], ["b", 2], ["a", 3], ["c", 4], ["d", 5]] as const) {
-    keys.add(key, t);
+  for (const [cookie, t] of [[1, 1], [2, 2], [1, 3], [3, 4], [4, 5]] as const) {
+    keys.add(NETNS, cookie, BEGIN, t);
   }
-  assert.deepEqual(["a", "b", "c", "d"].map((k) => keys.has(k)), [true, false, true, true]);
+  assert.deepEqual([1, 2, 3, 4].map((c) => keys.has(NETNS, c, BEGIN)), [true, false, true, true]);
+});
+
+Deno.test("EndedKeys tells apart ended flows that share a cookie, by namespace and begin time", () => {
+  const keys = new EndedKeys(4);
+  // One cookie in two namespaces, and a socket that connected again (another begin time).
+  const ids = [[1, 7, 100], [2, 7, 100], [1, 7, 200]] as const;
+  ids.forEach(([netns, cookie, begin], i) => keys.add(netns, cookie, begin, i));
+  for (const [netns, cookie, begin] of ids) assert.ok(keys.has(netns, cookie, begin));
+  assert.ok(!keys.has(3, 7, 100) && !keys.has(1, 7, 300) && !keys.has(1, 8, 100));
+  // Two more: the oldest (netns 1, begin 100) goes, the rest of its cookie stays.
+  keys.add(1, 8, 100, 3);
+  keys.add(1, 9, 100, 4);
+  assert.deepEqual(ids.map(([n, c, b]) => keys.has(n, c, b)), [false, true, true]);
+  assert.equal(keys.size, 4);
 });

@@ -5,7 +5,7 @@ import { OpenFlows } from "../../src/flow/open_flows.ts";
 const side = { addr: "10.0.0.1", port: 1 };
 function flow(netns: number, cookie: number, keyNs: number) {
   const key = `${netns}|${cookie}|${keyNs}`;
-  const r = { cgroupId: 1, netns, cookie, preexisting: false, beginNs: null, key, keyNs };
+  const r = { cgroupId: 1, netns, cookie, preexisting: false, beginNs: null, keyNs };
   return makeFlow(key, "outgoing", side, side, r);
 }
 
@@ -21,10 +21,10 @@ Deno.test("OpenFlows finds each flow by its whole identity, flows sharing a cook
   // The cookie's first flow goes: the others of that cookie are still found, and in order.
   open.delete(flows[0]!);
   assert.equal(open.get(1, 7, 100), undefined);
-  assert.deepEqual([...open].map((f) => f.key), ["2|7|100", "1|7|200", "1|8|100"]);
+  assert.deepEqual([...open].map((f) => f.flowId), ["2|7|100", "1|7|200", "1|8|100"]);
   assert.equal(open.oldest(), flows[1]);
   open.delete(flows[2]!); // one behind the first
-  assert.deepEqual([...open].map((f) => f.key), ["2|7|100", "1|8|100"]);
+  assert.deepEqual([...open].map((f) => f.flowId), ["2|7|100", "1|8|100"]);
   open.delete(flows[2]!); // not open any more: nothing changes
   assert.equal(open.size, 2);
 });
@@ -35,10 +35,10 @@ Deno.test("OpenFlows gives every flow once while the loop deletes the one it was
   for (const f of flows) open.add(f);
   const seen: string[] = [];
   for (const f of open) {
-    seen.push(f.key);
+    seen.push(f.flowId);
     if (f.netns !== 3) open.delete(f);
   }
-  assert.deepEqual(seen, flows.map((f) => f.key));
-  assert.deepEqual([...open].map((f) => f.key), ["3|7|1"]);
+  assert.deepEqual(seen, flows.map((f) => f.flowId));
+  assert.deepEqual([...open].map((f) => f.flowId), ["3|7|1"]);
   assert.equal(open.size, 1);
 });
