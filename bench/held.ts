@@ -6,8 +6,8 @@
  * @module
  */
 import { CGROUP, ROOT } from "./lib/env.ts";
-import { fmt, peakRssMiB, settled, spawn, waitForLine } from "./lib/proc.ts";
-import { Netflow } from "./lib/tools.ts";
+import { CLK_TCK, cpuTicks, fmt, peakRssMiB, settled, spawn, waitForLine } from "./lib/proc.ts";
+import { Netflow, type NetflowOptions } from "./lib/tools.ts";
 
 /** Pairs of processes holding the open connections (each below a 20,000-fd limit). */
 const HOLD_PAIRS = 8;
@@ -19,12 +19,19 @@ export interface HeldResult {
   rssBefore: number;
   rssOpen: number;
   rssPeak: number;
+  /** netflow's CPU seconds until every begin was written, and from then until every end was. */
+  cpuOpenS: number;
+  cpuCloseS: number;
   begin: number;
   end: number;
   summary: string;
 }
 
-export async function held(n: number): Promise<HeldResult> {
+/** `netflow`: which netflow, and its V8 flags (bench/memory_ab.ts; default this checkout's). */
+export async function held(
+  n: number,
+  netflow: Pick<NetflowOptions, "cli" | "v8Flags"> = {},
+): Promise<HeldResult> {
   const ports = Array.from({ length: HOLD_PAIRS }, (_, i) => 9001 + i);
   const servers = ports.map((port) =>
     spawn("python3", [`${ROOT}bench/hold.py`, "serve", String(port)], {
@@ -33,7 +40,7 @@ export async function held(n: number): Promise<HeldResult> {
     })
   );
   for (const server of servers) await waitForLine(server.stdout, /^listening/);
-  const nf = await Netflow.start("held", { cgroup: CGROUP });
+  const nf = await Netflow.start("held", { cgroup: CGROUP, ...netflow });
   const rssBefore = peakRssMiB(nf.pid);
   // One client after another, paced: the target is memory with many open flows,
   // not a burst that starves netflow of CPU (that is the storm's business).
@@ -53,16 +60,28 @@ export async function held(n: number): Promise<HeldResult> {
   }
   await settled(nf.file, 2000, 120_000); // every begin written
   const rssOpen = peakRssMiB(nf.pid);
+  const cpuOpenS = cpuTicks(nf.pid) / CLK_TCK;
   const open = ports.map((p) => nf.count(p).begin).reduce((a, b) => a + b);
   for (const client of clients) await client.stdin.close();
   for (const client of clients) await client.status;
   await settled(nf.file, 2000, 120_000); // every end written
   const rssPeak = peakRssMiB(nf.pid);
+  const cpuCloseS = cpuTicks(nf.pid) / CLK_TCK - cpuOpenS;
   const summary = await nf.stop();
   const ends = ports.map((p) => nf.count(p).end).reduce((a, b) => a + b);
   for (const server of servers) server.kill("SIGTERM");
   for (const server of servers) await server.status;
-  return { flows: n, rssBefore, rssOpen, rssPeak, begin: open, end: ends, summary };
+  return {
+    flows: n,
+    rssBefore,
+    rssOpen,
+    rssPeak,
+    cpuOpenS,
+    cpuCloseS,
+    begin: open,
+    end: ends,
+    summary,
+  };
 }
 
 export function renderHeld(h: HeldResult): string[] {

@@ -11,8 +11,8 @@
 import { findHostCgroupRoot, relativeCgroupPath, resolveCgroupDir } from "./bpf/cgroup.ts";
 import { clockOffsetUs, followClock, nowClocks } from "./bpf/clock.ts";
 import { KernelDrain } from "./bpf/kernel_drain.ts";
+import { noCallbacksNote } from "./bpf/features.ts";
 import { sharesSockOps } from "./bpf/peers.ts";
-import { kernelRelease } from "./bpf/features.ts";
 import {
   BPF_NAMES,
   DEFAULT_DNS_RING_BYTES,
@@ -44,6 +44,7 @@ import {
 import { compileFilter } from "./flow/filter.ts";
 import { packetEvent } from "./flow/packet.ts";
 import { SweepPolicy } from "./flow/reconcile.ts";
+import { SNAPSHOT_BATCH, SnapshotFeed } from "./flow/snapshot.ts";
 import { DEFAULT_MAX_FLOWS, FlowTable } from "./flow/state.ts";
 import {
   checkMonitorOptions,
@@ -117,6 +118,8 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   readonly notes: readonly string[];
   readonly #probe: Probe;
   readonly #decoder: RecordDecoder;
+  /** The start snapshot's records not yet handed on. */
+  readonly #snapshot: SnapshotFeed;
   readonly #flows: FlowTable;
   readonly #enrichers: Enrichers;
   readonly #owners: OwnerEnricher;
@@ -197,21 +200,11 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       cgroups,
       new DnsEnricher(this.#dns, { netns: { paths: this.#netns, live: namespaces.keys() } }),
     ]);
-    const snapshot = this.#probe.snapshot(
-      host.whole && this.cgroupDir === mount ? [] : cgroups.ids(),
-      namespaces,
-    ).flatMap((bytes) => this.#decoder.snapshot(bytes));
+    // Read whole now (the kernel marks those sockets begun), handed on in batches by batches().
+    const cgroupIds = host.whole && this.cgroupDir === mount ? [] : cgroups.ids();
+    this.#snapshot = new SnapshotFeed(this.#probe.snapshot(cgroupIds, namespaces), this.#decoder);
     holders.refresh();
-    this.#push(this.#flows.onSnapshot(snapshot));
-    const { noCallbacks } = this.#probe.counters();
-    if (noCallbacks > 0) {
-      featuresOff.push(
-        `netflow: this kernel (${kernelRelease()}) cannot turn on a socket's state callbacks ` +
-          `from an iterator (Linux 6.12+): ${noCallbacks} connection(s) open before netflow ` +
-          `started will end as unknown, within 10 s of their socket going`,
-      );
-    }
-    this.featuresOff = featuresOff;
+    this.featuresOff = [...featuresOff, ...noCallbacksNote(this.#probe.counters().noCallbacks)];
     this.#sweeps = new SweepPolicy(this.#updateMs, performance.now());
     this.#kernel = new KernelDrain(
       this.#probe,
@@ -254,6 +247,13 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
   async *batches(): AsyncGenerator<EventOf<E>[], void, undefined> {
     this.#iterating = true;
     try {
+      // The start snapshot first, a batch at a time: a preexisting flow's end may be in the ring.
+      while (!this.#snapshot.done) {
+        this.#push(
+          this.#flows.onSnapshot(this.#snapshot.next(SNAPSHOT_BATCH), this.#snapshot.listens),
+        );
+        if (this.#batch.length > 0) yield this.#take();
+      }
       while (!this.#stopping) {
         let drained = this.#drain();
         this.#enriched(this.#enrichers.settle(performance.now()));

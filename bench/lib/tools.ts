@@ -17,6 +17,8 @@ export interface NetflowOptions {
   extra?: string[];
   /** Another checkout's src/cli.ts (bench/bulk.ts's `--before`). */
   cli?: string;
+  /** V8 flags in place of the runtime's (`--v8-flags=a,b`; bench/memory_ab.ts). */
+  v8Flags?: string;
 }
 
 /**
@@ -47,7 +49,12 @@ export class Netflow {
       "json",
       ...(o.cgroup === null ? [] : ["--cgroup", o.cgroup]),
       ...(o.extra ?? []),
-    ], { stdoutFile: file, env: benchV8Env(), ...(o.cli === undefined ? {} : { cli: o.cli }) });
+    ], {
+      stdoutFile: file,
+      env: benchV8Env(),
+      ...(o.cli === undefined ? {} : { cli: o.cli }),
+      ...(o.v8Flags === undefined ? {} : { v8Flags: o.v8Flags }),
+    });
     started.push(nf.child); // ended by pid at cleanup whatever happens
     return new Netflow(nf, file);
   }

@@ -269,3 +269,13 @@ function helperReason(line: string): string {
   const since = known && !m[1] ? `, Linux ${known.since}+` : "";
   return m[1] ? `${name} is not available to this program type` : `it has no ${name}${since}`;
 }
+
+/** featuresOff's line (none or one) when the start snapshot could not turn on sockets' callbacks. */
+export function noCallbacksNote(noCallbacks: number): string[] {
+  if (noCallbacks === 0) return [];
+  return [
+    `netflow: this kernel (${kernelRelease()}) cannot turn on a socket's state callbacks ` +
+    `from an iterator (Linux 6.12+): ${noCallbacks} connection(s) open before netflow ` +
+    `started will end as unknown, within 10 s of their socket going`,
+  ];
+}

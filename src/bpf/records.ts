@@ -223,17 +223,6 @@ export class RecordDecoder {
     return { keys, record: (at: number) => this.flow(view, at) };
   }
 
-  /** Decodes the tcp iterator's output: back-to-back nf_flow records. */
-  snapshot(bytes: Uint8Array): FlowRecord[] {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const out: FlowRecord[] = [];
-    for (let at = 0; at + LAYOUT.nf_flow.size <= bytes.length; at += LAYOUT.nf_flow.size) {
-      const record = this.flow(view, at);
-      if (record !== undefined) out.push(record);
-    }
-    return out;
-  }
-
   #dns(view: DataView, at: number, length: number): DnsMessage {
     const captured = Math.min(view.getUint16(at + D.captured_len, true), length - D.payload);
     const start = view.byteOffset + at + D.payload;

@@ -277,11 +277,15 @@ export class FlowTable {
    * The start snapshot: begin events for the sockets established before
    * netflow started. Who sent the SYN is not recorded for them: a socket
    * whose local address and port a listener of its namespace serves was
-   * accepted (incoming), any other connected out.
+   * accepted (incoming), any other connected out. `listens` says which
+   * (default: from the listeners among `records`; the monitor hands the
+   * snapshot on in batches, with every namespace's listeners scanned first).
    */
-  onSnapshot(records: readonly FlowRecord[]): FlowBeginEvent[] {
+  onSnapshot(
+    records: readonly FlowRecord[],
+    listens: (r: FlowRecord) => boolean = listening(records),
+  ): FlowBeginEvent[] {
     this.#call();
-    const listens = listening(records);
     const out: FlowBeginEvent[] = [];
     for (const r of records) {
       if (r.kind !== "begin") continue;

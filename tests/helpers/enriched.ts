@@ -28,8 +28,11 @@ export class EnrichedTable extends FlowTable {
     return e && this.#enrich([e])[0];
   }
 
-  override onSnapshot(records: readonly FlowRecord[]): FlowBeginEvent[] {
-    return this.#enrich(super.onSnapshot(records));
+  override onSnapshot(
+    records: readonly FlowRecord[],
+    listens?: (r: FlowRecord) => boolean,
+  ): FlowBeginEvent[] {
+    return this.#enrich(super.onSnapshot(records, listens));
   }
 
   override onOpenList(

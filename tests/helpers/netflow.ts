@@ -51,6 +51,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Another checkout's src/cli.ts (a benchmark comparing with an older netflow). */
   cli?: string;
+  /** V8 flags in place of the runtime's (`--v8-flags=a,b`: a benchmark's A/B of GC settings). */
+  v8Flags?: string;
   /** How long the ready line may take (default 60 s: a busy host makes the start snapshot long). */
   readyTimeoutMs?: number;
 }
@@ -69,7 +71,8 @@ export interface Stopped {
 /** The command line of netflow with `args`, under `opts.wrapper` and writing to `opts.stdoutFile`. */
 export function netflowCommand(args: string[], opts: StartOptions = {}): string[] {
   const cli = opts.cli ?? CLI;
-  const netflow = [Deno.execPath(), "run", "--allow-all", RUNTIME_V8_FLAGS, cli, ...args];
+  const v8 = opts.v8Flags ?? RUNTIME_V8_FLAGS;
+  const netflow = [Deno.execPath(), "run", "--allow-all", v8, cli, ...args];
   const cmd = [...(opts.wrapper ?? []), ...netflow];
   if (opts.stdoutFile === undefined) return cmd;
   // sh opens the file and execs: the pid stays netflow's (or the wrapper's).

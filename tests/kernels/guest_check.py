@@ -187,7 +187,8 @@ class Netflow:
         # As ./netflow runs it, offline (--cached-only: a guest has no network).
         self.proc = subprocess.Popen(
             [deno, "run", "--quiet", "--cached-only", "--allow-all",
-             "--v8-flags=--max-semi-space-size=4", "--config", f"{ROOT}/deno.json",
+             "--v8-flags=--max-semi-space-size=4,--heap-growing-percent=100",
+             "--config", f"{ROOT}/deno.json",
              f"{ROOT}/src/cli.ts", "--format", "json", *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.events, self.stderr, self.bad = [], [], []
