@@ -30,7 +30,7 @@ export interface HeldResult {
 /** `netflow`: which netflow, and its V8 flags (bench/memory_ab.ts; default this checkout's). */
 export async function held(
   n: number,
-  netflow: Pick<NetflowOptions, "cli" | "v8Flags"> = {},
+  netflow: Pick<NetflowOptions, "cli" | "v8Flags" | "env"> = {},
 ): Promise<HeldResult> {
   const ports = Array.from({ length: HOLD_PAIRS }, (_, i) => 9001 + i);
   const servers = ports.map((port) =>

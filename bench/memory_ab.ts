@@ -17,7 +17,8 @@
  * (before, after; after, before). One JSON line per run on stderr, the
  * medians on stdout. `--side`: one side only (a diagnostic run); `--keep
  * DIR`: what netflow wrote to stdout besides its JSON lines (V8's
- * `--trace-gc`) is copied to DIR/NAME.txt before the cleanup removes it.
+ * `--trace-gc`, its C stdout made line-buffered so that no trace is lost at
+ * exit) is copied to DIR/NAME.txt before the cleanup removes it.
  * Heavy: run it inside the shared lock (`flock /tmp/netflow-ok.lock`),
  * keeping each hold under ~6 minutes.
  *
@@ -38,14 +39,20 @@ const PAIRS = Number(arg("--pairs") ?? 2);
 const BEFORE = arg("--before");
 const SIDE = arg("--side");
 const KEEP = arg("--keep");
+/** V8 writes its traces with printf: line-buffered (coreutils' stdbuf), none is lost at exit. */
+const LINES = KEEP === undefined
+  ? {}
+  : { env: { LD_PRELOAD: "/usr/libexec/coreutils/libstdbuf.so", _STDBUF_O: "L" } };
 
-type Side = Pick<NetflowOptions, "cli" | "v8Flags">;
+type Side = Pick<NetflowOptions, "cli" | "v8Flags" | "env">;
 const sides: Record<"before" | "after", Side> = {
   before: {
+    ...LINES,
     ...(BEFORE === undefined ? {} : { cli: `${BEFORE}/src/cli.ts` }),
     ...(arg("--flags-before") === undefined ? {} : { v8Flags: arg("--flags-before")! }),
   },
   after: {
+    ...LINES,
     ...(arg("--after") === undefined ? {} : { cli: `${arg("--after")}/src/cli.ts` }),
     ...(arg("--flags-after") === undefined ? {} : { v8Flags: arg("--flags-after")! }),
   },

@@ -64,7 +64,7 @@ export async function startUp(
   name: string,
   held: number,
   window: number,
-  netflow: Pick<NetflowOptions, "cli" | "v8Flags"> = {},
+  netflow: Pick<NetflowOptions, "cli" | "v8Flags" | "env"> = {},
 ): Promise<Start & { summary: string }> {
   const t0 = performance.now();
   const nf = await Netflow.start(name, {

@@ -19,6 +19,8 @@ export interface NetflowOptions {
   cli?: string;
   /** V8 flags in place of the runtime's (`--v8-flags=a,b`; bench/memory_ab.ts). */
   v8Flags?: string;
+  /** Added to its environment (bench/memory_ab.ts: stdout line-buffered for V8's traces). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -51,7 +53,7 @@ export class Netflow {
       ...(o.extra ?? []),
     ], {
       stdoutFile: file,
-      env: benchV8Env(),
+      env: { ...benchV8Env(), ...o.env },
       ...(o.cli === undefined ? {} : { cli: o.cli }),
       ...(o.v8Flags === undefined ? {} : { v8Flags: o.v8Flags }),
     });

@@ -110,10 +110,12 @@ export class BpfLink implements Disposable {
 function readAll(fd: number): Uint8Array {
   const lib = libbpf();
   try {
+    // One read buffer; each read's bytes copied out at their size (a read returns at most the
+    // kernel's 32 KiB seq buffer: a 64 KiB buffer kept per read held twice the output).
     const chunks: Uint8Array[] = [];
+    const buf = new Uint8Array(64 * 1024);
     let total = 0;
     for (;;) {
-      const buf = new Uint8Array(64 * 1024);
       const n = Number(lib.read(fd, buf, BigInt(buf.length)));
       if (n === 0) break;
       if (n < 0) {
@@ -121,7 +123,7 @@ function readAll(fd: number): Uint8Array {
         if (err === Errno.EAGAIN || err === Errno.EINTR) continue;
         check("Read iterator", -err);
       }
-      chunks.push(buf.subarray(0, n));
+      chunks.push(buf.slice(0, n));
       total += n;
     }
     const out = new Uint8Array(total);
