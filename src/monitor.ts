@@ -21,6 +21,7 @@ import {
   type ProbeCounters,
 } from "./bpf/loader.ts";
 import { type KernelRecord, RecordDecoder } from "./bpf/records.ts";
+import { DRAIN_MAX } from "./ffi/ringbuf.ts";
 import { DnsNames } from "./dns/names.ts";
 import { ProcResolvers } from "./dns/resolvers.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
@@ -56,7 +57,7 @@ import { SampledClock } from "./sampled_clock.ts";
 import { type MonitorStats, monitorStats } from "./stats.ts";
 
 /** Drains at most after a stop: a full 16 MiB ring (~100,000 records) and the store's 65,536. */
-const FINAL_DRAINS = 128;
+const FINAL_DRAINS = (1 << 18) / DRAIN_MAX;
 const DEFAULT_UPDATE_MS = 10_000;
 
 /** Idle: one poll with this timeout; it also bounds how long a stop takes. */
@@ -262,9 +263,9 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
         if (this.#batch.length > 0) yield this.#take();
         if (this.#stopping) break;
         const owners = this.#enrichers.wakeInMs(performance.now()) ?? IDLE_WAIT_MS;
-        // Behind (a backlog, read in bounded batches): the next one at once, after I/O.
+        // Behind (a backlog, in bounded batches): the next at once, after I/O (a 0 ms timer: 1-2 ms).
         const pause = this.#kernel.behind ? 0 : Math.min(BUSY_PAUSE_MS, owners);
-        if (drained > 0) await new Promise((r) => setTimeout(r, pause));
+        if (drained > 0) await new Promise((r) => pause ? setTimeout(r, pause) : setImmediate(r));
         else await this.#probe.reader.wait(Math.min(IDLE_WAIT_MS, owners));
       }
       if (!this.#closed) {

@@ -15,12 +15,13 @@
  *
  * @module
  */
+import { DRAIN_MAX } from "../ffi/ringbuf.ts";
 import { type Decode, type Drainable, drainInOrder } from "./drain.ts";
 import { LAYOUT, u64 } from "./layout.ts";
 import type { KernelRecord } from "./records.ts";
 
 /** Kept records read per drain (each costs three map calls; a batch stays small: DRAIN_MAX). */
-export const KEPT_PER_DRAIN = 1024;
+export const KEPT_PER_DRAIN = DRAIN_MAX / 2;
 
 /** What a drain reads: the rings and the kernel's store (a Probe). */
 export interface KernelSources {

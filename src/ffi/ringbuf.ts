@@ -20,13 +20,16 @@ import { pageSize } from "./syscalls.ts";
 
 /**
  * The most records one drain hands over. A batch's records, events and text
- * all live until it is written: 2,048 records' worth fits V8's 4 MiB young
- * generation and dies there. With 16,384 a batch outlived two scavenges, was
- * promoted, and old space grew by hundreds of MB before a full collection
- * while a 6 s stall's backlog was read (peak RSS 310-390 MB; 2,048: see
- * bench/RESULTS.md, "A stalled reader").
+ * all live until it is written, and a flow's end allocates ~7 KB on its way
+ * (record, event, enrichment, line): V8's 4 MiB young generation is scavenged
+ * every ~500 records. With 2,048 a batch outlived up to four scavenges (the
+ * last one freed nothing): while 100,000 flows closed at once, old space grew
+ * by ~130 MB a second of promoted batches (bench/held.ts under --trace-gc,
+ * 2026-12-06); 512: the held bench's peak after the close 286 -> 260 MB and
+ * its CPU 16.8 -> 11.7 µs per end (medians of 2 interleaved pairs); 16,384
+ * (before 2,048) reached 310-390 MB while a 6 s stall's backlog was read.
  */
-export const DRAIN_MAX = 2048;
+export const DRAIN_MAX = 512;
 
 /**
  * How much of the data area's second mapping is mapped after the first: a
