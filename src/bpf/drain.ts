@@ -3,11 +3,11 @@
  * (dns_events) and flow records (events) come through two rings; read one
  * after the other, an answer committed between the two reads would be applied
  * after the begin that needed it, and the flow would get no names. So the
- * flow ring is read first (its records kept), then the DNS ring (which now
- * holds every answer committed before those flow records were read), and the
- * two are merged by their kernel timestamps (`ts_ns`, CLOCK_MONOTONIC): each
- * answer is handed over before the first flow record the kernel wrote after
- * it. Flow records keep their ring order (a socket's records are in order
+ * flow ring is read first, then the DNS ring (which then holds every answer
+ * committed before the flow record read), and the two are merged by their
+ * kernel timestamps (`ts_ns`, CLOCK_MONOTONIC): each answer is handed over
+ * before the first flow record the kernel wrote after it. Each flow record is
+ * handed over as it is read, so a drain's records are not all alive at once. Flow records keep their ring order (a socket's records are in order
  * there); answers are sorted by time.
  *
  * One read of the DNS ring is not always all of it: a drain stops at its
@@ -82,12 +82,7 @@ export function drainInOrder(
   onDns: (r: KernelRecord | undefined) => void,
   packets?: Drainable,
 ): DrainOutcome {
-  const flowRecords: KernelRecord[] = [];
-  let records = flows.drain((view, offset, length) => {
-    const r = decode(view, offset, length);
-    if (r === undefined) onFlow(undefined);
-    else flowRecords.push(r);
-  });
+  let records = 0;
   const merged: Merged[] = [{ ring: dns, on: onDns, held: [], next: 0 }];
   if (packets !== undefined) merged.push({ ring: packets, on: onFlow, held: [], next: 0 });
   const read = (m: Merged): number => {
@@ -103,7 +98,6 @@ export function drainInOrder(
     if (m.held.length > 1) m.held.sort((a, b) => a.timeNs - b.timeNs);
     return got;
   };
-  for (const m of merged) read(m);
   let unordered = 0;
   let deadline = 0;
   let waited = false; // in vain once: the rest of this drain does not wait again
@@ -138,12 +132,27 @@ export function drainInOrder(
       first.on(first.held[first.next++]);
     }
   };
-  for (const r of flowRecords) {
+  // Each flow record handed over as it is read (decoded, then let go: a drain's records are
+  // not all alive at once), after what the other rings hold from before it.
+  let first = true;
+  const flowRecords = flows.drain((view, offset, length) => {
+    const r = decode(view, offset, length);
+    if (first) {
+      // The other rings, read after the first flow record was: every answer before it is there.
+      first = false;
+      for (const m of merged) read(m);
+    }
+    if (r === undefined) {
+      onFlow(undefined);
+      return;
+    }
     for (const m of merged) catchUp(m, r.timeNs);
     if (waited && merged.some((m) => m.ring.backlog?.() === true)) unordered++;
     handOver(r.timeNs);
     onFlow(r);
-  }
+  });
+  records += flowRecords; // after the call: the reads made in it counted theirs
+  if (first) { for (const m of merged) read(m); }
   handOver(Infinity);
   return { records, unordered };
 }

@@ -81,43 +81,27 @@ export function widenRecord(flow: Widened, r: FlowRecord): FlowRecord {
   };
 }
 
-/** A socket's counters, each exact in JSON or null. */
-export interface Counters {
-  bytesSent: number | null;
-  bytesReceived: number | null;
-  packetsSent: number | null;
-  packetsReceived: number | null;
-  rttUs: number | null;
-  retransmits: number | null;
-}
-
-export const NO_COUNTERS: Counters = {
-  bytesSent: null,
-  bytesReceived: null,
-  packetsSent: null,
-  packetsReceived: null,
-  rttUs: null,
-  retransmits: null,
-};
-
-/** The event fields of a set of counters, in the contract's order. */
-export function counterFields(c: Counters): FlowCounters {
-  return {
-    bytes_sent: c.bytesSent,
-    bytes_received: c.bytesReceived,
-    packets_sent: c.packetsSent,
-    packets_received: c.packetsReceived,
-    rtt_us: c.rttUs,
-    retransmits: c.retransmits,
-  };
+/** The counters an event carries when they could not be read (an unknown end): all null. */
+export function setNoCounters(e: Partial<FlowCounters>): void {
+  // One by one, in the contract's order: each store adds the field after the last.
+  e.bytes_sent = null;
+  e.bytes_received = null;
+  e.packets_sent = null;
+  e.packets_received = null;
+  e.rtt_us = null;
+  e.retransmits = null;
 }
 
 /**
  * An open flow's counters for an update: what was acknowledged and received
  * so far, which the end can only equal or exceed (it adds what is queued).
  */
-export function updateCounters(r: FlowRecord, outgoing: boolean): Counters {
-  return socketCounters(r, outgoing, 0, 0);
+export function setUpdateCounters(
+  e: Partial<FlowCounters>,
+  r: FlowRecord,
+  outgoing: boolean,
+): void {
+  setSocketCounters(e, r, outgoing, 0, 0);
 }
 
 /** A counter as JSON can carry it exactly, or null. */
@@ -137,7 +121,11 @@ function exact(n: number): number | null {
  * - bytes_received: payload received in order; at the peer's FIN the kernel
  *   has already counted the FIN's sequence number: removed.
  */
-export function endCounters(r: FlowRecord, outgoing = r.synAcked): Counters {
+export function setEndCounters(
+  e: Partial<FlowCounters>,
+  r: FlowRecord,
+  outgoing = r.synAcked,
+): void {
   const c = r.counters;
   // The peer's FIN found data unacknowledged: the kernel wrote the end when
   // the socket closed (bpf/sockops.bpf.h), when bytes_acked is all that
@@ -147,27 +135,32 @@ export function endCounters(r: FlowRecord, outgoing = r.synAcked): Counters {
   const ownFin = lateFin && r.oldState === TCP_STATE.LAST_ACK && r.skErr === 0 ? 1 : 0;
   const queued = atFin ? (c.writeSeq - c.sndUna) >>> 0 : -ownFin;
   const fin = r.end === "remote-fin" && c.bytesReceived > 0 ? 1 : 0;
-  return socketCounters(r, outgoing, queued, fin);
+  setSocketCounters(e, r, outgoing, queued, fin);
 }
 
 /**
- * The socket's counters as events carry them: `queued` bytes added to those
+ * The socket's counters, stored into an event: `queued` bytes added to those
  * sent, the peer's `fin` (0 or 1) taken from those received, and the active
  * opener's SYN taken from bytes_acked (the kernel flags it when it saw
  * connect(); the snapshot's outgoing flows had one too).
  */
-function socketCounters(r: FlowRecord, outgoing: boolean, queued: number, fin: number): Counters {
+function setSocketCounters(
+  e: Partial<FlowCounters>,
+  r: FlowRecord,
+  outgoing: boolean,
+  queued: number,
+  fin: number,
+): void {
   const c: SocketCounters = r.counters;
   // A socket restored in repair mode sent no SYN.
   const syn = (r.synAcked || outgoing) && !r.repaired && c.bytesAcked > 0 ? 1 : 0;
-  return {
-    bytesSent: exact(c.bytesAcked - syn + queued),
-    bytesReceived: exact(c.bytesReceived - fin),
-    packetsSent: exact(c.segsOut),
-    packetsReceived: exact(c.segsIn),
-    rttUs: exact(c.srttUs),
-    retransmits: exact(c.totalRetrans),
-  };
+  // Stored one by one, in the contract's order (no object of them to copy from).
+  e.bytes_sent = exact(c.bytesAcked - syn + queued);
+  e.bytes_received = exact(c.bytesReceived - fin);
+  e.packets_sent = exact(c.segsOut);
+  e.packets_received = exact(c.segsIn);
+  e.rtt_us = exact(c.srttUs);
+  e.retransmits = exact(c.totalRetrans);
 }
 
 /** Who ended a flow (`local`: this side, src of the end event) and how, from its end record. */

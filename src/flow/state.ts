@@ -36,15 +36,15 @@ import {
   type FlowEvent,
   type FlowEventBase,
   type FlowFailEvent,
+  type FlowUpdateEvent,
   formatTime,
 } from "../events.ts";
 import {
-  counterFields,
-  endCounters,
   endOf,
   msBetween,
-  NO_COUNTERS,
-  updateCounters,
+  setEndCounters,
+  setNoCounters,
+  setUpdateCounters,
   WIDE_REFRESH_NS,
   widenRecord,
 } from "./counters.ts";
@@ -222,9 +222,10 @@ export class FlowTable {
       // Due by the record's own time, which the duration is measured to.
       if (!due || r.timeNs - flow.beginNs! < everyNs!) continue;
       const outgoing = flow.direction === "outgoing";
-      const update = this.#event(flow, r.timeUs, EVENT_UPDATE, outgoing, r);
-      const duration_ms = msBetween(flow.beginNs, r.timeNs);
-      out.push(Object.assign(update, { duration_ms }, counterFields(updateCounters(r, outgoing))));
+      const update = this.#event(flow, r.timeUs, EVENT_UPDATE, outgoing, r) as FlowUpdateEvent;
+      update.duration_ms = msBetween(flow.beginNs, r.timeNs);
+      setUpdateCounters(update, r, outgoing);
+      out.push(update);
     }
     return out;
   }
@@ -269,7 +270,7 @@ export class FlowTable {
     end.closed_by = "local";
     end.reason = "unknown";
     end.duration_ms = flow.beginNs === null ? null : msBetween(flow.beginNs, now.ns);
-    Object.assign(end, counterFields(NO_COUNTERS));
+    setNoCounters(end);
     return end;
   }
 
@@ -331,11 +332,13 @@ export class FlowTable {
     this.#ended.add(r.netns, r.cookie, r.beginNs, r.timeNs);
     const { local, reason } = endOf(r);
     // In an end event src is the side that terminated the connection.
+    // The end's fields stored one by one, in the contract's order (no objects to copy from).
     const end = this.#event(flow, r.timeUs, EVENT_END, local, r) as unknown as FlowEndEvent;
-    const c = endCounters(r, flow.direction === "outgoing");
-    const closedBy = local ? "local" as const : "remote" as const;
-    const duration_ms = flow.beginNs === null ? null : msBetween(flow.beginNs, r.timeNs);
-    return Object.assign(end, { closed_by: closedBy, reason, duration_ms }, counterFields(c));
+    end.closed_by = local ? "local" : "remote";
+    end.reason = reason;
+    end.duration_ms = flow.beginNs === null ? null : msBetween(flow.beginNs, r.timeNs);
+    setEndCounters(end, r, flow.direction === "outgoing");
+    return end;
   }
 
   #openOf(r: FlowRecord): Flow | undefined {

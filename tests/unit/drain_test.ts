@@ -216,3 +216,36 @@ Deno.test("handshake packets come through their own ring, merged with the flow r
   assert.deepEqual(out, { records: 6, unordered: 0 });
   assert.deepEqual(order, ["syn 5", "begin 10", "syn 15", "dns 20", "begin 30", "syn 35"]);
 });
+
+Deno.test("each flow record is handed over before the next one is decoded (not a drain's worth alive at once)", () => {
+  const flows = new FakeRing(), dnsRing = new FakeRing();
+  const decoder = new RecordDecoder(1_700_000_000_000_000);
+  const order: string[] = [];
+  for (const ts of [10n, 20n, 30n]) {
+    flows.records.push(rawFlow({ kind: KIND_BEGIN, tsNs: ts, beginNs: ts, cookie: ts }));
+  }
+  dnsRing.records.push(rawAnswer(15n, "a.test", "192.0.2.1"));
+  const decode = (v: DataView, o: number, l: number) => {
+    const r = decoder.decode(v, o, l);
+    order.push(`decode ${r?.kind} ${r?.timeNs}`);
+    return r;
+  };
+  const out = drainInOrder(
+    flows,
+    dnsRing,
+    decode,
+    (r) => order.push(`${r?.kind} ${r?.timeNs}`),
+    (r) => order.push(`${r?.kind} ${r?.timeNs}`),
+  );
+  assert.deepEqual(out, { records: 4, unordered: 0 });
+  assert.deepEqual(order, [
+    "decode begin 10",
+    "decode dns 15",
+    "begin 10",
+    "decode begin 20",
+    "dns 15",
+    "begin 20",
+    "decode begin 30",
+    "begin 30",
+  ]);
+});

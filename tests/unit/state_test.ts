@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@3.23.2";
 import type { EndHow, FlowRecord } from "../../src/bpf/records.ts";
-import type { FlowEndEvent, FlowEvent } from "../../src/events.ts";
+import type { FlowCounters, FlowEndEvent, FlowEvent } from "../../src/events.ts";
 import { ENDED_KEEP_NS, FlowTable } from "../../src/flow/state.ts";
-import { endCounters } from "../../src/flow/counters.ts";
+import { setEndCounters } from "../../src/flow/counters.ts";
+import { formatJson } from "../../src/output/json.ts";
 import { DnsEnricher } from "../../src/enrich/dns.ts";
 import { EnrichedTable } from "../helpers/enriched.ts";
 import { atMs, connection, openList, record, type Side } from "../helpers/records.ts";
@@ -164,6 +165,13 @@ Deno.test("FlowTable gives the facts of its last call's events, and no older one
   assert.throws(() => table.factsOf(b), /not an event of this table's last call/);
 });
 
+/** The counters an end event of `r` carries. */
+function endCounters(r: FlowRecord): FlowCounters {
+  const c: Partial<FlowCounters> = {};
+  setEndCounters(c, r);
+  return c as FlowCounters;
+}
+
 Deno.test("endCounters: at a FIN queued bytes count, the SYN and the peer's FIN do not", () => {
   const at = (end: EndHow, outgoing: boolean) =>
     endCounters(
@@ -182,23 +190,26 @@ Deno.test("endCounters: at a FIN queued bytes count, the SYN and the peer's FIN 
     );
   // 1001 acknowledged (with the SYN) and 0x20 still queued across the 2^32 wrap.
   assert.deepEqual(
-    [at("local-fin", true).bytesSent, at("local-fin", true).bytesReceived],
+    [at("local-fin", true).bytes_sent, at("local-fin", true).bytes_received],
     [1032, 51],
   );
-  assert.deepEqual([at("remote-fin", false).bytesSent, at("remote-fin", false).bytesReceived], [
+  assert.deepEqual([at("remote-fin", false).bytes_sent, at("remote-fin", false).bytes_received], [
     1033,
     50,
   ]);
   // After a reset only what the peer acknowledged was sent.
-  assert.equal(at("remote-rst", true).bytesSent, 1000);
-  assert.deepEqual([at("timeout", true).packetsSent, at("timeout", true).packetsReceived], [4, 3]);
+  assert.equal(at("remote-rst", true).bytes_sent, 1000);
+  assert.deepEqual([at("timeout", true).packets_sent, at("timeout", true).packets_received], [
+    4,
+    3,
+  ]);
 });
 
 Deno.test("endCounters never gives a number JSON cannot carry exactly", () => {
   const c = endCounters(
     record("end", client, server, { counters: { bytesAcked: 2 ** 64, bytesReceived: -1 } }),
   );
-  assert.deepEqual([c.bytesSent, c.bytesReceived], [null, null]);
+  assert.deepEqual([c.bytes_sent, c.bytes_received], [null, null]);
 });
 
 // Properties over generated record streams: what the kernel writes per socket
@@ -306,7 +317,7 @@ function endIsTheSockets({ sockets, records }: Generated, tabulate: Tabulate): v
       const c = endCounters(end!);
       assert.deepEqual(
         [e.bytes_sent, e.bytes_received, e.packets_sent, e.packets_received],
-        [c.bytesSent, c.bytesReceived, c.packetsSent, c.packetsReceived],
+        [c.bytes_sent, c.bytes_received, c.packets_sent, c.packets_received],
         `counters of socket ${i}`,
       );
       assert.equal(e.duration_ms, beginArrived(s) ? 10 + i : null, `duration of socket ${i}`);
@@ -460,6 +471,8 @@ Deno.test("FlowTable reports updates for flows open long enough, oriented like t
   assert.ok(u?.event === "net_flow_tcp_update");
   assert.equal(describe(u), "tcp_update incoming 10.0.0.1:40000>10.0.0.2:80");
   assert.deepEqual([u.duration_ms, u.bytes_received, u.bytes_sent], [1500, 20, 7]);
+  // Its fields in the contract's order (what the JSON line writes, field by field).
+  assert.equal(formatJson(u), JSON.stringify(u));
   // Without an interval the list only reconciles.
   assert.deepEqual(table.onOpenList(list(2500, 30), atMs(2500), null), []);
 });
@@ -471,6 +484,7 @@ Deno.test("FlowTable ends a flow as unknown once its socket is missing from two 
   assert.deepEqual(table.onOpenList([], atMs(5), null), []);
   const [e] = table.onOpenList([], atMs(8), null) as [FlowEndEvent];
   assert.deepEqual([e.reason, e.closed_by, e.bytes_sent], ["unknown", "local", null]);
+  assert.equal(formatJson(e), JSON.stringify(e)); // its fields in the contract's order
   assert.equal(table.stats.unknownEnds, 1);
   // The real end arriving late changes nothing.
   assert.equal(table.onRecord(end), undefined);
