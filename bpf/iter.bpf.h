@@ -103,6 +103,39 @@ int netflow_open(struct bpf_iter__tcp *ctx)
 }
 
 /*
+ * The sockets whose holder netflow waits for (records of theirs wait in
+ * userspace: an incoming begin for its acceptor, an end for its holder), by
+ * cookie, written by netflow in one batch before each holders run. A run
+ * writes rows only for them and for listeners: a host with 200,000 sockets
+ * held gives a few rows, not 200,000.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} holders_wanted SEC(".maps");
+
+/* Entry 0 not 0: every socket's row (the start snapshot, or more sockets
+ * waiting than holders_wanted takes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} holders_every SEC(".maps");
+
+/* Whether a run writes the row of a socket that is not a listener. */
+static __always_inline int holder_wanted(__u64 cookie)
+{
+	__u32 zero = 0;
+	__u32 *every = bpf_map_lookup_elem(&holders_every, &zero);
+
+	return (every && *every) || bpf_map_lookup_elem(&holders_wanted, &cookie);
+}
+
+/*
  * Who holds which TCP socket: for sockets made before netflow started, and for
  * servers whose workers accept on a listener their parent created.
  */
@@ -144,12 +177,15 @@ int netflow_holders(struct bpf_iter__task_file *ctx)
 	} else {
 		return 0;
 	}
+	h.state = sk->__sk_common.skc_state;
+	/* Before the reads a row needs: most sockets of a busy host are not asked for. */
+	if (h.state != TCP_LISTEN && !holder_wanted(h.cookie))
+		return 0;
 	h.netns = sk->__sk_common.skc_net.net->ns.inum;
 	h.pid = task->tgid;
 	h.uid = task->cred->uid.val;
 	bpf_probe_read_kernel(h.comm, sizeof(h.comm), task->comm);
 	h.cgroup_id = task_cgroup_id(task);
-	h.state = sk->__sk_common.skc_state;
 	h.sport = sk->__sk_common.skc_num;
 	h.dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (sk->__sk_common.skc_family == AF_INET) {

@@ -132,6 +132,9 @@ static __always_inline void owner_at_local_fin(struct bpf_sock *sk)
  * it from now on (the end written by this close carries it). A socket whose
  * end was already written (the peer closed first, in softirq) gets a release
  * record, so netflow can give that end the name its holder had at close.
+ * Not when that end already named its closer (this side's FIN, stamped just
+ * before it was written): nothing of the socket waits for a name then, and a
+ * client that shuts down then closes would cost a record for nothing.
  */
 SEC("cgroup/sock_release")
 int netflow_sock_release(struct bpf_sock *sk)
@@ -139,14 +142,17 @@ int netflow_sock_release(struct bpf_sock *sk)
 	struct nf_owner *owner;
 	struct nf_sock *st;
 	struct nf_flow *r;
+	__u8 named;
 
 	if (!owned_kind(sk))
 		return ALLOW;
 	owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!owner)
 		return ALLOW;
+	/* Only the FIN's stamp sets closer before this last close. */
+	named = owner->closer;
 	stamp_closer(owner);
-	if (!owner->closer)
+	if (!owner->closer || named)
 		return ALLOW;
 	st = bpf_sk_storage_get(&socks, sk, 0, 0);
 	if (!st || !(st->state & NF_ST_BEGUN) || !(st->state & NF_ST_ENDED) ||

@@ -165,7 +165,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.cgroup = relativeCgroupPath(mount, this.cgroupDir);
     this.#dns = new DnsNames(options.dns, new ProcResolvers(mount));
     const cgroups = new CgroupPaths(mount, this.cgroupDir);
-    const holders = new SocketHolders(() => this.#probe.holders());
+    const holders = new SocketHolders((cookies) => this.#probe.holders(cookies));
     const maxFlows = options.maxFlows ?? DEFAULT_MAX_FLOWS;
     const resolver = new OwnerResolver(
       holders,

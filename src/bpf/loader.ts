@@ -24,6 +24,7 @@ import { BPF_OBJECT } from "./object.generated.ts";
 import { DNS_KEY_SIZE, NF_CNT } from "./abi.ts";
 import { LAYOUT } from "./layout.ts";
 import { HolderRows } from "./holders.ts";
+import { WantedSockets } from "./wanted.ts";
 
 /** Names in bpf/netflow.bpf.c that TypeScript uses; a test checks them against the object. */
 export const BPF_NAMES = {
@@ -48,6 +49,8 @@ export const BPF_NAMES = {
     dnsEvents: "dns_events",
     dnsQueries: "dns_queries",
     kept: "kept",
+    holdersWanted: "holders_wanted",
+    holdersEvery: "holders_every",
   },
   /** The .rodata section: struct nf_config nf_config, its only variable. */
   config: ".rodata",
@@ -141,6 +144,7 @@ export class Probe implements Disposable {
   /** The kernel's count of kept records at the last takeKept. */
   #keptCounted = 0;
   readonly #holders: BpfLink | null;
+  readonly #wanted: WantedSockets;
   readonly #snapshot: BpfLink | null;
   readonly #open: BpfLink | null;
   readonly #snapshotCgroupsFd: number;
@@ -179,6 +183,12 @@ export class Probe implements Disposable {
       this.#dnsQueriesFd = obj.map(BPF_NAMES.maps.dnsQueries).fd;
       this.#keptFd = obj.map(BPF_NAMES.maps.kept).fd;
       this.#holders = iterator(BPF_NAMES.iterators.holders);
+      const wanted = obj.map(BPF_NAMES.maps.holdersWanted);
+      this.#wanted = new WantedSockets(
+        wanted.fd,
+        obj.map(BPF_NAMES.maps.holdersEvery).fd,
+        wanted.maxEntries,
+      );
       this.#snapshot = iterator(BPF_NAMES.iterators.snapshot);
       this.#open = iterator(BPF_NAMES.iterators.open);
       this.#snapshotCgroupsFd = obj.map(BPF_NAMES.maps.snapshotCgroups).fd;
@@ -297,11 +307,13 @@ export class Probe implements Disposable {
   }
 
   /**
-   * Every TCP socket some process holds now, with the process (a task_file
-   * iterator run); null when this kernel refused the iterator.
+   * The TCP sockets some process holds now, with the process (a task_file
+   * iterator run): every listener, and the sockets of `cookies` (null: every
+   * socket); null when this kernel refused the iterator.
    */
-  holders(): HolderRows | null {
+  holders(cookies: ReadonlySet<number> | null = null): HolderRows | null {
     if (this.#holders === null) return null;
+    this.#wanted.set(cookies);
     return new HolderRows(this.#holders.readIterator());
   }
 

@@ -15,8 +15,11 @@ import { HolderRows } from "../bpf/holders.ts";
 
 /** What the owner resolver needs of the holders (a fake in unit tests). */
 export interface HolderIndex {
-  /** Runs the iterator once and indexes what it found. */
-  refresh(): void;
+  /**
+   * Runs the iterator once and indexes what it found: every listener, and
+   * the sockets of `cookies` (every socket when not given: the start snapshot).
+   */
+  refresh(cookies?: ReadonlySet<number>): void;
   /**
    * false: this kernel has no holders iterator (before 5.11), so nothing is
    * ever found; undefined or true: it has one.
@@ -36,7 +39,7 @@ const NONE: readonly SocketOwner[] = Object.freeze([]);
 const NO_ROWS = new HolderRows(new Uint8Array(0));
 
 export class SocketHolders implements HolderIndex {
-  readonly #read: () => HolderRows | null;
+  readonly #read: (cookies: ReadonlySet<number> | null) => HolderRows | null;
   #rows = NO_ROWS;
   /** A socket's first row, by cookie (cookies are unique on the host; the namespace is checked). */
   #sockets = new Map<number, number>();
@@ -48,8 +51,11 @@ export class SocketHolders implements HolderIndex {
   /** Whether the last run could read anything (null from `read`: no iterator). */
   available = true;
 
-  /** `read` runs the iterator; null when this kernel has none. */
-  constructor(read: () => HolderRows | null) {
+  /**
+   * `read` runs the iterator, writing rows for listeners and the sockets of
+   * `cookies` (null: every socket); null when this kernel has none.
+   */
+  constructor(read: (cookies: ReadonlySet<number> | null) => HolderRows | null) {
     this.#read = read;
   }
 
@@ -57,9 +63,9 @@ export class SocketHolders implements HolderIndex {
    * Indexes a run by row number: only the few listeners and the sockets
    * asked for later are decoded (a run on a busy host has 200,000 rows).
    */
-  refresh(): void {
+  refresh(cookies?: ReadonlySet<number>): void {
     this.runs++;
-    const rows = this.#read();
+    const rows = this.#read(cookies ?? null);
     this.available = rows !== null;
     this.#rows = rows ?? NO_ROWS;
     const sockets = new Map<number, number>(), more = new Map<number, number[]>();

@@ -200,7 +200,7 @@ export class OwnerResolver {
       this.#lastRunMs = nowMs;
       this.#stats.iteratorRuns++;
       const t0 = this.#clock();
-      this.#holders.refresh();
+      this.#holders.refresh(this.#unsettledCookies());
       // The lesser of this run's cost and the last one's: one run that was descheduled or
       // stopped (SIGSTOP) does not space the next by minutes; never longer than a begin waits.
       const cost = this.#clock() - t0;
@@ -250,6 +250,15 @@ export class OwnerResolver {
     const suffix = `|${cookie}`;
     for (const key of this.#held.keys()) if (key.endsWith(suffix)) return key;
     return undefined;
+  }
+
+  /** The sockets with a record waiting for its owner: the only rows a run must write. */
+  #unsettledCookies(): Set<number> {
+    const cookies = new Set<number>();
+    for (const list of this.#held.values()) {
+      for (const h of list) if (h.owner === undefined) cookies.add(h.record.cookie);
+    }
+    return cookies;
   }
 
   #oldestSinceMs(): number {

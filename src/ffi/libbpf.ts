@@ -57,6 +57,15 @@ const SYMBOLS = {
   bpf_map_update_elem: { parameters: ["i32", "buffer", "buffer", "u64"], result: "i32" },
   // int bpf_map_delete_elem(int fd, const void *key);
   bpf_map_delete_elem: { parameters: ["i32", "buffer"], result: "i32" },
+  // int bpf_map_update_batch(int fd, const void *keys, const void *values, __u32 *count,
+  //                          const struct bpf_map_batch_opts *opts);
+  bpf_map_update_batch: {
+    parameters: ["i32", "buffer", "buffer", "buffer", "pointer"],
+    result: "i32",
+  },
+  // int bpf_map_delete_batch(int fd, const void *keys, __u32 *count,
+  //                          const struct bpf_map_batch_opts *opts);
+  bpf_map_delete_batch: { parameters: ["i32", "buffer", "buffer", "pointer"], result: "i32" },
   // int bpf_map_get_next_key(int fd, const void *key, void *next_key);
   bpf_map_get_next_key: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   // int bpf_program__set_autoload(struct bpf_program *prog, bool autoload);

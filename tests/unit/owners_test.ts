@@ -12,17 +12,24 @@ const renamed = { pid: 101, uid: 33, comm: "worker-busy" };
 const client = { pid: 200, uid: 1000, comm: "curl" };
 const server = { addr: "127.0.0.1", port: 80 }, peer = { addr: "127.0.0.1", port: 40000 };
 
-/** Holders that change when the test says; counts iterator runs. */
+/**
+ * Holders that change when the test says; counts iterator runs. A run sees
+ * only the sockets it is asked for, as the kernel's filter writes only their
+ * rows (bpf/iter.bpf.h): a resolver that forgets to ask for a socket fails.
+ */
 class FakeHolders implements HolderIndex {
   available = true;
   sockets = new Map<number, SocketOwner[]>();
   listeners: SocketOwner[] = [];
   runs = 0;
+  /** The cookies each run asked for (undefined: every socket). */
+  asked: (number[] | undefined)[] = [];
   #seen = new Map<number, SocketOwner[]>();
   #seenListeners: SocketOwner[] = [];
-  refresh(): void {
+  refresh(cookies?: ReadonlySet<number>): void {
     this.runs++;
-    this.#seen = new Map(this.sockets);
+    this.asked.push(cookies && [...cookies].sort((a, b) => a - b));
+    this.#seen = new Map([...this.sockets].filter(([c]) => cookies?.has(c) ?? true));
     this.#seenListeners = [...this.listeners];
   }
   ofSocket(_netns: number, cookie: number): readonly SocketOwner[] {
@@ -325,4 +332,21 @@ Deno.test("OwnerResolver: one iterator run that was stopped for seconds does not
   holders.sockets.set(2, [worker]);
   assert.deepEqual(r.settle(185).map((x) => x.owner), [worker]); // 80 ms later, not 120 s
   assert.equal(holders.runs, 3);
+});
+
+Deno.test("OwnerResolver asks each run for exactly the sockets with a record still unsettled", () => {
+  const holders = new FakeHolders();
+  const r = new OwnerResolver(holders);
+  r.push(incoming({ cookie: 1 }), 0); // waits for its acceptor
+  r.push(incoming({ cookie: 2 }), 0);
+  r.push(end({ cookie: 3 }), 0); // the peer closed first: waits for its holder
+  r.push(record("begin", peer, server, { outgoing: true, owner: client, cookie: 4 }), 0);
+  holders.sockets.set(1, [worker]);
+  holders.sockets.set(4, [client]); // held, but nothing of it waits: not asked for
+  assert.equal(r.settle(5).length, 1); // 1 named; the outgoing begin passed at once
+  assert.deepEqual(holders.asked, [[1, 2, 3]]);
+  holders.sockets.set(2, [worker]);
+  holders.sockets.set(3, [renamed]);
+  assert.deepEqual(r.settle(25).map((x) => [x.cookie, x.owner]), [[2, worker], [3, renamed]]);
+  assert.deepEqual(holders.asked, [[1, 2, 3], [2, 3]]);
 });
