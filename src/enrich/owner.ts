@@ -32,8 +32,8 @@ interface Queued {
 export class OwnerEnricher implements Enricher {
   readonly #resolver: OwnerResolver;
   readonly #kept: PerFlow<Kept>;
-  /** Events of sockets the resolver holds a record of, per socket (netns|cookie), in order. */
-  readonly #queued = new Map<string, Queued[]>();
+  /** Events of sockets the resolver holds a record of, per socket (by cookie), in order. */
+  readonly #queued = new Map<number, Queued[]>();
 
   /** `maxFlows`: flows whose owner is kept at most (the flow table's bound). */
   constructor(resolver: OwnerResolver, maxFlows: number) {
@@ -55,7 +55,7 @@ export class OwnerEnricher implements Enricher {
         const settled = this.#resolver.snapshot([r])[0]!;
         return this.#after(item, settled.owner, settled.cgroupId);
       }
-      const key = `${r.netns}|${r.cookie}`;
+      const key = r.cookie;
       const queue = this.#queued.get(key);
       const waiting: Queued = { item, owner: undefined };
       if (queue === undefined) this.#queued.set(key, [waiting]);
@@ -80,7 +80,7 @@ export class OwnerEnricher implements Enricher {
 
   /** An event that does not wait itself, behind whatever of its socket does. */
   #after(item: Enriching, owner: SocketOwner | null, cgroupId?: number): readonly Enriching[] {
-    const queue = this.#queued.get(`${item.event.netns}|${item.facts.cookie}`);
+    const queue = this.#queued.get(item.facts.cookie);
     if (queue === undefined) return [this.#fill(item, owner, cgroupId)];
     queue.push({ item, owner });
     return [];
@@ -90,7 +90,7 @@ export class OwnerEnricher implements Enricher {
   #release(records: readonly FlowRecord[]): Enriching[] {
     const out: Enriching[] = [];
     for (const r of records) {
-      const key = `${r.netns}|${r.cookie}`;
+      const key = r.cookie;
       const queue = this.#queued.get(key);
       const head = queue?.shift();
       if (queue === undefined || head === undefined) continue; // not one of ours: cannot be

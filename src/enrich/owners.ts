@@ -107,8 +107,8 @@ export class OwnerResolver {
   readonly #clock: () => number;
   /** The least time between runs now: retryMs, or more after a costly run. */
   #intervalMs: number;
-  /** Records waiting, per socket (netns|cookie), in arrival order. */
-  readonly #held = new Map<string, Held[]>();
+  /** Records waiting, per socket (by cookie: unique host-wide), in arrival order. */
+  readonly #held = new Map<number, Held[]>();
   #unsettled = 0;
   #lastRunMs = -Infinity;
   #lastCostMs = Infinity;
@@ -158,8 +158,9 @@ export class OwnerResolver {
   /** One record from the ring; returns the records whose owner is settled, in order. */
   push(r: FlowRecord, nowMs: number): FlowRecord[] {
     if (this.#waitMs <= 0) return r.kind === "release" ? [] : [r]; // the kernel's stamps only
-    let key = `${r.netns}|${r.cookie}`;
-    if (r.kind === "release" && r.netns === 0) key = this.#keyOfCookie(r.cookie) ?? key;
+    // By cookie alone (unique host-wide): a release record names no namespace when the socket
+    // had no owner entry at its begin (accepted on a listener older than netflow).
+    const key = r.cookie;
     const list = this.#held.get(key);
     if (r.kind === "release") {
       if (list === undefined || r.owner === null) return [];
@@ -241,17 +242,6 @@ export class OwnerResolver {
     return Math.max(1, Math.min(look, this.#oldestDueMs()) - nowMs);
   }
 
-  /**
-   * The waiting socket with this cookie: a release record names no namespace
-   * when the socket had no owner entry at its begin (accepted on a listener
-   * older than netflow). Cookies are unique host-wide.
-   */
-  #keyOfCookie(cookie: number): string | undefined {
-    const suffix = `|${cookie}`;
-    for (const key of this.#held.keys()) if (key.endsWith(suffix)) return key;
-    return undefined;
-  }
-
   /** The sockets with a record waiting for its owner: the only rows a run must write. */
   #unsettledCookies(): Set<number> {
     const cookies = new Set<number>();
@@ -313,7 +303,7 @@ export class OwnerResolver {
   }
 
   /** The settled records at the head of a socket's list, with their owner. */
-  #flush(key: string, list: Held[]): FlowRecord[] {
+  #flush(key: number, list: Held[]): FlowRecord[] {
     const out: FlowRecord[] = [];
     while (list.length > 0 && list[0]!.owner !== undefined) {
       const h = list.shift()!;
