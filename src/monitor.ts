@@ -165,7 +165,13 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.cgroup = relativeCgroupPath(mount, this.cgroupDir);
     this.#dns = new DnsNames(options.dns, new ProcResolvers(mount));
     const cgroups = new CgroupPaths(mount, this.cgroupDir);
-    const holders = new SocketHolders((cookies) => this.#probe.holders(cookies));
+    const holders = new SocketHolders(
+      (cookies) => this.#probe.holders(cookies),
+      {
+        runIn: (pids, cookies) => this.#probe.holdersIterator?.runIn(pids, cookies) ?? null,
+        keep: (pids) => this.#probe.holdersIterator?.keep(pids),
+      },
+    );
     const maxFlows = options.maxFlows ?? DEFAULT_MAX_FLOWS;
     const resolver = new OwnerResolver(
       holders,

@@ -23,7 +23,8 @@ import { kernelRelease, offLine, optional, probeKernel, refusal, sectionOf } fro
 import { BPF_OBJECT } from "./object.generated.ts";
 import { DNS_KEY_SIZE, NF_CNT } from "./abi.ts";
 import { LAYOUT } from "./layout.ts";
-import { HolderRows } from "./holders.ts";
+import type { HolderRows } from "./holders.ts";
+import { HoldersIterator } from "./holders_run.ts";
 import { WantedSockets } from "./wanted.ts";
 
 /** Names in bpf/netflow.bpf.c that TypeScript uses; a test checks them against the object. */
@@ -143,8 +144,7 @@ export class Probe implements Disposable {
   #keptTaken = 0;
   /** The kernel's count of kept records at the last takeKept. */
   #keptCounted = 0;
-  readonly #holders: BpfLink | null;
-  readonly #wanted: WantedSockets;
+  readonly #holders: HoldersIterator | null;
   readonly #snapshot: BpfLink | null;
   readonly #open: BpfLink | null;
   readonly #snapshotCgroupsFd: number;
@@ -182,12 +182,15 @@ export class Probe implements Disposable {
       );
       this.#dnsQueriesFd = obj.map(BPF_NAMES.maps.dnsQueries).fd;
       this.#keptFd = obj.map(BPF_NAMES.maps.kept).fd;
-      this.#holders = iterator(BPF_NAMES.iterators.holders);
+      const holders = iterator(BPF_NAMES.iterators.holders);
       const wanted = obj.map(BPF_NAMES.maps.holdersWanted);
-      this.#wanted = new WantedSockets(
-        wanted.fd,
-        obj.map(BPF_NAMES.maps.holdersEvery).fd,
-        wanted.maxEntries,
+      this.#holders = holders && stack.use(
+        new HoldersIterator(
+          obj,
+          BPF_NAMES.iterators.holders,
+          holders,
+          new WantedSockets(wanted.fd, obj.map(BPF_NAMES.maps.holdersEvery).fd, wanted.maxEntries),
+        ),
       );
       this.#snapshot = iterator(BPF_NAMES.iterators.snapshot);
       this.#open = iterator(BPF_NAMES.iterators.open);
@@ -312,9 +315,12 @@ export class Probe implements Disposable {
    * socket); null when this kernel refused the iterator.
    */
   holders(cookies: ReadonlySet<number> | null = null): HolderRows | null {
-    if (this.#holders === null) return null;
-    this.#wanted.set(cookies);
-    return new HolderRows(this.#holders.readIterator());
+    return this.#holders?.run(cookies) ?? null;
+  }
+
+  /** The holders iterator's runs on every process or a few (null: this kernel refused it). */
+  get holdersIterator(): HoldersIterator | null {
+    return this.#holders;
   }
 
   /** Detaches everything and frees every handle; safe to call twice. */

@@ -33,6 +33,20 @@ export interface HolderIndex {
    * family, else (IPv4) a dual-stack `::` listener.
    */
   ofListener(netns: number, family: 4 | 6, addr: string, port: number): readonly SocketOwner[];
+  /**
+   * Runs the iterator on the processes of `pids` only, for the sockets of
+   * `cookies`, and indexes what it found (the listeners stay the last full
+   * run's); false when it cannot (a kernel before 6.1): run `refresh`.
+   */
+  refreshIn?(pids: ReadonlySet<number>, cookies: ReadonlySet<number>): boolean;
+}
+
+/** Runs on a few processes (src/bpf/holders_run.ts), where the kernel has them. */
+export interface ProcessRuns {
+  /** The rows of a run on the processes of `pids`; null: this kernel cannot. */
+  runIn(pids: Iterable<number>, cookies: ReadonlySet<number>): HolderRows | null;
+  /** Lets go of what is kept for processes not in `pids` (they hold no listener now). */
+  keep(pids: ReadonlySet<number>): void;
 }
 
 const NONE: readonly SocketOwner[] = Object.freeze([]);
@@ -40,6 +54,7 @@ const NO_ROWS = new HolderRows(new Uint8Array(0));
 
 export class SocketHolders implements HolderIndex {
   readonly #read: (cookies: ReadonlySet<number> | null) => HolderRows | null;
+  readonly #processes: ProcessRuns | undefined;
   #rows = NO_ROWS;
   /** A socket's first row, by cookie (cookies are unique on the host; the namespace is checked). */
   #sockets = new Map<number, number>();
@@ -55,8 +70,12 @@ export class SocketHolders implements HolderIndex {
    * `read` runs the iterator, writing rows for listeners and the sockets of
    * `cookies` (null: every socket); null when this kernel has none.
    */
-  constructor(read: (cookies: ReadonlySet<number> | null) => HolderRows | null) {
+  constructor(
+    read: (cookies: ReadonlySet<number> | null) => HolderRows | null,
+    processes?: ProcessRuns,
+  ) {
     this.#read = read;
+    this.#processes = processes;
   }
 
   /**
@@ -67,11 +86,29 @@ export class SocketHolders implements HolderIndex {
     this.runs++;
     const rows = this.#read(cookies ?? null);
     this.available = rows !== null;
-    this.#rows = rows ?? NO_ROWS;
-    const sockets = new Map<number, number>(), more = new Map<number, number[]>();
     const listeners = new Map<string, SocketOwner[]>();
+    this.#index(rows ?? NO_ROWS, listeners);
+    this.#listeners = listeners;
+    const pids = new Set<number>();
+    for (const list of listeners.values()) for (const o of list) pids.add(o.pid);
+    this.#processes?.keep(pids);
+  }
+
+  refreshIn(pids: ReadonlySet<number>, cookies: ReadonlySet<number>): boolean {
+    const rows = this.#processes?.runIn(pids, cookies) ?? null;
+    if (rows === null) return false;
+    this.runs++;
+    this.#index(rows);
+    return true;
+  }
+
+  /** A run's sockets by row; its listeners into `listeners` when given (a run on every process). */
+  #index(rows: HolderRows, listeners?: Map<string, SocketOwner[]>): void {
+    this.#rows = rows;
+    const sockets = new Map<number, number>(), more = new Map<number, number[]>();
     for (let i = 0; i < this.#rows.count; i++) {
       if (this.#rows.listening(i)) {
+        if (listeners === undefined) continue;
         const h = this.#rows.holder(i);
         const key = `${h.netns}|${h.localAddr}|${h.localPort}`;
         const list = listeners.get(key);
@@ -89,7 +126,6 @@ export class SocketHolders implements HolderIndex {
     }
     this.#sockets = sockets;
     this.#more = more;
-    this.#listeners = listeners;
   }
 
   ofSocket(netns: number, cookie: number): readonly SocketOwner[] {

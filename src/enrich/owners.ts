@@ -22,14 +22,17 @@
  * needs its name. A record behind one of its socket's that still waits (an
  * end behind its begin, when the peer closed before anyone accepted) has no
  * wait of its own: it cannot pass before it, and the run or the release
- * record that names the one names both. The iterator runs at most once per
- * `retryMs` (20 ms), whatever the number of waiting flows, and less often
- * when a run is costly (at most `maxShare` of a core: a run that took 2 ms
- * waits 40 ms for the next; counted from the cheaper of the last two runs,
- * so that one run descheduled or stopped does not space them by minutes, and
- * never more than `acceptWaitMs` apart); and only once a record has waited
- * `firstLookMs` (accept usually follows within that). Outgoing begins and
- * ends stamped at close pass straight through.
+ * record that names the one names both. A run looks for every waiting
+ * record at once, and only once a record has waited `firstLookMs` (accept
+ * usually follows within that). Where the kernel can (Linux 6.1+) a run
+ * walks only the processes that hold the listener each waiting flow arrived
+ * on (the acceptor holds it: a prefork worker, a socket-activated service),
+ * at most once per `lookMs` (5 ms); what such runs leave for `retryMs` more
+ * (a worker forked since, a socket handed over) or cannot place (a listener
+ * new since) is looked for by a run on every process, at most once per
+ * `retryMs` (20 ms), whatever the number of waiting flows. Either kind runs
+ * less often when costly (at most `maxShare` of a core: src/enrich/run_spacing.ts).
+ * Outgoing begins and ends stamped at close pass straight through.
  *
  * A begin is never given a process that did not accept it: when its wait
  * runs out, or once `waitMs` has passed and no process holds its listener any
@@ -51,51 +54,29 @@
  */
 import type { FlowRecord, SocketOwner } from "../bpf/records.ts";
 import type { HolderIndex } from "./holders.ts";
+import { RunSpacing } from "./run_spacing.ts";
+import type { OwnerResolverOptions, OwnerStats } from "./owner_types.ts";
 
-export interface OwnerResolverOptions {
-  /** Longest an end waits for its owner, ms (default 200); 0: none waits (the stamps only). */
-  waitMs?: number;
-  /**
-   * Longest an incoming begin waits for the process that accepts it, ms
-   * (default 2000, and never less than `waitMs`).
-   */
-  acceptWaitMs?: number;
-  /** Least time between two iterator runs, ms (default 20). */
-  retryMs?: number;
-  /** How long a record waits before the first iterator run looks for it, ms (default 5). */
-  firstLookMs?: number;
-  /**
-   * Most of one core the iterator may take (default 0.05): after a run that
-   * took T ms the next waits at least T / maxShare ms (a host with many
-   * sockets gets fewer looks, never a busy core).
-   */
-  maxShare?: number;
-  /** The clock that times iterator runs, ms (injectable for tests). */
-  clock?: () => number;
-}
-
-/** How the owners of the records that passed were settled. */
-export interface OwnerStats {
-  /** Records that waited for their owner. */
-  held: number;
-  /** Settled by an iterator run (the process holding the socket). */
-  byHolder: number;
-  /** Settled by the process that closed the socket (end or release record). */
-  byCloser: number;
-  /** Settled when the wait ran out (see the module doc). */
-  byTimeout: number;
-  /** Iterator runs made for waiting records. */
-  iteratorRuns: number;
-}
+export type { OwnerResolverOptions, OwnerStats } from "./owner_types.ts";
 
 interface Held {
   record: FlowRecord;
   sinceMs: number;
   /** undefined while unsettled. */
   owner: SocketOwner | null | undefined;
+  /** The processes that may hold its socket, as of listener index `pidsOf` (see #pidsOf). */
+  pids?: readonly number[];
+  pidsOf?: number;
 }
 
-const DEFAULTS = { waitMs: 200, acceptWaitMs: 2000, retryMs: 20, firstLookMs: 5, maxShare: 0.05 };
+const DEFAULTS = {
+  waitMs: 200,
+  acceptWaitMs: 2000,
+  retryMs: 20,
+  firstLookMs: 5,
+  lookMs: 5,
+  maxShare: 0.05,
+};
 
 export class OwnerResolver {
   readonly #holders: HolderIndex;
@@ -103,15 +84,16 @@ export class OwnerResolver {
   readonly #acceptWaitMs: number;
   readonly #retryMs: number;
   readonly #firstLookMs: number;
-  readonly #maxShare: number;
-  readonly #clock: () => number;
-  /** The least time between runs now: retryMs, or more after a costly run. */
-  #intervalMs: number;
+  /** Runs on every process, and runs on the listeners' holders only. */
+  readonly #all: RunSpacing;
+  readonly #few: RunSpacing;
+  /** Whether runs on a few processes are possible (until the kernel says no). */
+  #fewRuns: boolean;
+  /** Runs on every process so far: a listener index's generation. */
+  #allRuns = 0;
   /** Records waiting, per socket (by cookie: unique host-wide), in arrival order. */
   readonly #held = new Map<number, Held[]>();
   #unsettled = 0;
-  #lastRunMs = -Infinity;
-  #lastCostMs = Infinity;
   readonly #stats: OwnerStats = {
     held: 0,
     byHolder: 0,
@@ -126,9 +108,11 @@ export class OwnerResolver {
     this.#acceptWaitMs = Math.max(this.#waitMs, options.acceptWaitMs ?? DEFAULTS.acceptWaitMs);
     this.#retryMs = options.retryMs ?? DEFAULTS.retryMs;
     this.#firstLookMs = options.firstLookMs ?? DEFAULTS.firstLookMs;
-    this.#maxShare = options.maxShare ?? DEFAULTS.maxShare;
-    this.#clock = options.clock ?? (() => performance.now());
-    this.#intervalMs = this.#retryMs;
+    const share = options.maxShare ?? DEFAULTS.maxShare;
+    const clock = options.clock ?? (() => performance.now());
+    this.#all = new RunSpacing(this.#retryMs, share, this.#acceptWaitMs, clock);
+    this.#few = new RunSpacing(options.lookMs ?? DEFAULTS.lookMs, share, this.#acceptWaitMs, clock);
+    this.#fewRuns = holders.refreshIn !== undefined;
   }
 
   get stats(): OwnerStats {
@@ -190,24 +174,34 @@ export class OwnerResolver {
 
   /**
    * Settles what can be settled now: one iterator run when a record has
-   * waited long enough and the last run is `retryMs` old; the wait's end for
-   * records older than `waitMs`. `final`: everything, now (netflow stops).
+   * waited `firstLookMs` and the last run is old enough (on the listeners'
+   * holders every `lookMs`, on every process every `retryMs`: see
+   * #wantsAll); the wait's end for records older than `waitMs`. `final`:
+   * everything, now (netflow stops).
    */
   settle(nowMs: number, final = false): FlowRecord[] {
     if (this.#unsettled === 0) return [];
     const out: FlowRecord[] = [];
-    const due = this.#oldestSinceMs() + this.#firstLookMs <= nowMs;
-    if ((due && nowMs - this.#lastRunMs >= this.#intervalMs) || final) {
-      this.#lastRunMs = nowMs;
+    const oldest = this.#oldestSinceMs();
+    const due = oldest + this.#firstLookMs <= nowMs;
+    let ran = false;
+    const all = final || (due && this.#wantsAll(oldest, nowMs));
+    if (due && !all && nowMs >= this.#few.nextMs) {
+      const pids = new Set<number>();
+      for (const h of this.#unsettledHeld()) for (const pid of this.#pidsOf(h)) pids.add(pid);
+      ran = this.#few.run(nowMs, () => this.#holders.refreshIn!(pids, this.#unsettledCookies()));
+      this.#fewRuns = ran; // false: this kernel cannot (before 6.1), a run on every process now
+    }
+    if (
+      !ran && (final || (due && !this.#fewRuns && nowMs >= this.#all.nextMs) ||
+        (all && nowMs >= this.#all.nextMs))
+    ) {
+      this.#all.run(nowMs, () => this.#holders.refresh(this.#unsettledCookies()));
+      this.#allRuns++;
+      ran = true;
+    }
+    if (ran) {
       this.#stats.iteratorRuns++;
-      const t0 = this.#clock();
-      this.#holders.refresh(this.#unsettledCookies());
-      // The lesser of this run's cost and the last one's: one run that was descheduled or
-      // stopped (SIGSTOP) does not space the next by minutes; never longer than a begin waits.
-      const cost = this.#clock() - t0;
-      const spaced = Math.min(cost, this.#lastCostMs) / this.#maxShare;
-      this.#lastCostMs = cost;
-      this.#intervalMs = Math.min(this.#acceptWaitMs, Math.max(this.#retryMs, spaced));
       for (const list of this.#held.values()) {
         for (const h of list) {
           if (h.owner !== undefined) continue;
@@ -238,8 +232,52 @@ export class OwnerResolver {
   wakeInMs(nowMs: number): number | null {
     if (this.#unsettled === 0) return null;
     const oldest = this.#oldestSinceMs();
-    const look = Math.max(oldest + this.#firstLookMs, this.#lastRunMs + this.#intervalMs);
+    // The next run on a few processes, else the one on every process (once the oldest has
+    // waited retryMs past its first look, or now).
+    const all = Math.max(
+      this.#all.nextMs,
+      this.#wantsAll(oldest, nowMs) ? 0 : oldest + this.#firstLookMs + this.#retryMs,
+    );
+    const next = this.#wantsAll(oldest, nowMs) ? all : Math.min(this.#few.nextMs, all);
+    const look = Math.max(oldest + this.#firstLookMs, next);
     return Math.max(1, Math.min(look, this.#oldestDueMs()) - nowMs);
+  }
+
+  /**
+   * Whether the next run must walk every process: this kernel cannot run on
+   * a few (before 6.1); a record waited `retryMs` past its first look (the
+   * runs on its listener's holders did not find it: a worker forked since,
+   * a socket handed to another process); a waiting record whose processes
+   * are not known (a listener made since the last run on every process).
+   */
+  #wantsAll(oldest: number, nowMs: number): boolean {
+    if (!this.#fewRuns || oldest + this.#firstLookMs + this.#retryMs <= nowMs) return true;
+    for (const h of this.#unsettledHeld()) if (this.#pidsOf(h).length === 0) return true;
+    return false;
+  }
+
+  /**
+   * The processes that may hold a waiting record's socket: those holding the
+   * listener it arrived on (an incoming flow), and the one the kernel stamped
+   * (its creator, or who connected), as of the last run on every process.
+   */
+  #pidsOf(h: Held): readonly number[] {
+    if (h.pidsOf === this.#allRuns) return h.pids!;
+    const r = h.record,
+      pids = r.outgoing ? [] : this.#holders
+        .ofListener(r.netns, r.family, r.localAddr, r.localPort).map((o) => o.pid);
+    if (r.owner !== null && !pids.includes(r.owner.pid) && (r.outgoing || r.kind === "end")) {
+      pids.push(r.owner.pid);
+    }
+    h.pids = pids;
+    h.pidsOf = this.#allRuns;
+    return pids;
+  }
+
+  *#unsettledHeld(): Generator<Held> {
+    for (const list of this.#held.values()) {
+      for (const h of list) if (h.owner === undefined) yield h;
+    }
   }
 
   /** The sockets with a record waiting for its owner: the only rows a run must write. */

@@ -205,6 +205,29 @@ export class BpfObject implements Disposable {
     return new BpfLink(checkPointer(`Attach ${program}`, link, takeLog));
   }
 
+  /**
+   * Attaches a task iterator program (iter/task_file) to one process: a run
+   * walks only that process's files (Linux 6.1+: bpf_iter_link_info.task;
+   * older kernels refuse the argument with E2BIG, newer with ESRCH when no
+   * such process exists). `pid` as this process's pid namespace sees it.
+   */
+  attachIteratorToProcess(program: string, pid: number): BpfLink {
+    // union bpf_iter_link_info: task { __u32 tid; __u32 pid; __u32 pid_fd; }, 16 bytes (6.1+)
+    const info = new Uint32Array([0, pid, 0, 0]);
+    // struct bpf_iter_attach_opts { size_t sz; union bpf_iter_link_info *link_info;
+    //                               __u32 link_info_len; }
+    const opts = new BigUint64Array([
+      24n,
+      BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(info))),
+      BigInt(info.byteLength),
+    ]);
+    const link = libbpf().bpf_program__attach_iter(
+      this.#program(program),
+      Deno.UnsafePointer.of(opts),
+    );
+    return new BpfLink(checkPointer(`Attach ${program} to process ${pid}`, link, takeLog));
+  }
+
   attachCgroup(program: string, cgroup: CgroupFd): BpfLink {
     const link = libbpf().bpf_program__attach_cgroup(this.#program(program), cgroup.fd);
     return new BpfLink(checkPointer(`Attach ${program}`, link, takeLog));

@@ -7,6 +7,8 @@
  *   and of no other socket; asked for none (the start snapshot), every
  *   socket's. One process holds a listener, two accepted sockets and two
  *   client sockets, and says their cookies (SO_COOKIE).
+ * - Runs on a few processes (src/bpf/holders_run.ts, Linux 6.1+): only
+ *   those processes' sockets and listeners.
  * - Release records (bpf/owners.bpf.h): written for a socket whose end went
  *   out before its holder closed it (the peer's FIN first), not for one whose
  *   end already named its closer (its own FIN first).
@@ -136,3 +138,43 @@ e2eTest(
     );
   },
 );
+
+e2eTest("a holders run on one process writes only that process's rows", async () => {
+  await using cg = new TestCgroup();
+  const one = cg.spawn("python3", "-c", HOLDER), other = cg.spawn("python3", "-c", HOLDER);
+  const [a, b] = [JSON.parse(await one.line()) as Said, JSON.parse(await other.line()) as Said];
+  using probe = Probe.open({ cgroupDir: cg.dir });
+  const iter = probe.holdersIterator!;
+  const rowsOf = (rows: SocketHolder[]) =>
+    rows.map((h) => `${h.owner.pid} ${h.listening ? `listen ${h.localPort}` : h.cookie}`).sort();
+  const wanted = new Set([a.a, b.a]);
+  // Positive control: the same cookies on every process: both processes' rows.
+  const everywhere = decodeHolders(iter.run(wanted).bytes)
+    .filter((h) => h.owner.pid === one.pid || h.owner.pid === other.pid);
+  assert.deepEqual(
+    rowsOf(everywhere),
+    [
+      `${one.pid} ${a.a}`,
+      `${one.pid} listen ${a.port}`,
+      `${other.pid} ${b.a}`,
+      `${other.pid} listen ${b.port}`,
+    ].sort(),
+  );
+  const rows = iter.runIn([one.pid, 2 ** 22 + 1], wanted); // the second: no such process
+  if (rows === null) {
+    // A kernel before 6.1: runs on every process only (the resolver's fallback).
+    const [major, minor] = Deno.osRelease().split(".").map(Number);
+    assert.ok(major! < 6 || (major === 6 && minor! < 1), `${Deno.osRelease()} refused`);
+    return;
+  }
+  assert.deepEqual(rowsOf(decodeHolders(rows.bytes)), [
+    `${one.pid} ${a.a}`,
+    `${one.pid} listen ${a.port}`,
+  ]);
+  // The link is kept while the process may be asked for, then let go.
+  assert.deepEqual(rowsOf(decodeHolders(iter.runIn([other.pid], wanted)!.bytes)), [
+    `${other.pid} ${b.a}`,
+    `${other.pid} listen ${b.port}`,
+  ]);
+  iter.keep(new Set());
+});

@@ -350,3 +350,93 @@ Deno.test("OwnerResolver asks each run for exactly the sockets with a record sti
   assert.deepEqual(r.settle(25).map((x) => [x.cookie, x.owner]), [[2, worker], [3, renamed]]);
   assert.deepEqual(holders.asked, [[1, 2, 3], [2, 3]]);
 });
+
+/**
+ * Holders whose kernel runs the iterator on a few processes (Linux 6.1+): a
+ * run on `pids` sees only the sockets those processes hold; listeners are
+ * seen by runs on every process only. `few: false`: a kernel that cannot.
+ */
+class FewHolders extends FakeHolders {
+  few = true;
+  /** The pids each run on a few processes asked for. */
+  askedPids: number[][] = [];
+  fewRuns = 0;
+  #seenFew = new Map<number, SocketOwner[]>();
+  #full = true;
+  override refresh(cookies?: ReadonlySet<number>): void {
+    this.#full = true;
+    super.refresh(cookies);
+  }
+  refreshIn(pids: ReadonlySet<number>, cookies: ReadonlySet<number>): boolean {
+    if (!this.few) return false;
+    this.#full = false;
+    this.fewRuns++;
+    this.askedPids.push([...pids].sort((a, b) => a - b));
+    this.#seenFew = new Map(
+      [...this.sockets].filter(([c, hs]) => cookies.has(c) && hs.some((h) => pids.has(h.pid))),
+    );
+    return true;
+  }
+  override ofSocket(netns: number, cookie: number): readonly SocketOwner[] {
+    return this.#full ? super.ofSocket(netns, cookie) : this.#seenFew.get(cookie) ?? [];
+  }
+}
+
+Deno.test("OwnerResolver looks first on the processes holding the listener, every 5 ms", () => {
+  const holders = new FewHolders();
+  holders.listeners = [master, worker];
+  holders.refresh(); // netflow's start: the listeners' holders known
+  const r = new OwnerResolver(holders);
+  r.push(incoming({ cookie: 1 }), 0);
+  r.push(incoming({ cookie: 2 }), 3);
+  assert.deepEqual(r.settle(5), []); // a look on the master and the worker: nobody accepted
+  assert.deepEqual(holders.askedPids, [[100, 101]]);
+  assert.equal(r.wakeInMs(5), 5);
+  holders.sockets.set(1, [worker]);
+  holders.sockets.set(2, [worker]);
+  assert.deepEqual(r.settle(10).map((x) => [x.cookie, x.owner]), [[1, worker], [2, worker]]);
+  assert.deepEqual([holders.fewRuns, holders.runs], [2, 1]); // no run on every process
+});
+
+Deno.test("OwnerResolver runs on every process for what the listener's holders do not have", () => {
+  const holders = new FewHolders();
+  holders.listeners = [master];
+  holders.refresh();
+  const r = new OwnerResolver(holders);
+  r.push(incoming(), 0);
+  holders.sockets.set(1, [client]); // handed to a process that holds no listener
+  for (const t of [5, 10, 15, 20]) assert.deepEqual(r.settle(t), []);
+  assert.deepEqual([holders.fewRuns, holders.runs], [4, 1]);
+  assert.deepEqual(r.settle(25).map((x) => x.owner), [client]); // firstLookMs + retryMs
+  assert.deepEqual([holders.fewRuns, holders.runs], [4, 2]);
+});
+
+Deno.test("OwnerResolver runs on every process for a flow whose listener it does not know", () => {
+  const holders = new FewHolders();
+  holders.refresh(); // no listener yet: made since
+  const r = new OwnerResolver(holders);
+  r.push(incoming(), 0);
+  holders.sockets.set(1, [worker]);
+  holders.listeners = [worker];
+  assert.deepEqual(r.settle(5).map((x) => x.owner), [worker]);
+  assert.deepEqual([holders.fewRuns, holders.runs], [0, 2]);
+  r.push(incoming({ cookie: 2 }), 10); // its listener is known now
+  holders.sockets.set(2, [worker]);
+  assert.deepEqual(r.settle(15).map((x) => x.owner), [worker]);
+  assert.deepEqual([holders.fewRuns, holders.runs], [1, 2]);
+});
+
+Deno.test("OwnerResolver on a kernel that cannot run on a few processes runs on every one", () => {
+  const holders = new FewHolders();
+  holders.few = false;
+  holders.listeners = [worker];
+  holders.refresh();
+  const r = new OwnerResolver(holders);
+  r.push(incoming(), 0);
+  holders.sockets.set(1, [worker]);
+  assert.deepEqual(r.settle(5).map((x) => x.owner), [worker]); // tried, refused, then all
+  r.push(incoming({ cookie: 2 }), 30);
+  assert.equal(r.wakeInMs(30), 5);
+  r.settle(35);
+  assert.deepEqual([holders.fewRuns, holders.runs], [0, 3]); // never tried again
+});
