@@ -186,11 +186,17 @@ export class OwnerResolver {
     const due = oldest + this.#firstLookMs <= nowMs;
     let ran = false;
     const all = final || (due && this.#wantsAll(oldest, nowMs));
-    if (due && !all && nowMs >= this.#few.nextMs) {
+    // On the listeners' holders, also while a run on every process waits for its spacing
+    // (one that ran long spaces the next by 20 times its cost): what they can find, they find.
+    if (
+      due && this.#fewRuns && nowMs >= this.#few.nextMs && !(all && nowMs >= this.#all.nextMs)
+    ) {
       const pids = new Set<number>();
       for (const h of this.#unsettledHeld()) for (const pid of this.#pidsOf(h)) pids.add(pid);
-      ran = this.#few.run(nowMs, () => this.#holders.refreshIn!(pids, this.#unsettledCookies()));
-      this.#fewRuns = ran; // false: this kernel cannot (before 6.1), a run on every process now
+      if (pids.size > 0) {
+        ran = this.#few.run(nowMs, () => this.#holders.refreshIn!(pids, this.#unsettledCookies()));
+        this.#fewRuns = ran; // false: this kernel cannot (before 6.1), a run on every process now
+      }
     }
     if (
       !ran && (final || (due && !this.#fewRuns && nowMs >= this.#all.nextMs) ||
@@ -238,7 +244,7 @@ export class OwnerResolver {
       this.#all.nextMs,
       this.#wantsAll(oldest, nowMs) ? 0 : oldest + this.#firstLookMs + this.#retryMs,
     );
-    const next = this.#wantsAll(oldest, nowMs) ? all : Math.min(this.#few.nextMs, all);
+    const next = this.#fewRuns ? Math.min(this.#few.nextMs, all) : all;
     const look = Math.max(oldest + this.#firstLookMs, next);
     return Math.max(1, Math.min(look, this.#oldestDueMs()) - nowMs);
   }

@@ -440,3 +440,25 @@ Deno.test("OwnerResolver on a kernel that cannot run on a few processes runs on 
   r.settle(35);
   assert.deepEqual([holders.fewRuns, holders.runs], [0, 3]); // never tried again
 });
+
+Deno.test("OwnerResolver looks on the listener's holders while a costly run on every process is spaced", () => {
+  let now = 0;
+  const holders = new FewHolders();
+  holders.listeners = [worker];
+  holders.refresh();
+  const full = holders.refresh.bind(holders);
+  holders.refresh = (cookies) => {
+    full(cookies);
+    now += 20; // each run on every process costs 20 ms: the next waits 400
+  };
+  const r = new OwnerResolver(holders, { clock: () => now });
+  r.push(incoming(), 0); // handed to a process without the listener: only a full run finds it
+  for (const t of [5, 10, 15, 20]) r.settle(t);
+  assert.deepEqual(r.settle(25), []); // the run on every process, spaced 400 ms from here
+  assert.equal(holders.runs, 2);
+  r.push(incoming({ cookie: 2 }), 30); // accepted by the worker, which holds the listener
+  holders.sockets.set(2, [worker]);
+  assert.deepEqual(r.settle(35).map((x) => [x.cookie, x.owner]), [[2, worker]]);
+  assert.equal(holders.runs, 2); // found by a look on the worker, not after 400 ms
+  assert.equal(r.wakeInMs(35), 5); // the first one still waits: looks go on every 5 ms
+});
