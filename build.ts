@@ -44,12 +44,14 @@ const CLANG_FLAGS = [
 const STRIP_FLAGS = ["-g"];
 
 /**
- * V8 flags netflow runs with (deno.json's start task and ./netflow repeat them).
- * A 4 MiB young generation keeps memory with 100,000 open flows under 150 MB
- * and costs no CPU per flow; an old generation collected once it has grown to
- * twice what was live after the last full collection (V8 lets it reach 3-4
- * times) keeps the peak while a backlog is read down (bench/RESULTS.md, "A
- * stalled reader").
+ * V8 flags netflow runs with (deno.json's start task, ./netflow and
+ * tests/kernels/guest_check.py repeat them; tests/unit/v8_flags_test.ts checks).
+ * A 4 MiB young generation: 16 MiB cost 26 MB more with 100,000 open flows
+ * (and saved 15-20% of CPU per flow: bench/RESULTS.md, "Tried and not kept");
+ * an old generation collected once it has grown to twice what was live after
+ * the last full collection (V8 lets it reach 3-4 times) keeps the peak while a
+ * backlog is read down (bench/RESULTS.md, "A stalled reader"). With 100,000
+ * open flows netflow's RSS peaks at 180-220 MB (bench/held.ts).
  */
 export const RUNTIME_V8_FLAGS = "--v8-flags=--max-semi-space-size=4,--heap-growing-percent=100";
 

@@ -96,6 +96,14 @@ export class RecordDecoder {
     return undefined;
   }
 
+  /**
+   * Lets go of the buffer records were last read from: the start snapshot's
+   * (src/flow/snapshot.ts), which would otherwise stay until the ring's first record.
+   */
+  forget(): void {
+    this.#bytes = new Uint8Array(0);
+  }
+
   /** A byte view over all of `view`'s buffer (made once per buffer, not per record). */
   #bytesOf(view: DataView): Uint8Array {
     if (this.#bytes.buffer !== view.buffer) this.#bytes = new Uint8Array(view.buffer);

@@ -63,7 +63,8 @@ export class SnapshotFeed {
         if (r !== undefined) out.push(r);
       }
       if (this.#at + SIZE > bytes.length) {
-        this.#parts[this.#part++] = NONE; // read: let go
+        this.#parts[this.#part++] = NONE; // read: let go, here and in the decoder
+        this.#decoder.forget();
         this.#at = 0;
       }
     }

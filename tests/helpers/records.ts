@@ -196,3 +196,17 @@ export function holderRows(holders: readonly SocketHolder[]): HolderRows {
   });
   return new HolderRows(bytes);
 }
+
+/** One namespace's start snapshot (the tcp iterator's output): back-to-back records, then `tail` bytes of a torn one. */
+export function snapshotPart(
+  records: readonly Omit<RawFlow, "tsNs" | "beginNs">[],
+  tail = 0,
+): Uint8Array {
+  const size = LAYOUT.nf_flow.size;
+  const bytes = new Uint8Array(records.length * size + tail);
+  records.forEach((r, i) => {
+    const view = rawFlow({ tsNs: 1000n, beginNs: 1000n, ...r });
+    bytes.set(new Uint8Array(view.buffer), i * size);
+  });
+  return bytes;
+}

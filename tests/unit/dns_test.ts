@@ -7,6 +7,7 @@ import { DnsCache, MAX_GROUPS, MAX_NAMES } from "../../src/dns/cache.ts";
 import { DnsNames } from "../../src/dns/names.ts";
 import { MAX_TTL_S, parseAnswer, questionHash } from "../../src/dns/parse.ts";
 import { dnsMessage as message } from "../helpers/records.ts";
+import { heapWorkload } from "../helpers/workload.ts";
 
 type Answer = { type: "A" | "AAAA" | "CNAME"; name: string; data: string; ttl: number };
 
@@ -208,19 +209,14 @@ Deno.test("an address gives at most MAX_NAMES names: the newest chains, in the o
 
 Deno.test("a flood of 600-byte answers with 15 CNAMEs stays within the byte budget (heap measured)", async () => {
   const budget = 8 << 20;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--v8-flags=--expose-gc",
-      new URL("../workloads/dns_heap.ts", import.meta.url).pathname,
-      "20000",
-      String(budget),
-    ],
-    stderr: "inherit",
-  }).output();
-  assert.ok(out.success);
-  const r = JSON.parse(new TextDecoder().decode(out.stdout));
+  const r = await heapWorkload("dns_heap.ts", "20000", String(budget)) as {
+    answerBytes: number;
+    bytes: number;
+    growth: number;
+    entries: number;
+    evicted: number;
+    lastNames: number;
+  };
   console.log(`flood: ${JSON.stringify(r)}`);
   assert.ok(r.answerBytes >= 550 && r.answerBytes <= 700, `answers of ${r.answerBytes} bytes`);
   // What the cache says it holds, and what the heap grew by, stay within the budget.
