@@ -121,8 +121,9 @@ export function drainInOrder(
   const handOver = (timeNs: number): void => {
     for (;;) {
       let first: Merged | undefined;
-      for (const m of merged) {
-        const head = m.held[m.next];
+      // Indexed loops here and below: run per flow record, they make no iterator in any tier.
+      for (let i = 0; i < merged.length; i++) {
+        const m = merged[i]!, head = m.held[m.next];
         if (
           head !== undefined && head.timeNs <= timeNs &&
           (first === undefined || head.timeNs < first.held[first.next]!.timeNs)
@@ -146,7 +147,7 @@ export function drainInOrder(
       onFlow(undefined);
       return;
     }
-    for (const m of merged) catchUp(m, r.timeNs);
+    for (let i = 0; i < merged.length; i++) catchUp(merged[i]!, r.timeNs);
     if (waited && merged.some((m) => m.ring.backlog?.() === true)) unordered++;
     handOver(r.timeNs);
     onFlow(r);

@@ -85,22 +85,24 @@ export class Enrichers {
 
   /** A record that made no event, shown to each enricher (the events it lets go continue). */
   observe(record: FlowRecord, nowMs: number): readonly Enriching[] {
-    return this.#each((e) => e.observe?.(record, nowMs), nowMs);
+    return this.#each(record, nowMs, false);
   }
 
   /** What the enrichers let go now (`final`: everything held). */
   settle(nowMs: number, final = false): readonly Enriching[] {
-    return this.#each((e) => e.settle?.(nowMs, final), nowMs);
+    return this.#each(undefined, nowMs, final);
   }
 
-  /** What `call` lets go from each enricher, through the enrichers after it (none: no array). */
-  #each(
-    call: (e: Enricher | Filling) => readonly Enriching[] | undefined,
-    nowMs: number,
-  ): readonly Enriching[] {
+  /**
+   * What each enricher lets go (observing `record`, or settling when there is
+   * none), through the enrichers after it; none: no array made (observe runs
+   * once per flow, at its release).
+   */
+  #each(record: FlowRecord | undefined, nowMs: number, final: boolean): readonly Enriching[] {
     let out: Enriching[] | undefined;
     for (let i = 0; i < this.#list.length; i++) {
-      const let_go = call(this.#list[i]!);
+      const e = this.#list[i]!;
+      const let_go = record === undefined ? e.settle?.(nowMs, final) : e.observe?.(record, nowMs);
       if (let_go === undefined || let_go.length === 0) continue;
       const passed = this.#from(i + 1, let_go, nowMs);
       if (out === undefined) out = [...passed];
@@ -128,7 +130,7 @@ export class Enrichers {
     for (let i = index; i < this.#list.length && current.length > 0; i++) {
       const e = this.#list[i]!;
       if ("fill" in e) {
-        for (const item of current) e.fill(item, nowMs);
+        for (let j = 0; j < current.length; j++) e.fill(current[j]!, nowMs);
         continue;
       }
       if (current.length === 1) {

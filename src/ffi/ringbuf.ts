@@ -40,6 +40,9 @@ export const DRAIN_MAX = 512;
  */
 export const WRAP_BYTES = 8192;
 
+/** Which 32-bit half of a native u64 holds its low bits (0 on little-endian machines). */
+export const LOW_WORD = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
+
 /** Gets one record: `length` bytes at `offset` in `view`, valid only during the call. */
 export type RecordHandler = (view: DataView, offset: number, length: number) => void;
 
@@ -102,6 +105,9 @@ export class MmapRingReader implements RingReader {
   readonly #producerLen: number;
   readonly #consumerPos: BigUint64Array;
   readonly #producerPos: BigUint64Array;
+  /** The positions' low 32 bits (no BigInt made per look: backlog() is asked per flow record). */
+  readonly #consumerLow: Uint32Array;
+  readonly #producerLow: Uint32Array;
   readonly #headers: Int32Array;
   readonly #view: DataView;
   readonly #readable: Readable;
@@ -131,6 +137,8 @@ export class MmapRingReader implements RingReader {
     this.#producerLen = producerLen;
     this.#consumerPos = new BigUint64Array(consumer, 0, 1);
     this.#producerPos = new BigUint64Array(producer, 0, 1);
+    this.#consumerLow = new Uint32Array(consumer, LOW_WORD * 4, 1);
+    this.#producerLow = new Uint32Array(producer, LOW_WORD * 4, 1);
     this.#headers = new Int32Array(producer);
     this.#view = new DataView(producer);
     this.#readable = new Readable(mapFd);
@@ -163,7 +171,9 @@ export class MmapRingReader implements RingReader {
 
   backlog(): boolean {
     if (this.#producer === null) return false;
-    return Atomics.load(this.#producerPos, 0) > Atomics.load(this.#consumerPos, 0);
+    // The producer is never behind the consumer, nor ahead by 2^32 (the ring is smaller): the
+    // positions are equal exactly when their low 32 bits are.
+    return Atomics.load(this.#producerLow, 0) !== Atomics.load(this.#consumerLow, 0);
   }
 
   wait(timeoutMs: number): Promise<void> {

@@ -89,7 +89,8 @@ export class StdoutSink implements Sink {
     if (!this.#open) return false;
     if (!this.start()) return false;
     let at = 0;
-    for (const e of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const e = batch[i]!;
       if (this.#only !== undefined && !this.#only.has(e.event)) continue;
       const line = this.#format.line(e);
       // At most 3 bytes a UTF-16 unit, and the newline.
