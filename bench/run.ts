@@ -1,7 +1,7 @@
 /**
  * netflow against libbpf-tools tcplife, on the same workloads, in one run:
  *
- *   sudo deno task bench [--quick] [--only storm|bulk|held|hoststorm|latency|sockets] [--lock-held]
+ *   sudo deno task bench [--quick] [--only storm|bulk|held|hoststorm|rates|latency|sockets] [--lock-held]
  *                        [--cgroup-mode] [--mode default|end] [--before DIR]
  *
  * One file per benchmark (bench/storm.ts, bulk.ts, held.ts, hoststorm.ts, latency.ts, sockets.ts),
@@ -23,6 +23,7 @@ import { latency, renderLatency } from "./latency.ts";
 import { machine, ROOT, setUp } from "./lib/env.ts";
 import { withHostLock } from "./lib/lock.ts";
 import { fmt } from "./lib/proc.ts";
+import { rates, renderRates } from "./rates.ts";
 import { renderSockets, sockets, sweepRow } from "./sockets.ts";
 import { renderStorm, storm } from "./storm.ts";
 
@@ -37,7 +38,7 @@ const MODE = Deno.args.includes("--mode") ? Deno.args[Deno.args.indexOf("--mode"
 const BEFORE = Deno.args.includes("--before")
   ? Deno.args[Deno.args.indexOf("--before") + 1]
   : undefined;
-const NAMES = ["storm", "bulk", "held", "hoststorm", "latency", "sockets"];
+const NAMES = ["storm", "bulk", "held", "hoststorm", "rates", "latency", "sockets"];
 const want = (name: string) => ONLY === undefined || ONLY === name;
 
 const STORM = QUICK ? { levels: [4, 64], seconds: 4 } : { levels: [1, 4, 16, 64], seconds: 10 };
@@ -49,6 +50,9 @@ const SOCKETS = QUICK
   ? { n: 10_000, window: 2, runs: 3, stormSeconds: 3 }
   : { n: 100_000, window: 10, runs: 9, stormSeconds: 8 };
 const HOST = QUICK ? { connections: 6_000, pairs: 1 } : { connections: 60_000, pairs: 5 };
+const RATES = QUICK
+  ? { levels: [2_000], seconds: 3 }
+  : { levels: [1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 8_000, 10_000], seconds: 8 };
 const LATENCY = QUICK
   ? { rates: [200], seconds: 5 }
   : { rates: [200, 1000, 2000, 4000], seconds: 10 };
@@ -85,6 +89,16 @@ async function main() {
       if (end) {
         targets.push(row("CPU per 1,000 flows, --events end only, at most 0.6x", end.ratio, 0.6));
       }
+    }
+    if (want("rates")) {
+      const r = await withHostLock(LOCK_HELD, () => rates(RATES.levels, RATES.seconds));
+      sections.push(...renderRates(r, RATES.seconds));
+      summaries.push(...r.rows.map((x) => `rates ${x.asked}/s: ${x.summary}`));
+      targets.push(
+        `| highest loss-free rate, netflow against tcplife (reported) | ${fmt(r.nfMax)}/s against ${
+          fmt(r.tlMax)
+        }/s | ${r.nfMax >= r.tlMax ? "yes" : "no"} |`,
+      );
     }
     if (want("storm")) {
       const s = await storm(STORM.levels, STORM.seconds);

@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: MIT
 """A storm of short loopback connections, for the whole-host benchmark.
 
-  storm.py serve PORT
+  storm.py serve PORT [reuseport]
       accepts on 0.0.0.0:PORT, reads each connection to EOF, closes it;
-      prints "listening" when ready
+      prints "listening" when ready; with "reuseport", several servers
+      share the port (SO_REUSEPORT: the kernel spreads connections)
   storm.py connect PORT N CONCURRENCY [RATE [HOLD_MS]]
       N connections to 127.0.0.x:PORT (x cycles through 1..8, so the
       4-tuples do not run out of ephemeral ports), CONCURRENCY at a time,
@@ -26,7 +27,7 @@ import time
 PAYLOAD = b"s" * 100
 
 
-async def serve(port):
+async def serve(port, reuse_port=False):
     async def handle(reader, writer):
         try:
             while await reader.read(65536):
@@ -34,7 +35,8 @@ async def serve(port):
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "0.0.0.0", port, backlog=4096, reuse_address=True)
+    server = await asyncio.start_server(handle, "0.0.0.0", port, backlog=4096, reuse_address=True,
+                                        reuse_port=reuse_port)
     print("listening", flush=True)
     async with server:
         await server.serve_forever()
@@ -79,7 +81,7 @@ async def connect(port, n, concurrency, rate, hold_ms=0):
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
-        asyncio.run(serve(int(sys.argv[2])))
+        asyncio.run(serve(int(sys.argv[2]), len(sys.argv) > 3 and sys.argv[3] == "reuseport"))
     else:
         rate = float(sys.argv[5]) if len(sys.argv) > 5 else 0
         hold_ms = float(sys.argv[6]) if len(sys.argv) > 6 else 0
