@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { check, libbpf } from "../ffi/libbpf.ts";
+import { check, libbpf, strerror } from "../ffi/libbpf.ts";
 
 export class WantedSockets {
   readonly #wantedFd: number;
@@ -19,6 +19,7 @@ export class WantedSockets {
   /** The cookies in the kernel's map now. */
   readonly #inMap = new Set<number>();
   #every = false;
+  #warned = false;
 
   /** `wantedFd`: holders_wanted (u64 cookie -> u8), `max` its entries; `everyFd`: holders_every. */
   constructor(wantedFd: number, everyFd: number, max: number) {
@@ -52,7 +53,7 @@ export class WantedSockets {
     }
     const fit = added.length === 0 ? 0 : this.#batch(added, true);
     for (let i = 0; i < fit; i++) this.#inMap.add(added[i]!);
-    // The map refused some (full: sockets of another run not yet deleted): every row this time.
+    // The map refused some (full, out of memory, or the batch refused whole): every row this time.
     this.#setEvery(fit < added.length);
   }
 
@@ -72,7 +73,19 @@ export class WantedSockets {
       )
       : lib.bpf_map_delete_batch(this.#wantedFd, keys, count, null);
     if (rc >= 0) return cookies.length;
-    if (add) return Math.min(count[0]!, cookies.length);
+    if (add) {
+      // The kernel writes the count back only from its per-key loop: a batch refused before
+      // it (EPERM, ENOMEM, EINVAL) leaves it as given, and added nothing.
+      const took = count[0]! < cookies.length ? count[0]! : 0;
+      if (took === 0 && !this.#warned) {
+        this.#warned = true;
+        console.error(
+          `netflow: the kernel took none of the sockets waiting for their owner into its ` +
+            `filter (${strerror(-rc)}): owner lookups read every socket while it refuses`,
+        );
+      }
+      return took;
+    }
     // A delete that stopped early (a key not there: cannot be, the mirror says what is): one by one.
     for (const key of keys) libbpf().bpf_map_delete_elem(this.#wantedFd, new BigUint64Array([key]));
     return cookies.length;
