@@ -27,10 +27,9 @@ import { ProcResolvers } from "./dns/resolvers.ts";
 import { CgroupPaths } from "./enrich/cgroups.ts";
 import { DnsEnricher } from "./enrich/dns.ts";
 import { Enrichers } from "./enrich/enricher.ts";
-import { SocketHolders } from "./enrich/holders.ts";
 import { NetnsPaths } from "./enrich/netns.ts";
-import { OwnerEnricher } from "./enrich/owner.ts";
-import { OwnerResolver } from "./enrich/owners.ts";
+import type { OwnerEnricher } from "./enrich/owner.ts";
+import { ownerStage } from "./enrich/owner_stage.ts";
 import { NetflowError } from "./errors.ts";
 import {
   EVENT_BEGIN,
@@ -165,19 +164,10 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.cgroup = relativeCgroupPath(mount, this.cgroupDir);
     this.#dns = new DnsNames(options.dns, new ProcResolvers(mount));
     const cgroups = new CgroupPaths(mount, this.cgroupDir);
-    const holders = new SocketHolders(
-      (cookies) => this.#probe.holders(cookies),
-      {
-        runIn: (pids, cookies) => this.#probe.holdersIterator?.runIn(pids, cookies) ?? null,
-        keep: (pids) => this.#probe.holdersIterator?.keep(pids),
-      },
-    );
     const maxFlows = options.maxFlows ?? DEFAULT_MAX_FLOWS;
-    const resolver = new OwnerResolver(
-      holders,
-      options.ownerWaitMs === undefined ? {} : { waitMs: options.ownerWaitMs },
-    );
-    this.#owners = new OwnerEnricher(resolver, maxFlows);
+    const stage = ownerStage(() => this.#probe, maxFlows, options.ownerWaitMs);
+    const holders = stage.holders;
+    this.#owners = stage.owners;
     this.#flows = new FlowTable({ maxFlows, untimedBegins: !this.#want.has(EVENT_BEGIN) });
     this.#probe = Probe.open({
       cgroupDir: this.cgroupDir,
