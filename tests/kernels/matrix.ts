@@ -95,8 +95,8 @@ export async function runKernel(kernel: Kernel | "host"): Promise<KernelResult> 
   const once = () =>
     new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" }).output();
   let run = await once();
-  const console1 = () => Deno.readTextFile(`${dir}/console.log`).catch(() => "");
-  if (run.code === 125 && !(await console1()).includes("init: running the command")) {
+  const guestConsole = () => Deno.readTextFile(`${dir}/console.log`).catch(() => "");
+  if (run.code === 125 && !(await guestConsole()).includes("init: running the command")) {
     // The guest ended before its init started the check (boot.sh: no status, and the console
     // never got to the command): a boot that failed under TCG (a 7.x guest panicked in an
     // interrupt at 1.9 s, once, 23:25), not netflow, which had not run. A guest that dies
@@ -111,7 +111,7 @@ export async function runKernel(kernel: Kernel | "host"): Promise<KernelResult> 
   try {
     parsed = JSON.parse(await Deno.readTextFile(`${dir}/result.json`));
   } catch {
-    const console = await Deno.readTextFile(`${dir}/console.log`).catch(() => "");
+    const console = await guestConsole();
     const tail = console.replaceAll("\r", "").trim().split("\n").slice(-8);
     return {
       kernel,
