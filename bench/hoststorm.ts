@@ -10,8 +10,9 @@
  *
  * @module
  */
-import { CGROUP, ROOT } from "./lib/env.ts";
-import { CLK_TCK, cpuTicks, fmt, median, settled, sleep, spawn, waitForLine } from "./lib/proc.ts";
+import { CGROUP } from "./lib/env.ts";
+import { CLK_TCK, cpuTicks, fmt, median, settled, sleep } from "./lib/proc.ts";
+import { runStorm } from "./lib/storm_run.ts";
 import { Netflow, Tcplife } from "./lib/tools.ts";
 
 /** The storm's server port (its lines are found by it in both tools' output). */
@@ -43,36 +44,15 @@ export interface HostStormResult {
   summaries: string[];
 }
 
-/** One storm of `n` connections: its rate, and the CPU ticks of its processes. */
-async function stormOnce(
-  n: number,
-  inCgroup: boolean,
-): Promise<{ seconds: number; ticks: number; done: number }> {
-  const server = spawn("python3", [`${ROOT}bench/lib/storm.py`, "serve", String(PORT)], {
-    stdout: "piped",
+/** One unpaced storm of `n` connections. */
+function stormOnce(n: number, inCgroup: boolean) {
+  return runStorm({
+    port: PORT,
+    connections: n,
+    clients: CLIENTS,
+    concurrency: CONCURRENCY,
     inCgroup,
   });
-  await waitForLine(server.stdout, /^listening/);
-  const t0 = performance.now();
-  const clients = Array.from({ length: CLIENTS }, () =>
-    spawn("python3", [
-      `${ROOT}bench/lib/storm.py`,
-      "connect",
-      String(PORT),
-      String(Math.ceil(n / CLIENTS)),
-      String(CONCURRENCY),
-    ], { stdout: "piped", inCgroup }));
-  const outs = await Promise.all(clients.map(async (c) => {
-    const line = await waitForLine(c.stdout, /^\{/, 600_000);
-    return JSON.parse(line) as { connections: number; failed: number; cpu: number };
-  }));
-  // The clients' own CPU (they may be gone already), and the server's.
-  let ticks = outs.reduce((a, o) => a + o.cpu * CLK_TCK, 0);
-  const seconds = (performance.now() - t0) / 1000;
-  ticks += cpuTicks(server.pid);
-  server.kill("SIGTERM");
-  await Promise.all([server.status, ...clients.map((c) => c.status)]);
-  return { seconds, ticks, done: outs.reduce((a, o) => a + o.connections, 0) };
 }
 
 /**

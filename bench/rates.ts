@@ -14,8 +14,8 @@
  *
  * @module
  */
-import { ROOT } from "./lib/env.ts";
-import { fmt, settled, sleep, spawn, waitForLine } from "./lib/proc.ts";
+import { fmt, settled, sleep } from "./lib/proc.ts";
+import { runStorm } from "./lib/storm_run.ts";
 import { Netflow, Tcplife } from "./lib/tools.ts";
 
 const PORT = 18424;
@@ -46,37 +46,17 @@ export interface RatesResult {
   tlMax: number;
 }
 
-/** One paced storm of `rate` connections a second for `seconds`. */
-async function paced(rate: number, seconds: number): Promise<{ done: number; seconds: number }> {
+/** One paced storm of `rate` connections a second for `seconds`: a client and a server per 1,500/s asked. */
+function paced(rate: number, seconds: number) {
   const clients = Math.ceil(rate / PER_CLIENT);
-  // One server a generator (SO_REUSEPORT): one asyncio server accepts ~2,500 a second here.
-  const servers = Array.from(
-    { length: clients },
-    () =>
-      spawn("python3", [`${ROOT}bench/lib/storm.py`, "serve", String(PORT), "reuseport"], {
-        stdout: "piped",
-      }),
-  );
-  for (const s of servers) await waitForLine(s.stdout, /^listening/);
-  const each = Math.round(rate * seconds / clients);
-  const t0 = performance.now();
-  const procs = Array.from({ length: clients }, () =>
-    spawn("python3", [
-      `${ROOT}bench/lib/storm.py`,
-      "connect",
-      String(PORT),
-      String(each),
-      String(CONCURRENCY),
-      String(rate / clients),
-    ], { stdout: "piped" }));
-  const outs = await Promise.all(procs.map(async (c) => {
-    const line = await waitForLine(c.stdout, /^\{/, 600_000);
-    return JSON.parse(line) as { connections: number };
-  }));
-  const elapsed = (performance.now() - t0) / 1000;
-  for (const s of servers) s.kill("SIGTERM");
-  await Promise.all([...servers, ...procs].map((c) => c.status));
-  return { done: outs.reduce((a, o) => a + o.connections, 0), seconds: elapsed };
+  return runStorm({
+    port: PORT,
+    connections: Math.round(rate * seconds),
+    clients,
+    servers: clients,
+    concurrency: CONCURRENCY,
+    rate,
+  });
 }
 
 /** "N records lost" from netflow's exit summary (null when the summary does not say). */
