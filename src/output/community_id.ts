@@ -188,14 +188,46 @@ export function eventCommunityId(e: NetflowEvent): string {
 }
 
 const OPENING: ReadonlySet<string> = new Set(["net_flow_tcp_begin", "net_flow_tcp_update"]);
+const RECENT = 8;
 
 /**
- * Community IDs computed once per flow: a flow's first event computes it, its
- * end takes it back out. Bounded: past `max` open flows the oldest entry goes
- * (its end then computes the same value again).
+ * The IDs of the last few 5-tuples hashed, either way round: both endpoints
+ * of a connection on this host (loopback, or two watched namespaces) have the
+ * same ID, and their events come close together.
  */
+class RecentTuples {
+  readonly #a: string[] = new Array(RECENT).fill("");
+  readonly #b: string[] = new Array(RECENT).fill("");
+  readonly #aPort: number[] = new Array(RECENT).fill(-1);
+  readonly #bPort: number[] = new Array(RECENT).fill(-1);
+  readonly #ids: string[] = new Array(RECENT).fill("");
+  #next = 0;
+
+  /** The event's ID (a pure function of the tuple, the same either way round). */
+  of(e: NetflowEvent): string {
+    const a = this.#a, b = this.#b, aPort = this.#aPort, bPort = this.#bPort;
+    const { src, dst, src_port, dst_port } = e;
+    for (let i = 0; i < RECENT; i++) {
+      if (
+        (aPort[i] === src_port && bPort[i] === dst_port && a[i] === src && b[i] === dst) ||
+        (aPort[i] === dst_port && bPort[i] === src_port && a[i] === dst && b[i] === src)
+      ) return this.#ids[i]!;
+    }
+    const id = eventCommunityId(e);
+    const at = this.#next;
+    this.#next = (at + 1) % RECENT;
+    a[at] = src;
+    b[at] = dst;
+    aPort[at] = src_port;
+    bPort[at] = dst_port;
+    this.#ids[at] = id;
+    return id;
+  }
+}
+
 export class CommunityIds {
   readonly #byFlow = new Map<string, string>();
+  readonly #recent = new RecentTuples();
   readonly #max: number;
 
   constructor(max = 131072) {
@@ -203,17 +235,17 @@ export class CommunityIds {
   }
 
   of(e: NetflowEvent): string {
-    if (!("flow_id" in e)) return eventCommunityId(e);
+    if (!("flow_id" in e)) return this.#recent.of(e);
     const known = this.#byFlow.get(e.flow_id);
     if (e.event === "net_flow_tcp_end") {
-      if (known === undefined) return eventCommunityId(e);
+      if (known === undefined) return this.#recent.of(e);
       this.#byFlow.delete(e.flow_id);
       return known;
     }
     if (known !== undefined) return known;
     // Only events that a later one of the same flow follows keep an entry.
-    if (!OPENING.has(e.event)) return eventCommunityId(e);
-    const id = eventCommunityId(e);
+    if (!OPENING.has(e.event)) return this.#recent.of(e);
+    const id = this.#recent.of(e);
     if (this.#byFlow.size >= this.#max) this.#byFlow.delete(this.#byFlow.keys().next().value!);
     this.#byFlow.set(e.flow_id, id);
     return id;

@@ -12,6 +12,7 @@ import type { FlowCounters, FlowEvent, NetflowEvent } from "../events.ts";
 import { CommunityIds } from "./community_id.ts";
 
 const quote = JSON.stringify;
+const encoder = new TextEncoder();
 
 function num(n: number | null): string {
   return n === null ? "null" : String(n);
@@ -49,8 +50,8 @@ type Place = Pick<
  * places: a flow's begin and end, and the flows of one process in one
  * cgroup, share it, so it is one piece of the line instead of sixteen.
  */
-class Places {
-  readonly #kept: ({ place: Place; json: string } | undefined)[] = [
+export class Places {
+  readonly #kept: ({ place: Place; json: string; bytes: Uint8Array | undefined } | undefined)[] = [
     undefined,
     undefined,
     undefined,
@@ -59,14 +60,26 @@ class Places {
   #next = 0;
 
   of(e: Place): string {
-    for (const k of this.#kept) {
+    return this.#entry(e).json;
+  }
+
+  /** The same JSON in UTF-8 (made once per place kept). */
+  bytesOf(e: Place): Uint8Array {
+    const k = this.#entry(e);
+    return k.bytes ??= encoder.encode(k.json);
+  }
+
+  #entry(e: Place): { json: string; bytes: Uint8Array | undefined } {
+    const kept = this.#kept;
+    for (let i = 0; i < kept.length; i++) {
+      const k = kept[i];
       if (k === undefined) break;
       const p = k.place;
       if (
         p.pid === e.pid && p.comm === e.comm && p.uid === e.uid && p.cgroup_id === e.cgroup_id &&
         p.cgroup === e.cgroup && p.container_id === e.container_id && p.netns === e.netns &&
         p.preexisting === e.preexisting
-      ) return k.json;
+      ) return k;
     }
     const json = `"pid":${num(e.pid)},"comm":${comms.of(e.comm)},"uid":${num(e.uid)},` +
       `"cgroup_id":${e.cgroup_id},"cgroup":${cgroups.of(e.cgroup)},"container_id":${
@@ -82,19 +95,22 @@ class Places {
       netns: e.netns,
       preexisting: e.preexisting,
     };
-    this.#kept[this.#next] = { place, json };
+    const entry = { place, json, bytes: undefined };
+    this.#kept[this.#next] = entry;
     this.#next = (this.#next + 1) % this.#kept.length;
-    return json;
+    return entry;
   }
 }
 
-const places = new Places();
+/** The places the JSON lines share (src/output/json_bytes.ts writes the same from their bytes). */
+export const places: Places = new Places();
 
 function strOrNull(s: string | null): string {
   return s === null ? "null" : quote(s);
 }
 
-function names(list: readonly string[]): string {
+/** A list of DNS names as JSON. */
+export function names(list: readonly string[]): string {
   return list.length === 0 ? "[]" : quote(list);
 }
 

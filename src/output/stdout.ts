@@ -1,9 +1,11 @@
 /**
  * The stdout sink: events as lines in one of the formats, written in one
- * piece per batch. `--format none` has no stdout sink at all. Each line is
- * encoded into one reused buffer as soon as it is made: no string of the
- * whole batch (a tree of every line, live until the batch is written, then
- * copied flat to be encoded), no new buffer per batch.
+ * piece per batch. `--format none` has no stdout sink at all. Each line goes
+ * into one reused buffer as soon as it is made: no string of the whole batch
+ * (a tree of every line, live until the batch is written, then copied flat to
+ * be encoded), no new buffer per batch. JSON lines are written there as bytes
+ * (src/output/json_bytes.ts: no string per line either); the other formats'
+ * lines are strings, encoded into it.
  *
  * @module
  */
@@ -11,6 +13,8 @@ import type { NetflowEvent, Sink } from "../events.ts";
 import { CommunityIds } from "./community_id.ts";
 import { ecsFormatter } from "./ecs.ts";
 import { jsonFormatter } from "./json.ts";
+import { JsonBytes } from "./json_bytes.ts";
+import { LineBytes } from "./line_bytes.ts";
 import { type TableOptions, TableWriter } from "./table.ts";
 import { traceeFormatter } from "./tracee.ts";
 
@@ -18,10 +22,15 @@ import { traceeFormatter } from "./tracee.ts";
 export const FORMATS = ["table", "json", "ecs", "tracee", "none"] as const;
 export type FormatName = typeof FORMATS[number];
 
-/** A line per event, and a header line first for formats that have one. */
+/**
+ * A line per event, and a header line first for formats that have one;
+ * `into`, where the format has it, writes the same line's UTF-8 bytes
+ * straight into the sink's buffer (no string per line).
+ */
 export interface LineFormat {
   header?: string;
   line: (event: NetflowEvent) => string;
+  into?: (event: NetflowEvent, out: LineBytes) => void;
 }
 
 export function lineFormat(name: Exclude<FormatName, "none">, table?: TableOptions): LineFormat {
@@ -30,8 +39,12 @@ export function lineFormat(name: Exclude<FormatName, "none">, table?: TableOptio
       const writer = new TableWriter(table);
       return { header: writer.header(), line: (e) => writer.row(e) };
     }
-    case "json":
-      return { line: jsonFormatter(new CommunityIds()) };
+    case "json": {
+      // One Community ID cache for both: a sink uses one of them.
+      const ids = new CommunityIds();
+      const bytes = new JsonBytes(ids);
+      return { line: jsonFormatter(ids), into: (e, out) => bytes.write(e, out) };
+    }
     case "ecs":
       return { line: ecsFormatter(new CommunityIds()) };
     case "tracee":
@@ -41,9 +54,6 @@ export function lineFormat(name: Exclude<FormatName, "none">, table?: TableOptio
 
 const encoder = new TextEncoder();
 const NEWLINE = 10;
-/** The line buffer's first size; it grows to the largest batch (and goes back past SHRINK_PAST). */
-const FIRST_BYTES = 64 * 1024;
-const SHRINK_PAST = 8 * 1024 * 1024;
 
 /** Writes all of `bytes` to stdout; false once the reader has gone (EPIPE). */
 export function writeOut(bytes: Uint8Array): boolean {
@@ -62,7 +72,7 @@ export class StdoutSink implements Sink {
   readonly #only: ReadonlySet<string> | undefined;
   #open = true;
   #headerDone = false;
-  #buffer = new Uint8Array(FIRST_BYTES);
+  readonly #out = new LineBytes();
 
   /**
    * `write`: takes a batch's bytes (theirs only until it returns); `only`:
@@ -88,28 +98,16 @@ export class StdoutSink implements Sink {
   write(batch: readonly NetflowEvent[]): boolean {
     if (!this.#open) return false;
     if (!this.start()) return false;
-    let at = 0;
+    const out = this.#out, into = this.#format.into, only = this.#only;
+    out.reset();
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i]!;
-      if (this.#only !== undefined && !this.#only.has(e.event)) continue;
-      const line = this.#format.line(e);
-      // At most 3 bytes a UTF-16 unit, and the newline.
-      if (this.#buffer.length - at < line.length * 3 + 1) this.#grow(at, line.length * 3 + 1);
-      at += encoder.encodeInto(line, this.#buffer.subarray(at)).written;
-      this.#buffer[at++] = NEWLINE;
+      if (only !== undefined && !only.has(e.event)) continue;
+      if (into !== undefined) into(e, out);
+      else out.encoded(this.#format.line(e));
+      out.byte(NEWLINE);
     }
-    this.#open = this.#write(this.#buffer.subarray(0, at));
-    if (this.#buffer.length > SHRINK_PAST) this.#buffer = new Uint8Array(FIRST_BYTES);
-    return this.#open;
-  }
-
-  /** Room for `more` bytes after the first `used`. */
-  #grow(used: number, more: number): void {
-    let size = this.#buffer.length * 2;
-    while (size - used < more) size *= 2;
-    const bigger = new Uint8Array(size);
-    bigger.set(this.#buffer.subarray(0, used));
-    this.#buffer = bigger;
+    return this.#open = this.#write(out.written());
   }
 
   close(): Promise<void> {

@@ -133,3 +133,34 @@ function reference(a: string, sp: number, b: string, dp: number, seed: number): 
   ]);
   return `1:${createHash("sha1").update(input).digest("base64")}`;
 }
+
+Deno.test("CommunityIds: a stream of flows whose tuples repeat, either way round, gets each tuple's own ID", () => {
+  // Few addresses and ports: tuples recur (both endpoints of a loopback connection) and near-misses
+  // (one port or one address different, a port pair swapped without the addresses) are common.
+  const addrs = ["127.0.0.1", "10.0.0.1", "10.0.0.2", "::1", "2001:db8::1"];
+  const ports = [80, 8080, 30000, 30001];
+  const pick = <T>(list: readonly T[]) => list[Math.floor(Math.random() * list.length)]!;
+  const ids = new CommunityIds();
+  for (let i = 0; i < 5000; i++) {
+    const v6 = Math.random() < 0.3;
+    const [src, dst] = [
+      pick(addrs.slice(v6 ? 3 : 0, v6 ? 5 : 3)),
+      pick(addrs.slice(v6 ? 3 : 0, v6 ? 5 : 3)),
+    ];
+    const e = beginEvent({
+      flow_id: `r-${i}`,
+      src,
+      dst,
+      src_port: pick(ports),
+      dst_port: pick(ports),
+    });
+    const event = Math.random() < 0.5
+      ? e
+      : { ...e, event: "net_flow_tcp_end" } as unknown as FlowEndEvent;
+    assert.equal(
+      ids.of(event),
+      communityIdV1(IPPROTO_TCP, src, e.src_port, dst, e.dst_port),
+      `${i}`,
+    );
+  }
+});

@@ -1,6 +1,6 @@
 // The lean output path (issue 24) against a plain model of it, over generated records: the events
-// of the flow table and the enrichers, written by the stdout sink (formatJson with its remembered
-// quotes, formatTime from its digit table, each line encoded into one reused buffer), must be byte
+// of the flow table and the enrichers, written by the stdout sink (JSON lines written as bytes into
+// one reused buffer by src/output/json_bytes.ts, formatTime from its digit table), must be byte
 // for byte what JSON.stringify writes of each event with its Community ID, the time being what
 // Date's ISO text gives; the events themselves are what the library yields.
 import assert from "node:assert/strict";
