@@ -6,8 +6,17 @@
  * @module
  */
 import { CGROUP, ROOT } from "./lib/env.ts";
-import { CLK_TCK, cpuTicks, fmt, peakRssMiB, settled, spawn, waitForLine } from "./lib/proc.ts";
-import { Netflow, type NetflowOptions } from "./lib/tools.ts";
+import {
+  bpfMapMiB,
+  CLK_TCK,
+  cpuTicks,
+  fmt,
+  peakRssMiB,
+  settled,
+  spawn,
+  waitForLine,
+} from "./lib/proc.ts";
+import { Netflow, type NetflowOptions, Tcplife } from "./lib/tools.ts";
 
 /** Pairs of processes holding the open connections (each below a 20,000-fd limit). */
 const HOLD_PAIRS = 8;
@@ -24,6 +33,10 @@ export interface HeldResult {
   cpuCloseS: number;
   begin: number;
   end: number;
+  /** Kernel memory of netflow's BPF maps with all open, MiB (not in its RSS). */
+  mapsOpen: number;
+  /** tcplife beside it on the same connections: its peak RSS at start, with all open, after. */
+  tl: { rssBefore: number; rssOpen: number; rssPeak: number; mapsOpen: number; lines: number };
   summary: string;
 }
 
@@ -41,7 +54,9 @@ export async function held(
   );
   for (const server of servers) await waitForLine(server.stdout, /^listening/);
   const nf = await Netflow.start("held", { cgroup: CGROUP, ...netflow });
+  const tl = await Tcplife.start("held-tcplife");
   const rssBefore = peakRssMiB(nf.pid);
+  const tlBefore = peakRssMiB(tl.pid);
   // One client after another, paced: the target is memory with many open flows,
   // not a burst that starves netflow of CPU (that is the storm's business).
   const clients: Deno.ChildProcess[] = [];
@@ -60,12 +75,16 @@ export async function held(
   }
   await settled(nf.file, 2000, 120_000); // every begin written
   const rssOpen = peakRssMiB(nf.pid);
+  const mapsOpen = bpfMapMiB(nf.pid);
+  const tlOpen = peakRssMiB(tl.pid), tlMaps = bpfMapMiB(tl.pid);
   const cpuOpenS = cpuTicks(nf.pid) / CLK_TCK;
   const open = ports.map((p) => nf.count(p).begin).reduce((a, b) => a + b);
   for (const client of clients) await client.stdin.close();
   for (const client of clients) await client.status;
   await settled(nf.file, 2000, 120_000); // every end written
   const rssPeak = peakRssMiB(nf.pid);
+  const tlPeak = peakRssMiB(tl.pid);
+  await tl.stop();
   const cpuCloseS = cpuTicks(nf.pid) / CLK_TCK - cpuOpenS;
   const summary = await nf.stop();
   const ends = ports.map((p) => nf.count(p).end).reduce((a, b) => a + b);
@@ -80,20 +99,39 @@ export async function held(
     cpuCloseS,
     begin: open,
     end: ends,
+    mapsOpen,
+    tl: {
+      rssBefore: tlBefore,
+      rssOpen: tlOpen,
+      rssPeak: tlPeak,
+      mapsOpen: tlMaps,
+      lines: ports.map((p) => tl.count(p)).reduce((a, b) => a + b),
+    },
     summary,
   };
 }
 
 export function renderHeld(h: HeldResult): string[] {
-  const perFlowKiB = (h.rssOpen - h.rssBefore) * 1024 / Math.max(1, h.begin);
+  const mb = (mib: number) => `${fmt(mib * 1.048576)} MB`;
+  const perFlow = (from: number, to: number) =>
+    `${fmt((to - from) * 1048576 / Math.max(1, h.begin))} bytes`;
   return [
     `## ${h.flows} connections held open (their ${h.flows} client endpoints watched)`,
     ``,
-    `| netflow begin | netflow end | RSS at start | peak RSS with all open | peak RSS after all closed | RSS per open flow |`,
-    `|---|---|---|---|---|---|`,
-    `| ${h.begin} | ${h.end} | ${fmt(h.rssBefore * 1.048576)} MB | ${
-      fmt(h.rssOpen * 1.048576)
-    } MB | ${fmt(h.rssPeak * 1.048576)} MB | ${fmt(perFlowKiB * 1024)} bytes |`,
+    `netflow --cgroup on the clients' cgroup, tcplife beside it (host-wide) on the same`,
+    `connections; peak RSS (VmHWM) from /proc; BPF maps: the kernel memory charged to the maps each`,
+    `holds (fdinfo memlock), which is not in its RSS. tcplife watches both ends of each connection;`,
+    `it remembers at most 10,240 open sockets (its maps' max_entries), so with more open at once it`,
+    `writes lines only for those it saw born while there was room.`,
+    ``,
+    `| tool | lines | RSS at start | peak RSS with all open | peak RSS after all closed | RSS per open flow | BPF maps |`,
+    `|---|---|---|---|---|---|---|`,
+    `| netflow | ${h.begin} begin / ${h.end} end | ${mb(h.rssBefore)} | ${mb(h.rssOpen)} | ${
+      mb(h.rssPeak)
+    } | ${perFlow(h.rssBefore, h.rssOpen)} | ${mb(h.mapsOpen)} |`,
+    `| tcplife | ${h.tl.lines} of ${2 * h.flows} endpoints | ${mb(h.tl.rssBefore)} | ${
+      mb(h.tl.rssOpen)
+    } | ${mb(h.tl.rssPeak)} | ${perFlow(h.tl.rssBefore, h.tl.rssOpen)} | ${mb(h.tl.mapsOpen)} |`,
     ``,
   ];
 }

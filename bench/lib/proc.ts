@@ -125,6 +125,27 @@ export function perfEventFds(pid: number): number {
   return n;
 }
 
+/**
+ * Kernel memory charged to the BPF maps a process holds open, MiB: the
+ * `memlock` of each `anon_inode:bpf-map` fd's fdinfo, each map counted once
+ * (by `map_id`). Neither tool's maps are in its RSS.
+ */
+export function bpfMapMiB(pid: number): number {
+  const seen = new Map<string, number>();
+  try {
+    for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`) !== "anon_inode:bpf-map") continue;
+        const info = Deno.readTextFileSync(`/proc/${pid}/fdinfo/${fd.name}`);
+        const id = /map_id:\s+(\d+)/.exec(info)?.[1];
+        const bytes = /memlock:\s+(\d+)/.exec(info)?.[1];
+        if (id !== undefined && bytes !== undefined) seen.set(id, Number(bytes));
+      } catch { /* closed meanwhile */ }
+    }
+  } catch { /* gone */ }
+  return [...seen.values()].reduce((a, b) => a + b, 0) / 1048576;
+}
+
 /** Peak resident memory (VmHWM), MiB. */
 export function peakRssMiB(pid: number): number {
   const kb = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))?.[1];
