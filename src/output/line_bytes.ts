@@ -17,6 +17,11 @@ export function utf8(text: string): Uint8Array {
 const FIRST_BYTES = 64 * 1024;
 const SHRINK_PAST = 8 * 1024 * 1024;
 const ZERO = 48;
+/**
+ * Pieces up to this long are copied a byte at a time; longer ones by set()
+ * (~14 ns a call, against ~0.8 ns a byte for the loop).
+ */
+const SHORT = 16;
 const TWO_31 = 2 ** 31;
 
 export class LineBytes {
@@ -55,14 +60,13 @@ export class LineBytes {
   put(piece: Uint8Array): void {
     const n = piece.length;
     if (this.buf.length - this.at < n) this.room(n);
-    if (n > 24) {
+    if (n > SHORT) {
       this.buf.set(piece, this.at);
       this.at += n;
       return;
     }
     const buf = this.buf;
     let at = this.at;
-    // A loop: most pieces are a few dozen bytes, below where set() pays for its call.
     for (let i = 0; i < n; i++) buf[at++] = piece[i]!;
     this.at = at;
   }

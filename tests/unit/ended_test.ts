@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "npm:fast-check@3.23.2";
 import { ENDED_KEEP_NS, EndedKeys } from "../../src/flow/ended.ts";
 
 const NETNS = 4026531840, BEGIN = 1_000_000_000_000;
@@ -44,4 +45,74 @@ Deno.test("EndedKeys tells apart ended flows that share a cookie, by namespace a
   keys.add(1, 9, 100, 4);
   assert.deepEqual(ids.map(([n, c, b]) => keys.has(n, c, b)), [false, true, true]);
   assert.equal(keys.size, 4);
+});
+
+/** The keys as a plain list in the order they ended (the model: what EndedKeys must answer). */
+class ModelKeys {
+  readonly #max: number;
+  #list: { netns: number; cookie: number; begin: number; at: number }[] = [];
+  constructor(max: number) {
+    this.#max = max;
+  }
+  has(netns: number, cookie: number, begin: number): boolean {
+    return this.#list.some((k) => k.netns === netns && k.cookie === cookie && k.begin === begin);
+  }
+  get size(): number {
+    return this.#list.length;
+  }
+  add(netns: number, cookie: number, begin: number, at: number): void {
+    this.#list = this.#list.filter((k) =>
+      !(k.netns === netns && k.cookie === cookie && k.begin === begin)
+    );
+    this.#list.push({ netns, cookie, begin, at });
+    // The oldest in the order they ended go first: past the count, or older than ENDED_KEEP_NS.
+    while (this.#list.length > this.#max || this.#list[0]!.at < at - ENDED_KEEP_NS) {
+      this.#list.shift();
+    }
+  }
+}
+
+Deno.test("EndedKeys answers as a plain list of keys does, over random adds (shared cookies, repeats, time jumps, any bound)", () => {
+  // Few values of each part: cookies shared across namespaces and begin times, keys added again;
+  // cookies past 2^32 and near 2^53 (the table hashes both halves); ends far apart in time.
+  // Many cookies too: past 1,024 keys kept, the ring grows with keys in it.
+  const cookie = fc.oneof(
+    fc.constantFrom(0, 1, 2, 3, 7, 1024, 2 ** 32 + 1, 2 ** 53 - 2, 4_026_531_840),
+    fc.integer({ min: 0, max: 5000 }),
+  );
+  const add = fc.tuple(
+    fc.constantFrom(1, 2, 4_026_531_840),
+    cookie,
+    fc.constantFrom(100, 200),
+    fc.oneof(
+      { weight: 200, arbitrary: fc.integer({ min: 0, max: 5 }) },
+      { weight: 1, arbitrary: fc.constant(ENDED_KEEP_NS / 2) },
+    ),
+  );
+  fc.assert(
+    // Bounds below and past the ring's first 1,024 entries: it wraps, and it grows with keys in it.
+    fc.property(
+      fc.oneof(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 900, max: 3000 })),
+      fc.array(add, { maxLength: 4000, size: "max" }),
+      (max, adds) => {
+        const keys = new EndedKeys(max), model = new ModelKeys(max);
+        let now = 0;
+        for (const [netns, c, begin, step] of adds) {
+          now += step;
+          keys.add(netns, c, begin, now);
+          model.add(netns, c, begin, now);
+          assert.equal(keys.size, model.size);
+        }
+        for (const [netns, c, begin] of adds) {
+          assert.equal(
+            keys.has(netns, c, begin),
+            model.has(netns, c, begin),
+            `${netns} ${c} ${begin}`,
+          );
+        }
+        assert.ok(!keys.has(3, 1, 100), "an identity never added");
+      },
+    ),
+    { numRuns: 150 },
+  );
 });
