@@ -235,6 +235,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
       flows: this.#flows.stats,
       dns: this.#dns.stats,
       owners: this.#owners.stats,
+      ownerFilter: this.#probe.holdersIterator?.filterStats,
       recovered: this.#kernel.recovered,
       dnsUnordered: this.#kernel.unordered,
     });

@@ -8,6 +8,7 @@
 import type { ProbeCounters } from "./bpf/loader.ts";
 import type { DnsNamesStats } from "./dns/names.ts";
 import type { OwnerStats } from "./enrich/owners.ts";
+import type { WantedStats } from "./bpf/wanted.ts";
 import type { FlowStats } from "./flow/state.ts";
 
 /** Counts for the exit summary. */
@@ -54,6 +55,12 @@ export interface MonitorStats {
   dnsStreamsDropped: number;
   /** Incoming flows whose owner wait ran out: their owner is null (never the listener's). */
   ownerTimeouts: number;
+  /** Owner iterator runs on every process only because this kernel cannot run on one (before 6.1). */
+  ownerRunsEveryProcess: number;
+  /** Owner iterator runs that wrote every socket's row: the kernel's filter refused, or too many waited. */
+  ownerRunsEverySocket: number;
+  /** Cookies the kernel refused to add to or delete from the owner filter's map. */
+  ownerFilterRefused: number;
   /** Flows the kernel kept aside while the ring was full (end or fail records), all reported. */
   flowsRecovered: number;
   /** Flows whose end or fail record was lost (the ring and the kernel's store were full). */
@@ -85,6 +92,8 @@ export interface StatsSources {
   flows: FlowStats;
   dns: DnsNamesStats;
   owners: OwnerStats;
+  /** The owner filter's (none without the holders iterator). */
+  ownerFilter?: WantedStats | undefined;
   /** Records read from the kernel's `kept` map (ends it kept while the ring was full). */
   recovered: number;
   /** Flow records that could not wait for an older DNS record (src/bpf/drain.ts). */
@@ -120,6 +129,9 @@ export function monitorStats(s: StatsSources): MonitorStats {
     duplicates: flows.duplicates,
     dnsStreamsDropped: dns.streamsDropped,
     ownerTimeouts: s.owners.byTimeout,
+    ownerRunsEveryProcess: s.owners.everyProcessRuns,
+    ownerRunsEverySocket: s.ownerFilter?.unfiltered ?? 0,
+    ownerFilterRefused: s.ownerFilter?.refused ?? 0,
     flowsRecovered: s.recovered,
     flowsLost: kernel.flowsLost,
     dnsUnordered: s.dnsUnordered ?? 0,

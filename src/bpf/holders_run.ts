@@ -13,7 +13,7 @@
 import type { BpfLink, BpfObject } from "../ffi/objects.ts";
 import { LibbpfError } from "../ffi/libbpf.ts";
 import { HolderRows } from "./holders.ts";
-import type { WantedSockets } from "./wanted.ts";
+import type { WantedSockets, WantedStats } from "./wanted.ts";
 
 const E2BIG = 7, EINVAL = 22;
 
@@ -31,6 +31,11 @@ export class HoldersIterator implements Disposable {
     this.#program = program;
     this.#all = all;
     this.#wanted = wanted;
+  }
+
+  /** What the kernel's filter could not do (src/bpf/wanted.ts). */
+  get filterStats(): WantedStats {
+    return this.#wanted.stats;
   }
 
   /** A run on every process: rows for listeners and the sockets of `cookies` (null: all). */

@@ -6,11 +6,26 @@
  * set asked for with at most one batched delete and one batched update per
  * run (what changed since the last). `holders_every` set makes a run write
  * every socket's row: asked for by the start snapshot, and used when more
- * sockets wait than the map takes.
+ * sockets wait than the map takes or the kernel refuses some (counted in
+ * {@link WantedSockets.stats}, said once).
+ *
+ * The mirror of the map is what the kernel holds: a cookie whose delete the
+ * kernel refuses stays in it (and in the map, where it costs a row for a
+ * socket nobody waits for) and is deleted again at the next run.
  *
  * @module
  */
 import { check, libbpf, strerror } from "../ffi/libbpf.ts";
+
+const ENOENT = 2;
+
+/** What the filter could not do, so far. */
+export interface WantedStats {
+  /** Runs asked for some sockets that wrote every socket's row (too many, or the kernel refused). */
+  unfiltered: number;
+  /** Cookies the kernel refused to add to or delete from its map. */
+  refused: number;
+}
 
 export class WantedSockets {
   readonly #wantedFd: number;
@@ -19,7 +34,9 @@ export class WantedSockets {
   /** The cookies in the kernel's map now. */
   readonly #inMap = new Set<number>();
   #every = false;
-  #warned = false;
+  /** What was said on stderr already: a refused add, a refused delete. */
+  readonly #said = { add: false, delete: false };
+  readonly #stats: WantedStats = { unfiltered: 0, refused: 0 };
 
   /** `wantedFd`: holders_wanted (u64 cookie -> u8), `max` its entries; `everyFd`: holders_every. */
   constructor(wantedFd: number, everyFd: number, max: number) {
@@ -33,6 +50,10 @@ export class WantedSockets {
     return this.#inMap.size;
   }
 
+  get stats(): WantedStats {
+    return { ...this.#stats };
+  }
+
   /** Whether the next run writes every socket's row. */
   get every(): boolean {
     return this.#every;
@@ -41,54 +62,79 @@ export class WantedSockets {
   /** The next runs write rows for `cookies` (and listeners); null: for every socket. */
   set(cookies: ReadonlySet<number> | null): void {
     if (cookies === null || cookies.size > this.#max) {
+      if (cookies !== null) this.#stats.unfiltered++;
       this.#setEvery(true);
       return;
     }
     const gone: number[] = [], added: number[] = [];
     for (const c of this.#inMap) if (!cookies.has(c)) gone.push(c);
     for (const c of cookies) if (!this.#inMap.has(c)) added.push(c);
-    if (gone.length > 0) {
-      this.#batch(gone, false);
-      for (const c of gone) this.#inMap.delete(c);
-    }
-    const fit = added.length === 0 ? 0 : this.#batch(added, true);
+    if (gone.length > 0) this.#delete(gone);
+    const fit = added.length === 0 ? 0 : this.#add(added);
     for (let i = 0; i < fit; i++) this.#inMap.add(added[i]!);
     // The map refused some (full, out of memory, or the batch refused whole): every row this time.
-    this.#setEvery(fit < added.length);
+    const refused = fit < added.length;
+    if (refused) this.#stats.unfiltered++;
+    this.#setEvery(refused);
   }
 
-  /** Deletes or adds `cookies` in one call; how many it took (an add stops where the map is full). */
-  #batch(cookies: number[], add: boolean): number {
-    const keys = new BigUint64Array(cookies.length);
-    for (let i = 0; i < cookies.length; i++) keys[i] = BigInt(cookies[i]!);
+  /** Adds `cookies` in one call; how many it took (it stops where the map is full). */
+  #add(cookies: number[]): number {
     const count = new Uint32Array([cookies.length]);
-    const lib = libbpf();
-    const rc = add
-      ? lib.bpf_map_update_batch(
-        this.#wantedFd,
-        keys,
-        new Uint8Array(cookies.length).fill(1),
-        count,
-        null,
-      )
-      : lib.bpf_map_delete_batch(this.#wantedFd, keys, count, null);
+    const rc = libbpf().bpf_map_update_batch(
+      this.#wantedFd,
+      keys(cookies),
+      new Uint8Array(cookies.length).fill(1),
+      count,
+      null,
+    );
     if (rc >= 0) return cookies.length;
-    if (add) {
-      // The kernel writes the count back only from its per-key loop: a batch refused before
-      // it (EPERM, ENOMEM, EINVAL) leaves it as given, and added nothing.
-      const took = count[0]! < cookies.length ? count[0]! : 0;
-      if (took === 0 && !this.#warned) {
-        this.#warned = true;
-        console.error(
-          `netflow: the kernel took none of the sockets waiting for their owner into its ` +
-            `filter (${strerror(-rc)}): owner lookups read every socket while it refuses`,
-        );
+    // The kernel writes the count back only from its per-key loop: a batch refused before
+    // it (EPERM, ENOMEM, EINVAL) leaves it as given, and added nothing.
+    const took = count[0]! < cookies.length ? count[0]! : 0;
+    this.#refused(cookies.length - took, "add", rc);
+    return took;
+  }
+
+  /**
+   * Deletes `cookies` from the map and the mirror; one the kernel refuses to
+   * delete stays in both (the next run tries again). A key already gone
+   * (ENOENT) is gone.
+   */
+  #delete(cookies: number[]): void {
+    const count = new Uint32Array([cookies.length]);
+    const rc = libbpf().bpf_map_delete_batch(this.#wantedFd, keys(cookies), count, null);
+    let failed = 0, err = 0;
+    for (const c of cookies) {
+      if (rc < 0) {
+        // Stopped early, or refused whole: one by one, each key's own answer.
+        const one = libbpf().bpf_map_delete_elem(this.#wantedFd, new BigUint64Array([BigInt(c)]));
+        if (one < 0 && one !== -ENOENT) {
+          failed++;
+          err = one;
+          continue;
+        }
       }
-      return took;
+      this.#inMap.delete(c);
     }
-    // A delete that stopped early (a key not there: cannot be, the mirror says what is): one by one.
-    for (const key of keys) libbpf().bpf_map_delete_elem(this.#wantedFd, new BigUint64Array([key]));
-    return cookies.length;
+    if (failed > 0) this.#refused(failed, "delete", err);
+  }
+
+  /** Counts what the kernel refused; says it once for adds and once for deletes. */
+  #refused(n: number, op: "add" | "delete", rc: number): void {
+    if (n === 0) return;
+    this.#stats.refused += n;
+    if (this.#said[op]) return;
+    this.#said[op] = true;
+    console.error(
+      op === "add"
+        ? `netflow: the kernel refused ${n} socket(s) waiting for their owner into its ` +
+          `filter (${strerror(-rc)}): owner lookups read every socket while it refuses ` +
+          `(counted in netflow_owner_filter_refused_total)`
+        : `netflow: the kernel refused to remove ${n} socket(s) from the owner filter ` +
+          `(${strerror(-rc)}): runs write their rows until a later run removes them ` +
+          `(counted in netflow_owner_filter_refused_total)`,
+    );
   }
 
   #setEvery(every: boolean): void {
@@ -104,4 +150,10 @@ export class WantedSockets {
     );
     this.#every = every;
   }
+}
+
+function keys(cookies: readonly number[]): BigUint64Array {
+  const out = new BigUint64Array(cookies.length);
+  for (let i = 0; i < cookies.length; i++) out[i] = BigInt(cookies[i]!);
+  return out;
 }

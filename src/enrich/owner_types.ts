@@ -45,4 +45,10 @@ export interface OwnerStats {
   byTimeout: number;
   /** Iterator runs made for waiting records. */
   iteratorRuns: number;
+  /**
+   * Of those, runs on every process made only because this kernel cannot run
+   * the iterator on one process (before Linux 6.1): there the first looks too
+   * walk every open file on the host.
+   */
+  everyProcessRuns: number;
 }

@@ -100,6 +100,7 @@ export class OwnerResolver {
     byCloser: 0,
     byTimeout: 0,
     iteratorRuns: 0,
+    everyProcessRuns: 0,
   };
 
   constructor(holders: HolderIndex, options: OwnerResolverOptions = {}) {
@@ -204,6 +205,10 @@ export class OwnerResolver {
     ) {
       this.#all.run(nowMs, () => this.#holders.refresh(this.#unsettledCookies()));
       this.#allRuns++;
+      // Where the iterator exists but cannot run on a few processes (not netflow's last run).
+      if (!final && !this.#fewRuns && this.#holders.available !== false) {
+        this.#stats.everyProcessRuns++;
+      }
       ran = true;
     }
     if (ran) {

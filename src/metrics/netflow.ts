@@ -11,6 +11,7 @@ import { EVENT_NAMES, type EventName } from "../events.ts";
 import type { MonitorStats } from "../stats.ts";
 import { shown } from "../options.ts";
 import { contentType, type MetricsRegistry, negotiate } from "./prometheus.ts";
+import { registerOwnerMetrics } from "./owners.ts";
 
 /** Where the metrics server listens. */
 export interface ListenAddress {
@@ -212,6 +213,7 @@ export function registerNetflowMetrics(
   for (const [name, help, type, read] of counters) {
     registry.register({ name: `netflow_${name}`, help, type, collect: () => read(s) });
   }
+  registerOwnerMetrics(registry, () => s);
 }
 
 /** The IPFIX exporters' counts (--ipfix), one series per collector. */

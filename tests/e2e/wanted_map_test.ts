@@ -14,6 +14,10 @@ import { e2eTest } from "../helpers/e2e.ts";
 const SYS_BPF = 321n; // x86-64
 const BPF_MAP_CREATE = 0n;
 const HASH = 1, ARRAY = 2, RINGBUF = 27;
+const libc = Deno.dlopen("libc.so.6", {
+  dup: { parameters: ["i32"], result: "i32" },
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
+});
 
 /** A map made with bpf(BPF_MAP_CREATE): its fd. */
 function createMap(type: number, key: number, value: number, entries: number): number {
@@ -68,6 +72,7 @@ e2eTest(
       w.set(new Set(Array.from({ length: 17 }, (_, i) => 100 + i)));
       assert.equal(w.every, true);
       assert.equal(everyInKernel(every), 1);
+      assert.deepEqual(w.stats, { unfiltered: 1, refused: 0 });
     });
     // A batch the kernel refuses whole: nothing was added, so every row (not a filter that
     // believes it holds three cookies and writes none of their rows).
@@ -76,6 +81,43 @@ e2eTest(
       assert.equal(w.size, 0);
       assert.equal(w.every, true);
       assert.equal(everyInKernel(every), 1);
+      assert.deepEqual(w.stats, { unfiltered: 1, refused: 3 });
+    });
+    return Promise.resolve();
+  },
+);
+
+e2eTest(
+  "a cookie whose delete the kernel refuses stays in the filter's mirror, counted, and is deleted at the next run",
+  () => {
+    withMaps(HASH, 16, (w, _every, wanted) => {
+      const one = new Uint8Array(1);
+      const inKernel = (c: bigint) =>
+        libbpf().bpf_map_lookup_elem(wanted, new BigUint64Array([c]), one) === 0;
+      w.set(new Set([11, 12, 13]));
+      // Positive control: a delete the kernel does, gone from both.
+      w.set(new Set([11, 12]));
+      assert.equal(inKernel(13n), false);
+      assert.equal(w.size, 2);
+      // The map's fd made to name a ring buffer for a while: every delete (and add) refused.
+      const hash = libc.symbols.dup(wanted);
+      const ring = createMap(RINGBUF, 0, 0, 4096);
+      try {
+        assert.equal(libc.symbols.dup2(ring, wanted), wanted);
+        w.set(new Set([12]));
+        assert.equal(w.size, 2); // 11 refused: still in the map, so still in the mirror
+        assert.deepEqual(w.stats, { unfiltered: 0, refused: 1 });
+        assert.equal(libc.symbols.dup2(hash, wanted), wanted);
+      } finally {
+        libbpf().close(ring);
+        libbpf().close(hash);
+      }
+      assert.equal(inKernel(11n), true);
+      w.set(new Set([12])); // the next run deletes it
+      assert.equal(inKernel(11n), false);
+      assert.equal(inKernel(12n), true);
+      assert.equal(w.size, 1);
+      assert.equal(w.every, false);
     });
     return Promise.resolve();
   },

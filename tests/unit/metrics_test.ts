@@ -59,6 +59,9 @@ const STATS: MonitorStats = {
   dnsCgroupOnly: 17,
   packetsLost: 18,
   attemptsFiltered: 19,
+  ownerRunsEveryProcess: 20,
+  ownerRunsEverySocket: 21,
+  ownerFilterRefused: 22,
 };
 
 Deno.test("netflow's metrics are valid exposition text with HELP and TYPE, per promtool", async () => {
@@ -85,6 +88,9 @@ Deno.test("netflow's metrics are valid exposition text with HELP and TYPE, per p
   assert.equal(sample(text, "netflow_records_duplicate_total"), 11);
   assert.equal(sample(text, "netflow_dns_tcp_streams_dropped_total"), 12);
   assert.equal(sample(text, "netflow_owner_waits_timed_out_total"), 13);
+  assert.equal(sample(text, 'netflow_owner_fallback_runs_total{to="every_process"}'), 20);
+  assert.equal(sample(text, 'netflow_owner_fallback_runs_total{to="every_socket"}'), 21);
+  assert.equal(sample(text, "netflow_owner_filter_refused_total"), 22);
   for (const line of text.split("\n").filter((l) => l !== "" && !l.startsWith("#"))) {
     const name = line.split(/[{ ]/)[0]!;
     assert.match(name, /^netflow_/);
@@ -92,6 +98,16 @@ Deno.test("netflow's metrics are valid exposition text with HELP and TYPE, per p
     assert.ok(text.includes(`# TYPE ${name} `), name);
   }
   assert.equal(events.total, 3);
+});
+
+Deno.test("every metric netflow registers is in the README's metrics list", () => {
+  const registry = new MetricsRegistry();
+  registerNetflowMetrics(registry, "0.1.0", new EventCounts(), () => STATS);
+  const readme = Deno.readTextFileSync(new URL("../../README.md", import.meta.url));
+  const listed = new Set([...readme.matchAll(/^\| `(netflow_[a-z_]+)[{`]/gm)].map((m) => m[1]));
+  const names = [...registry.render().matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!);
+  assert.ok(names.includes("netflow_owner_fallback_runs_total"));
+  for (const name of names) assert.ok(listed.has(name), `${name} not in the README's list`);
 });
 
 Deno.test("a registry takes extra metrics and escapes their labels and help", async () => {

@@ -409,6 +409,7 @@ Deno.test("OwnerResolver runs on every process for what the listener's holders d
   assert.deepEqual([holders.fewRuns, holders.runs], [4, 1]);
   assert.deepEqual(r.settle(25).map((x) => x.owner), [client]); // firstLookMs + retryMs
   assert.deepEqual([holders.fewRuns, holders.runs], [4, 2]);
+  assert.equal(r.stats.everyProcessRuns, 0); // by design, not a fallback
 });
 
 Deno.test("OwnerResolver runs on every process for a flow whose listener it does not know", () => {
@@ -439,6 +440,7 @@ Deno.test("OwnerResolver on a kernel that cannot run on a few processes runs on 
   assert.equal(r.wakeInMs(30), 5);
   r.settle(35);
   assert.deepEqual([holders.fewRuns, holders.runs], [0, 3]); // never tried again
+  assert.equal(r.stats.everyProcessRuns, 2); // both runs for waiting flows: the fallback counted
 });
 
 Deno.test("OwnerResolver looks on the listener's holders while a costly run on every process is spaced", () => {
