@@ -244,7 +244,11 @@ enum nf_counter {
 	NF_CNT_PACKETS_LOST = 16, /* the `packets` ring was full: a handshake or packet-view record lost */
 	NF_CNT_ATTEMPTS_FILTERED = 17, /* a handshake packet of an attempt that did not pass the
 	                                * kernel's filters (not written) */
-	NF_CNT_MAX = 18,
+	NF_CNT_LOOK_CLOSES = 18,  /* sockets whose holder closed them while netflow's holders
+	                           * iterator looked at them: their release ran in netflow */
+	NF_CNT_LOOK_CLOSES_UNNAMED = 19, /* of which the iterator had not noted the holder: the
+	                                  * closer is not known (its end keeps its begin's owner) */
+	NF_CNT_MAX = 20,
 };
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");

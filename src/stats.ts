@@ -61,6 +61,10 @@ export interface MonitorStats {
   ownerRunsEverySocket: number;
   /** Cookies the kernel refused to add to or delete from the owner filter's map. */
   ownerFilterRefused: number;
+  /** Sockets closed by their holder while the holders iterator looked at them (released in netflow). */
+  ownerLookCloses: number;
+  /** Of those, the ones whose closer is not known (their records keep the begin's owner). */
+  ownerLookClosesUnnamed: number;
   /** Flows the kernel kept aside while the ring was full (end or fail records), all reported. */
   flowsRecovered: number;
   /** Flows whose end or fail record was lost (the ring and the kernel's store were full). */
@@ -132,6 +136,8 @@ export function monitorStats(s: StatsSources): MonitorStats {
     ownerRunsEveryProcess: s.owners.everyProcessRuns,
     ownerRunsEverySocket: s.ownerFilter?.unfiltered ?? 0,
     ownerFilterRefused: s.ownerFilter?.refused ?? 0,
+    ownerLookCloses: kernel.lookCloses,
+    ownerLookClosesUnnamed: kernel.lookClosesUnnamed,
     flowsRecovered: s.recovered,
     flowsLost: kernel.flowsLost,
     dnsUnordered: s.dnsUnordered ?? 0,

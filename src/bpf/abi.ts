@@ -80,7 +80,9 @@ export const NF_CNT = {
   CALLBACKS_RESTORED: 15,
   PACKETS_LOST: 16,
   ATTEMPTS_FILTERED: 17,
-  MAX: 18,
+  LOOK_CLOSES: 18,
+  LOOK_CLOSES_UNNAMED: 19,
+  MAX: 20,
 } as const;
 
 /**

@@ -21,6 +21,19 @@ export function registerOwnerMetrics(registry: MetricsRegistry, stats: () => Mon
     ],
   });
   registry.register({
+    name: "netflow_owner_look_closes_total",
+    help: "Sockets their holder closed while the owner iterator looked at them (released in " +
+      "netflow): closer named as the holder the iterator found, or unknown",
+    type: "counter",
+    collect: () => [
+      {
+        labels: { closer: "named" },
+        value: stats().ownerLookCloses - stats().ownerLookClosesUnnamed,
+      },
+      { labels: { closer: "unknown" }, value: stats().ownerLookClosesUnnamed },
+    ],
+  });
+  registry.register({
     name: "netflow_owner_filter_refused_total",
     help: "Sockets the kernel refused to add to or remove from the owner iterator's filter map",
     type: "counter",

@@ -62,6 +62,8 @@ const STATS: MonitorStats = {
   ownerRunsEveryProcess: 20,
   ownerRunsEverySocket: 21,
   ownerFilterRefused: 22,
+  ownerLookCloses: 25,
+  ownerLookClosesUnnamed: 2,
 };
 
 Deno.test("netflow's metrics are valid exposition text with HELP and TYPE, per promtool", async () => {
@@ -91,6 +93,8 @@ Deno.test("netflow's metrics are valid exposition text with HELP and TYPE, per p
   assert.equal(sample(text, 'netflow_owner_fallback_runs_total{to="every_process"}'), 20);
   assert.equal(sample(text, 'netflow_owner_fallback_runs_total{to="every_socket"}'), 21);
   assert.equal(sample(text, "netflow_owner_filter_refused_total"), 22);
+  assert.equal(sample(text, 'netflow_owner_look_closes_total{closer="named"}'), 23);
+  assert.equal(sample(text, 'netflow_owner_look_closes_total{closer="unknown"}'), 2);
   for (const line of text.split("\n").filter((l) => l !== "" && !l.startsWith("#"))) {
     const name = line.split(/[{ ]/)[0]!;
     assert.match(name, /^netflow_/);
@@ -213,6 +217,8 @@ function stages(cause: boolean): MonitorStats {
       callbacksRestored: 0,
       packetsLost: 0,
       attemptsFiltered: 0,
+      lookCloses: 0,
+      lookClosesUnnamed: 0,
       dnsPending: 0,
     },
     final: true,

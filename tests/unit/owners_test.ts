@@ -11,6 +11,8 @@ const worker = { pid: 101, uid: 33, comm: "worker" };
 const renamed = { pid: 101, uid: 33, comm: "worker-busy" };
 const client = { pid: 200, uid: 1000, comm: "curl" };
 const server = { addr: "127.0.0.1", port: 80 }, peer = { addr: "127.0.0.1", port: 40000 };
+/** The clock that times iterator runs: a fake run takes no time, however loaded the machine. */
+const still = () => 0;
 
 /**
  * Holders that change when the test says; counts iterator runs. A run sees
@@ -49,7 +51,7 @@ const end = (opts: Parameters<typeof record>[3] & { atClose?: boolean } = {}): F
 
 Deno.test("OwnerResolver gives an incoming begin to the process holding the accepted socket", () => {
   const holders = new FakeHolders();
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   assert.deepEqual(r.push(incoming(), 0), []); // the handshake is done; nobody accepted yet
   assert.deepEqual(r.settle(1), []); // too young for a look
   holders.sockets.set(1, [worker]); // the worker accepts
@@ -62,7 +64,7 @@ Deno.test("OwnerResolver gives an incoming begin to the process holding the acce
 
 Deno.test("OwnerResolver runs the iterator once per retry interval, whatever the number of flows", () => {
   const holders = new FakeHolders();
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   for (let c = 1; c <= 50; c++) r.push(incoming({ cookie: c }), 0);
   assert.deepEqual(r.settle(5), []); // one run, nobody accepted yet
   assert.deepEqual(r.settle(10), []); // within 20 ms of it: no run
@@ -76,7 +78,7 @@ Deno.test("OwnerResolver runs the iterator once per retry interval, whatever the
 
 Deno.test("OwnerResolver takes a worker that accepted and closed at once from its end record", () => {
   const holders = new FakeHolders();
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   r.push(incoming(), 0);
   // Closed in the worker's context before any iterator run: the end names it.
   const out = r.push(end({ owner: worker, atClose: true, end: "local-fin" }), 1);
@@ -90,7 +92,7 @@ Deno.test("OwnerResolver takes a worker that accepted and closed at once from it
 
 Deno.test("OwnerResolver keeps a socket's records in order while its begin waits", () => {
   const holders = new FakeHolders();
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   r.push(incoming(), 0);
   assert.deepEqual(r.push(end(), 1), []); // the peer closed: the end waits behind its begin
   holders.sockets.set(1, [renamed]);
@@ -100,7 +102,7 @@ Deno.test("OwnerResolver keeps a socket's records in order while its begin waits
 
 Deno.test("OwnerResolver gives an end written in softirq the name its holder has at close", () => {
   const holders = new FakeHolders();
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   assert.deepEqual(r.push(end({ owner: master }), 0), []);
   const release: FlowRecord = { ...record("release", server, peer, { owner: renamed }) };
   const out = r.push(release, 2);
@@ -112,7 +114,7 @@ Deno.test("OwnerResolver gives an end written in softirq the name its holder has
 
 Deno.test("OwnerResolver passes outgoing begins and ends stamped at close straight through", () => {
   const holders = new FakeHolders();
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   const out = record("begin", peer, server, { outgoing: true, owner: client });
   assert.deepEqual(r.push(out, 0), [out]);
   const closed = {
@@ -136,7 +138,7 @@ Deno.test("OwnerResolver never gives a begin to a process that did not accept it
   for (const [what, listeners, at] of cases) {
     const holders = new FakeHolders();
     holders.listeners = listeners;
-    const r = new OwnerResolver(holders);
+    const r = new OwnerResolver(holders, { clock: still });
     r.push(incoming(), 0);
     assert.deepEqual(r.settle(at - 1), [], what);
     assert.deepEqual(r.settle(at).map((x) => x.owner), [null], what);
@@ -147,7 +149,7 @@ Deno.test("OwnerResolver never gives a begin to a process that did not accept it
 Deno.test("OwnerResolver waits up to 2 s for a slow acceptor, then names it", () => {
   const holders = new FakeHolders();
   holders.listeners = [master]; // init holds the listener; the service is starting
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   r.push(incoming(), 0);
   for (let t = 5; t < 1500; t += 20) assert.deepEqual(r.settle(t), [], `at ${t} ms`);
   holders.sockets.set(1, [worker]); // the service accepts at 1.5 s
@@ -163,7 +165,7 @@ Deno.test("OwnerResolver waits up to 2 s for a slow acceptor, then names it", ()
 Deno.test("OwnerResolver keeps the kernel's stamp only where no holders iterator exists", () => {
   const holders = new FakeHolders();
   holders.available = false; // before 5.11: netflow says so at start
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   r.push(incoming(), 0);
   assert.deepEqual(r.settle(200).map((x) => x.owner), [master]);
 });
@@ -173,7 +175,7 @@ Deno.test("OwnerResolver gives an incoming flow its acceptor's cgroup, not its l
   const acceptor = { ...worker, cgroupId: 42 };
   const holders = new FakeHolders();
   holders.sockets.set(1, [acceptor]);
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   r.push({ ...incoming(), cgroupId: 7 }, 0);
   const [begin] = r.settle(5);
   assert.deepEqual([begin!.owner, begin!.cgroupId], [acceptor, 42]);
@@ -203,7 +205,7 @@ Deno.test("OwnerResolver gives an incoming flow its acceptor's cgroup, not its l
 Deno.test("OwnerResolver settles everything when netflow stops", () => {
   const holders = new FakeHolders();
   holders.sockets.set(1, [worker]);
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   r.push(incoming(), 0);
   r.push(end({ cookie: 2 }), 0);
   const out = r.settle(0, true);
@@ -214,7 +216,7 @@ Deno.test("OwnerResolver gives snapshot begins the process holding the socket", 
   const holders = new FakeHolders();
   holders.sockets.set(1, [worker]);
   holders.refresh();
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   const [a, b] = r.snapshot([
     record("begin", server, peer, { preexisting: true, owner: null }),
     record("begin", server, peer, { preexisting: true, cookie: 9, owner: master }),
@@ -243,7 +245,7 @@ Deno.test("FlowTable: an end carries the holder at close, else the begin's owner
 
 Deno.test("OwnerResolver with no wait passes every record with the kernel's stamp, and runs nothing", () => {
   const holders = new FakeHolders();
-  const r = new OwnerResolver(holders, { waitMs: 0 });
+  const r = new OwnerResolver(holders, { waitMs: 0, clock: still });
   const begin = incoming();
   assert.deepEqual(r.push(begin, 0), [begin]);
   assert.deepEqual(r.push(record("release", server, peer, { owner: worker }), 1), []);
@@ -276,7 +278,7 @@ Deno.test("OwnerResolver spaces iterator runs so they take at most 5% of a core"
 
 Deno.test("OwnerResolver matches a release record without a namespace by its cookie", () => {
   const holders = new FakeHolders();
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   r.push(end({ owner: null, cookie: 77 }), 0);
   const release = record("release", server, peer, { owner: worker, cookie: 77, netns: 0 });
   assert.deepEqual(r.push(release, 1).map((x) => [x.cookie, x.owner]), [
@@ -289,7 +291,7 @@ Deno.test("OwnerResolver: an end behind its waiting begin has no wait of its own
   // cannot pass its begin, and whatever names the one names both.
   const holders = new FakeHolders();
   holders.listeners = [master]; // someone may still accept: the begin waits up to 2 s
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   r.push(incoming(), 0);
   r.push(end(), 10);
   assert.deepEqual(r.settle(250), []); // past the end's own 200 ms
@@ -336,7 +338,7 @@ Deno.test("OwnerResolver: one iterator run that was stopped for seconds does not
 
 Deno.test("OwnerResolver asks each run for exactly the sockets with a record still unsettled", () => {
   const holders = new FakeHolders();
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   r.push(incoming({ cookie: 1 }), 0); // waits for its acceptor
   r.push(incoming({ cookie: 2 }), 0);
   r.push(end({ cookie: 3 }), 0); // the peer closed first: waits for its holder
@@ -386,7 +388,7 @@ Deno.test("OwnerResolver looks first on the processes holding the listener, ever
   const holders = new FewHolders();
   holders.listeners = [master, worker];
   holders.refresh(); // netflow's start: the listeners' holders known
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   r.push(incoming({ cookie: 1 }), 0);
   r.push(incoming({ cookie: 2 }), 3);
   assert.deepEqual(r.settle(5), []); // a look on the master and the worker: nobody accepted
@@ -402,7 +404,7 @@ Deno.test("OwnerResolver runs on every process for what the listener's holders d
   const holders = new FewHolders();
   holders.listeners = [master];
   holders.refresh();
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   r.push(incoming(), 0);
   holders.sockets.set(1, [client]); // handed to a process that holds no listener
   for (const t of [5, 10, 15, 20]) assert.deepEqual(r.settle(t), []);
@@ -415,7 +417,7 @@ Deno.test("OwnerResolver runs on every process for what the listener's holders d
 Deno.test("OwnerResolver runs on every process for a flow whose listener it does not know", () => {
   const holders = new FewHolders();
   holders.refresh(); // no listener yet: made since
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   r.push(incoming(), 0);
   holders.sockets.set(1, [worker]);
   holders.listeners = [worker];
@@ -432,7 +434,7 @@ Deno.test("OwnerResolver on a kernel that cannot run on a few processes runs on 
   holders.few = false;
   holders.listeners = [worker];
   holders.refresh();
-  const r = new OwnerResolver(holders);
+  const r = new OwnerResolver(holders, { clock: still });
   r.push(incoming(), 0);
   holders.sockets.set(1, [worker]);
   assert.deepEqual(r.settle(5).map((x) => x.owner), [worker]); // tried, refused, then all
