@@ -7,11 +7,16 @@
  * 10 ms of simulated time; incoming begins wait, the holders index answers
  * from rows made for the server's accepted sockets (and `--host` other
  * sockets, which a tree that asks for some sockets only does not get).
- * Owners on (200 ms wait) minus owners off (`ownerWaitMs: 0`) is the cost.
+ * Owners on (200 ms wait) minus owners off (no owner enricher at all: its
+ * queue and per-flow state cost even with `ownerWaitMs: 0`) is the cost.
  * Two trees side by side (`--base DIR`, another checkout), interleaved:
  *
  *   deno run -A --v8-flags=--max-semi-space-size=4 bench/owners_cpu.ts \
  *     [--base DIR] [--pairs 5] [--rate 4000] [--hold 3] [--host 500]
+ *
+ * Bytes allocated per flow beside the CPU: the sum of V8's `allocated` over
+ * the child's collections (--trace-gc-nvp; the setup and the warm-up round
+ * are the same with owners on and off, so the difference is the owners').
  *
  * `--hold` ms between a connection's begin and its close (past the first
  * look at 5 ms, the iterator names the acceptor; before, its release does).
@@ -155,7 +160,7 @@ async function child(tree: string, owners: boolean, rate: number, holdMs: number
     return new HolderRows(rows(heldNow(cookies ?? null), cookies ? 0 : host));
   });
   const resolver = new OwnerResolver(holders, owners ? {} : { waitMs: 0 });
-  const enrichers = new Enrichers([new OwnerEnricher(resolver, 1 << 17)]);
+  const enrichers = new Enrichers(owners ? [new OwnerEnricher(resolver)] : []);
   const decoder = new RecordDecoder(1_700_000_000_000_000);
   const table = new FlowTable({ idPrefix: "bench" });
   const keep = (items: readonly { event: { comm: string | null } }[]) => {
@@ -216,7 +221,7 @@ if (Deno.args[0] === "--child") {
           args: [
             "run",
             "-A",
-            "--v8-flags=--max-semi-space-size=4",
+            "--v8-flags=--max-semi-space-size=4,--trace-gc-nvp",
             new URL(import.meta.url).pathname,
             "--child",
             tree,
@@ -227,19 +232,27 @@ if (Deno.args[0] === "--child") {
           ],
           stdout: "piped",
         }).output();
-        const res = JSON.parse(new TextDecoder().decode(r.stdout));
+        // The GC trace and the result share stdout (a trace line may end without a newline).
+        const text = new TextDecoder().decode(r.stdout);
+        const res = JSON.parse(/\{"usPerFlow"[^}]*\}/.exec(text)![0]);
+        let bytes = 0;
+        for (const m of text.matchAll(/"allocated":(\d+)/g)) bytes += Number(m[1]);
+        res.bytesPerFlow = Math.round(bytes / (4 * CONNECTIONS * 2));
         const key = `${name} owners ${owners === "1" ? "on" : "off"}`;
         console.log(JSON.stringify({ pair: p, key, ...res }));
         (out[key] ??= []).push(res.usPerFlow);
+        (out[`${key} bytes`] ??= []).push(res.bytesPerFlow);
       }
     }
   }
   for (const name of ["base", "this"]) {
     const on = median(out[`${name} owners on`]!), off = median(out[`${name} owners off`]!);
+    const bytes = median(out[`${name} owners on bytes`]!) -
+      median(out[`${name} owners off bytes`]!);
     console.log(
       `${name}: ${on.toFixed(2)} µs per flow with owners, ${off.toFixed(2)} without: ${
         (on - off).toFixed(2)
-      } µs for owners (medians of ${pairs})`,
+      } µs for owners; ${bytes} bytes allocated per flow for owners (medians of ${pairs})`,
     );
   }
 }

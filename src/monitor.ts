@@ -165,7 +165,7 @@ export class FlowMonitor<const E extends EventName = DefaultEventName>
     this.#dns = new DnsNames(options.dns, new ProcResolvers(mount));
     const cgroups = new CgroupPaths(mount, this.cgroupDir);
     const maxFlows = options.maxFlows ?? DEFAULT_MAX_FLOWS;
-    const stage = ownerStage(() => this.#probe, maxFlows, options.ownerWaitMs);
+    const stage = ownerStage(() => this.#probe, options.ownerWaitMs);
     const holders = stage.holders;
     this.#owners = stage.owners;
     this.#flows = new FlowTable({ maxFlows, untimedBegins: !this.#want.has(EVENT_BEGIN) });

@@ -90,7 +90,7 @@ export class MonitorPath {
   ) {
     const noHolders = new SocketHolders(() => new HolderRows(new Uint8Array(0)));
     this.#enrichers = new Enrichers([
-      new OwnerEnricher(new OwnerResolver(noHolders, { waitMs: 0 }), 1 << 17),
+      new OwnerEnricher(new OwnerResolver(noHolders, { waitMs: 0 })),
       new CgroupPaths(cgroupDir, cgroupDir),
       new DnsEnricher(new DnsNames(), {}),
     ]);

@@ -13,7 +13,6 @@ import { OwnerResolver } from "./owners.ts";
 /** `probe` is read at each run (the monitor opens it after making the stage). */
 export function ownerStage(
   probe: () => Pick<Probe, "holders" | "holdersIterator">,
-  maxFlows: number,
   waitMs?: number,
 ): { owners: OwnerEnricher; holders: SocketHolders } {
   const holders = new SocketHolders(
@@ -24,5 +23,5 @@ export function ownerStage(
     },
   );
   const resolver = new OwnerResolver(holders, waitMs === undefined ? {} : { waitMs });
-  return { owners: new OwnerEnricher(resolver, maxFlows), holders };
+  return { owners: new OwnerEnricher(resolver), holders };
 }

@@ -3,6 +3,19 @@
  *
  * @module
  */
+import type { FlowRecord, SocketOwner } from "../bpf/records.ts";
+
+/**
+ * A record the resolver passes on, with its settled owner: the record itself
+ * when it keeps the kernel's stamp, else the resolver's note of it.
+ */
+export interface Settled {
+  readonly kind: FlowRecord["kind"];
+  readonly cookie: number;
+  readonly owner: SocketOwner | null;
+  /** An incoming begin's is its acceptor's where the kernel said it (its listener's otherwise). */
+  readonly cgroupId: number;
+}
 
 export interface OwnerResolverOptions {
   /** Longest an end waits for its owner, ms (default 200); 0: none waits (the stamps only). */
@@ -51,4 +64,19 @@ export interface OwnerStats {
    * walk every open file on the host.
    */
   everyProcessRuns: number;
+}
+
+/** The resolver's defaults (each option's doc above). */
+export const DEFAULTS = {
+  waitMs: 200,
+  acceptWaitMs: 2000,
+  retryMs: 20,
+  firstLookMs: 5,
+  lookMs: 5,
+  maxShare: 0.05,
+};
+
+/** Counts before any record. */
+export function noStats(): OwnerStats {
+  return { held: 0, byHolder: 0, byCloser: 0, byTimeout: 0, iteratorRuns: 0, everyProcessRuns: 0 };
 }

@@ -55,28 +55,12 @@
 import type { FlowRecord, SocketOwner } from "../bpf/records.ts";
 import type { HolderIndex } from "./holders.ts";
 import { RunSpacing } from "./run_spacing.ts";
-import type { OwnerResolverOptions, OwnerStats } from "./owner_types.ts";
+import { DEFAULTS, noStats } from "./owner_types.ts";
+import type { OwnerResolverOptions, OwnerStats, Settled } from "./owner_types.ts";
+import { OwnerCgroups } from "./owner_cgroups.ts";
+import { append, Held, NONE, pick } from "./owner_held.ts";
 
-export type { OwnerResolverOptions, OwnerStats } from "./owner_types.ts";
-
-interface Held {
-  record: FlowRecord;
-  sinceMs: number;
-  /** undefined while unsettled. */
-  owner: SocketOwner | null | undefined;
-  /** The processes that may hold its socket, as of listener index `pidsOf` (see #pidsOf). */
-  pids?: readonly number[];
-  pidsOf?: number;
-}
-
-const DEFAULTS = {
-  waitMs: 200,
-  acceptWaitMs: 2000,
-  retryMs: 20,
-  firstLookMs: 5,
-  lookMs: 5,
-  maxShare: 0.05,
-};
+export type { OwnerResolverOptions, OwnerStats, Settled } from "./owner_types.ts";
 
 export class OwnerResolver {
   readonly #holders: HolderIndex;
@@ -91,17 +75,12 @@ export class OwnerResolver {
   #fewRuns: boolean;
   /** Runs on every process so far: a listener index's generation. */
   #allRuns = 0;
-  /** Records waiting, per socket (by cookie: unique host-wide), in arrival order. */
-  readonly #held = new Map<number, Held[]>();
+  /** Records held, per socket (by cookie: unique host-wide): the first, the rest from its `next`. */
+  readonly #held = new Map<number, Held>();
+  /** A closer's owner with the cgroup its record names, made once per pair. */
+  readonly #cgroups = new OwnerCgroups();
   #unsettled = 0;
-  readonly #stats: OwnerStats = {
-    held: 0,
-    byHolder: 0,
-    byCloser: 0,
-    byTimeout: 0,
-    iteratorRuns: 0,
-    everyProcessRuns: 0,
-  };
+  readonly #stats: OwnerStats = noStats();
 
   constructor(holders: HolderIndex, options: OwnerResolverOptions = {}) {
     this.#holders = holders;
@@ -120,10 +99,12 @@ export class OwnerResolver {
     return { ...this.#stats };
   }
 
-  /** Records waiting now. */
+  /** Records held now. */
   get waiting(): number {
     let n = 0;
-    for (const list of this.#held.values()) n += list.length;
+    for (const head of this.#held.values()) {
+      for (let h: Held | undefined = head; h !== undefined; h = h.next) n++;
+    }
     return n;
   }
 
@@ -132,45 +113,72 @@ export class OwnerResolver {
    * now (sockets older than netflow have no stamp), else the stamp.
    * `refresh` first: the holders must be as recent as the snapshot.
    */
-  snapshot(records: readonly FlowRecord[]): FlowRecord[] {
+  snapshot(records: readonly FlowRecord[]): Settled[] {
     return records.map((r) => {
-      if (r.kind !== "begin") return r;
-      const holder = pick(this.#holders.ofSocket(r.netns, r.cookie), r.owner);
-      return holder === null ? r : withOwner(r, holder);
+      const holder = this.ownerNow(r);
+      if (holder === null) return r;
+      const h = new Held(r, 0, undefined);
+      this.#take(h, holder);
+      return h;
     });
   }
 
+  /**
+   * A start snapshot's begin: who holds its socket now (sockets older than
+   * netflow have no stamp); null: nobody the last run saw (keep the stamp).
+   */
+  ownerNow(r: FlowRecord): SocketOwner | null {
+    return r.kind === "begin" ? pick(this.#holders.ofSocket(r.netns, r.cookie), r.owner) : null;
+  }
+
   /** One record from the ring; returns the records whose owner is settled, in order. */
-  push(r: FlowRecord, nowMs: number): FlowRecord[] {
-    if (this.#waitMs <= 0) return r.kind === "release" ? [] : [r]; // the kernel's stamps only
+  push(r: FlowRecord, nowMs: number): readonly Settled[] {
+    const out: Settled[] = [];
+    this.pushInto(r, nowMs, out);
+    return out.length === 0 ? NONE : out;
+  }
+
+  /** {@link push}, the settled records added to `out` (no array of its own). */
+  pushInto(r: FlowRecord, nowMs: number, out: Settled[]): void {
+    if (this.#waitMs <= 0) { // the kernel's stamps only
+      if (r.kind !== "release") out.push(r);
+      return;
+    }
     // By cookie alone (unique host-wide): a release record names no namespace when the socket
     // had no owner entry at its begin (accepted on a listener older than netflow).
     const key = r.cookie;
-    const list = this.#held.get(key);
+    const head = this.#held.get(key);
     if (r.kind === "release") {
-      if (list === undefined || r.owner === null) return [];
-      this.#settleAll(list, closer(r), "byCloser");
-      return this.#flush(key, list);
+      if (head === undefined || r.owner === null) return;
+      this.#settleAll(head, this.#cgroups.closer(r), "byCloser");
+      this.#flush(head, out);
+      return;
     }
     if (r.kind === "end" && r.ownerAtClose && r.owner !== null) {
-      if (list === undefined) return [r];
+      if (head === undefined) {
+        out.push(r);
+        return;
+      }
       // Closed in its holder's context: whoever was still unknown before it too.
-      this.#settleAll(list, closer(r), "byCloser");
-      list.push({ record: r, sinceMs: nowMs, owner: r.owner });
-      return this.#flush(key, list);
+      this.#settleAll(head, this.#cgroups.closer(r), "byCloser");
+      append(head, new Held(r, nowMs, r.owner));
+      this.#flush(head, out);
+      return;
     }
     const waits = r.kind === "end" || (r.kind === "begin" && !r.outgoing && !r.preexisting);
     if (!waits) {
-      if (list === undefined) return [r];
-      list.push({ record: r, sinceMs: nowMs, owner: r.owner });
-      return this.#flush(key, list);
+      if (head === undefined) out.push(r);
+      else {
+        append(head, new Held(r, nowMs, r.owner));
+        this.#flush(head, out);
+      }
+      return;
     }
     this.#stats.held++;
     this.#unsettled++;
-    const held: Held = { record: r, sinceMs: nowMs, owner: undefined };
-    if (list === undefined) this.#held.set(key, [held]);
-    else list.push(held);
-    return [];
+    const held = new Held(r, nowMs, undefined);
+    if (head === undefined) this.#held.set(key, held);
+    else append(head, held);
   }
 
   /**
@@ -180,9 +188,15 @@ export class OwnerResolver {
    * #wantsAll); the wait's end for records older than `waitMs`. `final`:
    * everything, now (netflow stops).
    */
-  settle(nowMs: number, final = false): FlowRecord[] {
-    if (this.#unsettled === 0) return [];
-    const out: FlowRecord[] = [];
+  settle(nowMs: number, final = false): readonly Settled[] {
+    const out: Settled[] = [];
+    this.settleInto(nowMs, final, out);
+    return out.length === 0 ? NONE : out;
+  }
+
+  /** {@link settle}, the settled records added to `out`. */
+  settleInto(nowMs: number, final: boolean, out: Settled[]): void {
+    if (this.#unsettled === 0) return;
     const oldest = this.#oldestSinceMs();
     const due = oldest + this.#firstLookMs <= nowMs;
     let ran = false;
@@ -193,7 +207,11 @@ export class OwnerResolver {
       due && this.#fewRuns && nowMs >= this.#few.nextMs && !(all && nowMs >= this.#all.nextMs)
     ) {
       const pids = new Set<number>();
-      for (const h of this.#unsettledHeld()) for (const pid of this.#pidsOf(h)) pids.add(pid);
+      for (const head of this.#held.values()) {
+        for (let h: Held | undefined = head; h !== undefined; h = h.next) {
+          if (h.to === undefined) { for (const pid of this.#pidsOf(h)) pids.add(pid); }
+        }
+      }
       if (pids.size > 0) {
         ran = this.#few.run(nowMs, () => this.#holders.refreshIn!(pids, this.#unsettledCookies()));
         this.#fewRuns = ran; // false: this kernel cannot (before 6.1), a run on every process now
@@ -213,9 +231,9 @@ export class OwnerResolver {
     }
     if (ran) {
       this.#stats.iteratorRuns++;
-      for (const list of this.#held.values()) {
-        for (const h of list) {
-          if (h.owner !== undefined) continue;
+      for (const head of this.#held.values()) {
+        for (let h: Held | undefined = head; h !== undefined; h = h.next) {
+          if (h.to !== undefined) continue;
           const holder = pick(
             this.#holders.ofSocket(h.record.netns, h.record.cookie),
             h.record.owner,
@@ -224,19 +242,18 @@ export class OwnerResolver {
         }
       }
     }
-    for (const [key, list] of this.#held) {
-      for (const h of list) {
-        if (h.owner !== undefined) continue;
+    for (const head of this.#held.values()) {
+      for (let h: Held | undefined = head; h !== undefined; h = h.next) {
+        if (h.to !== undefined) continue;
         if (final || this.#runOut(h, nowMs)) {
           this.#settle(h, this.#fallback(h.record), "byTimeout");
         }
         // What follows waits behind it: it cannot pass before it, and settles with it (an
         // end behind its waiting begin: the run or release that names one names both).
-        if (h.owner === undefined) break;
+        if (h.to === undefined) break;
       }
-      out.push(...this.#flush(key, list));
+      this.#flush(head, out);
     }
-    return out;
   }
 
   /** When settle() has work to do, in ms from `nowMs` (at least 1); null when nothing waits. */
@@ -263,7 +280,11 @@ export class OwnerResolver {
    */
   #wantsAll(oldest: number, nowMs: number): boolean {
     if (!this.#fewRuns || oldest + this.#firstLookMs + this.#retryMs <= nowMs) return true;
-    for (const h of this.#unsettledHeld()) if (this.#pidsOf(h).length === 0) return true;
+    for (const head of this.#held.values()) {
+      for (let h: Held | undefined = head; h !== undefined; h = h.next) {
+        if (h.to === undefined && this.#pidsOf(h).length === 0) return true;
+      }
+    }
     return false;
   }
 
@@ -273,7 +294,7 @@ export class OwnerResolver {
    * (its creator, or who connected), as of the last run on every process.
    */
   #pidsOf(h: Held): readonly number[] {
-    if (h.pidsOf === this.#allRuns) return h.pids!;
+    if (h.pidsOf === this.#allRuns) return h.pids;
     const r = h.record,
       pids = r.outgoing ? [] : this.#holders
         .ofListener(r.netns, r.family, r.localAddr, r.localPort).map((o) => o.pid);
@@ -285,25 +306,23 @@ export class OwnerResolver {
     return pids;
   }
 
-  *#unsettledHeld(): Generator<Held> {
-    for (const list of this.#held.values()) {
-      for (const h of list) if (h.owner === undefined) yield h;
-    }
-  }
-
   /** The sockets with a record waiting for its owner: the only rows a run must write. */
   #unsettledCookies(): Set<number> {
     const cookies = new Set<number>();
-    for (const list of this.#held.values()) {
-      for (const h of list) if (h.owner === undefined) cookies.add(h.record.cookie);
+    for (const head of this.#held.values()) {
+      for (let h: Held | undefined = head; h !== undefined; h = h.next) {
+        if (h.to === undefined) cookies.add(h.record.cookie);
+      }
     }
     return cookies;
   }
 
   #oldestSinceMs(): number {
     let oldest = Infinity;
-    for (const list of this.#held.values()) {
-      for (const h of list) if (h.owner === undefined && h.sinceMs < oldest) oldest = h.sinceMs;
+    for (const head of this.#held.values()) {
+      for (let h: Held | undefined = head; h !== undefined; h = h.next) {
+        if (h.to === undefined && h.sinceMs < oldest) oldest = h.sinceMs;
+      }
     }
     return oldest;
   }
@@ -316,8 +335,9 @@ export class OwnerResolver {
   /** When the earliest wait runs out: of each socket's first unsettled record (the rest wait behind it). */
   #oldestDueMs(): number {
     let due = Infinity;
-    for (const list of this.#held.values()) {
-      const h = list.find((h) => h.owner === undefined);
+    for (const head of this.#held.values()) {
+      let h: Held | undefined = head;
+      while (h !== undefined && h.to !== undefined) h = h.next;
       if (h !== undefined) due = Math.min(due, h.sinceMs + this.#limitMs(h.record));
     }
     return due;
@@ -341,53 +361,35 @@ export class OwnerResolver {
     return this.#holders.available === false ? r.owner : null;
   }
 
-  #settle(h: Held, owner: SocketOwner | null, how: keyof OwnerStats): void {
-    h.owner = owner;
+  #settle(h: Held, owner: SocketOwner | null, how: "byHolder" | "byCloser" | "byTimeout"): void {
+    this.#take(h, owner);
     this.#unsettled--;
     this.#stats[how]++;
   }
 
-  #settleAll(list: Held[], owner: SocketOwner, how: keyof OwnerStats): void {
-    for (const h of list) if (h.owner === undefined) this.#settle(h, owner, how);
+  /**
+   * A held record's owner; an incoming begin also takes the owner's cgroup
+   * (the acceptor's) when the kernel said it: the accepted socket itself is in
+   * its listener's cgroup.
+   */
+  #take(h: Held, owner: SocketOwner | null): void {
+    h.to = owner;
+    const r = h.record;
+    if (r.kind === "begin" && !r.outgoing && owner?.cgroupId) h.cgroupId = owner.cgroupId;
   }
 
-  /** The settled records at the head of a socket's list, with their owner. */
-  #flush(key: number, list: Held[]): FlowRecord[] {
-    const out: FlowRecord[] = [];
-    while (list.length > 0 && list[0]!.owner !== undefined) {
-      const h = list.shift()!;
-      out.push(h.owner === h.record.owner ? h.record : withOwner(h.record, h.owner ?? null));
+  #settleAll(head: Held, owner: SocketOwner, how: "byCloser"): void {
+    for (let h: Held | undefined = head; h !== undefined; h = h.next) {
+      if (h.to === undefined) this.#settle(h, owner, how);
     }
-    if (list.length === 0) this.#held.delete(key);
-    return out;
   }
-}
 
-/**
- * The closing process named by a release record or an end stamped at close,
- * with its cgroup (the kernel writes the closer's in such records).
- */
-function closer(r: FlowRecord): SocketOwner {
-  const owner = r.owner!;
-  return r.cgroupId === 0 || owner.cgroupId === r.cgroupId
-    ? owner
-    : { ...owner, cgroupId: r.cgroupId };
-}
-
-/**
- * A record with its settled owner; an incoming begin also takes the owner's
- * cgroup (the acceptor's) when the kernel said it: the accepted socket itself
- * is in its listener's cgroup.
- */
-function withOwner(r: FlowRecord, owner: SocketOwner | null): FlowRecord {
-  const cgroupId = r.kind === "begin" && !r.outgoing && owner?.cgroupId
-    ? owner.cgroupId
-    : r.cgroupId;
-  return { ...r, owner, cgroupId };
-}
-
-/** One of the processes holding a socket: the stamped one if it is among them, else the first. */
-function pick(holders: readonly SocketOwner[], stamp: SocketOwner | null): SocketOwner | null {
-  if (holders.length === 0) return null;
-  return holders.find((h) => h.pid === stamp?.pid) ?? holders[0]!;
+  /** The settled records at the head of a socket's list into `out`; the rest stay. */
+  #flush(head: Held, out: Settled[]): void {
+    let h: Held | undefined = head;
+    for (; h !== undefined && h.to !== undefined; h = h.next) out.push(h);
+    if (h === head) return;
+    if (h === undefined) this.#held.delete(head.record.cookie);
+    else this.#held.set(head.record.cookie, h);
+  }
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { SocketOwner } from "../bpf/records.ts";
 import type { FlowEvent, FlowEventBase } from "../events.ts";
 import type { Widened } from "./counters.ts";
 import type { Endpoint } from "./handshake.ts";
@@ -38,6 +39,11 @@ export interface Flow extends Widened {
    * its events; undefined until then. The flow carries them: no map of its own.
    */
   names: FlowNames | undefined;
+  /**
+   * The owner its begin took (src/enrich/owner.ts: null, nobody known), for
+   * the rest of its events; undefined until then. On the flow: no map of its own.
+   */
+  owner: SocketOwner | null | undefined;
 }
 
 /** A flow's DNS names, for its local and its remote address. */
@@ -79,6 +85,7 @@ export function makeFlow(
     keyNs: r.keyNs,
     sameCookie: undefined,
     names: undefined,
+    owner: undefined,
     // Written out, not spread from a constant: a literal's own fields stay in the object (a
     // spread adds them one by one into a separate, larger property store).
     seen: false,

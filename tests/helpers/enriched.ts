@@ -19,7 +19,7 @@ export class EnrichedTable extends FlowTable {
     super(options);
     const noHolders = new SocketHolders(() => new HolderRows(new Uint8Array(0)));
     this.#enrichers = new Enrichers(
-      enrichers ?? [new OwnerEnricher(new OwnerResolver(noHolders, { waitMs: 0 }), 1 << 16)],
+      enrichers ?? [new OwnerEnricher(new OwnerResolver(noHolders, { waitMs: 0 }))],
     );
   }
 

@@ -44,7 +44,7 @@ class Names {
 
 function stage(holders: Holders, names: Names) {
   const table = new FlowTable({ idPrefix: "t" });
-  const owners = new OwnerEnricher(new OwnerResolver(holders), 16);
+  const owners = new OwnerEnricher(new OwnerResolver(holders));
   const enrichers = new Enrichers([owners, new DnsEnricher(names, {})]);
   const out: FlowEvent[] = [];
   const push = (events: readonly (FlowEvent | undefined)[], nowMs: number) => {

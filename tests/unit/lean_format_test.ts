@@ -90,7 +90,7 @@ Deno.test("lines written by the lean path are JSON.stringify's of each event wit
         const noHolders = new SocketHolders(() => new HolderRows(new Uint8Array(0)));
         const paths = new Map(cgroupPaths.map((p, i) => [i + 1, `/${p}`]));
         const enrichers = new Enrichers([
-          new OwnerEnricher(new OwnerResolver(noHolders, { waitMs: 0 }), 1 << 10),
+          new OwnerEnricher(new OwnerResolver(noHolders, { waitMs: 0 })),
           new Paths(paths),
           new DnsEnricher(dns, {}),
         ]);

@@ -197,7 +197,8 @@ Deno.test("OwnerResolver gives an incoming flow its acceptor's cgroup, not its l
   assert.equal(r.push(out, 20)[0]!.cgroupId, 7);
   // The flow table keeps the begin's cgroup for the end.
   const table = new EnrichedTable({ idPrefix: "t" });
-  const events = [begin!, { ...end({ owner: worker, atClose: true }), cgroupId: 7 }]
+  const settled = { ...incoming(), owner: begin!.owner, cgroupId: begin!.cgroupId };
+  const events = [settled, { ...end({ owner: worker, atClose: true }), cgroupId: 7 }]
     .map((x) => table.onRecord(x));
   assert.deepEqual(events.map((e) => e?.cgroup_id), [42, 42]);
 });
