@@ -43,6 +43,11 @@ static __always_inline void copy_owner(struct nf_flow *r, struct nf_owner *owner
 	r->flags &= ~(NF_FLOW_OWNER | NF_FLOW_OWNER_CLOSER);
 	if (!owner)
 		return;
+	if (owner->look) {
+		/* Closed during a holders look (bpf/owners.bpf.h): written at close, by nobody known. */
+		r->flags |= NF_FLOW_OWNER_CLOSER;
+		return;
+	}
 	owner->netns = r->netns;
 	r->pid = owner->pid;
 	r->uid = owner->uid;

@@ -135,76 +135,6 @@ static __always_inline int holder_wanted(__u64 cookie)
 	return (every && *every) || bpf_map_lookup_elem(&holders_wanted, &cookie);
 }
 
-/* struct file before 6.13 (a plain count; since, file_ref_t) */
-struct file___old {
-	atomic_long_t f_count;
-} __attribute__((preserve_access_index));
-
-/* Whether no reference to a file is left: f_count 0 before 6.13; since, f_ref
- * counts from 0 for one reference and goes negative at the last drop
- * (FILE_REF_NOREF, then FILE_REF_DEAD). The release it leads to has not run
- * yet (deferred to the end of netflow's read), so the file is still there. */
-static __always_inline int file_unreferenced(struct file *file)
-{
-	long n = 1;
-
-	if (bpf_core_field_exists(file->f_ref)) {
-		if (bpf_probe_read_kernel(&n, sizeof(n), &file->f_ref.refcnt.counter))
-			return 0;
-		return n < 0;
-	}
-	if (bpf_probe_read_kernel(&n, sizeof(n), &((struct file___old *)file)->f_count.counter))
-		return 0;
-	return n == 0;
-}
-
-/*
- * At each call of the holders program (`task` NULL: the run's last call). A
- * run holds a reference to each file while it looks at it and drops it
- * before the next: a holder that closed the file meanwhile left netflow the
- * last one, and the socket's release runs in netflow when its read ends,
- * where it cannot see the holder. So this checks whether the socket file
- * looked at before (holders_visit: bpf/owners.bpf.h) has no reference left,
- * and if so notes the process it was found in as the socket's closer
- * (closed_in_look, read by sock_release); and follows whether this run
- * walks one process only.
- */
-static __always_inline struct nf_visit *check_last_visit(struct bpf_iter_meta *meta,
-							  struct task_struct *task)
-{
-	__u32 zero = 0;
-	struct nf_visit *v = bpf_map_lookup_elem(&holders_visit, &zero);
-	struct nf_closed closer = {};
-	struct sock *sk;
-	__u64 cookie;
-
-	if (!v)
-		return v;
-	if (v->session != meta->session_id) {
-		v->session = meta->session_id;
-		v->file = 0;
-		v->first = (__u64)task;
-		v->tgid = task ? task->tgid : 0;
-		v->one = task != 0;
-	} else if (task && task->tgid != v->tgid) {
-		v->one = 0;
-	}
-	if (!v->file)
-		return v;
-	sk = (struct sock *)v->sk; /* outside the CO-RE read: nf_visit is netflow's own */
-	/* The cookie now, not at the look: a socket may be given one after it (SO_COOKIE,
-	 * its begin); one that has none is no flow. */
-	if (file_unreferenced((struct file *)v->file) &&
-	    !BPF_CORE_READ_INTO(&cookie, sk, __sk_common.skc_cookie.counter) &&
-	    cookie) {
-		note_task(&closer.owner, (struct task_struct *)v->task);
-		closer.session = v->session;
-		bpf_map_update_elem(&closed_in_look, &cookie, &closer, BPF_ANY);
-	}
-	v->file = 0;
-	return v;
-}
-
 /*
  * Who holds which TCP socket: for sockets made before netflow started, and for
  * servers whose workers accept on a listener their parent created.
@@ -217,9 +147,15 @@ int netflow_holders(struct bpf_iter__task_file *ctx)
 	struct socket *sock;
 	struct sock *sk;
 	struct nf_holder h = {};
-	/* Also at the run's last call (no task, no file). */
-	struct nf_visit *visit = check_last_visit(ctx->meta, task);
 
+	if (ctx->meta->seq_num == 0) {
+		/* This thread's read may let go of sockets' last references (bpf/owners.bpf.h). */
+		__u32 zero = 0;
+		__u64 *reader = bpf_map_lookup_elem(&holders_reader, &zero);
+
+		if (reader)
+			*reader = bpf_get_current_pid_tgid();
+	}
 	if (!task || !file || task->pid != task->tgid) /* threads share the fd table */
 		return 0;
 	sock = bpf_sock_from_file(file);
@@ -228,11 +164,6 @@ int netflow_holders(struct bpf_iter__task_file *ctx)
 	sk = sock->sk;
 	if (!sk || sk->sk_type != SOCK_STREAM)
 		return 0;
-	if (visit) {
-		visit->file = (__u64)file;
-		visit->task = (__u64)task;
-		visit->sk = (__u64)sk;
-	}
 	if (sk->sk_protocol == IPPROTO_MPTCP && bpf_core_type_exists(struct mptcp_sock)) {
 		/* Flows are its subflows': name the first (the one a loopback or
 		 * single-path connection has) by its cookie, set when its begin

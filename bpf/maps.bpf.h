@@ -80,7 +80,8 @@ struct nf_owner {
 	char comm[NF_COMM_LEN];
 	__u32 netns;  /* the socket's namespace, noted at its begin (sock_release cannot read it) */
 	__u8 closer;  /* pid/uid/comm are the closing process's */
-	__u8 pad[3];
+	__u8 look;    /* closed while netflow's holders iterator looked at it: closer not known */
+	__u8 pad[2];
 	__u64 cgroup_id; /* the stamping process's cgroup v2 id (0: unreadable) */
 };
 

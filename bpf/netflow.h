@@ -54,7 +54,9 @@ enum nf_flow_flags {
 	NF_FLOW_PREEXISTING = 2, /* established before netflow started (found by the snapshot) */
 	NF_FLOW_OWNER = 4,       /* pid/uid/comm are set */
 	NF_FLOW_SYN_ACKED = 8,   /* bytes_acked counts this side's SYN (the active opener) */
-	NF_FLOW_OWNER_CLOSER = 16, /* pid/uid/comm were stamped by the process closing the socket,
+	NF_FLOW_OWNER_CLOSER = 16, /* written at the socket's close: without NF_FLOW_OWNER by nobody
+	                            * known (closed during a holders look); with it, pid/uid/comm
+	                            * were stamped by the process closing the socket,
 	                            * in its own context (sock_release, or shutdown's FIN) */
 	NF_FLOW_MPTCP = 32,      /* a subflow of an MPTCP socket: the owner is that socket's */
 	NF_FLOW_BEGIN_LOST = 64, /* the ring was full at the begin: its record was never written
@@ -245,10 +247,8 @@ enum nf_counter {
 	NF_CNT_ATTEMPTS_FILTERED = 17, /* a handshake packet of an attempt that did not pass the
 	                                * kernel's filters (not written) */
 	NF_CNT_LOOK_CLOSES = 18,  /* sockets whose holder closed them while netflow's holders
-	                           * iterator looked at them: their release ran in netflow */
-	NF_CNT_LOOK_CLOSES_UNNAMED = 19, /* of which the iterator had not noted the holder: the
-	                                  * closer is not known (its end keeps its begin's owner) */
-	NF_CNT_MAX = 20,
+	                           * iterator looked at them: released in netflow, closer not known */
+	NF_CNT_MAX = 19,
 };
 
 _Static_assert(sizeof(struct nf_header) == 24, "nf_header layout");

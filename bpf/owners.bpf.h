@@ -48,83 +48,32 @@ static __always_inline void stamp_current(struct nf_owner *owner)
 }
 
 /*
- * A holder that closes a socket while netflow's holders iterator looks at it
- * leaves netflow the last reference (the iterator holds one to each file it
- * looks at, and to a file it found in a table that changed under it, until it
- * lets go), and the socket's release runs in netflow when its read ends,
- * where the closer cannot be seen. So the iterator notes the process it found
- * holding such a socket, by cookie (bpf/iter.bpf.h), for sock_release below,
- * which takes a note of the run whose read just ended only. LRU: a note whose
- * release never comes (a file misread as let go) makes room for the next.
+ * The thread running a holders iterator read now (pid_tgid; 0: none): set by
+ * the iterator at each run's first call (bpf/iter.bpf.h), cleared by netflow
+ * after each read (src/bpf/holders_run.ts).
  */
-struct nf_closed {
-	struct nf_owner owner;
-	__u64 session; /* the run that noted it (bpf_iter_meta.session_id) */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, struct nf_closed);
-} closed_in_look SEC(".maps");
-
-/* The holders run now (iter.bpf.h keeps it): the socket file looked at last,
- * and whether the run walks one process only (Linux 6.1+, a run on a pid). */
-struct nf_visit {
-	__u64 file;    /* struct file *; 0: none */
-	__u64 task;    /* struct task_struct * it was found in */
-	__u64 sk;      /* struct sock *: its cookie is read when the note is made */
-	__u64 session; /* the run (bpf_iter_meta.session_id) */
-	__u64 first;   /* struct task_struct *: the run's first process */
-	__u32 tgid;    /* and its pid */
-	__u32 one;     /* the run has met no other process */
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct nf_visit);
-} holders_visit SEC(".maps");
-
-/* A task's process as an owner, closer: read through a pointer the iterator kept. */
-static __always_inline void note_task(struct nf_owner *owner, struct task_struct *task)
-{
-	owner->pid = BPF_CORE_READ(task, tgid);
-	owner->uid = BPF_CORE_READ(task, cred, uid.val);
-	BPF_CORE_READ_INTO(&owner->comm, task, comm);
-	owner->cgroup_id = task_cgroup_id(task);
-	owner->closer = 1;
-}
+	__type(value, __u64);
+} holders_reader SEC(".maps");
 
 /*
- * Who closed a socket whose last reference netflow's holders iterator let go:
- * the process the run found holding it (noted), else the one process the run
- * walked (a file the iterator took from a table that changed under it is let
- * go before the program sees it: on a run of one process, that process's).
- * 0: not known (a run on every process that did not see the file). The run
- * is the last one: its read has just ended (this runs as it returns).
+ * Whether this release runs at the end of a holders iterator read: the
+ * iterator holds a reference to each file it looks at (and to one it found in
+ * a table that changed under it) until it lets it go, and a holder that
+ * closed the file meanwhile left it the last one. Who closed it, the kernel
+ * did not see: the process the look found may have shared the socket (fork,
+ * SCM_RIGHTS) with the one that closed it last. Not netflow's own sockets.
  */
-static __always_inline int closed_in_look_by(struct bpf_sock *sk, struct nf_owner *closer)
+static __always_inline int released_by_look(struct nf_owner *owner)
 {
-	__u64 cookie = bpf_get_socket_cookie(sk);
-	struct nf_closed *noted = bpf_map_lookup_elem(&closed_in_look, &cookie);
-	struct nf_visit *run;
+	__u64 now = bpf_get_current_pid_tgid();
 	__u32 zero = 0;
+	__u64 *reader = bpf_map_lookup_elem(&holders_reader, &zero);
 
-	run = bpf_map_lookup_elem(&holders_visit, &zero);
-	if (!run)
-		return 0;
-	if (noted && noted->session == run->session) {
-		*closer = noted->owner;
-		bpf_map_delete_elem(&closed_in_look, &cookie);
-		return 1;
-	}
-	if (!run->one || !run->first)
-		return 0;
-	note_task(closer, (struct task_struct *)run->first);
-	return 1;
+	return reader && *reader == now && owner->pid != now >> 32;
 }
 
 /* A socket flows are made of: TCP, or MPTCP (whose TCP subflows are kernel
@@ -216,10 +165,10 @@ static __always_inline void owner_at_local_fin(struct bpf_sock *sk)
  * before it was written): nothing of the socket waits for a name then, and a
  * client that shuts down then closes would cost a record for nothing.
  *
- * In netflow itself when its holders iterator held the last reference (the
- * holder closed the file while a run looked at it): the closer is the
- * process the run found holding it (closed_in_look), named as if it had
- * closed it here; without that note, nobody (counted).
+ * At the end of a holders iterator read (released_by_look): the closer is not
+ * known, and that is what the release record says (NF_FLOW_OWNER_CLOSER
+ * without NF_FLOW_OWNER), or the end this close writes (owner->look), so that
+ * nothing of the socket waits for a name that cannot come.
  */
 SEC("cgroup/sock_release")
 int netflow_sock_release(struct bpf_sock *sk)
@@ -236,29 +185,16 @@ int netflow_sock_release(struct bpf_sock *sk)
 		return ALLOW;
 	/* Only the FIN's stamp sets closer before this last close. */
 	named = owner->closer;
-	/* netflow closing a socket of another process: its iterator's reference was the
-	 * last (netflow's own, stamped by netflow, close as before: nobody to name). */
-	if (bpf_get_current_pid_tgid() >> 32 == nf_config.self_pid &&
-	    owner->pid != nf_config.self_pid) {
-		struct nf_owner closer = {};
-
+	if (released_by_look(owner)) {
 		count(NF_CNT_LOOK_CLOSES);
-		if (!closed_in_look_by(sk, &closer)) {
-			count(NF_CNT_LOOK_CLOSES_UNNAMED);
+		if (named)
 			return ALLOW;
-		}
-		if (!named) { /* else the FIN named it already: the end carries that */
-			owner->pid = closer.pid;
-			owner->uid = closer.uid;
-			__builtin_memcpy(owner->comm, closer.comm, NF_COMM_LEN);
-			owner->cgroup_id = closer.cgroup_id;
-			owner->closer = 1;
-		}
+		owner->look = 1;
 	} else {
 		stamp_closer(owner);
+		if (!owner->closer || named)
+			return ALLOW;
 	}
-	if (!owner->closer || named)
-		return ALLOW;
 	st = bpf_sk_storage_get(&socks, sk, 0, 0);
 	if (!st || !(st->state & NF_ST_BEGUN) || !(st->state & NF_ST_ENDED) ||
 	    (st->state & NF_ST_FILTERED))
@@ -271,14 +207,17 @@ int netflow_sock_release(struct bpf_sock *sk)
 	__builtin_memset(r, 0, sizeof(*r));
 	r->hdr.ts_ns = bpf_ktime_get_ns();
 	r->hdr.kind = NF_KIND_RELEASE;
-	r->hdr.cgroup_id = owner->cgroup_id; /* the closing process's */
 	r->hdr.family = sk->family == AF_INET6 ? 6 : 4;
 	r->cookie = bpf_get_socket_cookie(sk);
 	r->netns = owner->netns;
-	r->pid = owner->pid;
-	r->uid = owner->uid;
-	__builtin_memcpy(r->comm, owner->comm, NF_COMM_LEN);
-	r->flags = NF_FLOW_OWNER | NF_FLOW_OWNER_CLOSER;
+	r->flags = NF_FLOW_OWNER_CLOSER;
+	if (!owner->look) {
+		r->hdr.cgroup_id = owner->cgroup_id; /* the closing process's */
+		r->pid = owner->pid;
+		r->uid = owner->uid;
+		__builtin_memcpy(r->comm, owner->comm, NF_COMM_LEN);
+		r->flags |= NF_FLOW_OWNER;
+	}
 	bpf_ringbuf_submit(r, 0);
 	return ALLOW;
 }

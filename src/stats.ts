@@ -61,10 +61,11 @@ export interface MonitorStats {
   ownerRunsEverySocket: number;
   /** Cookies the kernel refused to add to or delete from the owner filter's map. */
   ownerFilterRefused: number;
-  /** Sockets closed by their holder while the holders iterator looked at them (released in netflow). */
+  /**
+   * Sockets closed by their holder while the holders iterator looked at them
+   * (released in netflow): closer not known, their end keeps the begin's owner.
+   */
   ownerLookCloses: number;
-  /** Of those, the ones whose closer is not known (their records keep the begin's owner). */
-  ownerLookClosesUnnamed: number;
   /** Flows the kernel kept aside while the ring was full (end or fail records), all reported. */
   flowsRecovered: number;
   /** Flows whose end or fail record was lost (the ring and the kernel's store were full). */
@@ -137,7 +138,6 @@ export function monitorStats(s: StatsSources): MonitorStats {
     ownerRunsEverySocket: s.ownerFilter?.unfiltered ?? 0,
     ownerFilterRefused: s.ownerFilter?.refused ?? 0,
     ownerLookCloses: kernel.lookCloses,
-    ownerLookClosesUnnamed: kernel.lookClosesUnnamed,
     flowsRecovered: s.recovered,
     flowsLost: kernel.flowsLost,
     dnsUnordered: s.dnsUnordered ?? 0,

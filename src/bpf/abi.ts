@@ -81,8 +81,7 @@ export const NF_CNT = {
   PACKETS_LOST: 16,
   ATTEMPTS_FILTERED: 17,
   LOOK_CLOSES: 18,
-  LOOK_CLOSES_UNNAMED: 19,
-  MAX: 20,
+  MAX: 19,
 } as const;
 
 /**

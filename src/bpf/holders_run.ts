@@ -8,14 +8,19 @@
  * process (200,000 on a host with 100,000 connections held). Those links are
  * kept while their process may be asked for again ({@link HoldersIterator.keep}).
  *
+ * Each run says which thread reads it (holders_reader, set by the program) so
+ * that a socket whose last reference the read let go is told apart from
+ * netflow closing its own (bpf/owners.bpf.h); cleared after each read.
+ *
  * @module
  */
 import type { BpfLink, BpfObject } from "../ffi/objects.ts";
-import { LibbpfError } from "../ffi/libbpf.ts";
+import { libbpf, LibbpfError } from "../ffi/libbpf.ts";
 import { HolderRows } from "./holders.ts";
 import type { WantedSockets, WantedStats } from "./wanted.ts";
 
 const E2BIG = 7, EINVAL = 22;
+const ZERO_KEY = new Uint32Array([0]), NO_READER = new BigUint64Array([0n]);
 
 export class HoldersIterator implements Disposable {
   readonly #obj: BpfObject;
@@ -24,6 +29,7 @@ export class HoldersIterator implements Disposable {
   readonly #wanted: WantedSockets;
   /** Per-process links by pid; null once this kernel refused one (before 6.1). */
   #links: Map<number, BpfLink> | null = new Map();
+  readonly #readerFd: number;
 
   /** `all`: the program's link on every process; `wanted`: its filter. */
   constructor(obj: BpfObject, program: string, all: BpfLink, wanted: WantedSockets) {
@@ -31,6 +37,7 @@ export class HoldersIterator implements Disposable {
     this.#program = program;
     this.#all = all;
     this.#wanted = wanted;
+    this.#readerFd = obj.map("holders_reader").fd;
   }
 
   /** What the kernel's filter could not do (src/bpf/wanted.ts). */
@@ -41,7 +48,16 @@ export class HoldersIterator implements Disposable {
   /** A run on every process: rows for listeners and the sockets of `cookies` (null: all). */
   run(cookies: ReadonlySet<number> | null): HolderRows {
     this.#wanted.set(cookies);
-    return new HolderRows(this.#all.readIterator());
+    return new HolderRows(this.#read1(this.#all));
+  }
+
+  /** One link's run; then no read is going on (its releases have run as the read returned). */
+  #read1(link: BpfLink): Uint8Array {
+    try {
+      return link.readIterator();
+    } finally {
+      libbpf().bpf_map_update_elem(this.#readerFd, ZERO_KEY, NO_READER, 0n);
+    }
   }
 
   /**
@@ -84,7 +100,7 @@ export class HoldersIterator implements Disposable {
         }
         this.#links.set(pid, link);
       }
-      out.push(link.readIterator());
+      out.push(this.#read1(link));
     }
     return out;
   }

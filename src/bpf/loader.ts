@@ -126,10 +126,8 @@ export interface ProbeCounters {
   packetsLost: number;
   /** Handshake packets of attempts that did not pass the kernel's filters (never written). */
   attemptsFiltered: number;
-  /** Sockets closed by their holder while the holders iterator looked (bpf/owners.bpf.h)... */
+  /** Sockets closed by their holder while the holders iterator looked: closer not known. */
   lookCloses: number;
-  /** ...and of those, the ones whose closer it had not noted (not known). */
-  lookClosesUnnamed: number;
 }
 
 /** netflow's programs, attached to one cgroup, with the reader of their ring buffer. */
@@ -250,7 +248,6 @@ export class Probe implements Disposable {
       packetsLost: Number(sumPerCpu(this.#countersFd, NF_CNT.PACKETS_LOST)),
       attemptsFiltered: Number(sumPerCpu(this.#countersFd, NF_CNT.ATTEMPTS_FILTERED)),
       lookCloses: Number(sumPerCpu(this.#countersFd, NF_CNT.LOOK_CLOSES)),
-      lookClosesUnnamed: Number(sumPerCpu(this.#countersFd, NF_CNT.LOOK_CLOSES_UNNAMED)),
     };
   }
 

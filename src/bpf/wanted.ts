@@ -23,7 +23,7 @@ const ENOENT = 2;
 export interface WantedStats {
   /** Runs asked for some sockets that wrote every socket's row (too many, or the kernel refused). */
   unfiltered: number;
-  /** Cookies the kernel refused to add to or delete from its map. */
+  /** Cookies the kernel refused to add to or delete from its map (a delete retried: once). */
   refused: number;
 }
 
@@ -37,6 +37,8 @@ export class WantedSockets {
   /** What was said on stderr already: a refused add, a refused delete. */
   readonly #said = { add: false, delete: false };
   readonly #stats: WantedStats = { unfiltered: 0, refused: 0 };
+  /** Cookies whose delete the kernel refused, tried again at each run until it takes them. */
+  readonly #stuck = new Set<number>();
 
   /** `wantedFd`: holders_wanted (u64 cookie -> u8), `max` its entries; `everyFd`: holders_every. */
   constructor(wantedFd: number, everyFd: number, max: number) {
@@ -110,12 +112,14 @@ export class WantedSockets {
         // Stopped early, or refused whole: one by one, each key's own answer.
         const one = libbpf().bpf_map_delete_elem(this.#wantedFd, new BigUint64Array([BigInt(c)]));
         if (one < 0 && one !== -ENOENT) {
-          failed++;
+          if (!this.#stuck.has(c)) failed++; // a retry is not counted again
+          this.#stuck.add(c);
           err = one;
           continue;
         }
       }
       this.#inMap.delete(c);
+      this.#stuck.delete(c);
     }
     if (failed > 0) this.#refused(failed, "delete", err);
   }

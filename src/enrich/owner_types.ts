@@ -56,6 +56,11 @@ export interface OwnerStats {
   byCloser: number;
   /** Settled when the wait ran out (see the module doc). */
   byTimeout: number;
+  /**
+   * Settled at once, with nobody, because their socket was closed while a
+   * holders run looked at it (the closer is not known; an end keeps its begin's owner).
+   */
+  byLook: number;
   /** Iterator runs made for waiting records. */
   iteratorRuns: number;
   /**
@@ -78,5 +83,13 @@ export const DEFAULTS = {
 
 /** Counts before any record. */
 export function noStats(): OwnerStats {
-  return { held: 0, byHolder: 0, byCloser: 0, byTimeout: 0, iteratorRuns: 0, everyProcessRuns: 0 };
+  return {
+    held: 0,
+    byHolder: 0,
+    byCloser: 0,
+    byTimeout: 0,
+    byLook: 0,
+    iteratorRuns: 0,
+    everyProcessRuns: 0,
+  };
 }

@@ -148,20 +148,19 @@ export class OwnerResolver {
     // had no owner entry at its begin (accepted on a listener older than netflow).
     const key = r.cookie;
     const head = this.#held.get(key);
-    if (r.kind === "release") {
-      if (head === undefined || r.owner === null) return;
-      this.#settleAll(head, this.#cgroups.closer(r), "byCloser");
-      this.#flush(head, out);
-      return;
-    }
-    if (r.kind === "end" && r.ownerAtClose && r.owner !== null) {
+    // Written at the socket's close: by its closer (its owner), or by nobody known (null: it was
+    // closed while a holders look held it, bpf/owners.bpf.h): no run can find it any more.
+    const closed = r.kind === "release" || (r.kind === "end" && r.ownerAtClose === true);
+    if (r.kind === "release" && head === undefined) return;
+    if (closed) {
       if (head === undefined) {
         out.push(r);
         return;
       }
-      // Closed in its holder's context: whoever was still unknown before it too.
-      this.#settleAll(head, this.#cgroups.closer(r), "byCloser");
-      append(head, new Held(r, nowMs, r.owner));
+      // Whoever was still unknown before it too.
+      if (r.owner === null) this.#settleAll(head, null, "byLook");
+      else this.#settleAll(head, this.#cgroups.closer(r), "byCloser");
+      if (r.kind === "end") append(head, new Held(r, nowMs, r.owner));
       this.#flush(head, out);
       return;
     }
@@ -361,7 +360,11 @@ export class OwnerResolver {
     return this.#holders.available === false ? r.owner : null;
   }
 
-  #settle(h: Held, owner: SocketOwner | null, how: "byHolder" | "byCloser" | "byTimeout"): void {
+  #settle(
+    h: Held,
+    owner: SocketOwner | null,
+    how: "byHolder" | "byCloser" | "byTimeout" | "byLook",
+  ): void {
     this.#take(h, owner);
     this.#unsettled--;
     this.#stats[how]++;
@@ -378,7 +381,7 @@ export class OwnerResolver {
     if (r.kind === "begin" && !r.outgoing && owner?.cgroupId) h.cgroupId = owner.cgroupId;
   }
 
-  #settleAll(head: Held, owner: SocketOwner, how: "byCloser"): void {
+  #settleAll(head: Held, owner: SocketOwner | null, how: "byCloser" | "byLook"): void {
     for (let h: Held | undefined = head; h !== undefined; h = h.next) {
       if (h.to === undefined) this.#settle(h, owner, how);
     }

@@ -23,15 +23,9 @@ export function registerOwnerMetrics(registry: MetricsRegistry, stats: () => Mon
   registry.register({
     name: "netflow_owner_look_closes_total",
     help: "Sockets their holder closed while the owner iterator looked at them (released in " +
-      "netflow): closer named as the holder the iterator found, or unknown",
+      "netflow): the closer is not known, their end keeps the begin's owner",
     type: "counter",
-    collect: () => [
-      {
-        labels: { closer: "named" },
-        value: stats().ownerLookCloses - stats().ownerLookClosesUnnamed,
-      },
-      { labels: { closer: "unknown" }, value: stats().ownerLookClosesUnnamed },
-    ],
+    collect: () => stats().ownerLookCloses,
   });
   registry.register({
     name: "netflow_owner_filter_refused_total",

@@ -107,6 +107,8 @@ e2eTest(
         w.set(new Set([12]));
         assert.equal(w.size, 2); // 11 refused: still in the map, so still in the mirror
         assert.deepEqual(w.stats, { unfiltered: 0, refused: 1 });
+        w.set(new Set([12])); // refused again: one socket refused, counted once
+        assert.deepEqual(w.stats, { unfiltered: 0, refused: 1 });
         assert.equal(libc.symbols.dup2(hash, wanted), wanted);
       } finally {
         libbpf().close(ring);

@@ -467,3 +467,25 @@ Deno.test("OwnerResolver looks on the listener's holders while a costly run on e
   assert.equal(holders.runs, 2); // found by a look on the worker, not after 400 ms
   assert.equal(r.wakeInMs(35), 5); // the first one still waits: looks go on every 5 ms
 });
+
+Deno.test("OwnerResolver: a socket closed during a look settles at once, with nobody", () => {
+  const r = new OwnerResolver(new FakeHolders(), { clock: still });
+  // Its acceptor closed it while a holders look held it: no run can find it, and the kernel
+  // writes "closed by nobody known" (owner null, at close) on the release or the end.
+  r.push(incoming(), 0);
+  r.push(end(), 1); // the peer closed first: it waits behind its begin
+  const release = { ...record("release", server, peer, { owner: null }), ownerAtClose: true };
+  assert.deepEqual(r.push(release, 2).map((x) => [x.kind, x.owner]), [
+    ["begin", null],
+    ["end", null],
+  ]);
+  r.push(incoming({ cookie: 2 }), 10);
+  const closed = end({ cookie: 2, owner: null, atClose: true });
+  assert.deepEqual(r.push(closed, 11).map((x) => [x.kind, x.owner]), [
+    ["begin", null],
+    ["end", null],
+  ]);
+  const alone = end({ cookie: 3, owner: null, atClose: true }); // nothing of it waits
+  assert.deepEqual(r.push(alone, 12), [alone]);
+  assert.deepEqual([r.stats.byLook, r.stats.byTimeout, r.waiting], [3, 0, 0]);
+});
