@@ -32,13 +32,27 @@ import { pageSize } from "./syscalls.ts";
 export const DRAIN_MAX = 512;
 
 /**
- * How much of the data area's second mapping is mapped after the first: a
- * record that wraps around the end reads on into it, so it must hold the
- * largest record with its header (nf_dns: 1,384 + 8 bytes). The kernel maps
- * the whole length at mmap time, and each mapped page counts in RSS: mapping
- * the second copy in full cost as much as the ring itself (16 MiB).
+ * How far a data window reaches past its {@link WINDOW_BYTES}: a record that
+ * starts inside the window reads on into it, so it must hold the largest
+ * record with its header (nf_dns: 1,384 + 8 bytes) from the window's last page.
  */
 export const WRAP_BYTES = 8192;
+
+/**
+ * How much of a ring's data area is mapped at a time. The kernel populates a
+ * ring mapping in full at mmap, and each mapped page counts in RSS: the three
+ * rings mapped whole were 21 MiB of a 84 MB netflow (2026-12-07). A window of
+ * the data area is mapped instead and moved (mmap MAP_FIXED, the same
+ * addresses) when a drain begins past it: at most 256 KiB plus
+ * {@link WRAP_BYTES} a ring, a quarter of a small ring. The ring's pages are
+ * the kernel's whether mapped or not (charged as BPF map memory).
+ */
+export const WINDOW_BYTES = 256 << 10;
+
+/** The data window of a ring of `size` bytes: a quarter of it, at least a page, at most WINDOW_BYTES. */
+export function windowBytes(size: number, page: number): number {
+  return Math.max(page, Math.min(WINDOW_BYTES, size / 4));
+}
 
 /** Which 32-bit half of a native u64 holds its low bits (0 on little-endian machines). */
 export const LOW_WORD = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
@@ -93,16 +107,23 @@ const DISCARD_BIT = 1 << 30;
 const HEADER = 8; // struct bpf_ringbuf_hdr { u32 len; u32 pg_off; }
 
 /**
- * Reads the ring through its mmap'd consumer, producer and data pages (the
- * data area once, and {@link WRAP_BYTES} of its second mapping for records
- * that wrap around).
+ * Reads the ring through its mmap'd consumer and producer pages and a window
+ * of its data area ({@link windowBytes}, and {@link WRAP_BYTES} past it for
+ * a record that starts in the window's last page; the kernel maps the data
+ * area twice in a row, so the window runs on over the ring's end).
  */
 export class MmapRingReader implements RingReader {
   #consumer: Deno.PointerObject | null;
   #producer: Deno.PointerObject | null;
+  #data: Deno.PointerObject | null;
+  readonly #fd: number;
   readonly #page: number;
   readonly #size: number;
-  readonly #producerLen: number;
+  /** The data window: how much of it is read from (`#window`), and mapped (`#dataLen`). */
+  readonly #window: number;
+  readonly #dataLen: number;
+  /** Where in the data area the window starts (a page boundary, below #size). */
+  #windowAt = 0;
   readonly #consumerPos: BigUint64Array;
   readonly #producerPos: BigUint64Array;
   /** The positions' low 32 bits (no BigInt made per look: backlog() is asked per flow record). */
@@ -116,46 +137,67 @@ export class MmapRingReader implements RingReader {
   constructor(mapFd: number, size: number) {
     const lib = libbpf();
     const PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1;
+    this.#fd = mapFd;
     this.#page = pageSize();
     this.#size = size;
-    this.#consumer = mapped(
-      "Map ring consumer page",
-      lib.mmap(null, BigInt(this.#page), PROT_READ | PROT_WRITE, MAP_SHARED, mapFd, 0n),
-    );
-    const producerLen = this.#page + size + Math.min(size, WRAP_BYTES);
+    this.#window = windowBytes(size, this.#page);
+    this.#dataLen = this.#window + Math.min(size, WRAP_BYTES);
+    const page = BigInt(this.#page);
+    this.#consumer = this.#producer = this.#data = null;
     try {
+      this.#consumer = mapped(
+        "Map ring consumer page",
+        lib.mmap(null, page, PROT_READ | PROT_WRITE, MAP_SHARED, mapFd, 0n),
+      );
       this.#producer = mapped(
+        "Map ring producer page",
+        lib.mmap(null, page, PROT_READ, MAP_SHARED, mapFd, page),
+      );
+      this.#data = mapped(
         "Map ring data pages",
-        lib.mmap(null, BigInt(producerLen), PROT_READ, MAP_SHARED, mapFd, BigInt(this.#page)),
+        lib.mmap(null, BigInt(this.#dataLen), PROT_READ, MAP_SHARED, mapFd, 2n * page),
       );
     } catch (err) {
-      lib.munmap(this.#consumer, BigInt(this.#page));
+      this.close();
       throw err;
     }
     const consumer = Deno.UnsafePointerView.getArrayBuffer(this.#consumer, this.#page);
-    const producer = Deno.UnsafePointerView.getArrayBuffer(this.#producer, producerLen);
-    this.#producerLen = producerLen;
+    const producer = Deno.UnsafePointerView.getArrayBuffer(this.#producer, this.#page);
+    const data = Deno.UnsafePointerView.getArrayBuffer(this.#data, this.#dataLen);
     this.#consumerPos = new BigUint64Array(consumer, 0, 1);
     this.#producerPos = new BigUint64Array(producer, 0, 1);
     this.#consumerLow = new Uint32Array(consumer, LOW_WORD * 4, 1);
     this.#producerLow = new Uint32Array(producer, LOW_WORD * 4, 1);
-    this.#headers = new Int32Array(producer);
-    this.#view = new DataView(producer);
+    this.#headers = new Int32Array(data);
+    this.#view = new DataView(data);
     this.#readable = new Readable(mapFd);
   }
 
   drain(onRecord: RecordHandler): number {
-    if (this.#producer === null) return 0;
+    if (this.#data === null) return 0;
     let consumed = Number(Atomics.load(this.#consumerPos, 0));
     // One read of the producer position bounds the work of this drain.
     const produced = Number(Atomics.load(this.#producerPos, 0));
     let count = 0;
+    let cut = false;
     try {
       while (consumed < produced && count < DRAIN_MAX) {
-        const at = this.#page + (consumed % this.#size);
-        const header = Atomics.load(this.#headers, at >> 2);
+        // Where the record is in the window (which may run on over the ring's end).
+        const at = (consumed % this.#size - this.#windowAt + this.#size) % this.#size;
+        let header = 0;
+        if (at < this.#window) header = Atomics.load(this.#headers, at >> 2);
         if (header & BUSY_BIT) break; // reserved, not yet submitted
         const length = header & ~(BUSY_BIT | DISCARD_BIT);
+        if (at >= this.#window || at + HEADER + length > this.#dataLen) {
+          // Past the window. Records handed over in this drain stay valid until it returns:
+          // the window moves only before the first (the rest at the next drain, at once).
+          if (count > 0) {
+            cut = true;
+            break;
+          }
+          this.#move(consumed % this.#size);
+          continue;
+        }
         if (!(header & DISCARD_BIT)) {
           count++;
           onRecord(this.#view, at + HEADER, length);
@@ -165,12 +207,33 @@ export class MmapRingReader implements RingReader {
     } finally {
       Atomics.store(this.#consumerPos, 0, BigInt(consumed));
     }
-    this.behind = count === DRAIN_MAX && consumed < produced;
+    this.behind = (cut || count === DRAIN_MAX) && consumed < produced;
     return count;
   }
 
+  /** Maps the window anew at the page of `offset` in the data area, at the same addresses. */
+  #move(offset: number): void {
+    const PROT_READ = 1, MAP_SHARED = 1, MAP_FIXED = 0x10;
+    const at = offset - offset % this.#page;
+    const p = libbpf().mmap(
+      this.#data,
+      BigInt(this.#dataLen),
+      PROT_READ,
+      MAP_SHARED | MAP_FIXED,
+      this.#fd,
+      BigInt(2 * this.#page + at),
+    );
+    if (p === null || Deno.UnsafePointer.value(p) !== Deno.UnsafePointer.value(this.#data)) {
+      // A failed MAP_FIXED may have unmapped the old window: nothing more is read from it (the
+      // consumer page stays: the drain stores its position on the way out).
+      this.#data = null;
+      check("Move ring data window", -1);
+    }
+    this.#windowAt = at;
+  }
+
   backlog(): boolean {
-    if (this.#producer === null) return false;
+    if (this.#data === null) return false;
     // The producer is never behind the consumer, nor ahead by 2^32 (the ring is smaller): the
     // positions are equal exactly when their low 32 bits are.
     return Atomics.load(this.#producerLow, 0) !== Atomics.load(this.#consumerLow, 0);
@@ -181,11 +244,11 @@ export class MmapRingReader implements RingReader {
   }
 
   close(): void {
-    if (this.#producer === null || this.#consumer === null) return;
     const lib = libbpf();
-    lib.munmap(this.#producer, BigInt(this.#producerLen));
-    lib.munmap(this.#consumer, BigInt(this.#page));
-    this.#producer = this.#consumer = null;
+    if (this.#data !== null) lib.munmap(this.#data, BigInt(this.#dataLen));
+    if (this.#producer !== null) lib.munmap(this.#producer, BigInt(this.#page));
+    if (this.#consumer !== null) lib.munmap(this.#consumer, BigInt(this.#page));
+    this.#data = this.#producer = this.#consumer = null;
   }
 
   [Symbol.dispose](): void {

@@ -6,9 +6,10 @@
  * end with exact bytes.
  */
 import assert from "node:assert/strict";
-import type { FlowEndEvent, FlowEvent } from "../../mod.ts";
+import type { FlowEvent } from "../../mod.ts";
 import { e2eTest, ROOT, TestCgroup } from "../helpers/e2e.ts";
 import { Netflow } from "../helpers/netflow.ts";
+import { assertEveryEndpoint } from "../helpers/storm_check.ts";
 
 const LIFECYCLE = `${ROOT}tests/workloads/lifecycle.py`;
 const STORM = `${ROOT}tests/workloads/storm.py`;
@@ -25,21 +26,6 @@ async function line(proc: { line(timeoutMs?: number): Promise<string> }, ms = 60
 function tinyRing(cg: TestCgroup, port: number, want: number): string[] {
   return ["--format", "json", "--cgroup", cg.dir, "--ring-size", "16K", "--port", String(port)]
     .concat(["--count", String(2 * want)]);
-}
-
-/** Every endpoint of the storm on `port`: one begin, one end, exact bytes. */
-function assertEveryEndpoint(events: FlowEvent[], port: number, want: number): void {
-  const mine = events.filter((e) => e.src_port === port || e.dst_port === port);
-  const byFlow = new Map<string, FlowEvent[]>();
-  for (const e of mine) byFlow.set(e.flow_id, [...(byFlow.get(e.flow_id) ?? []), e]);
-  assert.equal(byFlow.size, want, "one flow per endpoint");
-  for (const [id, evs] of byFlow) {
-    assert.deepEqual(evs.map((e) => e.event), ["net_flow_tcp_begin", "net_flow_tcp_end"], id);
-    const end = evs[1] as FlowEndEvent;
-    // The client sends 100 bytes and closes; the server reads them to EOF.
-    const bytes = end.conn_direction === "outgoing" ? [100, 0] : [0, 100];
-    assert.deepEqual([end.bytes_sent, end.bytes_received, end.reason], [...bytes, "fin"], id);
-  }
 }
 
 e2eTest(
