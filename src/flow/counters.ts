@@ -31,20 +31,25 @@ export function msBetween(fromNs: number, toNs: number): number {
 
 /**
  * A flow's widening state, kept in the flow itself (no object per counter:
- * an open flow's entry stays small): each 32-bit counter's last raw value and
- * the wraps seen, and when they were last seen.
+ * an open flow's entry stays small): each 32-bit counter's last raw value,
+ * and when they were last seen; the wraps, which almost no flow has, in an
+ * object made at the first.
  */
 export interface Widened {
-  /** False until a record of the flow gave the counters. */
-  seen: boolean;
   segsInLast: number;
-  segsInWraps: number;
   segsOutLast: number;
-  segsOutWraps: number;
   retransLast: number;
-  retransWraps: number;
-  /** When they were last seen (monotonic ns). */
+  /** When they were last seen (monotonic ns); 0 until a record of the flow gave them. */
   wideNs: number;
+  /** How often each counter wrapped; undefined while none did. */
+  wraps: Wraps | undefined;
+}
+
+/** The wraps of a flow's 32-bit counters. */
+export interface Wraps {
+  segsIn: number;
+  segsOut: number;
+  retrans: number;
 }
 
 /**
@@ -54,29 +59,37 @@ export interface Widened {
  */
 export function widenRecord(flow: Widened, r: FlowRecord): FlowRecord {
   const c = r.counters;
+  // Kernel monotonic times are above 0: a flow with wideNs 0 has seen no counters yet.
+  const seen = flow.wideNs > 0;
   flow.wideNs = Math.max(flow.wideNs, r.timeNs);
-  if (!flow.seen) {
-    flow.seen = true;
+  if (!seen) {
     flow.segsInLast = c.segsIn;
     flow.segsOutLast = c.segsOut;
     flow.retransLast = c.totalRetrans;
     return r;
   }
-  if (c.segsIn < flow.segsInLast) flow.segsInWraps++;
-  if (c.segsOut < flow.segsOutLast) flow.segsOutWraps++;
-  if (c.totalRetrans < flow.retransLast) flow.retransWraps++;
+  const segsIn = c.segsIn < flow.segsInLast ? 1 : 0;
+  const segsOut = c.segsOut < flow.segsOutLast ? 1 : 0;
+  const retrans = c.totalRetrans < flow.retransLast ? 1 : 0;
   flow.segsInLast = c.segsIn;
   flow.segsOutLast = c.segsOut;
   flow.retransLast = c.totalRetrans;
+  if (segsIn + segsOut + retrans > 0) {
+    const w = flow.wraps ??= { segsIn: 0, segsOut: 0, retrans: 0 };
+    w.segsIn += segsIn;
+    w.segsOut += segsOut;
+    w.retrans += retrans;
+  }
+  const w = flow.wraps;
   // Almost always nothing wrapped: the record as it is (no copy per end).
-  if (flow.segsInWraps === 0 && flow.segsOutWraps === 0 && flow.retransWraps === 0) return r;
+  if (w === undefined) return r;
   return {
     ...r,
     counters: {
       ...c,
-      segsIn: flow.segsInWraps * TWO_32 + c.segsIn,
-      segsOut: flow.segsOutWraps * TWO_32 + c.segsOut,
-      totalRetrans: flow.retransWraps * TWO_32 + c.totalRetrans,
+      segsIn: w.segsIn * TWO_32 + c.segsIn,
+      segsOut: w.segsOut * TWO_32 + c.segsOut,
+      totalRetrans: w.retrans * TWO_32 + c.totalRetrans,
     },
   };
 }

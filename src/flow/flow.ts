@@ -88,14 +88,11 @@ export function makeFlow(
     owner: undefined,
     // Written out, not spread from a constant: a literal's own fields stay in the object (a
     // spread adds them one by one into a separate, larger property store).
-    seen: false,
     segsInLast: 0,
-    segsInWraps: 0,
     segsOutLast: 0,
-    segsOutWraps: 0,
     retransLast: 0,
-    retransWraps: 0,
     wideNs: 0,
+    wraps: undefined,
   };
 }
 
