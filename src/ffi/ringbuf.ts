@@ -20,16 +20,18 @@ import { pageSize } from "./syscalls.ts";
 
 /**
  * The most records one drain hands over. A batch's records, events and text
- * all live until it is written, and a flow's end allocates ~7 KB on its way
- * (record, event, enrichment, line): V8's 4 MiB young generation is scavenged
- * every ~500 records. With 2,048 a batch outlived up to four scavenges (the
- * last one freed nothing): while 100,000 flows closed at once, old space grew
- * by ~130 MB a second of promoted batches (bench/held.ts under --trace-gc,
- * 2026-12-06); 512: the held bench's peak after the close 286 -> 260 MB and
- * its CPU 16.8 -> 11.7 µs per end (medians of 2 interleaved pairs); 16,384
- * (before 2,048) reached 310-390 MB while a 6 s stall's backlog was read.
+ * all live until it is written, and a flow's begin or end allocates ~7-12 KB
+ * on its way (record, event, enrichment, line): V8's 4 MiB young generation
+ * is scavenged every few hundred records, and what a scavenge finds alive
+ * twice is promoted to old space, where it stays until a full collection.
+ * 2,048 -> 512 (2026-12-06): the held bench's peak after 100,000 flows closed
+ * at once 286 -> 260 MB, its CPU 16.8 -> 11.7 µs per end; 512 -> 256
+ * (2026-12-07, the monitor's path with 100,000 flows begun then ended, 4
+ * alternating runs each): RSS growth with all open 66-72 -> 47-55 MB, peak
+ * after the close 218-221 -> 188-196 MB. 16,384 (before 2,048) reached
+ * 310-390 MB while a 6 s stall's backlog was read.
  */
-export const DRAIN_MAX = 512;
+export const DRAIN_MAX = 256;
 
 /**
  * How far a data window reaches past its {@link WINDOW_BYTES}: a record that
