@@ -39,8 +39,12 @@ export interface Widened {
   segsInLast: number;
   segsOutLast: number;
   retransLast: number;
-  /** When they were last seen (monotonic ns); 0 until a record of the flow gave them. */
-  wideNs: number;
+  /**
+   * When they were last seen: the kernel's monotonic second, rounded up (a
+   * small integer V8 keeps in the flow itself, where nanoseconds took a
+   * 16-byte boxed number a flow); 0 until a record of the flow gave them.
+   */
+  wideS: number;
   /** How often each counter wrapped; undefined while none did. */
   wraps: Wraps | undefined;
 }
@@ -53,15 +57,23 @@ export interface Wraps {
 }
 
 /**
+ * Whether a flow's 32-bit counters are due a look at `nowNs` (kernel
+ * monotonic): not seen for WIDE_REFRESH_NS (to the second).
+ */
+export function countersDue(flow: Widened, nowNs: number): boolean {
+  return nowNs - flow.wideS * 1e9 >= WIDE_REFRESH_NS;
+}
+
+/**
  * The record with its 32-bit counters extended to 64 bits from what this
  * flow's earlier records said (`flow`, updated): a raw value below the last
  * one wrapped.
  */
 export function widenRecord(flow: Widened, r: FlowRecord): FlowRecord {
   const c = r.counters;
-  // Kernel monotonic times are above 0: a flow with wideNs 0 has seen no counters yet.
-  const seen = flow.wideNs > 0;
-  flow.wideNs = Math.max(flow.wideNs, r.timeNs);
+  // Kernel monotonic times are above 0, so a second rounded up is too: 0 has seen none yet.
+  const seen = flow.wideS > 0;
+  flow.wideS = Math.max(flow.wideS, Math.ceil(r.timeNs / 1e9));
   if (!seen) {
     flow.segsInLast = c.segsIn;
     flow.segsOutLast = c.segsOut;

@@ -91,7 +91,7 @@ export function makeFlow(
     segsInLast: 0,
     segsOutLast: 0,
     retransLast: 0,
-    wideNs: 0,
+    wideS: 0,
     wraps: undefined,
   };
 }

@@ -40,12 +40,12 @@ import {
   formatTime,
 } from "../events.ts";
 import {
+  countersDue,
   endOf,
   msBetween,
   setEndCounters,
   setNoCounters,
   setUpdateCounters,
-  WIDE_REFRESH_NS,
   widenRecord,
 } from "./counters.ts";
 import { EndedKeys } from "./ended.ts";
@@ -215,7 +215,7 @@ export class FlowTable {
       const everyNs = updateEveryUs === null ? null : updateEveryUs * 1000;
       const due = everyNs !== null && flow.beginNs !== null && now.ns - flow.beginNs >= everyNs;
       // Decode only what is reported on, or whose 32-bit counters are due a look.
-      if (!due && now.ns - flow.wideNs < WIDE_REFRESH_NS) continue;
+      if (!due && !countersDue(flow, now.ns)) continue;
       const raw = found[0].record(found[1]);
       if (raw === undefined) continue;
       const r = widenRecord(flow, raw);

@@ -78,3 +78,24 @@ Deno.test("32-bit counters of a flow listed without updates are still followed a
   const end = decode({ kind: KIND_END, tsNs: BEGIN_NS + 95_000_000_000n, segsOut: 50, end: 1 });
   assert.equal((table.onRecord(end) as FlowEndEvent).packets_sent, TWO_32 + 50);
 });
+
+Deno.test("a listed flow's counters are looked at once WIDE_REFRESH_NS has passed, not before", () => {
+  const table = new FlowTable();
+  table.onRecord(decode({ kind: KIND_BEGIN, tsNs: BEGIN_NS, segsOut: 100 }));
+  const key = `4026531840|1|${BEGIN_NS}`;
+  let looks = 0;
+  const listAt = (afterNs: bigint, segsOut: number) => {
+    const r = decode({ kind: KIND_UPDATE, tsNs: BEGIN_NS + afterNs, segsOut });
+    const list = { keys: new Map([[key, 0]]), record: () => (looks++, r) };
+    assert.deepEqual(table.onOpenList([list], { us: r.timeUs, ns: r.timeNs }, null), []);
+  };
+  listAt(30_000_000_000n, 200); // 30 s: not due
+  assert.equal(looks, 0);
+  listAt(61_000_000_000n, TWO_32 - 1); // 61 s: due, segs_out just below its wrap
+  assert.equal(looks, 1);
+  listAt(90_000_000_000n, TWO_32 - 1); // 29 s after that look: not due again
+  assert.equal(looks, 1);
+  // Without the look at 61 s, 150 after 100 would not be a wrap.
+  const end = decode({ kind: KIND_END, tsNs: BEGIN_NS + 95_000_000_000n, segsOut: 150, end: 1 });
+  assert.equal((table.onRecord(end) as FlowEndEvent).packets_sent, TWO_32 + 150);
+});
