@@ -185,7 +185,8 @@ export class MmapRingReader implements RingReader {
     try {
       while (consumed < produced && count < DRAIN_MAX) {
         // Where the record is in the window (which may run on over the ring's end).
-        const at = (consumed % this.#size - this.#windowAt + this.#size) % this.#size;
+        let at = consumed % this.#size - this.#windowAt;
+        if (at < 0) at += this.#size;
         let header = 0;
         if (at < this.#window) header = Atomics.load(this.#headers, at >> 2);
         if (header & BUSY_BIT) break; // reserved, not yet submitted
