@@ -43,13 +43,13 @@ const want = (name: string) => ONLY === undefined || ONLY === name;
 
 const STORM = QUICK ? { levels: [4, 64], seconds: 4 } : { levels: [1, 4, 16, 64], seconds: 10 };
 const IPERF = QUICK
-  ? { rounds: 2, seconds: 3, connections: 1_000 }
+  ? { rounds: 2, seconds: 2, connections: 1_000 }
   : { rounds: 5, seconds: 5, connections: 5_000 };
-const HELD_FLOWS = QUICK ? 20_000 : 100_000;
+const HELD_FLOWS = QUICK ? 10_000 : 100_000;
 const SOCKETS = QUICK
-  ? { n: 10_000, window: 2, runs: 3, stormSeconds: 3 }
+  ? { n: 5_000, window: 2, runs: 3, stormSeconds: 3 }
   : { n: 100_000, window: 10, runs: 9, stormSeconds: 8 };
-const HOST = QUICK ? { connections: 6_000, pairs: 1 } : { connections: 60_000, pairs: 5 };
+const HOST = QUICK ? { connections: 4_000, pairs: 1 } : { connections: 60_000, pairs: 5 };
 const RATES = QUICK
   ? { levels: [2_000], seconds: 3 }
   : { levels: [1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 8_000, 10_000], seconds: 8 };
