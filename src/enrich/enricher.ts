@@ -5,8 +5,8 @@
  * the cgroup and container (src/enrich/cgroups.ts), the DNS names
  * (src/enrich/dns.ts). What must be the same on a flow's begin, updates and
  * end (its names, its owner unless the end names who closed it) each keeps
- * until the flow's last event: per `flow_id` ({@link PerFlow}), or on the
- * table's flow (`facts.flow`), which goes with the flow.
+ * until the flow's last event on the table's flow (`facts.flow`), which goes
+ * with the flow.
  *
  * A new enrichment (a Kubernetes pod name, say) is one new file with a class
  * that implements {@link Filling} (or {@link Enricher} if it must hold
@@ -142,37 +142,5 @@ export class Enrichers {
       current = next;
     }
     return current;
-  }
-}
-
-/**
- * What an enricher keeps per flow from its first event to its last: bounded
- * like the flow table (the oldest goes first), so the flows the table evicts
- * without an end cannot make it grow.
- */
-export class PerFlow<T> {
-  readonly #max: number;
-  readonly #byId = new Map<string, T>();
-
-  constructor(max: number) {
-    this.#max = max;
-  }
-
-  /** The value kept for the event's flow, made by `first` at its first event; let go at its last. */
-  take(event: FlowEvent, first: () => T): T {
-    const last = event.event === "net_flow_tcp_end" || event.event === "net_flow_tcp_fail";
-    let value = this.#byId.get(event.flow_id);
-    if (value === undefined) {
-      value = first();
-      if (last) return value;
-      if (this.#byId.size >= this.#max) this.#byId.delete(this.#byId.keys().next().value!);
-      this.#byId.set(event.flow_id, value);
-    } else if (last) this.#byId.delete(event.flow_id);
-    return value;
-  }
-
-  /** Flows kept now. */
-  get size(): number {
-    return this.#byId.size;
   }
 }

@@ -3,7 +3,7 @@ import type { SocketOwner } from "../../src/bpf/records.ts";
 import type { FlowEvent } from "../../src/events.ts";
 import { CgroupPaths } from "../../src/enrich/cgroups.ts";
 import { DnsEnricher } from "../../src/enrich/dns.ts";
-import { Enrichers, PerFlow } from "../../src/enrich/enricher.ts";
+import { Enrichers } from "../../src/enrich/enricher.ts";
 import type { HolderIndex } from "../../src/enrich/holders.ts";
 import { OwnerEnricher } from "../../src/enrich/owner.ts";
 import { OwnerResolver } from "../../src/enrich/owners.ts";
@@ -138,18 +138,4 @@ Deno.test("the cgroup enricher names the event's cgroup id, '' once it is gone",
   } finally {
     Deno.removeSync(root, { recursive: true });
   }
-});
-
-Deno.test("what an enricher keeps per flow is bounded and let go at the flow's last event", () => {
-  const kept = new PerFlow<number>(2);
-  const ev = (flow_id: string, event: FlowEvent["event"]) => ({ flow_id, event }) as FlowEvent;
-  let made = 0;
-  for (const id of ["a", "b", "c"]) kept.take(ev(id, "net_flow_tcp_begin"), () => ++made);
-  assert.equal(kept.size, 2); // "a", the oldest, went
-  assert.equal(kept.take(ev("b", "net_flow_tcp_update"), () => ++made), 2);
-  assert.equal(kept.take(ev("b", "net_flow_tcp_end"), () => ++made), 2);
-  assert.equal(kept.size, 1);
-  // A flow whose only event is its last (a fail) keeps nothing.
-  assert.equal(kept.take(ev("d", "net_flow_tcp_fail"), () => ++made), 4);
-  assert.equal(kept.size, 1);
 });
